@@ -1,0 +1,137 @@
+//! How to start a simulator: [`SimConfig`] and its builder methods.
+
+use std::net::{Ipv4Addr, SocketAddr};
+
+use crate::catalog::Catalog;
+use crate::faults::FaultConfig;
+
+/// The API key accepted when no keys are configured.
+pub const DEV_API_KEY: &str = "sim-dev-key";
+
+/// Everything [`crate::start`] needs. Build it with [`SimConfig::new`] and the
+/// builder methods.
+#[derive(Debug, Clone)]
+pub struct SimConfig {
+    pub(crate) addr: SocketAddr,
+    pub(crate) api_keys: Vec<String>,
+    pub(crate) time_scale: f64,
+    pub(crate) seed: u64,
+    pub(crate) faults: FaultConfig,
+    pub(crate) catalog: Catalog,
+    pub(crate) failure_rate: Option<f64>,
+    pub(crate) rate_limit: Option<u64>,
+    pub(crate) advertised_base_url: Option<String>,
+}
+
+impl Default for SimConfig {
+    fn default() -> Self {
+        SimConfig::new()
+    }
+}
+
+impl SimConfig {
+    /// Defaults: `127.0.0.1:0`, only [`DEV_API_KEY`], time scale 1.0, seed 0,
+    /// no faults, the default catalog with its own failure rates, no rate limit.
+    pub fn new() -> SimConfig {
+        SimConfig {
+            addr: SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
+            api_keys: Vec::new(),
+            time_scale: 1.0,
+            seed: 0,
+            faults: FaultConfig::none(),
+            catalog: Catalog::default_catalog(),
+            failure_rate: None,
+            rate_limit: None,
+            advertised_base_url: None,
+        }
+    }
+
+    /// Accepts this API key; call several times for several keys. Once any key
+    /// is configured, [`DEV_API_KEY`] is no longer accepted (unless added).
+    pub fn api_key(mut self, key: impl Into<String>) -> SimConfig {
+        self.api_keys.push(key.into());
+        self
+    }
+
+    /// Wall seconds per simulated second: `0.01` makes a 30 s job take 0.3 s.
+    pub fn time_scale(mut self, factor: f64) -> SimConfig {
+        self.time_scale = factor;
+        self
+    }
+
+    /// Seed of every random choice (durations, failures, faults, request ids).
+    pub fn seed(mut self, seed: u64) -> SimConfig {
+        self.seed = seed;
+        self
+    }
+
+    /// Faults injected from the start.
+    pub fn faults(mut self, faults: FaultConfig) -> SimConfig {
+        self.faults = faults;
+        self
+    }
+
+    /// Replaces the default catalog.
+    pub fn catalog(mut self, catalog: Catalog) -> SimConfig {
+        self.catalog = catalog;
+        self
+    }
+
+    /// Address to listen on (default `127.0.0.1:0`, an ephemeral port).
+    pub fn addr(mut self, addr: SocketAddr) -> SimConfig {
+        self.addr = addr;
+        self
+    }
+
+    /// Fraction of jobs that end `FAILED`, overriding every catalog entry's rate.
+    pub fn failure_rate(mut self, rate: f64) -> SimConfig {
+        self.failure_rate = Some(rate);
+        self
+    }
+
+    /// Per-key quota of API requests per window (24 simulated hours).
+    pub fn rate_limit(mut self, requests_per_window: u64) -> SimConfig {
+        self.rate_limit = Some(requests_per_window);
+        self
+    }
+
+    /// Origin written into `status_url`, `response_url`, `cancel_url` and
+    /// output file URLs, instead of the real bound URL.
+    pub fn advertised_base_url(mut self, url: impl Into<String>) -> SimConfig {
+        self.advertised_base_url = Some(url.into());
+        self
+    }
+
+    /// The keys that are accepted: the configured ones, or [`DEV_API_KEY`].
+    pub fn accepted_keys(&self) -> Vec<String> {
+        if self.api_keys.is_empty() {
+            vec![DEV_API_KEY.to_string()]
+        } else {
+            self.api_keys.clone()
+        }
+    }
+
+    /// Checks the numeric settings and the catalog.
+    pub(crate) fn validate(&self) -> Result<(), String> {
+        if !self.time_scale.is_finite() || self.time_scale < 0.0 {
+            return Err(format!(
+                "time scale must be a finite number >= 0, got {}",
+                self.time_scale
+            ));
+        }
+        if let Some(r) = self.failure_rate
+            && !(0.0..=1.0).contains(&r)
+        {
+            return Err(format!("failure rate must be between 0 and 1, got {r}"));
+        }
+        if self.rate_limit == Some(0) {
+            return Err("rate limit must be at least 1 request per window".into());
+        }
+        if self.api_keys.iter().any(|k| k.is_empty()) {
+            return Err("API keys must not be empty".into());
+        }
+        self.catalog.validate().map_err(|e| e.to_string())?;
+        FaultConfig::from_scopes(self.faults.scopes().clone()).map_err(|e| e.to_string())?;
+        Ok(())
+    }
+}

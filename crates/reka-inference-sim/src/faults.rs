@@ -1,0 +1,410 @@
+//! Fault injection: what can go wrong on purpose, and the `--faults` grammar.
+//!
+//! A [`FaultConfig`] maps a scope (an operation id, or `*` for every API
+//! operation) to a [`FaultSet`]. For each API request the simulator adds the
+//! configured latency, then draws one deterministic number (a hash of the
+//! seed, the operation and that operation's request counter) and picks at
+//! most one fault from the cumulative rates in this order: `drop`, `lost`,
+//! `500`, `502`, `503`, `429`, `malformed`.
+//!
+//! SPEC grammar (also the README's):
+//!
+//! ```text
+//! SPEC  := RULE ("," RULE)*
+//! RULE  := SCOPE ":" KIND "=" VALUE ("@" "retry_after" "=" SECONDS)?
+//! SCOPE := "*" | list_models | list_requests | get_result | get_status
+//!        | cancel_request | create_chat_completion | submit
+//! KIND  := 500 | 502 | 503 | 429 | drop | malformed | lost   (VALUE = rate in [0, 1])
+//!        | latency                                           (VALUE = 20ms | 1.5s | 20)
+//!        | retry_after                                       (VALUE = whole seconds)
+//! ```
+//!
+//! Example: `submit:lost=0.2,get_status:503=0.1,*:latency=20ms,*:429=0.1@retry_after=2`.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::str::FromStr;
+use std::time::Duration;
+
+use serde::{Deserialize, Deserializer, Serialize};
+
+use crate::rng;
+
+/// Operation ids usable as fault scopes (all submit routes share `submit`).
+pub const OPERATIONS: [&str; 7] = [
+    "list_models",
+    "list_requests",
+    "get_result",
+    "get_status",
+    "cancel_request",
+    "create_chat_completion",
+    "submit",
+];
+
+/// The faults of one scope. Absent fields inherit from the `*` scope.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FaultSet {
+    /// Rate of `500 server_error` answers (handler not run).
+    #[serde(rename = "500", default, skip_serializing_if = "Option::is_none")]
+    pub error_500: Option<f64>,
+    /// Rate of `502 server_error` answers (handler not run).
+    #[serde(rename = "502", default, skip_serializing_if = "Option::is_none")]
+    pub error_502: Option<f64>,
+    /// Rate of `503 server_error` answers (handler not run).
+    #[serde(rename = "503", default, skip_serializing_if = "Option::is_none")]
+    pub error_503: Option<f64>,
+    /// Rate of `429 rate_limit_error` answers with `Retry-After` (handler not run).
+    #[serde(rename = "429", default, skip_serializing_if = "Option::is_none")]
+    pub rate_limited: Option<f64>,
+    /// `Retry-After` seconds of injected 429s (default 1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_after: Option<u64>,
+    /// Milliseconds added before every request of the scope.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latency_ms: Option<u64>,
+    /// Rate of connections closed without any response (handler not run).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub drop: Option<f64>,
+    /// Rate of answers whose body is truncated to invalid JSON (handler runs,
+    /// status code kept).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub malformed: Option<f64>,
+    /// Rate of submits whose job is created but whose connection is then
+    /// closed without a response. Only meaningful for `submit`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lost: Option<f64>,
+}
+
+impl FaultSet {
+    fn overlay(&self, over: &FaultSet) -> FaultSet {
+        FaultSet {
+            error_500: over.error_500.or(self.error_500),
+            error_502: over.error_502.or(self.error_502),
+            error_503: over.error_503.or(self.error_503),
+            rate_limited: over.rate_limited.or(self.rate_limited),
+            retry_after: over.retry_after.or(self.retry_after),
+            latency_ms: over.latency_ms.or(self.latency_ms),
+            drop: over.drop.or(self.drop),
+            malformed: over.malformed.or(self.malformed),
+            lost: over.lost.or(self.lost),
+        }
+    }
+
+    fn rates(&self) -> [(&'static str, Option<f64>); 7] {
+        [
+            ("drop", self.drop),
+            ("lost", self.lost),
+            ("500", self.error_500),
+            ("502", self.error_502),
+            ("503", self.error_503),
+            ("429", self.rate_limited),
+            ("malformed", self.malformed),
+        ]
+    }
+
+    fn set(&mut self, kind: &str, value: &str) -> Result<(), String> {
+        if kind == "latency" {
+            self.latency_ms = Some(parse_millis(value)?);
+            return Ok(());
+        }
+        if kind == "retry_after" {
+            self.retry_after = Some(
+                value
+                    .parse()
+                    .map_err(|_| format!("retry_after: not whole seconds: {value:?}"))?,
+            );
+            return Ok(());
+        }
+        let rate: f64 = value
+            .parse()
+            .map_err(|_| format!("{kind}: not a rate: {value:?}"))?;
+        let slot = match kind {
+            "500" => &mut self.error_500,
+            "502" => &mut self.error_502,
+            "503" => &mut self.error_503,
+            "429" => &mut self.rate_limited,
+            "drop" => &mut self.drop,
+            "malformed" => &mut self.malformed,
+            "lost" => &mut self.lost,
+            _ => {
+                return Err(format!(
+                    "unknown fault kind {kind:?} (known: 500, 502, 503, 429, drop, malformed, lost, latency, retry_after)"
+                ));
+            }
+        };
+        *slot = Some(rate);
+        Ok(())
+    }
+
+    fn validate(&self, scope: &str) -> Result<(), String> {
+        for (kind, rate) in self.rates() {
+            if let Some(r) = rate
+                && !(0.0..=1.0).contains(&r)
+            {
+                return Err(format!("{scope}:{kind}: rate {r} is not between 0 and 1"));
+            }
+        }
+        if self.lost.is_some() && scope != "submit" && scope != "*" {
+            return Err(format!(
+                "{scope}:lost: only the submit operation can lose a response"
+            ));
+        }
+        Ok(())
+    }
+}
+
+fn parse_millis(value: &str) -> Result<u64, String> {
+    let bad = || format!("latency: not a duration: {value:?} (use e.g. 20ms or 1.5s)");
+    let (num, factor) = if let Some(n) = value.strip_suffix("ms") {
+        (n, 1.0)
+    } else if let Some(n) = value.strip_suffix('s') {
+        (n, 1000.0)
+    } else {
+        (value, 1.0)
+    };
+    let n: f64 = num.trim().parse().map_err(|_| bad())?;
+    let ms = n * factor;
+    if !ms.is_finite() || !(0.0..=3_600_000.0).contains(&ms) {
+        return Err(bad());
+    }
+    Ok(ms.round() as u64)
+}
+
+/// Every configured fault, by scope. Parse it from a SPEC string
+/// ([`FromStr`]) or from JSON (a SPEC string, or an object mapping scopes to
+/// [`FaultSet`]s); it serialises as the object form.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[serde(transparent)]
+pub struct FaultConfig {
+    scopes: BTreeMap<String, FaultSet>,
+}
+
+/// Why a fault SPEC or JSON document was rejected.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid fault spec: {0}")]
+pub struct FaultSpecError(pub String);
+
+impl FaultConfig {
+    /// No faults at all.
+    pub fn none() -> FaultConfig {
+        FaultConfig::default()
+    }
+
+    /// Builds a config from scopes, validating names and rates.
+    pub fn from_scopes(scopes: BTreeMap<String, FaultSet>) -> Result<FaultConfig, FaultSpecError> {
+        for (scope, set) in &scopes {
+            if scope != "*" && !OPERATIONS.contains(&scope.as_str()) {
+                return Err(FaultSpecError(format!(
+                    "unknown scope {scope:?} (known: *, {})",
+                    OPERATIONS.join(", ")
+                )));
+            }
+            set.validate(scope).map_err(FaultSpecError)?;
+        }
+        Ok(FaultConfig { scopes })
+    }
+
+    /// The scopes and their faults.
+    pub fn scopes(&self) -> &BTreeMap<String, FaultSet> {
+        &self.scopes
+    }
+
+    /// True when nothing is configured.
+    pub fn is_empty(&self) -> bool {
+        self.scopes.values().all(|s| *s == FaultSet::default())
+    }
+
+    /// The effective faults of one operation: `*` overlaid by the operation's own.
+    pub fn effective(&self, op: &str) -> FaultSet {
+        let base = self.scopes.get("*").cloned().unwrap_or_default();
+        match self.scopes.get(op) {
+            Some(own) => base.overlay(own),
+            None => base,
+        }
+    }
+
+    /// Decides what happens to the `counter`-th request of `op` under `seed`.
+    pub(crate) fn decide(&self, op: &str, seed: u64, counter: u64) -> Decision {
+        let set = self.effective(op);
+        let latency = Duration::from_millis(set.latency_ms.unwrap_or(0));
+        let u = rng::unit(rng::hash(&[seed, rng::str_hash(op), counter, 0xFA17]));
+        let mut acc = 0.0;
+        let mut fault = None;
+        for (kind, rate) in set.rates() {
+            let Some(rate) = rate else { continue };
+            if kind == "lost" && op != "submit" {
+                continue;
+            }
+            acc += rate;
+            if u < acc {
+                fault = Some(match kind {
+                    "drop" => Fault::Drop,
+                    "lost" => Fault::Lost,
+                    "500" => Fault::Status(500),
+                    "502" => Fault::Status(502),
+                    "503" => Fault::Status(503),
+                    "429" => Fault::RateLimited {
+                        retry_after: set.retry_after.unwrap_or(1),
+                    },
+                    _ => Fault::Malformed,
+                });
+                break;
+            }
+        }
+        Decision { latency, fault }
+    }
+}
+
+/// The fault decision for one request.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Decision {
+    pub(crate) latency: Duration,
+    pub(crate) fault: Option<Fault>,
+}
+
+/// One injected fault.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) enum Fault {
+    Drop,
+    Lost,
+    Status(u16),
+    RateLimited { retry_after: u64 },
+    Malformed,
+}
+
+impl Fault {
+    /// The key under which `faults_injected` counts this fault.
+    pub(crate) fn stats_key(&self) -> &'static str {
+        match self {
+            Fault::Drop => "drop",
+            Fault::Lost => "lost",
+            Fault::Status(500) => "500",
+            Fault::Status(502) => "502",
+            Fault::Status(_) => "503",
+            Fault::RateLimited { .. } => "429",
+            Fault::Malformed => "malformed",
+        }
+    }
+}
+
+impl FromStr for FaultConfig {
+    type Err = FaultSpecError;
+
+    fn from_str(spec: &str) -> Result<FaultConfig, FaultSpecError> {
+        let mut scopes: BTreeMap<String, FaultSet> = BTreeMap::new();
+        for rule in spec.split(',').map(str::trim).filter(|r| !r.is_empty()) {
+            let err = |why: String| FaultSpecError(format!("{rule:?}: {why}"));
+            let (scope, rest) = rule
+                .split_once(':')
+                .ok_or_else(|| err("expected SCOPE:KIND=VALUE".into()))?;
+            let mut parts = rest.split('@');
+            let main = parts.next().unwrap_or_default();
+            let (kind, value) = main
+                .split_once('=')
+                .ok_or_else(|| err("expected KIND=VALUE".into()))?;
+            let set = scopes.entry(scope.trim().to_string()).or_default();
+            set.set(kind.trim(), value.trim()).map_err(err)?;
+            for param in parts {
+                let (name, value) = param
+                    .split_once('=')
+                    .ok_or_else(|| err("expected @NAME=VALUE".into()))?;
+                if name.trim() != "retry_after" {
+                    return Err(err(format!(
+                        "unknown parameter {:?} (known: retry_after)",
+                        name.trim()
+                    )));
+                }
+                set.set("retry_after", value.trim()).map_err(err)?;
+            }
+        }
+        FaultConfig::from_scopes(scopes)
+    }
+}
+
+impl fmt::Display for FaultConfig {
+    /// Writes the config back as a SPEC string that parses to the same config.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut rules = Vec::new();
+        for (scope, set) in &self.scopes {
+            for (kind, rate) in set.rates() {
+                if let Some(r) = rate {
+                    rules.push(format!("{scope}:{kind}={r}"));
+                }
+            }
+            if let Some(ms) = set.latency_ms {
+                rules.push(format!("{scope}:latency={ms}ms"));
+            }
+            if let Some(s) = set.retry_after {
+                rules.push(format!("{scope}:retry_after={s}"));
+            }
+        }
+        f.write_str(&rules.join(","))
+    }
+}
+
+impl<'de> Deserialize<'de> for FaultConfig {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<FaultConfig, D::Error> {
+        use serde::de::Error;
+        match serde_json::Value::deserialize(d)? {
+            serde_json::Value::String(spec) => spec.parse().map_err(D::Error::custom),
+            serde_json::Value::Null => Ok(FaultConfig::none()),
+            other => {
+                let scopes: BTreeMap<String, FaultSet> =
+                    serde_json::from_value(other).map_err(D::Error::custom)?;
+                FaultConfig::from_scopes(scopes).map_err(D::Error::custom)
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spec_round_trips_through_display_and_json() {
+        let spec =
+            "submit:lost=0.2,get_status:503=0.1,*:latency=20ms,*:drop=0.05,*:429=0.1@retry_after=2";
+        let c: FaultConfig = spec.parse().unwrap();
+        assert_eq!(c.effective("submit").lost, Some(0.2));
+        assert_eq!(c.effective("get_status").error_503, Some(0.1));
+        assert_eq!(c.effective("get_status").latency_ms, Some(20));
+        assert_eq!(c.effective("list_models").retry_after, Some(2));
+        let again: FaultConfig = c.to_string().parse().unwrap();
+        assert_eq!(again, c);
+        let json = serde_json::to_value(&c).unwrap();
+        let back: FaultConfig = serde_json::from_value(json).unwrap();
+        assert_eq!(back, c);
+        let from_string: FaultConfig = serde_json::from_value(serde_json::json!(spec)).unwrap();
+        assert_eq!(from_string, c);
+    }
+
+    #[test]
+    fn bad_specs_are_rejected() {
+        for bad in [
+            "nope:500=0.1",
+            "*:500=2",
+            "*:teapot=0.1",
+            "get_status:lost=0.5",
+            "*:latency=soon",
+            "x",
+        ] {
+            assert!(bad.parse::<FaultConfig>().is_err(), "{bad}");
+        }
+        assert!("".parse::<FaultConfig>().unwrap().is_empty());
+    }
+
+    #[test]
+    fn decisions_are_deterministic_and_follow_rates() {
+        let c: FaultConfig = "*:503=0.5".parse().unwrap();
+        let a: Vec<_> = (0..1000).map(|i| c.decide("get_status", 7, i)).collect();
+        let b: Vec<_> = (0..1000).map(|i| c.decide("get_status", 7, i)).collect();
+        assert_eq!(a, b);
+        let hits = a.iter().filter(|d| d.fault.is_some()).count();
+        assert!((400..600).contains(&hits), "{hits}");
+        let all: FaultConfig = "submit:lost=1".parse().unwrap();
+        assert_eq!(all.decide("submit", 0, 0).fault, Some(Fault::Lost));
+        assert_eq!(all.decide("get_status", 0, 0).fault, None);
+    }
+}

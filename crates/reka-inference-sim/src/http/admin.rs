@@ -1,0 +1,87 @@
+//! The admin API under `/_sim/` (no API key, not in the vendored spec):
+//! stats, faults, reset, and the output files.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+
+use crate::faults::FaultConfig;
+use crate::http::body::read_json;
+use crate::http::error::ApiError;
+use crate::jobs::Status;
+use crate::outputs;
+use crate::state::AppState;
+use crate::stats::Stats;
+
+/// `GET /_sim/stats`.
+pub(crate) async fn stats(State(state): State<Arc<AppState>>) -> Json<Stats> {
+    Json(state.stats())
+}
+
+fn faults_body(config: &FaultConfig) -> Json<Value> {
+    Json(json!({ "spec": config.to_string(), "scopes": config }))
+}
+
+/// `GET /_sim/faults`: `{"spec": SPEC, "scopes": {...}}`.
+pub(crate) async fn get_faults(State(state): State<Arc<AppState>>) -> Json<Value> {
+    faults_body(&state.faults())
+}
+
+/// `PUT /_sim/faults`: the body is a SPEC string or a scope object; replaces
+/// the whole configuration.
+pub(crate) async fn put_faults(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Json<Value>, ApiError> {
+    let value = read_json(&headers, body).await?;
+    let config: FaultConfig = serde_json::from_value(value).map_err(|e| {
+        let mut err = ApiError::new(StatusCode::BAD_REQUEST, "validation_error", e.to_string());
+        err.param = Some("faults".into());
+        err
+    })?;
+    state.set_faults(config.clone());
+    Ok(faults_body(&config))
+}
+
+/// `POST /_sim/reset`: forgets jobs, idempotency keys, stats, faults and quotas.
+pub(crate) async fn reset(State(state): State<Arc<AppState>>) -> Json<Value> {
+    state.reset();
+    Json(json!({ "reset": true }))
+}
+
+/// `GET /_sim/files/{request_id}/{name}`: a completed job's output file.
+pub(crate) async fn file(
+    State(state): State<Arc<AppState>>,
+    Path((id, name)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
+    let found = state.with_store(|store, now, done| {
+        let idx = store.find_any(&id, now, done)?;
+        let job = store.job(idx);
+        if job.status != Status::Completed {
+            return None;
+        }
+        outputs::file(
+            state.catalog.models[job.lane].output_kind(),
+            &job.input,
+            &name,
+        )
+    });
+    let (content_type, bytes) =
+        found.ok_or_else(|| ApiError::not_found(format!("no file {name:?} for {id:?}")))?;
+    Ok((
+        [(header::CONTENT_TYPE, HeaderValue::from_static(content_type))],
+        bytes,
+    )
+        .into_response())
+}
+
+/// Any path no route matches.
+pub(crate) async fn fallback(method: axum::http::Method, uri: axum::http::Uri) -> ApiError {
+    ApiError::not_found(format!("no route for {method} {}", uri.path()))
+}

@@ -1,0 +1,263 @@
+//! Middleware: the outer layer every response passes (faults, the error
+//! envelope for framework rejections, stats, `X-Request-ID`) and the API
+//! guard of the `/v2` routes (authentication and rate limits).
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use http_body_util::BodyExt;
+
+use crate::catalog::CAPABILITIES;
+use crate::faults::Fault;
+use crate::http::error::{ApiError, kind_for};
+use crate::ratelimit::Quota;
+use crate::state::AppState;
+
+/// Response extension telling the server to close the connection instead of
+/// answering (the `drop` and `lost` faults).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct DropConnection;
+
+/// The authenticated caller: the API key the request used.
+#[derive(Debug, Clone)]
+pub(crate) struct Caller(pub(crate) Arc<str>);
+
+/// The operation id of an API path; `None` for the admin and file routes
+/// (not counted, no faults), `Some("other")` for unknown paths.
+pub(crate) fn classify(path: &str) -> Option<&'static str> {
+    if path.starts_with("/_sim/") {
+        return None;
+    }
+    let Some(rest) = path.strip_prefix("/v2/inference/") else {
+        return Some("other");
+    };
+    let segs: Vec<&str> = rest.split('/').collect();
+    Some(match segs.as_slice() {
+        ["models"] => "list_models",
+        ["requests"] => "list_requests",
+        ["requests", _] => "get_result",
+        ["requests", _, "status"] => "get_status",
+        ["requests", _, "cancel"] => "cancel_request",
+        ["chat", "completions"] => "create_chat_completion",
+        [_, cap] if CAPABILITIES.contains(cap) => "submit",
+        _ => "other",
+    })
+}
+
+/// The outermost layer: injects faults into API operations, wraps any
+/// non-JSON error in the envelope, counts the answer, adds `X-Request-ID`.
+pub(crate) async fn outer(
+    State(state): State<Arc<AppState>>,
+    req: Request,
+    next: Next,
+) -> Response {
+    let op = classify(req.uri().path());
+    let mut resp = match op {
+        Some(op) if op != "other" => with_faults(&state, op, req, next).await,
+        _ => next.run(req).await,
+    };
+    let dropped = resp.extensions().get::<DropConnection>().is_some();
+    if !dropped {
+        resp = envelope(resp).await;
+    }
+    if let Some(op) = op {
+        let status = if dropped {
+            "dropped".to_string()
+        } else {
+            resp.status().as_u16().to_string()
+        };
+        state.stats_mut().record_request(op, &status);
+    }
+    if let Ok(id) = HeaderValue::from_str(&uuid::Uuid::new_v4().to_string()) {
+        resp.headers_mut().insert("x-request-id", id);
+    }
+    resp
+}
+
+fn drop_connection() -> Response {
+    let mut resp = StatusCode::INTERNAL_SERVER_ERROR.into_response();
+    resp.extensions_mut().insert(DropConnection);
+    resp
+}
+
+async fn with_faults(state: &AppState, op: &str, req: Request, next: Next) -> Response {
+    let decision = state.decide_fault(op);
+    if !decision.latency.is_zero() {
+        state.stats_mut().record_fault("latency");
+        tokio::time::sleep(decision.latency).await;
+    }
+    let Some(fault) = decision.fault else {
+        return next.run(req).await;
+    };
+    let injected = |state: &AppState| state.stats_mut().record_fault(fault.stats_key());
+    match fault {
+        Fault::Drop => {
+            injected(state);
+            drop_connection()
+        }
+        Fault::Lost => {
+            let resp = next.run(req).await;
+            if !resp.status().is_success() {
+                return resp;
+            }
+            injected(state);
+            drop_connection()
+        }
+        Fault::Status(code) => {
+            injected(state);
+            let status = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            ApiError::new(status, "server_error", format!("simulated {code} fault")).into_response()
+        }
+        Fault::RateLimited { retry_after } => {
+            injected(state);
+            ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate_limit_error",
+                "simulated 429 fault",
+            )
+            .with_header(header::RETRY_AFTER, HeaderValue::from(retry_after))
+            .into_response()
+        }
+        Fault::Malformed => {
+            injected(state);
+            let resp = next.run(req).await;
+            let (mut parts, body) = resp.into_parts();
+            let bytes = body
+                .collect()
+                .await
+                .map(|c| c.to_bytes())
+                .unwrap_or_default();
+            // Half of a JSON document is never a JSON document; `{"` covers empty bodies.
+            let cut = if bytes.len() >= 2 {
+                bytes.slice(..bytes.len() / 2)
+            } else {
+                bytes::Bytes::from_static(b"{\"")
+            };
+            parts.headers.remove(header::CONTENT_LENGTH);
+            parts.headers.insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            );
+            Response::from_parts(parts, Body::from(cut))
+        }
+    }
+}
+
+/// Rewrites an error response that is not JSON (an axum rejection, a 405)
+/// into the documented envelope, keeping its status and headers.
+async fn envelope(resp: Response) -> Response {
+    let is_json = resp
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if resp.status().as_u16() < 400 || is_json {
+        return resp;
+    }
+    let (mut parts, body) = resp.into_parts();
+    let text = match http_body_util::Limited::new(body, 64 * 1024)
+        .collect()
+        .await
+    {
+        Ok(c) => String::from_utf8_lossy(&c.to_bytes()).trim().to_string(),
+        Err(_) => String::new(),
+    };
+    let message = if text.is_empty() {
+        parts
+            .status
+            .canonical_reason()
+            .unwrap_or("error")
+            .to_string()
+    } else {
+        text
+    };
+    let body = ApiError::new(parts.status, kind_for(parts.status), message)
+        .body()
+        .to_string();
+    parts.headers.remove(header::CONTENT_LENGTH);
+    parts.headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    Response::from_parts(parts, Body::from(body))
+}
+
+/// The key a request presents: `X-Api-Key`, else `Authorization: Bearer`.
+fn presented_key(headers: &HeaderMap) -> Option<&str> {
+    if let Some(k) = headers.get("x-api-key").and_then(|v| v.to_str().ok()) {
+        return Some(k.trim());
+    }
+    let auth = headers.get(header::AUTHORIZATION)?.to_str().ok()?.trim();
+    let (scheme, token) = auth.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+}
+
+fn quota_headers(headers: &mut HeaderMap, q: Quota) {
+    headers.insert("x-ratelimit-requests-limit", HeaderValue::from(q.limit));
+    headers.insert(
+        "x-ratelimit-requests-remaining",
+        HeaderValue::from(q.remaining),
+    );
+    headers.insert(
+        "x-ratelimit-requests-reset",
+        HeaderValue::from(q.reset_secs),
+    );
+}
+
+/// Authenticates `/v2` requests and applies the per-key quota.
+pub(crate) async fn api_guard(
+    State(state): State<Arc<AppState>>,
+    mut req: Request,
+    next: Next,
+) -> Response {
+    let caller = match presented_key(req.headers()) {
+        None => {
+            return ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "authentication_error",
+                "missing API key: send `X-Api-Key: <key>` or `Authorization: Bearer <key>`",
+            )
+            .into_response();
+        }
+        Some(k) => match state.keys.iter().find(|known| &***known == k) {
+            Some(known) => known.clone(),
+            None => {
+                return ApiError::new(
+                    StatusCode::UNAUTHORIZED,
+                    "authentication_error",
+                    "invalid API key",
+                )
+                .into_response();
+            }
+        },
+    };
+    let quota = state.rate.check(&caller, state.clock.now());
+    req.extensions_mut().insert(Caller(caller));
+    match quota {
+        None => next.run(req).await,
+        Some(Ok(q)) => {
+            let mut resp = next.run(req).await;
+            quota_headers(resp.headers_mut(), q);
+            resp
+        }
+        Some(Err(q)) => {
+            state.stats_mut().rate_limited += 1;
+            let mut resp = ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate_limit_error",
+                format!(
+                    "rate limit of {} requests per window exceeded; retry in {} s",
+                    q.limit, q.reset_secs
+                ),
+            )
+            .with_header(header::RETRY_AFTER, HeaderValue::from(q.reset_secs))
+            .into_response();
+            quota_headers(resp.headers_mut(), q);
+            resp
+        }
+    }
+}

@@ -1,0 +1,193 @@
+//! The request-tracking operations: status, result, cancel and list.
+
+use std::sync::Arc;
+
+use axum::Extension;
+use axum::Json;
+use axum::extract::{Path, RawQuery, State};
+use serde_json::{Value, json};
+
+use crate::http::error::ApiError;
+use crate::http::layers::Caller;
+use crate::http::query;
+use crate::jobs::Status;
+use crate::state::AppState;
+
+fn unknown(id: &str) -> ApiError {
+    ApiError::not_found(format!("no request {id:?} for this API key"))
+}
+
+/// `GET /v2/inference/requests/{request_id}/status[?with_logs=true]`.
+pub(crate) async fn get_status(
+    State(state): State<Arc<AppState>>,
+    Extension(Caller(caller)): Extension<Caller>,
+    Path(id): Path<String>,
+    RawQuery(raw): RawQuery,
+) -> Result<Json<Value>, ApiError> {
+    let pairs = query::pairs(raw.as_deref());
+    let with_logs = match query::last(&pairs, "with_logs") {
+        Some(v) => query::boolean("with_logs", v)?,
+        None => false,
+    };
+    let view = state.view();
+    state.with_store(|store, now, done| {
+        let idx = store
+            .find(&caller, &id, now, done)
+            .ok_or_else(|| unknown(&id))?;
+        Ok(Json(view.status(store, idx, with_logs, now)))
+    })
+}
+
+/// `GET /v2/inference/requests/{request_id}`: the record, `output: null` until done.
+pub(crate) async fn get_result(
+    State(state): State<Arc<AppState>>,
+    Extension(Caller(caller)): Extension<Caller>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let view = state.view();
+    state.with_store(|store, now, done| {
+        let idx = store
+            .find(&caller, &id, now, done)
+            .ok_or_else(|| unknown(&id))?;
+        Ok(Json(view.result(store.job(idx))))
+    })
+}
+
+/// `POST /v2/inference/requests/{request_id}/cancel`: queued or running jobs
+/// become `CANCELLED`; finished ones are returned unchanged.
+pub(crate) async fn cancel_request(
+    State(state): State<Arc<AppState>>,
+    Extension(Caller(caller)): Extension<Caller>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let view = state.view();
+    let record = state.with_store(|store, now, done| {
+        let idx = store
+            .find(&caller, &id, now, done)
+            .ok_or_else(|| unknown(&id))?;
+        store.cancel(idx, now, done);
+        Ok::<_, ApiError>(view.result(store.job(idx)))
+    })?;
+    state.wake.notify_one();
+    Ok(Json(record))
+}
+
+/// The filters and page of a list call.
+struct ListQuery {
+    endpoint_id: Option<String>,
+    capability: Option<String>,
+    model_id: Option<String>,
+    status: Option<Status>,
+    start: Option<chrono::DateTime<chrono::Utc>>,
+    end: Option<chrono::DateTime<chrono::Utc>>,
+    payloads: bool,
+    limit: usize,
+    offset: usize,
+}
+
+fn parse_list(raw: Option<&str>) -> Result<ListQuery, ApiError> {
+    let pairs = query::pairs(raw);
+    let text = |name: &str| query::last(&pairs, name).map(str::to_string);
+    let status = match query::last(&pairs, "status") {
+        None => None,
+        Some("CANCELED") => Some(Status::Cancelled),
+        Some(s) => Some(Status::parse(s).ok_or_else(|| {
+            let known: Vec<&str> = Status::ALL.iter().map(|s| s.as_str()).collect();
+            ApiError::invalid(
+                "status",
+                &["query", "status"],
+                "enum",
+                format!("status must be one of {}", known.join(", ")),
+            )
+        })?),
+    };
+    let mut payloads = false;
+    for value in pairs
+        .iter()
+        .filter(|(k, _)| k == "expand")
+        .flat_map(|(_, v)| v.split(','))
+    {
+        match value.trim() {
+            "payloads" => payloads = true,
+            "" => {}
+            other => {
+                return Err(ApiError::invalid(
+                    "expand",
+                    &["query", "expand"],
+                    "enum",
+                    format!("unknown expand value {other:?}; known: payloads"),
+                ));
+            }
+        }
+    }
+    Ok(ListQuery {
+        endpoint_id: text("endpoint_id"),
+        capability: text("capability"),
+        model_id: text("model_id"),
+        status,
+        start: query::last(&pairs, "start")
+            .map(|v| query::datetime("start", v))
+            .transpose()?,
+        end: query::last(&pairs, "end")
+            .map(|v| query::datetime("end", v))
+            .transpose()?,
+        payloads,
+        limit: query::last(&pairs, "limit")
+            .map(|v| query::integer("limit", v, 1, 100))
+            .transpose()?
+            .unwrap_or(25) as usize,
+        offset: query::last(&pairs, "offset")
+            .map(|v| query::integer("offset", v, 0, i64::MAX as u64))
+            .transpose()?
+            .unwrap_or(0) as usize,
+    })
+}
+
+/// `GET /v2/inference/requests`: the caller's requests, newest first (ties by
+/// submission order, later first), filtered and paged.
+pub(crate) async fn list_requests(
+    State(state): State<Arc<AppState>>,
+    Extension(Caller(caller)): Extension<Caller>,
+    RawQuery(raw): RawQuery,
+) -> Result<Json<Value>, ApiError> {
+    let q = parse_list(raw.as_deref())?;
+    let view = state.view();
+    let catalog = &state.catalog;
+    let clock = &state.clock;
+    let (items, has_more) = state.with_store(|store, now, done| {
+        store.advance_all(now, done);
+        let mut matching = store
+            .owned_by(&caller)
+            .iter()
+            .rev()
+            .map(|&i| store.job(i))
+            .filter(|job| {
+                let spec = &catalog.models[job.lane];
+                let created = clock.utc_millis(job.created);
+                q.endpoint_id
+                    .as_ref()
+                    .is_none_or(|e| *e == spec.endpoint_id())
+                    && q.capability.as_ref().is_none_or(|c| *c == spec.capability)
+                    && q.model_id.as_ref().is_none_or(|m| *m == spec.model_id)
+                    && q.status.is_none_or(|s| s == job.status)
+                    && q.start.is_none_or(|s| created >= s)
+                    && q.end.is_none_or(|e| created < e)
+            });
+        let page: Vec<Value> = matching
+            .by_ref()
+            .skip(q.offset)
+            .take(q.limit)
+            .map(|job| view.item(job, q.payloads))
+            .collect();
+        let has_more = page.len() == q.limit && matching.next().is_some();
+        (page, has_more)
+    });
+    let next_offset = if has_more {
+        json!(q.offset + q.limit)
+    } else {
+        Value::Null
+    };
+    Ok(Json(
+        json!({ "items": items, "next_offset": next_offset, "has_more": has_more }),
+    ))
+}

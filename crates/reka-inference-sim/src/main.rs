@@ -1,0 +1,98 @@
+//! The `reka-inference-sim` binary: runs the simulator until Ctrl-C.
+//!
+//! Prints its base URL as the first line of stdout once it is listening.
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Parser;
+use reka_inference_sim::{Catalog, FaultConfig, SimConfig, start};
+
+/// A faithful local simulator of the Reka Vision Agent inference API.
+#[derive(Debug, Parser)]
+#[command(name = "reka-inference-sim", version)]
+struct Args {
+    /// Address to listen on (loopback by default).
+    #[arg(long, default_value = "127.0.0.1:8787")]
+    addr: SocketAddr,
+    /// Accepted API key; repeat for several. Without it, `sim-dev-key` is accepted.
+    #[arg(long = "api-key", value_name = "KEY")]
+    api_keys: Vec<String>,
+    /// Wall seconds per simulated second (0.01 makes a 30 s job take 0.3 s).
+    #[arg(long, default_value_t = 1.0)]
+    time_scale: f64,
+    /// Seed of every random choice.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Faults to inject, e.g. `submit:lost=0.2,*:503=0.1,*:latency=20ms`.
+    #[arg(long, value_name = "SPEC")]
+    faults: Option<FaultConfig>,
+    /// Catalog JSON file replacing the built-in catalog.
+    #[arg(long, value_name = "FILE")]
+    catalog: Option<PathBuf>,
+    /// Fraction of jobs that end FAILED, overriding the catalog's rates.
+    #[arg(long, value_name = "F")]
+    failure_rate: Option<f64>,
+    /// Per-key quota of API requests per 24 simulated hours.
+    #[arg(long, value_name = "N")]
+    rate_limit: Option<u64>,
+}
+
+fn config(args: Args) -> Result<SimConfig, String> {
+    let mut config = SimConfig::new()
+        .addr(args.addr)
+        .time_scale(args.time_scale)
+        .seed(args.seed);
+    for key in args.api_keys {
+        config = config.api_key(key);
+    }
+    if let Some(faults) = args.faults {
+        config = config.faults(faults);
+    }
+    if let Some(path) = args.catalog {
+        config = config.catalog(Catalog::load(&path).map_err(|e| e.to_string())?);
+    }
+    if let Some(rate) = args.failure_rate {
+        config = config.failure_rate(rate);
+    }
+    if let Some(n) = args.rate_limit {
+        config = config.rate_limit(n);
+    }
+    Ok(config)
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_writer(std::io::stderr)
+        .init();
+    let config = match config(Args::parse()) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("reka-inference-sim: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let sim = match start(config).await {
+        Ok(sim) => sim,
+        Err(e) => {
+            eprintln!("reka-inference-sim: cannot start: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let mut stdout = std::io::stdout();
+    if writeln!(stdout, "{}", sim.base_url())
+        .and_then(|()| stdout.flush())
+        .is_err()
+    {
+        eprintln!("reka-inference-sim: cannot write to stdout");
+    }
+    if let Err(e) = tokio::signal::ctrl_c().await {
+        eprintln!("reka-inference-sim: cannot wait for Ctrl-C: {e}");
+    }
+    sim.shutdown().await;
+    ExitCode::SUCCESS
+}

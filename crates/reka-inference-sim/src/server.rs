@@ -1,0 +1,194 @@
+//! Starting and stopping: the accept loop (hyper, so a fault can close a
+//! connection without answering), the background tasks, and [`RunningSim`].
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::Request;
+use hyper::body::Incoming;
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpListener;
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+use tower_service::Service;
+
+use crate::config::SimConfig;
+use crate::faults::FaultConfig;
+use crate::http::layers::DropConnection;
+use crate::state::AppState;
+use crate::stats::Stats;
+use crate::{http, scheduler, webhook};
+
+/// How long [`RunningSim::shutdown`] waits for open connections to finish.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The error a connection's service returns to make hyper close it unanswered.
+#[derive(Debug)]
+struct Dropped;
+
+impl std::fmt::Display for Dropped {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("connection dropped by fault injection")
+    }
+}
+
+impl std::error::Error for Dropped {}
+
+/// A simulator listening in this process. Dropping it stops the server too.
+#[derive(Debug)]
+pub struct RunningSim {
+    base_url: String,
+    addr: SocketAddr,
+    state: Arc<AppState>,
+    shutdown: watch::Sender<bool>,
+    accept: Option<JoinHandle<()>>,
+    background: Vec<JoinHandle<()>>,
+    drained: Option<mpsc::Receiver<()>>,
+}
+
+/// Starts a simulator: binds `config.addr`, spawns the server on the current
+/// Tokio runtime and returns once it is listening.
+pub async fn start(config: SimConfig) -> std::io::Result<RunningSim> {
+    config
+        .validate()
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
+    let listener = TcpListener::bind(config.addr).await?;
+    let addr = listener.local_addr()?;
+    let base_url = format!("http://{addr}");
+    let advertised = config
+        .advertised_base_url
+        .clone()
+        .unwrap_or_else(|| base_url.clone());
+    let advertised = advertised.trim_end_matches('/').to_string();
+
+    let (hook_tx, hook_rx) = mpsc::unbounded_channel();
+    let state = Arc::new(AppState::new(&config, advertised, hook_tx));
+    let (shutdown, shutdown_rx) = watch::channel(false);
+    let (conn_tx, drained) = mpsc::channel::<()>(1);
+
+    let router = http::router(state.clone());
+    let accept = tokio::spawn(accept_loop(listener, router, shutdown_rx.clone(), conn_tx));
+    let background = vec![
+        tokio::spawn(scheduler::run(state.clone(), shutdown_rx)),
+        tokio::spawn(webhook::dispatch(state.clone(), hook_rx)),
+    ];
+    Ok(RunningSim {
+        base_url,
+        addr,
+        state,
+        shutdown,
+        accept: Some(accept),
+        background,
+        drained: Some(drained),
+    })
+}
+
+async fn accept_loop(
+    listener: TcpListener,
+    router: Router,
+    mut shutdown: watch::Receiver<bool>,
+    conn_tx: mpsc::Sender<()>,
+) {
+    loop {
+        let stream = tokio::select! {
+            res = listener.accept() => match res {
+                Ok((stream, _)) => stream,
+                Err(e) => {
+                    // Usually EMFILE under load: back off instead of spinning.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                    continue;
+                }
+            },
+            _ = shutdown.changed() => return,
+        };
+        let _ = stream.set_nodelay(true);
+        let router = router.clone();
+        let mut shutdown = shutdown.clone();
+        let guard = conn_tx.clone();
+        tokio::spawn(async move {
+            let service = hyper::service::service_fn(move |req: Request<Incoming>| {
+                let mut router = router.clone();
+                async move {
+                    let resp = match router.call(req).await {
+                        Ok(resp) => resp,
+                        Err(never) => match never {},
+                    };
+                    if resp.extensions().get::<DropConnection>().is_some() {
+                        Err(Dropped)
+                    } else {
+                        Ok(resp)
+                    }
+                }
+            });
+            let conn = hyper::server::conn::http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), service);
+            tokio::pin!(conn);
+            tokio::select! {
+                _ = conn.as_mut() => {}
+                _ = shutdown.changed() => {
+                    conn.as_mut().graceful_shutdown();
+                    let _ = conn.await;
+                }
+            }
+            drop(guard);
+        });
+    }
+}
+
+impl RunningSim {
+    /// `http://127.0.0.1:PORT`, without a trailing slash; API paths start with `/v2/inference/`.
+    pub fn base_url(&self) -> &str {
+        &self.base_url
+    }
+
+    /// The bound address.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The counters, as `GET /_sim/stats` returns them.
+    pub async fn stats(&self) -> Stats {
+        self.state.stats()
+    }
+
+    /// Replaces the fault configuration, as `PUT /_sim/faults` does.
+    pub fn set_faults(&self, faults: FaultConfig) {
+        self.state.set_faults(faults);
+    }
+
+    /// Clears jobs, stats, faults and quotas, as `POST /_sim/reset` does.
+    pub fn reset(&self) {
+        self.state.reset();
+    }
+
+    /// Stops accepting, lets open connections finish (up to 5 s) and stops
+    /// the background tasks.
+    pub async fn shutdown(mut self) {
+        let _ = self.shutdown.send(true);
+        if let Some(accept) = self.accept.take() {
+            let _ = accept.await;
+        }
+        if let Some(mut drained) = self.drained.take() {
+            // Resolves with None once every connection task dropped its sender.
+            let _ = tokio::time::timeout(DRAIN_TIMEOUT, drained.recv()).await;
+        }
+        for task in self.background.drain(..) {
+            task.abort();
+        }
+    }
+}
+
+impl Drop for RunningSim {
+    fn drop(&mut self) {
+        let _ = self.shutdown.send(true);
+        if let Some(accept) = self.accept.take() {
+            accept.abort();
+        }
+        for task in self.background.drain(..) {
+            task.abort();
+        }
+    }
+}

@@ -1,0 +1,180 @@
+//! The shared state of one running simulator and the few operations on it
+//! that need more than one of its parts (jobs + webhooks, stats, reset).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use bytes::Bytes;
+use tokio::sync::{Notify, mpsc};
+
+use crate::catalog::Catalog;
+use crate::clock::SimClock;
+use crate::config::SimConfig;
+use crate::faults::{Decision, FaultConfig};
+use crate::jobs::{JobStore, Status};
+use crate::ratelimit::RateLimiter;
+use crate::records::View;
+use crate::stats::Stats;
+
+/// Locks a mutex, recovering the data if a panicking thread poisoned it.
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// One webhook to deliver.
+#[derive(Debug, Clone)]
+pub(crate) struct WebhookJob {
+    pub(crate) url: String,
+    pub(crate) request_id: String,
+    pub(crate) body: Bytes,
+}
+
+/// Fault configuration plus the per-operation request counters that make
+/// fault decisions deterministic.
+#[derive(Debug, Default)]
+struct FaultState {
+    config: FaultConfig,
+    counters: HashMap<String, u64>,
+}
+
+/// Everything the handlers share.
+#[derive(Debug)]
+pub(crate) struct AppState {
+    pub(crate) keys: Vec<Arc<str>>,
+    pub(crate) seed: u64,
+    pub(crate) catalog: Catalog,
+    pub(crate) failure_override: Option<f64>,
+    pub(crate) clock: SimClock,
+    /// Advertised base URL, without a trailing slash.
+    pub(crate) base_url: String,
+    pub(crate) rate: RateLimiter,
+    /// Wakes the scheduler when a job is created or cancelled.
+    pub(crate) wake: Notify,
+    store: Mutex<JobStore>,
+    stats: Mutex<Stats>,
+    faults: Mutex<FaultState>,
+    webhooks: mpsc::UnboundedSender<WebhookJob>,
+}
+
+impl AppState {
+    /// State for `config`, advertising `base_url`, sending webhooks to `webhooks`.
+    pub(crate) fn new(
+        config: &SimConfig,
+        base_url: String,
+        webhooks: mpsc::UnboundedSender<WebhookJob>,
+    ) -> AppState {
+        let clock = SimClock::new(config.time_scale);
+        let window = clock.wall(86_400.0);
+        AppState {
+            keys: config.accepted_keys().into_iter().map(Arc::from).collect(),
+            seed: config.seed,
+            catalog: config.catalog.clone(),
+            failure_override: config.failure_rate,
+            rate: RateLimiter::new(config.rate_limit, window),
+            wake: Notify::new(),
+            store: Mutex::new(JobStore::new(&config.catalog, 0)),
+            stats: Mutex::new(Stats::default()),
+            faults: Mutex::new(FaultState {
+                config: config.faults.clone(),
+                counters: HashMap::new(),
+            }),
+            webhooks,
+            base_url,
+            clock,
+        }
+    }
+
+    /// The renderer of job records.
+    pub(crate) fn view(&self) -> View<'_> {
+        View {
+            clock: &self.clock,
+            catalog: &self.catalog,
+            base_url: &self.base_url,
+        }
+    }
+
+    /// Runs `f` on the job store at the current instant, then queues webhooks
+    /// for every job that reached a terminal state meanwhile.
+    pub(crate) fn with_store<R>(
+        &self,
+        f: impl FnOnce(&mut JobStore, Duration, &mut Vec<usize>) -> R,
+    ) -> R {
+        let mut store = lock(&self.store);
+        let now = self.clock.now();
+        let mut done = Vec::new();
+        let r = f(&mut store, now, &mut done);
+        if !done.is_empty() {
+            let view = self.view();
+            for idx in done {
+                let job = store.job(idx);
+                if let Some(url) = &job.webhook_url {
+                    let body = Bytes::from(view.result(job).to_string());
+                    let _ = self.webhooks.send(WebhookJob {
+                        url: url.clone(),
+                        request_id: job.id.clone(),
+                        body,
+                    });
+                }
+            }
+        }
+        r
+    }
+
+    /// Updates the counters.
+    pub(crate) fn stats_mut(&self) -> MutexGuard<'_, Stats> {
+        lock(&self.stats)
+    }
+
+    /// A snapshot of the counters, with current job counts.
+    pub(crate) fn stats(&self) -> Stats {
+        let counts = self.with_store(|store, now, done| {
+            store.advance_all(now, done);
+            store.count_by_status()
+        });
+        let mut stats = self.stats_mut().clone();
+        stats.jobs_by_status = Status::ALL
+            .iter()
+            .map(|s| (s.as_str().to_string(), counts.get(s).copied().unwrap_or(0)))
+            .collect();
+        stats
+    }
+
+    /// The fault decision for the next request of `op`.
+    pub(crate) fn decide_fault(&self, op: &str) -> Decision {
+        let mut faults = lock(&self.faults);
+        let counter = faults.counters.entry(op.to_string()).or_insert(0);
+        let n = *counter;
+        *counter += 1;
+        faults.config.decide(op, self.seed, n)
+    }
+
+    /// The current fault configuration.
+    pub(crate) fn faults(&self) -> FaultConfig {
+        lock(&self.faults).config.clone()
+    }
+
+    /// Replaces the fault configuration (counters keep running).
+    pub(crate) fn set_faults(&self, config: FaultConfig) {
+        lock(&self.faults).config = config;
+    }
+
+    /// Clears jobs, idempotency records, stats, faults, fault counters and quotas.
+    pub(crate) fn reset(&self) {
+        {
+            let mut store = lock(&self.store);
+            let epoch = store.epoch() + 1;
+            *store = JobStore::new(&self.catalog, epoch);
+        }
+        *lock(&self.stats) = Stats::default();
+        *lock(&self.faults) = FaultState::default();
+        self.rate.reset();
+        self.wake.notify_one();
+    }
+
+    /// The failure rate of a catalog endpoint, after the global override.
+    pub(crate) fn failure_rate(&self, lane: usize) -> f64 {
+        self.failure_override
+            .unwrap_or(self.catalog.models[lane].failure_rate)
+    }
+}

@@ -1,0 +1,65 @@
+//! Counters of what the simulator saw and did; the body of `GET /_sim/stats`.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+/// A snapshot of the simulator's counters since start or the last reset.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Stats {
+    /// Operation id -> HTTP status code (as a string) -> count. Operation ids
+    /// are those of the API reference, with every submit route counted under
+    /// `submit`; unmatched paths count under `other`. Connections closed by a
+    /// `drop` or `lost` fault count under the pseudo status `dropped`.
+    pub requests: BTreeMap<String, BTreeMap<String, u64>>,
+    /// Jobs created by submits (idempotent replays create none).
+    pub jobs_created: u64,
+    /// Submits answered by replaying an earlier 202 (duplicates prevented).
+    pub idempotent_replays: u64,
+    /// Submits refused with 409 because the key was reused with another body.
+    pub idempotency_conflicts: u64,
+    /// Current number of jobs in each status.
+    pub jobs_by_status: BTreeMap<String, u64>,
+    /// Webhooks delivered (a 2xx answer from the receiver).
+    pub webhooks_delivered: u64,
+    /// Webhook POST attempts, including retries.
+    pub webhook_attempts: u64,
+    /// Webhooks given up after the last retry.
+    pub webhooks_failed: u64,
+    /// Injected faults by kind: `500`, `502`, `503`, `429`, `drop`,
+    /// `malformed`, `lost`, `latency`.
+    pub faults_injected: BTreeMap<String, u64>,
+    /// Requests refused by the per-key rate limit (not by fault injection).
+    pub rate_limited: u64,
+}
+
+impl Stats {
+    /// Counts one answered request.
+    pub(crate) fn record_request(&mut self, op: &str, status: &str) {
+        *self
+            .requests
+            .entry(op.to_string())
+            .or_default()
+            .entry(status.to_string())
+            .or_default() += 1;
+    }
+
+    /// Counts one injected fault.
+    pub(crate) fn record_fault(&mut self, kind: &str) {
+        *self.faults_injected.entry(kind.to_string()).or_default() += 1;
+    }
+
+    /// How many requests of `op` were answered with `status` (a convenience for tests).
+    pub fn count(&self, op: &str, status: &str) -> u64 {
+        self.requests
+            .get(op)
+            .and_then(|m| m.get(status))
+            .copied()
+            .unwrap_or(0)
+    }
+
+    /// How many faults of `kind` were injected (a convenience for tests).
+    pub fn faults(&self, kind: &str) -> u64 {
+        self.faults_injected.get(kind).copied().unwrap_or(0)
+    }
+}

@@ -1,0 +1,102 @@
+//! Webhook delivery: POST the result record to `webhook_url` when a job
+//! reaches a terminal state, retrying with exponential backoff.
+//!
+//! Schedule: up to [`ATTEMPTS`] attempts, waiting 250 ms, 500 ms, 1 s and 2 s
+//! (wall time) between them. Any 2xx answer counts as delivered. Only
+//! `http://` receivers are supported (the simulator ships no TLS stack);
+//! `https://` webhooks are counted as failed without an attempt.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::http::{Request, header};
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpStream;
+use tokio::sync::mpsc;
+
+use crate::state::{AppState, WebhookJob};
+
+/// Attempts per webhook, the first included.
+pub(crate) const ATTEMPTS: u32 = 5;
+/// Wait before the first retry; doubled for each further one.
+const FIRST_BACKOFF: Duration = Duration::from_millis(250);
+/// Time allowed for one attempt (connect, send, read the status line).
+const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Receives webhook jobs and delivers each on its own task until the channel closes.
+pub(crate) async fn dispatch(state: Arc<AppState>, mut rx: mpsc::UnboundedReceiver<WebhookJob>) {
+    while let Some(job) = rx.recv().await {
+        tokio::spawn(deliver(state.clone(), job));
+    }
+}
+
+async fn deliver(state: Arc<AppState>, job: WebhookJob) {
+    let mut backoff = FIRST_BACKOFF;
+    let supported = job.url.starts_with("http://");
+    for attempt in 1..=ATTEMPTS {
+        if !supported {
+            break;
+        }
+        state.stats_mut().webhook_attempts += 1;
+        match tokio::time::timeout(ATTEMPT_TIMEOUT, post(&job)).await {
+            Ok(Ok(())) => {
+                state.stats_mut().webhooks_delivered += 1;
+                return;
+            }
+            Ok(Err(why)) => {
+                tracing::debug!(request_id = %job.request_id, attempt, %why, "webhook attempt failed")
+            }
+            Err(_) => {
+                tracing::debug!(request_id = %job.request_id, attempt, "webhook attempt timed out")
+            }
+        }
+        if attempt < ATTEMPTS {
+            tokio::time::sleep(backoff).await;
+            backoff *= 2;
+        }
+    }
+    tracing::warn!(request_id = %job.request_id, url = %job.url, "webhook given up");
+    state.stats_mut().webhooks_failed += 1;
+}
+
+/// One POST over a fresh HTTP/1.1 connection; Ok on a 2xx answer.
+async fn post(job: &WebhookJob) -> Result<(), String> {
+    let url = url::Url::parse(&job.url).map_err(|e| e.to_string())?;
+    let host = url.host_str().ok_or("no host")?.to_string();
+    let port = url.port_or_known_default().unwrap_or(80);
+    let connect_host = host
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_string();
+    let stream = TcpStream::connect((connect_host.as_str(), port))
+        .await
+        .map_err(|e| e.to_string())?;
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .map_err(|e| e.to_string())?;
+    tokio::spawn(async move {
+        let _ = conn.await;
+    });
+    let path = match url.query() {
+        Some(q) => format!("{}?{q}", url.path()),
+        None => url.path().to_string(),
+    };
+    let authority = match url.port() {
+        Some(p) => format!("{host}:{p}"),
+        None => host,
+    };
+    let req = Request::post(path)
+        .header(header::HOST, authority)
+        .header(header::CONTENT_TYPE, "application/json")
+        .header(header::USER_AGENT, "reka-inference-sim")
+        .header("x-sim-request-id", job.request_id.as_str())
+        .body(Body::from(job.body.clone()))
+        .map_err(|e| e.to_string())?;
+    let resp = sender.send_request(req).await.map_err(|e| e.to_string())?;
+    if resp.status().is_success() {
+        Ok(())
+    } else {
+        Err(format!("receiver answered {}", resp.status()))
+    }
+}
