@@ -1,0 +1,389 @@
+//! The one error type of the crate, and how server answers become it.
+//!
+//! Every fallible call returns [`Error`]. An error from the API keeps what
+//! the server said (status, `type`, `message`, `param`, `details`, the
+//! `X-Request-ID` header and the raw body), whichever of the two documented
+//! shapes it came in: Reka's `{"error": {...}}` envelope or FastAPI's 422
+//! `{"detail": [...]}`. [`Error::is_retryable`] agrees with the retry policy.
+
+use std::fmt;
+use std::time::Duration;
+
+use bytes::Bytes;
+use reka_inference_api::RequestStatus;
+use reka_inference_api::types::{JobError, ResultResponse};
+use reqwest::StatusCode;
+use reqwest::header::HeaderMap;
+use serde_json::Value;
+
+/// A `Result` whose error is [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything that can go wrong when calling the inference API.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The server answered with an error status.
+    #[error("{0}")]
+    Api(Box<ApiError>),
+
+    /// The server rate-limited the key (429) and the wait it asked for does
+    /// not fit the caller's deadline or the retry policy's maximum.
+    #[error("rate limited{}: {}", retry_after_text(*.retry_after), .api.message)]
+    RateLimited {
+        /// How long the server asked to wait, from `Retry-After`.
+        retry_after: Option<Duration>,
+        /// The 429 answer itself.
+        api: Box<ApiError>,
+    },
+
+    /// A wait reached its deadline before the job finished.
+    #[error("timed out after {elapsed:.1?} waiting for request {request_id} (last status: {})",
+        .last_status.as_ref().map_or("none", |s| s.as_str()))]
+    Timeout {
+        /// The request that was being waited for.
+        request_id: String,
+        /// The last status seen, if any.
+        last_status: Option<RequestStatus>,
+        /// How long the wait lasted.
+        elapsed: Duration,
+        /// Whether a best-effort cancel was sent on the deadline.
+        cancel_sent: bool,
+    },
+
+    /// The job finished with status `FAILED`.
+    #[error("request {request_id} failed: {}", job_error_text(.error))]
+    JobFailed {
+        /// The failed request.
+        request_id: String,
+        /// The server's `error` object, if it sent one.
+        error: Option<JobError>,
+        /// The whole final record.
+        record: Box<ResultResponse>,
+    },
+
+    /// The job was cancelled.
+    #[error("request {request_id} was cancelled")]
+    JobCancelled {
+        /// The cancelled request.
+        request_id: String,
+    },
+
+    /// The request never got an HTTP answer (connection, TLS, timeout of a
+    /// single HTTP exchange).
+    #[error("transport error: {0}")]
+    Transport(#[source] reqwest::Error),
+
+    /// The server answered, but the body is not what the API documents.
+    #[error("could not decode the {status} response: {message}")]
+    Decode {
+        /// The HTTP status of the answer.
+        status: StatusCode,
+        /// What did not parse.
+        message: String,
+        /// The body as received.
+        raw_body: Bytes,
+    },
+
+    /// The input given to a call is unusable; nothing was sent.
+    #[error("invalid input: {0}")]
+    InvalidInput(String),
+
+    /// The client is misconfigured (base URL, key); nothing was sent.
+    #[error("configuration error: {0}")]
+    Config(String),
+
+    /// Writing a download to disk failed.
+    #[error("i/o error: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+fn retry_after_text(d: Option<Duration>) -> String {
+    match d {
+        Some(d) => format!(" (retry after {}s)", d.as_secs()),
+        None => String::new(),
+    }
+}
+
+fn job_error_text(e: &Option<JobError>) -> String {
+    match e {
+        Some(e) => match (&e.type_, &e.message) {
+            (Some(t), Some(m)) => format!("{t}: {m}"),
+            (None, Some(m)) => m.clone(),
+            (Some(t), None) => t.clone(),
+            (None, None) => "no details".into(),
+        },
+        None => "no details".into(),
+    }
+}
+
+impl Error {
+    /// Whether trying the same call again may succeed: transport errors,
+    /// 408, 429, 502, 503, 504, and a body that did not decode on a
+    /// success status. The client's retry policy retries exactly these
+    /// (a 429 only when its `Retry-After` fits).
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            Error::Transport(_) => true,
+            Error::RateLimited { .. } => true,
+            Error::Api(api) => is_retryable_status(api.status),
+            Error::Decode { status, .. } => status.is_success(),
+            _ => false,
+        }
+    }
+
+    /// The HTTP status of the answer this error came from, if any.
+    pub fn status(&self) -> Option<StatusCode> {
+        match self {
+            Error::Api(api) | Error::RateLimited { api, .. } => Some(api.status),
+            Error::Decode { status, .. } => Some(*status),
+            Error::Transport(e) => e.status(),
+            _ => None,
+        }
+    }
+
+    /// The API error, for errors that carry one.
+    pub fn api_error(&self) -> Option<&ApiError> {
+        match self {
+            Error::Api(api) | Error::RateLimited { api, .. } => Some(api),
+            _ => None,
+        }
+    }
+
+    /// The request id of the job involved, for job errors.
+    pub fn request_id(&self) -> Option<&str> {
+        match self {
+            Error::Timeout { request_id, .. }
+            | Error::JobFailed { request_id, .. }
+            | Error::JobCancelled { request_id } => Some(request_id),
+            _ => None,
+        }
+    }
+}
+
+/// The statuses the retry policy treats as passing.
+pub(crate) fn is_retryable_status(status: StatusCode) -> bool {
+    matches!(status.as_u16(), 408 | 429 | 502 | 503 | 504)
+}
+
+/// An error answer of the API, as the server sent it.
+#[derive(Clone, PartialEq)]
+pub struct ApiError {
+    /// The HTTP status.
+    pub status: StatusCode,
+    /// The error `type` (`validation_error`, `not_found_error`, ...), or one
+    /// derived from the status when the body had none.
+    pub kind: String,
+    /// The human-readable message.
+    pub message: String,
+    /// The field the error is about, when the server names one.
+    pub param: Option<String>,
+    /// Per-field problems, as sent.
+    pub details: Vec<Value>,
+    /// The `X-Request-ID` header: quote it to Reka support.
+    pub x_request_id: Option<String>,
+    /// The body exactly as received.
+    pub raw_body: Bytes,
+}
+
+impl ApiError {
+    /// Reads an error answer in either documented shape; anything else
+    /// keeps the body as the message.
+    pub fn from_parts(status: StatusCode, headers: &HeaderMap, raw_body: Bytes) -> ApiError {
+        let x_request_id = headers
+            .get("x-request-id")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let parsed: Option<Value> = serde_json::from_slice(&raw_body).ok();
+        let mut error = ApiError {
+            status,
+            kind: default_kind(status).to_owned(),
+            message: String::new(),
+            param: None,
+            details: Vec::new(),
+            x_request_id,
+            raw_body: raw_body.clone(),
+        };
+        match parsed {
+            Some(Value::Object(body)) if body.get("error").is_some_and(Value::is_object) => {
+                let e = &body["error"];
+                if let Some(t) = e.get("type").and_then(Value::as_str) {
+                    error.kind = t.to_owned();
+                }
+                error.message = e
+                    .get("message")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_owned();
+                error.param = e.get("param").and_then(Value::as_str).map(str::to_owned);
+                error.details = e
+                    .get("details")
+                    .and_then(Value::as_array)
+                    .cloned()
+                    .unwrap_or_default();
+            }
+            Some(Value::Object(body)) if body.get("detail").is_some() => {
+                // FastAPI's own validation answer.
+                error.kind = "validation_error".into();
+                match &body["detail"] {
+                    Value::Array(items) => {
+                        let msgs: Vec<String> = items.iter().map(fastapi_item_text).collect();
+                        error.message = msgs.join("; ");
+                        error.param = items.first().and_then(fastapi_param);
+                        error.details = items.clone();
+                    }
+                    Value::String(s) => error.message = s.clone(),
+                    other => error.message = other.to_string(),
+                }
+            }
+            _ => {
+                let text = String::from_utf8_lossy(&raw_body);
+                error.message = truncate(text.trim(), 500);
+            }
+        }
+        if error.message.is_empty() {
+            error.message = status
+                .canonical_reason()
+                .unwrap_or("unknown error")
+                .to_owned();
+        }
+        error
+    }
+}
+
+fn fastapi_param(item: &Value) -> Option<String> {
+    let loc = item.get("loc")?.as_array()?;
+    // `["body", "input", "prompt"]` names `input.prompt`.
+    let parts: Vec<String> = loc
+        .iter()
+        .skip_while(|p| matches!(p.as_str(), Some("body" | "query" | "path" | "header")))
+        .map(|p| match p {
+            Value::String(s) => s.clone(),
+            other => other.to_string(),
+        })
+        .collect();
+    (!parts.is_empty()).then(|| parts.join("."))
+}
+
+fn fastapi_item_text(item: &Value) -> String {
+    let msg = item.get("msg").and_then(Value::as_str).unwrap_or("invalid");
+    match fastapi_param(item) {
+        Some(p) => format!("{p}: {msg}"),
+        None => msg.to_owned(),
+    }
+}
+
+fn truncate(s: &str, max: usize) -> String {
+    if s.len() <= max {
+        return s.to_owned();
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}...", &s[..end])
+}
+
+fn default_kind(status: StatusCode) -> &'static str {
+    match status.as_u16() {
+        400 | 422 => "validation_error",
+        401 => "authentication_error",
+        403 => "permission_error",
+        404 => "not_found_error",
+        409 => "conflict_error",
+        413 => "request_too_large",
+        429 => "rate_limit_error",
+        s if s >= 500 => "server_error",
+        _ => "api_error",
+    }
+}
+
+impl fmt::Display for ApiError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} {}: {}",
+            self.status.as_u16(),
+            self.kind,
+            self.message
+        )?;
+        if let Some(p) = &self.param {
+            write!(f, " (param: {p})")?;
+        }
+        if let Some(id) = &self.x_request_id {
+            write!(f, " [x-request-id: {id}]")?;
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Debug for ApiError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ApiError")
+            .field("status", &self.status)
+            .field("kind", &self.kind)
+            .field("message", &self.message)
+            .field("param", &self.param)
+            .field("details", &self.details)
+            .field("x_request_id", &self.x_request_id)
+            .field("raw_body", &String::from_utf8_lossy(&self.raw_body))
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(status: u16, body: &str) -> ApiError {
+        let mut headers = HeaderMap::new();
+        headers.insert("x-request-id", "rid-1".parse().unwrap());
+        ApiError::from_parts(
+            StatusCode::from_u16(status).unwrap(),
+            &headers,
+            Bytes::from(body.to_owned()),
+        )
+    }
+
+    #[test]
+    fn reads_the_documented_envelope() {
+        let e = parse(
+            400,
+            r#"{"error":{"type":"validation_error","message":"bad model","param":"model","details":[{"field":"model"}]}}"#,
+        );
+        assert_eq!(e.kind, "validation_error");
+        assert_eq!(e.message, "bad model");
+        assert_eq!(e.param.as_deref(), Some("model"));
+        assert_eq!(e.details.len(), 1);
+        assert_eq!(e.x_request_id.as_deref(), Some("rid-1"));
+    }
+
+    #[test]
+    fn reads_fastapi_422_into_the_same_shape() {
+        let e = parse(
+            422,
+            r#"{"detail":[{"loc":["body","input"],"msg":"Field required","type":"missing"}]}"#,
+        );
+        assert_eq!(e.kind, "validation_error");
+        assert_eq!(e.param.as_deref(), Some("input"));
+        assert_eq!(e.message, "input: Field required");
+        assert_eq!(e.details.len(), 1);
+        assert!(e.raw_body.starts_with(b"{\"detail\""));
+    }
+
+    #[test]
+    fn keeps_a_non_json_body_as_the_message() {
+        let e = parse(502, "<html>Bad Gateway</html>");
+        assert_eq!(e.kind, "server_error");
+        assert_eq!(e.message, "<html>Bad Gateway</html>");
+        assert!(Error::Api(Box::new(e)).is_retryable());
+    }
+
+    #[test]
+    fn retryable_statuses_match_the_policy() {
+        for (status, retryable) in [(400, false), (404, false), (500, false), (503, true)] {
+            let e = Error::Api(Box::new(parse(status, "{}")));
+            assert_eq!(e.is_retryable(), retryable, "{status}");
+        }
+    }
+}

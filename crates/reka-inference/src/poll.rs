@@ -1,0 +1,453 @@
+//! When to ask the server about a job again.
+//!
+//! Fixed-interval polling is either wasteful (fal's 0.1 s: ~300 status calls
+//! for a 30 s job) or slow to notice completion (Reka's own CLI's 2 s: one
+//! second late on average). The schedule here uses what the client knows:
+//!
+//! - **Unknown duration** (the first job of an endpoint): start fast and back
+//!   off geometrically, so short jobs are caught early and long jobs cost
+//!   few requests; the backoff restarts whenever the status changes.
+//! - **Queued**: the gap grows with `queue_position` (a job 40th in line will
+//!   not start in the next second) and shrinks as the position counts down.
+//! - **Running, duration learnt**: every finished job updates a running
+//!   estimate (mean and spread) per endpoint, preferring the server's own
+//!   `metrics.inference_time`. The poller then sleeps until just before the
+//!   expected finish and polls densely in a window around it, sized by the
+//!   spread; past the window it backs off again.
+//!
+//! There is no jitter: each job's schedule is already offset by its own
+//! submit time, and a deterministic schedule is testable.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+/// How jobs are polled. The defaults suit the real service; every duration
+/// can be scaled at once with [`PollPolicy::scaled`] (the simulator's
+/// `--time-scale` runs jobs faster, and the benchmarks scale the poller to
+/// match).
+///
+/// ```
+/// use std::time::Duration;
+/// use reka_inference::PollPolicy;
+///
+/// let fast = PollPolicy::default().scaled(0.01);
+/// assert_eq!(fast.initial_interval(), Duration::from_millis(5));
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+pub struct PollPolicy {
+    initial: Duration,
+    factor: f64,
+    max: Duration,
+    per_queue_position: Duration,
+    min: Duration,
+    min_margin: Duration,
+    margin_fraction: f64,
+    max_sleep: Duration,
+    learn: bool,
+    scale: f64,
+}
+
+impl Default for PollPolicy {
+    /// First poll 0.5 s after submit, backoff x2 up to 8 s while the
+    /// duration is unknown; 0.5 s per queue position ahead; around an
+    /// expected finish, a window of at least 0.2 s (or 1% of the expected
+    /// duration, or two standard deviations) polled every half window, but
+    /// never more often than every 50 ms.
+    fn default() -> Self {
+        PollPolicy {
+            initial: Duration::from_millis(500),
+            factor: 2.0,
+            max: Duration::from_secs(8),
+            per_queue_position: Duration::from_millis(500),
+            min: Duration::from_millis(50),
+            min_margin: Duration::from_millis(200),
+            margin_fraction: 0.01,
+            max_sleep: Duration::from_secs(60),
+            learn: true,
+            scale: 1.0,
+        }
+    }
+}
+
+impl PollPolicy {
+    /// A fixed interval, as simple pollers use: no backoff, no learning.
+    /// Useful as a baseline.
+    pub fn fixed(interval: Duration) -> Self {
+        PollPolicy {
+            initial: interval,
+            factor: 1.0,
+            max: interval,
+            per_queue_position: Duration::ZERO,
+            min: interval,
+            min_margin: Duration::ZERO,
+            margin_fraction: 0.0,
+            max_sleep: interval,
+            learn: false,
+            scale: 1.0,
+        }
+    }
+
+    /// Every duration of the policy multiplied by `factor`, for a server
+    /// whose clock runs `1 / factor` times as fast (the simulator's
+    /// `--time-scale`): durations the server reports, such as
+    /// `metrics.inference_time`, are multiplied by `factor` too.
+    pub fn scaled(mut self, factor: f64) -> Self {
+        let f = if factor.is_finite() && factor > 0.0 {
+            factor
+        } else {
+            1.0
+        };
+        self.scale *= f;
+        for d in [
+            &mut self.initial,
+            &mut self.max,
+            &mut self.per_queue_position,
+            &mut self.min,
+            &mut self.min_margin,
+            &mut self.max_sleep,
+        ] {
+            *d = d.mul_f64(f);
+        }
+        self
+    }
+
+    /// The first gap after a submit or a status change.
+    pub fn initial_interval(&self) -> Duration {
+        self.initial
+    }
+
+    /// Sets the first gap after a submit or a status change.
+    pub fn with_initial_interval(mut self, d: Duration) -> Self {
+        self.initial = d;
+        self
+    }
+
+    /// Sets the longest gap while the duration is unknown.
+    pub fn with_max_interval(mut self, d: Duration) -> Self {
+        self.max = d;
+        self
+    }
+
+    /// Sets how much each gap grows over the last while backing off.
+    pub fn with_backoff_factor(mut self, f: f64) -> Self {
+        self.factor = if f.is_finite() { f.max(1.0) } else { 2.0 };
+        self
+    }
+
+    /// Sets the extra gap per queue position ahead of the job.
+    pub fn with_per_queue_position(mut self, d: Duration) -> Self {
+        self.per_queue_position = d;
+        self
+    }
+
+    /// Turns learning of per-endpoint durations on or off.
+    pub fn with_learning(mut self, learn: bool) -> Self {
+        self.learn = learn;
+        self
+    }
+
+    /// Whether durations are learnt.
+    pub fn learns(&self) -> bool {
+        self.learn
+    }
+
+    /// The factor given to [`PollPolicy::scaled`] (1 when never scaled).
+    pub fn time_scale(&self) -> f64 {
+        self.scale
+    }
+}
+
+/// A running estimate of how long an endpoint's jobs run.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct DurationEstimate {
+    /// Mean running time, seconds.
+    pub mean: f64,
+    /// Standard deviation of the running time, seconds.
+    pub std_dev: f64,
+    /// How many finished jobs it is built from.
+    pub samples: u64,
+}
+
+/// Per-endpoint estimates, shared by every job of a client.
+#[derive(Debug, Default)]
+pub(crate) struct Estimates {
+    by_endpoint: Mutex<HashMap<String, Welford>>,
+}
+
+/// Exponentially weighted mean and variance: recent jobs count more, so the
+/// estimate follows a service that speeds up or slows down.
+#[derive(Debug, Clone, Copy, Default)]
+struct Welford {
+    n: u64,
+    mean: f64,
+    var: f64,
+}
+
+const WEIGHT_FLOOR: f64 = 0.1;
+
+impl Estimates {
+    pub(crate) fn get(&self, endpoint: &str) -> Option<DurationEstimate> {
+        let map = self.by_endpoint.lock().ok()?;
+        let w = map.get(endpoint)?;
+        Some(DurationEstimate {
+            mean: w.mean,
+            std_dev: w.var.max(0.0).sqrt(),
+            samples: w.n,
+        })
+    }
+
+    pub(crate) fn record(&self, endpoint: &str, seconds: f64) {
+        if !seconds.is_finite() || seconds < 0.0 {
+            return;
+        }
+        let Ok(mut map) = self.by_endpoint.lock() else {
+            return;
+        };
+        let w = map.entry(endpoint.to_owned()).or_default();
+        w.n += 1;
+        // Plain averaging for the first samples, then a floor on the weight.
+        let alpha = (1.0 / w.n as f64).max(WEIGHT_FLOOR);
+        let delta = seconds - w.mean;
+        w.mean += alpha * delta;
+        w.var = (1.0 - alpha) * (w.var + alpha * delta * delta);
+    }
+}
+
+/// What one poll saw.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Phase {
+    Queued {
+        position: Option<u64>,
+    },
+    Running,
+    /// A status this version does not know.
+    Unknown,
+}
+
+/// The schedule of one job.
+#[derive(Debug)]
+pub(crate) struct Schedule {
+    policy: PollPolicy,
+    estimate: Option<DurationEstimate>,
+    backoff: Duration,
+    last_phase: Option<Phase>,
+    /// The poll before the current one: a job first seen running started
+    /// after it.
+    previous_poll: Instant,
+    /// Earliest and latest possible start of the running phase.
+    started: Option<(Instant, Instant)>,
+    /// Past the window of the expected finish.
+    overdue: bool,
+}
+
+impl Schedule {
+    pub(crate) fn new(
+        policy: PollPolicy,
+        estimate: Option<DurationEstimate>,
+        origin: Instant,
+    ) -> Self {
+        let backoff = policy.initial;
+        Schedule {
+            policy,
+            estimate,
+            backoff,
+            last_phase: None,
+            previous_poll: origin,
+            started: None,
+            overdue: false,
+        }
+    }
+
+    /// The delay before the first poll of a job submitted at `origin`.
+    pub(crate) fn first_delay(&self) -> Duration {
+        self.policy.initial
+    }
+
+    /// The policy this schedule follows.
+    pub(crate) fn policy(&self) -> &PollPolicy {
+        &self.policy
+    }
+
+    /// When the job was first seen running, as (earliest, latest) start.
+    pub(crate) fn started(&self) -> Option<(Instant, Instant)> {
+        self.started
+    }
+
+    /// Records a poll made at `now` that saw `phase`; returns how long to
+    /// wait before the next one.
+    pub(crate) fn observe(&mut self, phase: Phase, now: Instant) -> Duration {
+        // A new queue position counts as a change too: a line that moves
+        // is worth watching closely again.
+        if self.last_phase != Some(phase) {
+            self.backoff = self.policy.initial;
+            self.overdue = false;
+        }
+        if phase == Phase::Running && self.started.is_none() {
+            self.started = Some((self.previous_poll, now));
+        }
+        self.last_phase = Some(phase);
+        self.previous_poll = now;
+
+        let delay = match phase {
+            Phase::Queued { position } => {
+                let ahead = position.unwrap_or(0).min(10_000) as u32;
+                let by_position = self.policy.per_queue_position * ahead;
+                by_position.max(self.next_backoff())
+            }
+            Phase::Running => match (self.estimate, self.started) {
+                (Some(est), Some(started)) if self.policy.learn => {
+                    self.learnt_delay(est, started, now)
+                }
+                _ => self.next_backoff(),
+            },
+            Phase::Unknown => self.next_backoff(),
+        };
+        delay.clamp(self.policy.min, self.policy.max_sleep.max(self.policy.min))
+    }
+
+    fn next_backoff(&mut self) -> Duration {
+        let current = self.backoff.min(self.policy.max);
+        self.backoff = self
+            .backoff
+            .mul_f64(self.policy.factor)
+            .min(self.policy.max);
+        current
+    }
+
+    /// Sleep to the window around the expected finish, then poll densely in
+    /// it, then back off.
+    fn learnt_delay(
+        &mut self,
+        est: DurationEstimate,
+        (earliest, latest): (Instant, Instant),
+        now: Instant,
+    ) -> Duration {
+        let mean = Duration::from_secs_f64(est.mean.max(0.0));
+        let margin = Duration::from_secs_f64(
+            (2.0 * est.std_dev).max(est.mean * self.policy.margin_fraction),
+        )
+        .max(self.policy.min_margin);
+        let window_start = (earliest + mean).checked_sub(margin).unwrap_or(earliest);
+        let window_end = latest + mean + margin;
+        if now + self.policy.min < window_start {
+            return window_start - now;
+        }
+        if now < window_end {
+            // Half the margin: at least two looks inside any window.
+            return margin / 2;
+        }
+        // The estimate was too short for this job: back off from the dense
+        // gap, not from scratch.
+        if !self.overdue {
+            self.overdue = true;
+            self.backoff = margin / 2;
+        }
+        self.next_backoff()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn secs(s: f64) -> Duration {
+        Duration::from_secs_f64(s)
+    }
+
+    #[test]
+    fn unknown_duration_backs_off_geometrically_and_resets_on_change() {
+        let t0 = Instant::now();
+        let mut s = Schedule::new(PollPolicy::default(), None, t0);
+        let d: Vec<_> = (0..6)
+            .map(|i| s.observe(Phase::Running, t0 + secs(i as f64)))
+            .collect();
+        assert_eq!(
+            d,
+            [
+                secs(0.5),
+                secs(1.0),
+                secs(2.0),
+                secs(4.0),
+                secs(8.0),
+                secs(8.0)
+            ]
+        );
+        // A status change starts over.
+        let mut s = Schedule::new(PollPolicy::default(), None, t0);
+        s.observe(Phase::Queued { position: Some(0) }, t0);
+        s.observe(Phase::Queued { position: Some(0) }, t0);
+        assert_eq!(s.observe(Phase::Running, t0 + secs(2.0)), secs(0.5));
+    }
+
+    #[test]
+    fn queue_position_stretches_the_gap() {
+        let t0 = Instant::now();
+        let mut s = Schedule::new(PollPolicy::default(), None, t0);
+        assert_eq!(
+            s.observe(Phase::Queued { position: Some(20) }, t0),
+            secs(10.0)
+        );
+        // The line moved: watch closely again.
+        assert_eq!(
+            s.observe(Phase::Queued { position: Some(1) }, t0),
+            secs(0.5)
+        );
+        assert_eq!(
+            s.observe(Phase::Queued { position: Some(1) }, t0),
+            secs(1.0)
+        );
+    }
+
+    #[test]
+    fn learnt_duration_sleeps_to_the_window_then_polls_densely() {
+        let t0 = Instant::now();
+        let est = DurationEstimate {
+            mean: 30.0,
+            std_dev: 0.0,
+            samples: 5,
+        };
+        let mut s = Schedule::new(PollPolicy::default(), Some(est), t0);
+        // First seen running at 0.5 s: it started in (0, 0.5].
+        let first = s.observe(Phase::Running, t0 + secs(0.5));
+        // Margin is max(0, 0.3, 0.2) = 0.3 s: sleep to 29.7 s.
+        assert_eq!(first, secs(29.2));
+        let dense = s.observe(Phase::Running, t0 + secs(29.7));
+        assert_eq!(dense, secs(0.15));
+        // Past the window (30.5 + 0.3), back off from the dense gap.
+        let late = s.observe(Phase::Running, t0 + secs(31.0));
+        assert_eq!(late, secs(0.15));
+        assert_eq!(s.observe(Phase::Running, t0 + secs(31.2)), secs(0.3));
+    }
+
+    #[test]
+    fn long_sleeps_are_capped() {
+        let t0 = Instant::now();
+        let est = DurationEstimate {
+            mean: 600.0,
+            std_dev: 1.0,
+            samples: 3,
+        };
+        let mut s = Schedule::new(PollPolicy::default(), Some(est), t0);
+        assert_eq!(s.observe(Phase::Running, t0), secs(60.0));
+    }
+
+    #[test]
+    fn estimates_follow_recent_jobs() {
+        let e = Estimates::default();
+        for _ in 0..3 {
+            e.record("m/c", 10.0);
+        }
+        let est = e.get("m/c").unwrap();
+        assert!((est.mean - 10.0).abs() < 1e-9 && est.std_dev < 1e-9 && est.samples == 3);
+        for _ in 0..40 {
+            e.record("m/c", 20.0);
+        }
+        assert!((e.get("m/c").unwrap().mean - 20.0).abs() < 0.2);
+        assert!(e.get("other/c").is_none());
+        e.record("m/c", f64::NAN);
+        assert_eq!(e.get("m/c").unwrap().samples, 43);
+    }
+}

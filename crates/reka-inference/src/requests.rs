@@ -1,0 +1,219 @@
+//! Listing requests: filters, and pages followed for you.
+
+use chrono::{DateTime, Utc};
+use futures::Stream;
+use reka_inference_api::RequestStatus;
+use reka_inference_api::types::{ListRequestsResponse, RequestItem};
+use tokio::time::Instant;
+
+use crate::client::Client;
+use crate::endpoint::Endpoint;
+use crate::error::Result;
+
+/// The largest page the API serves.
+pub const MAX_PAGE_SIZE: u32 = 100;
+
+/// What to list. Every field is optional; the default lists everything,
+/// newest first.
+///
+/// ```
+/// use reka_inference::{Endpoint, ListFilter, RequestStatus};
+///
+/// let filter = ListFilter::default()
+///     .endpoint(Endpoint::SAM3_IMAGE_TO_BBOX)
+///     .status(RequestStatus::Completed)
+///     .payloads(true);
+/// # let _ = filter;
+/// ```
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ListFilter {
+    /// Only this endpoint.
+    pub endpoint: Option<Endpoint>,
+    /// Only this capability (`text-to-image`, ...).
+    pub capability: Option<String>,
+    /// Only this model.
+    pub model: Option<String>,
+    /// Only this status.
+    pub status: Option<RequestStatus>,
+    /// Created at or after.
+    pub start: Option<DateTime<Utc>>,
+    /// Created before.
+    pub end: Option<DateTime<Utc>>,
+    /// Include `input`, `output`, `error` and `metrics` in each item.
+    pub payloads: bool,
+    /// Items per page, 1 to 100 (default 100: fewest requests).
+    pub page_size: Option<u32>,
+    /// Stop after this many items.
+    pub limit: Option<u64>,
+}
+
+impl ListFilter {
+    /// Only requests to `endpoint`.
+    pub fn endpoint(mut self, endpoint: impl Into<Endpoint>) -> Self {
+        self.endpoint = Some(endpoint.into());
+        self
+    }
+
+    /// Only requests of `capability`.
+    pub fn capability(mut self, capability: impl Into<String>) -> Self {
+        self.capability = Some(capability.into());
+        self
+    }
+
+    /// Only requests to `model`.
+    pub fn model(mut self, model: impl Into<String>) -> Self {
+        self.model = Some(model.into());
+        self
+    }
+
+    /// Only requests in `status`.
+    pub fn status(mut self, status: RequestStatus) -> Self {
+        self.status = Some(status);
+        self
+    }
+
+    /// Only requests created at or after `t`.
+    pub fn start(mut self, t: DateTime<Utc>) -> Self {
+        self.start = Some(t);
+        self
+    }
+
+    /// Only requests created before `t`.
+    pub fn end(mut self, t: DateTime<Utc>) -> Self {
+        self.end = Some(t);
+        self
+    }
+
+    /// Include payloads (`expand=payloads`).
+    pub fn payloads(mut self, yes: bool) -> Self {
+        self.payloads = yes;
+        self
+    }
+
+    /// Items per page (clamped to 1..=100).
+    pub fn page_size(mut self, n: u32) -> Self {
+        self.page_size = Some(n);
+        self
+    }
+
+    /// At most `n` items in all.
+    pub fn limit(mut self, n: u64) -> Self {
+        self.limit = Some(n);
+        self
+    }
+}
+
+/// Listing and inspecting requests; from [`Client::requests`].
+#[derive(Debug, Clone)]
+pub struct Requests {
+    client: Client,
+}
+
+impl Requests {
+    pub(crate) fn new(client: Client) -> Self {
+        Requests { client }
+    }
+
+    /// One page, as the API returns it.
+    pub async fn page(&self, filter: &ListFilter, offset: u64) -> Result<ListRequestsResponse> {
+        self.page_until(filter, offset, None).await
+    }
+
+    pub(crate) async fn page_until(
+        &self,
+        filter: &ListFilter,
+        offset: u64,
+        deadline: Option<Instant>,
+    ) -> Result<ListRequestsResponse> {
+        let api = self.client.api();
+        let size = filter
+            .page_size
+            .unwrap_or(MAX_PAGE_SIZE)
+            .clamp(1, MAX_PAGE_SIZE);
+        let mut call = api.list_requests().offset(offset);
+        if let Some(size) = std::num::NonZeroU64::new(u64::from(size)) {
+            call = call.limit(size);
+        }
+        if let Some(e) = &filter.endpoint {
+            call = call.endpoint_id(e.as_str());
+        }
+        if let Some(c) = &filter.capability {
+            call = call.capability(c.as_str());
+        }
+        if let Some(m) = &filter.model {
+            call = call.model_id(m.as_str());
+        }
+        if let Some(s) = &filter.status {
+            call = call.status(s.clone());
+        }
+        if let Some(t) = filter.start {
+            call = call.start(t);
+        }
+        if let Some(t) = filter.end {
+            call = call.end(t);
+        }
+        if filter.payloads {
+            call = call.expand(vec!["payloads".to_owned()]);
+        }
+        self.client.call(deadline, call.send()).await
+    }
+
+    /// Every matching request, newest first, fetching pages as the stream
+    /// is read. An error ends the stream after being yielded.
+    ///
+    /// ```no_run
+    /// # async fn run(client: reka_inference::Client) -> reka_inference::Result<()> {
+    /// use futures::TryStreamExt;
+    /// use reka_inference::ListFilter;
+    ///
+    /// let items: Vec<_> = client.requests().list(ListFilter::default().limit(250)).try_collect().await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn list(
+        &self,
+        filter: ListFilter,
+    ) -> impl Stream<Item = Result<RequestItem>> + Send + 'static {
+        struct State {
+            requests: Requests,
+            filter: ListFilter,
+            offset: Option<u64>,
+            buffered: std::vec::IntoIter<RequestItem>,
+            yielded: u64,
+        }
+        let state = State {
+            requests: self.clone(),
+            filter,
+            offset: Some(0),
+            buffered: Vec::new().into_iter(),
+            yielded: 0,
+        };
+        futures::stream::unfold(state, |mut s| async move {
+            loop {
+                if s.filter.limit.is_some_and(|l| s.yielded >= l) {
+                    return None;
+                }
+                if let Some(item) = s.buffered.next() {
+                    s.yielded += 1;
+                    return Some((Ok(item), s));
+                }
+                let offset = s.offset?;
+                match s.requests.page(&s.filter, offset).await {
+                    Ok(page) => {
+                        let n = page.items.len() as u64;
+                        s.offset = match page.next_offset {
+                            Some(next) if n > 0 => Some(next),
+                            // No `next_offset` but `has_more`: step by the page.
+                            None if page.has_more && n > 0 => Some(offset + n),
+                            _ => None,
+                        };
+                        s.buffered = page.items.into_iter();
+                    }
+                    Err(e) => {
+                        s.offset = None;
+                        return Some((Err(e), s));
+                    }
+                }
+            }
+        })
+    }
+}
