@@ -318,6 +318,22 @@ struct Poller {
     last_position: Option<u64>,
     logs_seen: usize,
     unknown_reported: HashSet<String>,
+    /// Polls failed in a row.
+    failures: u32,
+}
+
+/// Polls of a wait that may fail in a row before the wait gives up.
+const MAX_POLL_FAILURES: u32 = 5;
+
+/// Errors worth another poll: the server or the network, not the request.
+fn is_passing(e: &Error) -> bool {
+    match e {
+        Error::RateLimited { .. } => false,
+        Error::Transport(_) | Error::Decode { .. } => true,
+        other => other
+            .status()
+            .is_some_and(|s| s.is_server_error() || s.as_u16() == 408),
+    }
 }
 
 impl Poller {
@@ -352,6 +368,7 @@ impl Poller {
             last_position: None,
             logs_seen: 0,
             unknown_reported: HashSet::new(),
+            failures: 0,
         }
     }
 
@@ -373,9 +390,22 @@ impl Poller {
                 tokio::time::sleep_until(self.next_poll_at.min(self.deadline)).await;
                 continue;
             }
-            if let Err(e) = self.poll_once().await {
-                self.done = true;
-                return Some(Err(e));
+            match self.poll_once().await {
+                Ok(()) => self.failures = 0,
+                // A poll that failed after the transport's own retries
+                // (a flaky proxy, a 500 from one replica) should not end a
+                // long wait: look again later, within the deadline.
+                Err(e) if self.failures < MAX_POLL_FAILURES && is_passing(&e) => {
+                    self.failures += 1;
+                    tracing::warn!(request_id = %self.job.id, error = %e, failures = self.failures,
+                        "status poll failed; trying again");
+                    let gap = self.schedule.policy().initial_interval() * (1 << self.failures);
+                    self.next_poll_at = Instant::now() + gap;
+                }
+                Err(e) => {
+                    self.done = true;
+                    return Some(Err(e));
+                }
             }
         }
     }

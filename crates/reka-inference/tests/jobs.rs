@@ -1,0 +1,423 @@
+//! Jobs end to end against the simulator: every endpoint, lifecycle,
+//! events, cancel, attach, many jobs at once, listing, models, downloads.
+
+mod common;
+
+use std::collections::HashSet;
+
+use futures::{StreamExt, TryStreamExt};
+use reka_inference::{Endpoint, Error, JobEvent, ListFilter, RequestStatus, SubmitOptions};
+use reka_inference_sim::SimConfig;
+use serde_json::json;
+
+#[tokio::test]
+async fn every_documented_endpoint_runs_to_an_output_with_media() {
+    let sim = common::sim().await;
+    let client = common::client(&sim);
+    for endpoint in Endpoint::KNOWN {
+        let done = client
+            .run(endpoint, json!({"prompt": format!("test {endpoint}"), "image_url": "https://example.com/a.png"}))
+            .await
+            .unwrap_or_else(|e| panic!("{endpoint}: {e}"));
+        assert!(done.output.is_object(), "{endpoint}: {}", done.output);
+        if endpoint.capability() == "image-to-bbox" {
+            assert!(
+                done.output.get("boxes").is_some_and(|b| b.is_array()),
+                "{}",
+                done.output
+            );
+        } else {
+            assert!(
+                !done.media().is_empty(),
+                "{endpoint} has no media: {}",
+                done.output
+            );
+        }
+        assert!(
+            done.metrics
+                .as_ref()
+                .and_then(|m| m.inference_time)
+                .is_some()
+        );
+    }
+    let stats = sim.stats().await;
+    assert_eq!(stats.jobs_created, Endpoint::KNOWN.len() as u64);
+}
+
+#[tokio::test]
+async fn events_follow_the_lifecycle_and_report_each_log_line_once() {
+    let sim = common::sim().await;
+    let client = common::client(&sim);
+    let job = client
+        .submit(Endpoint::VEO_3_1_TEXT_TO_VIDEO, json!({"prompt": "waves"}))
+        .await
+        .unwrap();
+    let events: Vec<JobEvent> = job.events().try_collect().await.unwrap();
+    let started = events.iter().position(|e| *e == JobEvent::Started);
+    let completed = events
+        .iter()
+        .position(|e| matches!(e, JobEvent::Completed(_)));
+    assert!(started.is_some(), "{events:?}");
+    assert_eq!(completed, Some(events.len() - 1), "terminal event last");
+    assert!(started < completed);
+    if let Some(q) = events
+        .iter()
+        .position(|e| matches!(e, JobEvent::Queued { .. }))
+    {
+        assert!(Some(q) < started);
+    }
+    // Every line of the final log, each exactly once, in order.
+    let log_events: Vec<String> = events
+        .iter()
+        .filter_map(|e| match e {
+            JobEvent::Log(l) => Some(l.message.clone()),
+            _ => None,
+        })
+        .collect();
+    let final_log: Vec<String> = job
+        .status(true)
+        .await
+        .unwrap()
+        .logs
+        .unwrap_or_default()
+        .into_iter()
+        .map(|l| l.message)
+        .collect();
+    assert!(!final_log.is_empty());
+    assert_eq!(log_events, final_log);
+}
+
+#[tokio::test]
+async fn cancel_stops_a_queued_job_and_wait_reports_it() {
+    // One worker and long jobs: the second job waits in the queue.
+    let catalog = reka_inference_sim::Catalog::from_json(
+        r#"{"chat_models": ["qwen3-vl-32b"], "models": [{"model_id": "slow", "capability": "text-to-image",
+            "workers": 1, "duration": {"fixed": 300}}]}"#,
+    )
+    .unwrap();
+    let sim = common::sim_with(SimConfig::new().catalog(catalog)).await;
+    let client = common::client(&sim);
+    let first = client
+        .submit("slow/text-to-image".parse::<Endpoint>().unwrap(), json!({}))
+        .await
+        .unwrap();
+    let second = client
+        .submit("slow/text-to-image".parse::<Endpoint>().unwrap(), json!({}))
+        .await
+        .unwrap();
+    let status = second.status(false).await.unwrap();
+    assert_eq!(status.status, RequestStatus::InQueue);
+    assert_eq!(status.queue_position, Some(0));
+    let record = second.cancel().await.unwrap();
+    assert_eq!(record.status, RequestStatus::Cancelled);
+    match second.wait().await {
+        Err(Error::JobCancelled { request_id }) => assert_eq!(request_id, second.id()),
+        other => panic!("expected cancelled, got {other:?}"),
+    }
+    // Cancelling a running job frees it too; a finished one is unchanged.
+    assert_eq!(
+        first.cancel().await.unwrap().status,
+        RequestStatus::Cancelled
+    );
+    assert_eq!(
+        first.cancel().await.unwrap().status,
+        RequestStatus::Cancelled
+    );
+}
+
+#[tokio::test]
+async fn attach_by_id_waits_for_a_job_submitted_elsewhere() {
+    let sim = common::sim().await;
+    let submitter = common::client(&sim);
+    let job = submitter
+        .submit(
+            Endpoint::NANO_BANANA_TEXT_TO_IMAGE,
+            json!({"prompt": "fox"}),
+        )
+        .await
+        .unwrap();
+    // A second client, as another process would have.
+    let other = common::client(&sim);
+    let attached = other.job(job.id());
+    assert!(attached.endpoint().is_none());
+    let done = attached.wait().await.unwrap();
+    assert_eq!(done.request_id, job.id());
+    let again = job.wait().await.unwrap();
+    assert_eq!(done.output, again.output);
+    // Unknown ids are a typed not-found error.
+    let missing = other
+        .job("req_does_not_exist")
+        .status(false)
+        .await
+        .unwrap_err();
+    assert_eq!(
+        missing.api_error().map(|a| a.kind.as_str()),
+        Some("not_found_error")
+    );
+    assert_eq!(missing.status().map(|s| s.as_u16()), Some(404));
+}
+
+#[tokio::test]
+async fn failed_jobs_are_errors_carrying_the_server_error() {
+    let sim = common::sim_with(SimConfig::new().failure_rate(1.0)).await;
+    let client = common::client(&sim);
+    let err = client
+        .run(Endpoint::NANO_BANANA_TEXT_TO_IMAGE, json!({"prompt": "x"}))
+        .await
+        .unwrap_err();
+    match err {
+        Error::JobFailed { error, record, .. } => {
+            assert_eq!(record.status, RequestStatus::Failed);
+            assert!(error.and_then(|e| e.message).is_some_and(|m| !m.is_empty()));
+        }
+        other => panic!("expected JobFailed, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_job_set_waits_through_the_list_endpoint() {
+    let sim = common::sim().await;
+    let client = common::client(&sim);
+    let mut set = client.job_set();
+    let mut ids = Vec::new();
+    for i in 0..60 {
+        let job = client
+            .submit(
+                Endpoint::NANO_BANANA_TEXT_TO_IMAGE,
+                json!({"prompt": format!("p{i}")}),
+            )
+            .await
+            .unwrap();
+        ids.push(job.id().to_owned());
+        set.push(job);
+    }
+    let results = set.wait_all().await;
+    assert_eq!(results.len(), 60);
+    for (i, r) in results.iter().enumerate() {
+        let done = r.as_ref().unwrap_or_else(|e| panic!("job {i}: {e}"));
+        assert_eq!(done.request_id, ids[i], "results in push order");
+        assert!(!done.media().is_empty());
+    }
+    let stats = sim.stats().await;
+    let per_job = stats.count("get_status", "200") + stats.count("get_result", "200");
+    let lists = stats.count("list_requests", "200");
+    assert!(lists > 0, "the list endpoint was used: {stats:?}");
+    // Far fewer requests than one status poll per job per round.
+    assert!(lists + per_job < 60, "lists {lists}, per-job {per_job}");
+}
+
+#[tokio::test]
+async fn list_walks_every_page_newest_first_and_filters() {
+    let sim = common::sim().await;
+    let client = common::client(&sim);
+    let mut submitted = Vec::new();
+    for i in 0..130 {
+        let endpoint = if i % 2 == 0 {
+            Endpoint::SAM3_IMAGE_TO_BBOX
+        } else {
+            Endpoint::NANO_BANANA_EDIT
+        };
+        submitted.push(
+            client
+                .submit(endpoint, json!({"n": i}))
+                .await
+                .unwrap()
+                .id()
+                .to_owned(),
+        );
+    }
+    let all: Vec<_> = client
+        .requests()
+        .list(ListFilter::default().page_size(25))
+        .try_collect()
+        .await
+        .unwrap();
+    let ids: Vec<_> = all.iter().map(|i| i.request_id.clone()).collect();
+    assert_eq!(ids.len(), 130);
+    assert_eq!(
+        ids.iter().collect::<HashSet<_>>().len(),
+        130,
+        "no duplicates"
+    );
+    let newest_first: Vec<_> = submitted.iter().rev().cloned().collect();
+    assert_eq!(ids, newest_first);
+
+    let bbox: Vec<_> = client
+        .requests()
+        .list(
+            ListFilter::default()
+                .endpoint(Endpoint::SAM3_IMAGE_TO_BBOX)
+                .limit(10),
+        )
+        .try_collect()
+        .await
+        .unwrap();
+    assert_eq!(bbox.len(), 10);
+    assert!(
+        bbox.iter()
+            .all(|i| i.endpoint_id.as_deref() == Some("sam3/image-to-bbox"))
+    );
+}
+
+#[tokio::test]
+async fn models_come_from_the_catalog() {
+    let sim = common::sim().await;
+    let client = common::client(&sim);
+    let models = client.models().await.unwrap();
+    let ids: HashSet<_> = models.iter().map(|m| m.endpoint_id.as_str()).collect();
+    for e in Endpoint::KNOWN {
+        assert!(ids.contains(e.as_str()), "{e} missing from {ids:?}");
+    }
+}
+
+#[tokio::test]
+async fn idempotency_key_of_the_caller_returns_the_same_job() {
+    let sim = common::sim().await;
+    let client = common::client(&sim);
+    let opts = SubmitOptions::default().idempotency_key("order-42");
+    let a = client
+        .submit_with(
+            Endpoint::NANO_BANANA_TEXT_TO_IMAGE,
+            json!({"prompt": "a"}),
+            opts.clone(),
+        )
+        .await
+        .unwrap();
+    let b = client
+        .submit_with(
+            Endpoint::NANO_BANANA_TEXT_TO_IMAGE,
+            json!({"prompt": "a"}),
+            opts.clone(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(a.id(), b.id());
+    // The same key with another body is a conflict, not a new job.
+    let err = client
+        .submit_with(
+            Endpoint::NANO_BANANA_TEXT_TO_IMAGE,
+            json!({"prompt": "b"}),
+            opts,
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(err.status().map(|s| s.as_u16()), Some(409));
+    assert_eq!(sim.stats().await.jobs_created, 1);
+}
+
+#[tokio::test]
+async fn bad_input_is_refused_before_or_by_the_server_with_typed_errors() {
+    let sim = common::sim().await;
+    let client = common::client(&sim);
+    let not_object = client
+        .submit(Endpoint::NANO_BANANA_TEXT_TO_IMAGE, json!([1, 2]))
+        .await;
+    assert!(matches!(not_object, Err(Error::InvalidInput(_))));
+    let unknown_model = client
+        .submit(
+            "no-such-model/text-to-image".parse::<Endpoint>().unwrap(),
+            json!({}),
+        )
+        .await
+        .unwrap_err();
+    let api = unknown_model.api_error().expect("an API error");
+    assert_eq!(api.kind, "validation_error");
+    assert_eq!(api.param.as_deref(), Some("model"));
+    assert!(api.x_request_id.is_some());
+    assert!(!api.raw_body.is_empty());
+    assert_eq!(sim.stats().await.jobs_created, 0);
+}
+
+#[tokio::test]
+async fn downloads_stream_the_served_files_to_disk() {
+    let sim = common::sim().await;
+    let client = common::client(&sim);
+    let done = client
+        .run(
+            Endpoint::REKA_TTS_1_TEXT_TO_SPEECH,
+            json!({"text": "hello"}),
+        )
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut last = None;
+    let paths = client
+        .download_outputs(&done, dir.path(), |_, _, p| last = Some(p))
+        .await
+        .unwrap();
+    assert_eq!(paths.len(), done.media().len());
+    let bytes = std::fs::read(&paths[0]).unwrap();
+    assert_eq!(&bytes[..4], b"RIFF", "a WAV file");
+    let direct = client
+        .download_bytes(&done.media()[0].url, |_| {})
+        .await
+        .unwrap();
+    assert_eq!(bytes, direct.to_vec());
+    let progress = last.unwrap();
+    assert_eq!(progress.received, bytes.len() as u64);
+    // No partial file is left behind.
+    assert!(
+        std::fs::read_dir(dir.path()).unwrap().all(|e| !e
+            .unwrap()
+            .file_name()
+            .to_string_lossy()
+            .ends_with(".part"))
+    );
+}
+
+#[tokio::test]
+async fn chat_completes_whole_and_streamed_with_the_same_text() {
+    let sim = common::sim().await;
+    let client = common::client(&sim);
+    let request = reka_inference::ChatRequest::new("qwen3-vl-32b").user("Describe a lighthouse.");
+    let whole = client.chat().create(&request).await.unwrap();
+    let text = match &whole.choices[0].message.content {
+        Some(reka_inference::types::ChatMessageContent::String(s)) => s.clone(),
+        other => panic!("{other:?}"),
+    };
+    assert!(!text.is_empty());
+    let mut streamed = String::new();
+    let mut chunks = client.chat().create_stream(&request).await.unwrap();
+    let mut n = 0;
+    while let Some(chunk) = chunks.next().await {
+        let chunk = chunk.unwrap();
+        n += 1;
+        for c in chunk.choices {
+            streamed.push_str(&c.delta.content.unwrap_or_default());
+        }
+    }
+    assert!(n > 1, "several chunks");
+    assert_eq!(streamed, text);
+    let refused = client
+        .chat()
+        .create(&reka_inference::ChatRequest::new("gpt-4").user("hi"))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        refused.api_error().and_then(|a| a.param.as_deref()),
+        Some("model")
+    );
+}
+
+#[tokio::test]
+async fn the_poller_learns_and_then_needs_few_requests() {
+    let catalog = reka_inference_sim::Catalog::from_json(
+        r#"{"chat_models": ["q"], "models": [{"model_id": "fixed", "capability": "text-to-image",
+            "workers": 64, "duration": {"fixed": 30}}]}"#,
+    )
+    .unwrap();
+    let sim = common::sim_with(SimConfig::new().catalog(catalog)).await;
+    let client = common::client(&sim);
+    let endpoint: Endpoint = "fixed/text-to-image".parse().unwrap();
+    client.run(&endpoint, json!({})).await.unwrap();
+    let before = sim.stats().await;
+    for _ in 0..3 {
+        client.run(&endpoint, json!({})).await.unwrap();
+    }
+    let after = sim.stats().await;
+    let polls =
+        |s: &reka_inference_sim::Stats| s.count("get_status", "200") + s.count("get_result", "200");
+    let per_job = (polls(&after) - polls(&before)) as f64 / 3.0;
+    // A fixed 2 s poller needs 15 polls for a 30 s job.
+    assert!(per_job <= 7.5, "{per_job} polls per job once learnt");
+}
