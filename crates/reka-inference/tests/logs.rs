@@ -1,0 +1,56 @@
+//! The API key never appears in logs, at any level, from any crate
+//! (reqwest and hyper included). Alone in its test binary: `tracing` caches
+//! per-callsite interest, and tests without a subscriber running on other
+//! threads would make what is logged here depend on timing.
+
+mod common;
+
+use std::sync::{Arc, Mutex};
+
+use reka_inference::{Client, Endpoint};
+use reka_inference_sim::SimConfig;
+use serde_json::json;
+
+const KEY: &str = "sk-live-SECRET-4f9a";
+
+/// Collects everything `tracing` writes, at every level and target.
+#[derive(Clone, Default)]
+struct Capture(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for Capture {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn the_key_never_appears_in_debug_errors_or_logs() {
+    let capture = Capture::default();
+    let sink = capture.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::TRACE)
+        .with_ansi(false)
+        .with_writer(move || sink.clone())
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    let sim = common::sim_with(SimConfig::new().api_key(KEY).failure_rate(1.0)).await;
+    let client = common::builder(&sim).api_key(KEY).build().unwrap();
+    let job = client
+        .submit(Endpoint::NANO_BANANA_TEXT_TO_IMAGE, json!({"prompt": "x"}))
+        .await
+        .unwrap();
+    let err = job.wait().await.unwrap_err();
+    let shown = format!(
+        "{client:?} {job:?} {err} {err:?} {:?}",
+        Client::builder().api_key(KEY)
+    );
+    assert!(!shown.contains(KEY), "{shown}");
+    let logs = String::from_utf8(capture.0.lock().unwrap().clone()).unwrap();
+    assert!(logs.contains("reka.http"), "spans were logged: {logs}");
+    assert!(!logs.contains(KEY), "the key is in the logs");
+}
