@@ -1,0 +1,9 @@
+//! Behaviour tests of the simulator through real HTTP (reqwest against an
+//! in-process `start()`), one module per area.
+
+mod bad_input;
+mod common;
+mod faults;
+mod lifecycle;
+mod listing;
+mod webhooks;
