@@ -605,8 +605,10 @@ async fn shutdown_and_drop_stop_the_server() {
     let sim = reka_inference_sim::start(SimConfig::new()).await.unwrap();
     let url = format!("{}/v2/inference/models", sim.base_url());
     drop(sim);
-    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    assert!(client().get(&url).send().await.is_err());
+    crate::common::eventually("the dropped server to stop", async || {
+        client().get(&url).send().await.is_err()
+    })
+    .await;
 }
 
 #[test]
