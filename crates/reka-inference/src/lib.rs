@@ -60,6 +60,8 @@
 //! Every example in `examples/` runs against the local simulator
 //! (`reka-inference-sim`), which needs no key.
 
+#![warn(missing_docs)]
+
 mod chat;
 mod client;
 mod endpoint;
