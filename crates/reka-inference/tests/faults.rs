@@ -163,11 +163,7 @@ async fn the_per_key_quota_is_a_rate_limit_error() {
 
 #[tokio::test]
 async fn a_wait_never_outlives_its_deadline_by_more_than_a_poll() {
-    let catalog = reka_inference_sim::Catalog::from_json(
-        r#"{"chat_models": ["q"], "models": [{"model_id": "slow", "capability": "text-to-image",
-            "workers": 1, "duration": {"fixed": 100000}}]}"#,
-    )
-    .unwrap();
+    let catalog = common::fixed_catalog("slow", 1, 100000);
     let sim = common::sim_with(SimConfig::new().catalog(catalog)).await;
     let client = common::client(&sim);
     let job = client

@@ -90,11 +90,7 @@ async fn events_follow_the_lifecycle_and_report_each_log_line_once() {
 #[tokio::test]
 async fn cancel_stops_a_queued_job_and_wait_reports_it() {
     // One worker and long jobs: the second job waits in the queue.
-    let catalog = reka_inference_sim::Catalog::from_json(
-        r#"{"chat_models": ["qwen3-vl-32b"], "models": [{"model_id": "slow", "capability": "text-to-image",
-            "workers": 1, "duration": {"fixed": 300}}]}"#,
-    )
-    .unwrap();
+    let catalog = common::fixed_catalog("slow", 1, 300);
     let sim = common::sim_with(SimConfig::new().catalog(catalog)).await;
     let client = common::client(&sim);
     let first = client
@@ -401,11 +397,7 @@ async fn chat_completes_whole_and_streamed_with_the_same_text() {
 
 #[tokio::test]
 async fn the_poller_learns_and_then_needs_few_requests() {
-    let catalog = reka_inference_sim::Catalog::from_json(
-        r#"{"chat_models": ["q"], "models": [{"model_id": "fixed", "capability": "text-to-image",
-            "workers": 64, "duration": {"fixed": 30}}]}"#,
-    )
-    .unwrap();
+    let catalog = common::fixed_catalog("fixed", 64, 30);
     let sim = common::sim_with(SimConfig::new().catalog(catalog)).await;
     let client = common::client(&sim);
     let endpoint: Endpoint = "fixed/text-to-image".parse().unwrap();

@@ -36,3 +36,14 @@ pub fn builder(sim: &RunningSim) -> reka_inference::ClientBuilder {
         )
         .wait_timeout(Duration::from_secs(60))
 }
+
+/// A catalog of one text-to-image model, `<model_id>/text-to-image`, whose
+/// jobs all take `seconds` (simulated) on `workers` workers.
+pub fn fixed_catalog(model_id: &str, workers: u32, seconds: u64) -> reka_inference_sim::Catalog {
+    let json = serde_json::json!({
+        "chat_models": ["qwen3-vl-32b"],
+        "models": [{"model_id": model_id, "capability": "text-to-image",
+                    "workers": workers, "duration": {"fixed": seconds}}]
+    });
+    reka_inference_sim::Catalog::from_json(&json.to_string()).expect("valid catalog")
+}
