@@ -1,22 +1,29 @@
 //! Waiting for many jobs at once, with few requests.
 //!
-//! Polling each of N jobs costs N requests per round. While several jobs
-//! are in flight, a [`JobSet`] instead reads the list endpoint, which
-//! answers for up to 100 requests per call, with `expand=payloads` so that
-//! a finished job's output comes in the same page: one sweep of
-//! `ceil(N / 100)` requests learns the state of every job. The sweep is
-//! bounded below by the oldest pending submit (`start`, less a minute for
-//! clock skew) and narrowed to one endpoint when every job shares it.
+//! Polling each of N jobs costs N requests per round. A [`JobSet`] keeps
+//! each job's own [`PollPolicy`] schedule (so each job is looked at exactly
+//! when a lone `wait` would look at it) but answers those looks through the
+//! list endpoint, where one request shows up to 100 jobs, with
+//! `expand=payloads` so that a finished job's output comes in the same page:
 //!
-//! A job the list does not show (an attached job older than the window, a
-//! server whose list lags) falls back to its own status polling after a few
-//! sweeps, as does every job when only a few remain, since then per-job
-//! polls are cheaper. Everything runs in the one task that reads the set;
-//! per-job polls run at most [`JobSetOptions::max_concurrency`] at a time.
-//! Nothing is spawned, so 10,000 jobs are 10,000 small entries in a map,
-//! not 10,000 tasks.
+//! 1. A first full sweep (bounded below by the oldest submit, less a minute
+//!    for clock skew, and narrowed to one endpoint when every job shares it)
+//!    learns the server's `created_at` of every job.
+//! 2. The jobs are then cut into chunks of 100 by `created_at`, and each
+//!    later sweep reads only the chunks that hold a job whose schedule is
+//!    due (with `start`/`end` bounds, one page each). Every job in a chunk
+//!    read counts as looked at.
+//!
+//! So a sweep costs at most one request per hundred jobs, and jobs that
+//! finish together share their sweeps. A job the list does not show (an
+//! attached job older than the window, a list that lags) falls back to its
+//! own polling after a few sweeps, as does every job when fewer than
+//! [`JobSetOptions::list_threshold`] remain, since then per-job polls are
+//! cheaper. Everything runs in the one task that reads the set; per-job
+//! polls run at most [`JobSetOptions::max_concurrency`] at a time. Nothing
+//! is spawned: 10,000 jobs are 10,000 small entries in a map.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -30,7 +37,7 @@ use crate::endpoint::Endpoint;
 use crate::error::{Error, Result};
 use crate::job::{Completion, Job};
 use crate::poll::{Phase, PollPolicy, Schedule};
-use crate::requests::ListFilter;
+use crate::requests::{ListFilter, MAX_PAGE_SIZE};
 
 /// How a [`JobSet`] waits.
 #[derive(Debug, Clone)]
@@ -181,11 +188,23 @@ struct Pending {
     index: usize,
     job: Job,
     submitted: Option<DateTime<Utc>>,
+    /// The server's `created_at`, once a sweep has shown the job.
+    created: Option<DateTime<Utc>>,
     schedule: Schedule,
     next_at: Instant,
     last_status: Option<RequestStatus>,
     misses: u32,
     own_polling: bool,
+}
+
+/// A `created_at` range to list: inclusive start, exclusive end.
+type CreatedRange = (Option<DateTime<Utc>>, Option<DateTime<Utc>>);
+
+/// A `created_at` range of the list holding about 100 of the set's jobs.
+struct Chunk {
+    start: DateTime<Utc>,
+    end: Option<DateTime<Utc>>,
+    ids: Vec<String>,
 }
 
 struct Driver {
@@ -194,13 +213,14 @@ struct Driver {
     policy: PollPolicy,
     pending: HashMap<String, Pending>,
     ready: VecDeque<JobOutcome>,
+    began: Instant,
     deadline: Instant,
-    /// When to sweep the list next.
-    next_sweep: Instant,
-    sweep_gap: Duration,
     list_usable: bool,
     /// The one endpoint every job shares, if they do.
     common_endpoint: Option<Endpoint>,
+    /// Every job of the set whose `created_at` is known, in list order.
+    placed: Vec<(DateTime<Utc>, String)>,
+    chunks: Vec<Chunk>,
 }
 
 impl Driver {
@@ -241,6 +261,7 @@ impl Driver {
                     index,
                     job,
                     submitted,
+                    created: None,
                     schedule,
                     next_at,
                     last_status: None,
@@ -249,25 +270,27 @@ impl Driver {
                 },
             );
         }
-        let first_gap = policy.initial_interval();
         Driver {
             client: set.client,
             options: set.options,
             policy,
             pending,
             ready: VecDeque::new(),
+            began: now,
             deadline,
-            next_sweep: now + first_gap,
-            sweep_gap: first_gap,
             list_usable: true,
             common_endpoint: common.flatten(),
+            placed: Vec::new(),
+            chunks: Vec::new(),
         }
     }
 
+    fn listed(&self) -> impl Iterator<Item = &Pending> {
+        self.pending.values().filter(|p| !p.own_polling)
+    }
+
     fn use_list(&self) -> bool {
-        self.list_usable
-            && self.pending.values().filter(|p| !p.own_polling).count()
-                >= self.options.list_threshold
+        self.list_usable && self.listed().count() >= self.options.list_threshold
     }
 
     async fn next(&mut self) -> Option<JobOutcome> {
@@ -284,29 +307,28 @@ impl Driver {
                 continue;
             }
             let sweeping = self.use_list();
-            if sweeping && now >= self.next_sweep {
-                self.sweep().await;
+            let by_list = |p: &Pending| sweeping && !p.own_polling;
+            // Jobs due a little later join this round: fewer, fuller sweeps.
+            let horizon = now + self.policy.initial_interval() / 2;
+            if sweeping && self.listed().any(|p| p.next_at <= now) {
+                self.sweep(horizon).await;
                 continue;
             }
             let due: Vec<String> = self
                 .pending
                 .iter()
-                .filter(|(_, p)| (p.own_polling || !sweeping) && p.next_at <= now)
+                .filter(|(_, p)| !by_list(p) && p.next_at <= now)
                 .map(|(id, _)| id.clone())
                 .collect();
             if !due.is_empty() {
                 self.poll_each(due).await;
                 continue;
             }
-            let mut wake = self.deadline;
-            if sweeping {
-                wake = wake.min(self.next_sweep);
-            }
-            for p in self.pending.values() {
-                if p.own_polling || !sweeping {
-                    wake = wake.min(p.next_at);
-                }
-            }
+            let wake = self
+                .pending
+                .values()
+                .map(|p| p.next_at)
+                .fold(self.deadline, Instant::min);
             tokio::time::sleep_until(wake).await;
         }
     }
@@ -314,11 +336,12 @@ impl Driver {
     fn expire(&mut self) {
         let mut left: Vec<Pending> = self.pending.drain().map(|(_, p)| p).collect();
         left.sort_by_key(|p| p.index);
+        let elapsed = self.began.elapsed();
         for p in left {
             let result = Err(Error::Timeout {
                 request_id: p.job.id().to_owned(),
                 last_status: p.last_status,
-                elapsed: self.policy_elapsed(),
+                elapsed,
                 cancel_sent: false,
             });
             self.ready.push_back(JobOutcome {
@@ -329,42 +352,70 @@ impl Driver {
         }
     }
 
-    fn policy_elapsed(&self) -> Duration {
-        let total = self
-            .options
-            .timeout
-            .unwrap_or(self.client.inner.wait_timeout);
-        total.saturating_sub(self.deadline.saturating_duration_since(Instant::now()))
-    }
-
-    /// One pass over the list, newest first, until every pending job has
-    /// been seen or the pages run out.
-    async fn sweep(&mut self) {
-        let oldest = self
-            .pending
-            .values()
-            .map(|p| p.submitted)
-            .try_fold(None::<DateTime<Utc>>, |acc, s| {
-                let s = s?; // an attached job: no lower bound
-                Some(Some(acc.map_or(s, |a| a.min(s))))
-            })
-            .flatten();
-        let mut filter = ListFilter::default().payloads(true).page_size(100);
-        if let Some(t) = oldest {
-            filter = filter.start(t - chrono::Duration::seconds(60));
-        }
+    fn base_filter(&self) -> ListFilter {
+        let mut filter = ListFilter::default()
+            .payloads(true)
+            .page_size(MAX_PAGE_SIZE);
         if let Some(e) = &self.common_endpoint {
             filter = filter.endpoint(e.clone());
         }
-        let requests = self.client.requests();
-        let mut unseen: usize = self.pending.values().filter(|p| !p.own_polling).count();
-        let mut offset = 0u64;
-        let mut finished_any = false;
-        let mut seen = std::collections::HashSet::new();
+        filter
+    }
+
+    /// Looks at every listed job due before `horizon`: a full sweep while
+    /// some job's `created_at` is unknown, else the chunks holding due jobs.
+    async fn sweep(&mut self, horizon: Instant) {
+        let unplaced = self.listed().any(|p| p.created.is_none());
+        let ranges: Vec<CreatedRange> = if unplaced {
+            // No lower bound when an attached job's submit time is unknown.
+            let oldest = self
+                .listed()
+                .map(|p| p.submitted)
+                .try_fold(None::<DateTime<Utc>>, |acc, s| {
+                    let s = s?;
+                    Some(Some(acc.map_or(s, |a| a.min(s))))
+                })
+                .flatten();
+            vec![(oldest.map(|t| t - chrono::Duration::seconds(60)), None)]
+        } else {
+            self.chunks
+                .iter()
+                .filter(|c| {
+                    c.ids.iter().any(|id| {
+                        self.pending
+                            .get(id)
+                            .is_some_and(|p| !p.own_polling && p.next_at <= horizon)
+                    })
+                })
+                .map(|c| (Some(c.start), c.end))
+                .collect()
+        };
+        let mut looked: HashSet<String> = HashSet::new();
         let mut complete = true;
-        while unseen > 0 {
+        for (start, end) in ranges {
+            let mut filter = self.base_filter();
+            filter.start = start;
+            filter.end = end;
+            if !self.read_range(&filter, &mut looked).await {
+                complete = false;
+                break;
+            }
+        }
+        if complete {
+            self.count_misses(&looked, unplaced);
+        }
+        if unplaced {
+            self.rebuild_chunks();
+        }
+    }
+
+    /// Reads every page of one range; false when a page failed.
+    async fn read_range(&mut self, filter: &ListFilter, looked: &mut HashSet<String>) -> bool {
+        let requests = self.client.requests();
+        let mut offset = 0u64;
+        loop {
             let page = match requests
-                .page_until(&filter, offset, Some(self.deadline))
+                .page_until(filter, offset, Some(self.deadline))
                 .await
             {
                 Ok(page) => page,
@@ -377,56 +428,107 @@ impl Driver {
                         tracing::warn!(error = %e, "list endpoint unusable; polling jobs one by one");
                         self.list_usable = false;
                     }
-                    complete = false;
-                    break;
+                    return false;
                 }
             };
             let n = page.items.len() as u64;
+            let now = Instant::now();
             for item in page.items {
-                let Some(p) = self.pending.get_mut(&item.request_id) else {
-                    continue;
-                };
-                if p.own_polling {
-                    continue;
-                }
-                unseen = unseen.saturating_sub(1);
-                p.misses = 0;
-                seen.insert(item.request_id.clone());
-                p.last_status = Some(item.status.clone());
-                if item.status.is_terminal() == Some(true) {
-                    finished_any = true;
-                    self.resolve_from_item(item);
-                }
+                self.observe_item(item, now, looked);
             }
             match page.next_offset {
                 Some(next) if n > 0 && page.has_more => offset = next,
                 None if page.has_more && n > 0 => offset += n,
-                _ => break,
+                _ => return true,
             }
         }
-        // Jobs the sweep did not show fall back to their own polling after
-        // a few misses.
+    }
+
+    fn observe_item(&mut self, item: RequestItem, now: Instant, looked: &mut HashSet<String>) {
+        let Some(p) = self.pending.get_mut(&item.request_id) else {
+            return;
+        };
+        if p.own_polling {
+            return;
+        }
+        looked.insert(item.request_id.clone());
+        p.misses = 0;
+        if p.created.is_none() {
+            p.created = item.created_at;
+            if let Some(c) = item.created_at {
+                self.placed.push((c, item.request_id.clone()));
+            }
+        }
+        if item.status.is_terminal() == Some(true) {
+            self.resolve_from_item(item);
+            return;
+        }
+        let phase = match &item.status {
+            RequestStatus::InQueue => Phase::Queued { position: None },
+            RequestStatus::Unknown(_) => Phase::Unknown,
+            _ => Phase::Running,
+        };
+        p.next_at = now + p.schedule.observe(phase, now);
+        p.last_status = Some(item.status);
+    }
+
+    /// Jobs a sweep should have shown but did not: after a few misses they
+    /// are polled on their own.
+    fn count_misses(&mut self, looked: &HashSet<String>, full: bool) {
+        let in_range: HashSet<String> = if full {
+            HashSet::new()
+        } else {
+            self.chunks
+                .iter()
+                .filter(|c| c.ids.iter().any(|id| looked.contains(id)))
+                .flat_map(|c| c.ids.iter().cloned())
+                .collect()
+        };
         let limit = self.options.misses_before_fallback;
         let now = Instant::now();
         for (id, p) in self.pending.iter_mut() {
-            if complete && !p.own_polling && !seen.contains(id) {
-                p.misses += 1;
-                if p.misses > limit {
-                    p.own_polling = true;
-                    p.next_at = now;
-                }
+            if p.own_polling || looked.contains(id) || !(full || in_range.contains(id)) {
+                continue;
+            }
+            p.misses += 1;
+            if p.misses > limit {
+                tracing::debug!(request_id = %id, "not in the list; polling it on its own");
+                p.own_polling = true;
+                p.next_at = now;
+            } else if full {
+                // Look again soon rather than at its own next poll.
+                p.next_at = p.next_at.min(now + self.policy.initial_interval());
             }
         }
-        // Reset the gap when something finished (others are likely close),
-        // else back off.
-        self.sweep_gap = if finished_any {
-            self.policy.initial_interval()
-        } else {
-            self.sweep_gap
-                .mul_f64(2.0)
-                .min(self.policy.initial_interval() * 16)
-        };
-        self.next_sweep = Instant::now() + self.sweep_gap;
+    }
+
+    /// Cuts the jobs into `created_at` ranges of about 100, on boundaries
+    /// where the time strictly increases (`start` is inclusive, `end`
+    /// exclusive, so a boundary inside equal times would split them).
+    fn rebuild_chunks(&mut self) {
+        self.placed.sort();
+        self.placed.dedup();
+        let size = MAX_PAGE_SIZE as usize;
+        let mut chunks: Vec<Chunk> = Vec::new();
+        let mut last_created = None;
+        for (created, id) in &self.placed {
+            match chunks.last_mut() {
+                Some(last) if last.ids.len() < size || last_created == Some(*created) => {
+                    last.ids.push(id.clone());
+                }
+                _ => chunks.push(Chunk {
+                    start: *created,
+                    end: None,
+                    ids: vec![id.clone()],
+                }),
+            }
+            last_created = Some(*created);
+        }
+        for i in 1..chunks.len() {
+            let next_start = chunks[i].start;
+            chunks[i - 1].end = Some(next_start);
+        }
+        self.chunks = chunks;
     }
 
     fn resolve_from_item(&mut self, item: RequestItem) {
