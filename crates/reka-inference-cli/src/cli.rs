@@ -1,0 +1,327 @@
+//! The command line: every command, flag and help text (clap derive).
+//!
+//! Values that need checking (endpoints, JSON input, times, durations) are
+//! kept as strings here and checked by the commands, so that a bad value
+//! gets the same one-line message (or JSON error) as every other error,
+//! before any request is sent.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::exit::EXIT_CODES_HELP;
+
+/// Submit, follow, list and download jobs of the Reka Vision Agent
+/// inference API, and chat with its models.
+#[derive(Debug, Parser)]
+#[command(
+    name = "reka-inference",
+    version,
+    about = "Submit, follow, list and download jobs of the Reka Vision Agent inference API, and chat with its models.",
+    long_about = "Submit, follow, list and download jobs of the Reka Vision Agent inference API \
+(image, video, speech and bounding-box generation), and chat with its models.\n\n\
+Try it without an account: `reka-inference --sim run nano-banana/text-to-image --set prompt=\"a lighthouse at dusk\" --download out/` \
+runs the job on a simulator inside this process.\n\n\
+With a real key: `export REKA_API_KEY=...` and the same commands without --sim.",
+    after_help = EXIT_CODES_HELP,
+    propagate_version = true
+)]
+pub struct Cli {
+    /// Global options, accepted before or after the command.
+    #[command(flatten)]
+    pub global: Global,
+
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Options every command takes.
+#[derive(Debug, Args)]
+pub struct Global {
+    /// The API key. Never printed, not even with --verbose.
+    #[arg(
+        long,
+        env = "REKA_API_KEY",
+        hide_env_values = true,
+        global = true,
+        value_name = "KEY"
+    )]
+    pub api_key: Option<String>,
+
+    /// The service's base URL (default: the real service,
+    /// `https://vision-agent.api.reka.ai`).
+    #[arg(long, env = "REKA_BASE_URL", global = true, value_name = "URL")]
+    pub base_url: Option<String>,
+
+    /// Print results on stdout as JSON, and errors on stderr as JSON
+    /// (`{"error": {"kind", "exit_code", "message", ...}}`).
+    #[arg(long, global = true)]
+    pub json: bool,
+
+    /// No progress display, no hints: only results and errors.
+    #[arg(long, short, global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
+
+    /// Log every HTTP exchange and poll to stderr (the API key is never
+    /// logged). RUST_LOG overrides the filter.
+    #[arg(long, short, global = true)]
+    pub verbose: bool,
+
+    /// Start a simulator of the API inside this process and send
+    /// everything to it: no key needed, nothing leaves the machine, jobs
+    /// run 20 times faster. The simulator ends with the command, so its
+    /// jobs cannot be looked at by a later command.
+    #[arg(long, global = true)]
+    pub sim: bool,
+}
+
+/// The commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// List the endpoints (MODEL/CAPABILITY) this key can submit to.
+    Models,
+
+    /// Submit a job and print its request id, without waiting for it.
+    ///
+    /// Follow it later with `reka-inference wait <ID>`, or use `run` to
+    /// submit and wait in one go.
+    #[command(after_help = INPUT_HELP)]
+    Submit(SubmitArgs),
+
+    /// Show where a job is: queued (and its place in the queue), running,
+    /// or finished.
+    Status {
+        /// The request id, as `submit` or `list` printed it.
+        id: String,
+        /// Also show the job's log lines.
+        #[arg(long)]
+        logs: bool,
+    },
+
+    /// Show a job's record: its output once completed, its error once
+    /// failed.
+    ///
+    /// Exits 0 whenever the record is shown, whatever the job's status; use
+    /// `wait` to get a job's outcome as an exit code.
+    Result {
+        /// The request id.
+        id: String,
+    },
+
+    /// Cancel a queued or running job. A finished job is left as it is.
+    Cancel {
+        /// The request id.
+        id: String,
+    },
+
+    /// Wait for a job submitted earlier, then show its output (and
+    /// optionally download it).
+    ///
+    /// Ctrl-C stops waiting and leaves the job running (run `wait` again to
+    /// resume), unless --cancel-on-interrupt is given.
+    Wait(WaitArgs),
+
+    /// List past and current requests, newest first.
+    List(ListArgs),
+
+    /// Submit a job, wait for it, show its output and optionally save its
+    /// files: the whole job in one command.
+    ///
+    /// On a terminal a spinner shows the status, the place in the queue,
+    /// the time spent and the job's log lines as they arrive. Ctrl-C stops
+    /// waiting and prints how to resume, or cancels the job with
+    /// --cancel-on-interrupt.
+    #[command(after_help = INPUT_HELP)]
+    Run(RunArgs),
+
+    /// Ask a chat model (OpenAI-compatible) one question and print its answer.
+    Chat(ChatArgs),
+}
+
+const INPUT_HELP: &str = "\
+Input:
+  The job's input is a JSON object; its fields depend on the endpoint.
+  --input '{\"prompt\": \"a red fox\"}'   inline JSON
+  --input @input.json                 read from a file
+  --input -                           read from stdin
+  --set prompt=\"a red fox\"            one field (repeatable; applied over --input)
+  --set size.width=512                dotted keys make nested objects
+  A --set value is read as JSON when it is valid JSON (numbers, true, [1,2],
+  {\"a\":1}), else as a string: --set seed=7 gives a number, --set 'seed=\"7\"' a string.";
+
+/// How the job's input is given.
+#[derive(Debug, Args, Clone, Default)]
+pub struct InputArgs {
+    /// The input object: inline JSON, @FILE to read a file, or - for stdin.
+    #[arg(long, value_name = "JSON|@FILE|-")]
+    pub input: Option<String>,
+
+    /// Set one input field, KEY=VALUE (repeatable). Dotted keys make nested
+    /// objects; VALUE is JSON if it parses, else a string.
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub set: Vec<String>,
+}
+
+/// `submit`.
+#[derive(Debug, Args)]
+pub struct SubmitArgs {
+    /// The endpoint, MODEL/CAPABILITY, e.g. nano-banana/text-to-image
+    /// (`reka-inference models` lists them).
+    pub endpoint: String,
+
+    #[command(flatten)]
+    pub input: InputArgs,
+
+    /// A URL the service calls with the job's record when it finishes.
+    #[arg(long, value_name = "URL")]
+    pub webhook: Option<String>,
+
+    /// Your own idempotency key: submitting again with the same key and
+    /// input returns the first job instead of creating a second one.
+    #[arg(long, value_name = "KEY")]
+    pub idempotency_key: Option<String>,
+}
+
+/// What `wait` and `run` share.
+#[derive(Debug, Args, Clone, Default)]
+pub struct FollowArgs {
+    /// Save the job's output files into this directory (created if missing).
+    #[arg(long, value_name = "DIR")]
+    pub download: Option<PathBuf>,
+
+    /// Stop waiting after this long, e.g. 90s, 5m, 1h (default 30m). The
+    /// job keeps running.
+    #[arg(long, value_name = "DURATION")]
+    pub timeout: Option<String>,
+
+    /// On Ctrl-C, cancel the job instead of leaving it running.
+    #[arg(long)]
+    pub cancel_on_interrupt: bool,
+}
+
+/// `wait`.
+#[derive(Debug, Args)]
+pub struct WaitArgs {
+    /// The request id.
+    pub id: String,
+
+    #[command(flatten)]
+    pub follow: FollowArgs,
+}
+
+/// `run`.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The endpoint, MODEL/CAPABILITY, e.g. nano-banana/text-to-image.
+    pub endpoint: String,
+
+    #[command(flatten)]
+    pub input: InputArgs,
+
+    #[command(flatten)]
+    pub follow: FollowArgs,
+
+    /// A URL the service calls with the job's record when it finishes.
+    #[arg(long, value_name = "URL")]
+    pub webhook: Option<String>,
+}
+
+/// `list`.
+#[derive(Debug, Args)]
+#[command(after_help = "\
+Times (--since, --until): RFC 3339 (2025-01-31T12:00:00Z), a date (2025-01-31, UTC),
+or an age: 30m, 1h, 2d means that long ago.")]
+pub struct ListArgs {
+    /// Only this endpoint, MODEL/CAPABILITY.
+    #[arg(long, value_name = "ENDPOINT")]
+    pub endpoint: Option<String>,
+
+    /// Only this model, e.g. veo-3.1.
+    #[arg(long, value_name = "MODEL")]
+    pub model: Option<String>,
+
+    /// Only this capability, e.g. text-to-image.
+    #[arg(long, value_name = "CAPABILITY")]
+    pub capability: Option<String>,
+
+    /// Only this status: IN_QUEUE, IN_PROGRESS, COMPLETED, FAILED or
+    /// CANCELLED (any case).
+    #[arg(long, value_name = "STATUS")]
+    pub status: Option<String>,
+
+    /// Only requests created at or after this time.
+    #[arg(long, value_name = "TIME")]
+    pub since: Option<String>,
+
+    /// Only requests created before this time.
+    #[arg(long, value_name = "TIME")]
+    pub until: Option<String>,
+
+    /// Include each request's input, output and error.
+    #[arg(long)]
+    pub payloads: bool,
+
+    /// Show at most this many requests.
+    #[arg(long, value_name = "N", default_value_t = 20, conflicts_with = "all")]
+    pub limit: u64,
+
+    /// Show every matching request (pages are fetched as needed).
+    #[arg(long)]
+    pub all: bool,
+}
+
+/// `chat`.
+#[derive(Debug, Args)]
+pub struct ChatArgs {
+    /// The chat model.
+    #[arg(long, short, value_name = "MODEL", default_value = "qwen3-vl-32b")]
+    pub model: String,
+
+    /// A system message sent before yours.
+    #[arg(long, value_name = "TEXT")]
+    pub system: Option<String>,
+
+    /// Print the answer as it is written, piece by piece (with --json: one
+    /// JSON chunk per line).
+    #[arg(long)]
+    pub stream: bool,
+
+    /// Your message.
+    pub message: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_cli_is_well_formed() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn global_flags_go_anywhere() {
+        let cli = Cli::try_parse_from([
+            "reka-inference",
+            "run",
+            "nano-banana/text-to-image",
+            "--set",
+            "prompt=x",
+            "--sim",
+            "--json",
+        ])
+        .unwrap();
+        assert!(cli.global.sim && cli.global.json);
+        let Command::Run(run) = cli.command else {
+            panic!("not run")
+        };
+        assert_eq!(run.input.set, ["prompt=x"]);
+    }
+
+    #[test]
+    fn limit_and_all_conflict() {
+        assert!(Cli::try_parse_from(["reka-inference", "list", "--limit", "3", "--all"]).is_err());
+    }
+}

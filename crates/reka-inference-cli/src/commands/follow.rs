@@ -1,0 +1,375 @@
+//! `run` and `wait`: follow a job to its end with a progress display,
+//! show its output and save its files; Ctrl-C stops waiting (or cancels).
+
+use std::path::{Path, PathBuf};
+use std::pin::pin;
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use reka_inference::{Client, Completion, Error, Job, JobEvent, RequestStatus, WaitOptions};
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::cli::{FollowArgs, RunArgs, WaitArgs};
+use crate::commands::request::print_output;
+use crate::commands::submit::submit_options;
+use crate::commands::{Ctx, check_id, parse_endpoint};
+use crate::exit::{ExitClass, Failure};
+use crate::input;
+use crate::interrupt::Interrupt;
+use crate::output::{Output, human_bytes, job_error_text, log_line, metrics_text};
+use crate::progress::{DownloadBars, JobSpinner};
+use crate::time::{human, parse_duration};
+
+/// `run`: submit, wait, show, save.
+pub async fn run(ctx: &mut Ctx, args: RunArgs) -> Result<(), Failure> {
+    let endpoint = parse_endpoint("endpoint", &args.endpoint)?;
+    let input = input::build(&args.input, std::io::stdin().lock())?;
+    let options = submit_options(args.webhook, None)?;
+    let plan = Plan::new(&args.follow)?;
+    let mut interrupt = install_interrupt()?;
+    let client = ctx.client().await?;
+    let spinner = JobSpinner::new(&ctx.out, endpoint.as_str());
+    spinner.status("submitting");
+    let began = Instant::now();
+    let submitted = tokio::select! {
+        r = client.submit_with(&endpoint, input, options) => Some(r),
+        _ = interrupt.recv() => None,
+    };
+    let job = match submitted {
+        Some(r) => r?,
+        None => {
+            spinner.clear();
+            return Err(Failure::new(
+                ExitClass::Interrupted,
+                "interrupted while submitting; the job may or may not have been created \
+                 (`reka-inference list --limit 5` shows the latest requests)",
+            ));
+        }
+    };
+    spinner.println(format!("submitted {} ({endpoint})", job.id()));
+    spinner.prefix(job.id());
+    let endpoint = Some(endpoint.to_string());
+    follow(
+        ctx,
+        &client,
+        job,
+        endpoint,
+        &plan,
+        &mut interrupt,
+        spinner,
+        began,
+    )
+    .await
+}
+
+/// `wait`: follow a job submitted earlier.
+pub async fn wait(ctx: &mut Ctx, args: WaitArgs) -> Result<(), Failure> {
+    let id = check_id(&args.id)?.to_owned();
+    let plan = Plan::new(&args.follow)?;
+    let mut interrupt = install_interrupt()?;
+    let client = ctx.client().await?;
+    let spinner = JobSpinner::new(&ctx.out, &id);
+    spinner.status("checking");
+    let job = client.job(&id);
+    follow(
+        ctx,
+        &client,
+        job,
+        None,
+        &plan,
+        &mut interrupt,
+        spinner,
+        Instant::now(),
+    )
+    .await
+}
+
+/// The checked `--download`, `--timeout` and `--cancel-on-interrupt`.
+struct Plan {
+    download: Option<PathBuf>,
+    timeout: Option<Duration>,
+    cancel_on_interrupt: bool,
+}
+
+impl Plan {
+    fn new(args: &FollowArgs) -> Result<Plan, Failure> {
+        let timeout = args
+            .timeout
+            .as_deref()
+            .map(|t| parse_duration("--timeout", t))
+            .transpose()?;
+        if let Some(dir) = &args.download
+            && dir.exists()
+            && !dir.is_dir()
+        {
+            return Err(Failure::usage(format!(
+                "--download {}: exists and is not a directory",
+                dir.display()
+            )));
+        }
+        Ok(Plan {
+            download: args.download.clone(),
+            timeout,
+            cancel_on_interrupt: args.cancel_on_interrupt,
+        })
+    }
+}
+
+fn install_interrupt() -> Result<Interrupt, Failure> {
+    Interrupt::install().map_err(|e| {
+        Failure::new(
+            ExitClass::Other,
+            format!("could not install the Ctrl-C handler: {e}"),
+        )
+    })
+}
+
+/// A file saved by `--download`.
+#[derive(Debug, Serialize)]
+struct SavedFile {
+    path: PathBuf,
+    url: String,
+    content_type: Option<String>,
+    bytes: u64,
+}
+
+/// The JSON result of `run` and `wait`.
+#[derive(Debug, Serialize)]
+struct Finished<'a> {
+    request_id: &'a str,
+    endpoint: Option<&'a str>,
+    status: &'static str,
+    output: &'a Value,
+    metrics: Option<&'a reka_inference::types::Metrics>,
+    files: &'a [SavedFile],
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn follow(
+    ctx: &Ctx,
+    client: &Client,
+    job: Job,
+    endpoint: Option<String>,
+    plan: &Plan,
+    interrupt: &mut Interrupt,
+    spinner: JobSpinner,
+    began: Instant,
+) -> Result<(), Failure> {
+    let out = ctx.out;
+    let mut options = WaitOptions::default();
+    if let Some(t) = plan.timeout {
+        options = options.timeout(t);
+    }
+    let waited = tokio::select! {
+        r = wait_for(&job, options, &spinner, &out) => Some(r),
+        _ = interrupt.recv() => None,
+    };
+    spinner.clear();
+    let done = match waited {
+        Some(Ok(done)) => done,
+        Some(Err(f)) => return Err(f),
+        None => return Err(interrupted(ctx, &job, plan.cancel_on_interrupt).await),
+    };
+    let elapsed = began.elapsed();
+    let files = match &plan.download {
+        Some(dir) => download(ctx, client, &done, dir, interrupt).await?,
+        None => Vec::new(),
+    };
+    if out.json {
+        out.json_value(&Finished {
+            request_id: &done.request_id,
+            endpoint: endpoint.as_deref(),
+            status: "COMPLETED",
+            output: &done.output,
+            metrics: done.metrics.as_ref(),
+            files: &files,
+        });
+        return Ok(());
+    }
+    let mut line = format!("completed {}", done.request_id);
+    if let Some(e) = &endpoint {
+        line.push_str(&format!(" ({e})"));
+    }
+    line.push_str(&format!(" in {}", human(elapsed)));
+    if let Some(m) = metrics_text(done.metrics.as_ref()) {
+        line.push_str(&format!(", {m}"));
+    }
+    out.line(line);
+    print_output(&out, &done.output);
+    for f in &files {
+        out.line(format!(
+            "saved {} ({})",
+            f.path.display(),
+            human_bytes(f.bytes)
+        ));
+    }
+    Ok(())
+}
+
+/// Waits for the job: with the event stream (status, queue position, log
+/// lines) when a person is watching, else with the plain wait, which polls
+/// less.
+async fn wait_for(
+    job: &Job,
+    options: WaitOptions,
+    spinner: &JobSpinner,
+    out: &Output,
+) -> Result<Completion, Failure> {
+    let id = job.id().to_owned();
+    let failed = |e: Error| job_failure(e, &id);
+    if !out.progress {
+        return job.wait_with(options).await.map_err(failed);
+    }
+    let mut events = pin!(job.events_with(options));
+    while let Some(event) = events.next().await {
+        match event.map_err(failed)? {
+            JobEvent::Queued { position } => spinner.status(match position {
+                Some(0) => "queued, next in line".to_owned(),
+                Some(n) => format!("queued, {n} ahead"),
+                None => "queued".to_owned(),
+            }),
+            JobEvent::Started => spinner.status("running"),
+            JobEvent::Log(entry) => spinner.println(format!("  {}", log_line(&entry))),
+            JobEvent::UnknownStatus(s) => spinner.status(format!("status {s}")),
+            JobEvent::Completed(done) => return Ok(done),
+            JobEvent::Failed { error, .. } => {
+                return Err(Failure::new(
+                    ExitClass::JobFailed,
+                    format!("request {id} failed: {}", job_error_text(error.as_ref())),
+                )
+                .about_request(&id));
+            }
+            JobEvent::Cancelled => {
+                return Err(Failure::new(
+                    ExitClass::JobCancelled,
+                    format!("request {id} was cancelled"),
+                )
+                .about_request(&id));
+            }
+            _ => {}
+        }
+    }
+    Err(Failure::new(
+        ExitClass::Other,
+        format!("stopped hearing about request {id} before it finished"),
+    )
+    .about_request(&id))
+}
+
+/// A wait's error as a failure; a deadline says how to resume.
+fn job_failure(e: Error, id: &str) -> Failure {
+    match &e {
+        Error::Timeout {
+            request_id,
+            last_status,
+            elapsed,
+            ..
+        } => {
+            let status = last_status
+                .as_ref()
+                .map_or("not seen yet".to_owned(), |s| format!("still {s}"));
+            Failure::new(
+                ExitClass::Timeout,
+                format!(
+                    "stopped waiting for request {request_id} after {} (--timeout); it is {status} \
+                     and keeps running",
+                    human(*elapsed)
+                ),
+            )
+            .about_request(request_id)
+            .with_hint(format!("resume with: reka-inference wait {request_id}"))
+        }
+        Error::JobFailed { error, .. } => Failure::new(
+            ExitClass::JobFailed,
+            format!("request {id} failed: {}", job_error_text(error.as_ref())),
+        )
+        .about_request(id),
+        _ => Failure::from(e).about_request(id),
+    }
+}
+
+/// Ctrl-C during the wait: leave the job running and say how to resume,
+/// or cancel it.
+async fn interrupted(ctx: &Ctx, job: &Job, cancel: bool) -> Failure {
+    let id = job.id();
+    let message = if cancel {
+        match job.cancel().await {
+            Ok(record) if record.status == RequestStatus::Cancelled => {
+                format!("interrupted: cancelled request {id}")
+            }
+            Ok(record) => format!(
+                "interrupted: request {id} had already finished ({}); nothing to cancel",
+                record.status
+            ),
+            Err(e) => format!(
+                "interrupted: could not cancel request {id} ({e}); it may still be running. {}",
+                ctx.resume_text(id)
+            ),
+        }
+    } else {
+        format!(
+            "interrupted: stopped waiting; request {id} keeps running. {}",
+            ctx.resume_text(id)
+        )
+    };
+    Failure::new(ExitClass::Interrupted, message).about_request(id)
+}
+
+/// Saves the output files into `dir`, with a bar per file.
+async fn download(
+    ctx: &Ctx,
+    client: &Client,
+    done: &Completion,
+    dir: &Path,
+    interrupt: &mut Interrupt,
+) -> Result<Vec<SavedFile>, Failure> {
+    let media = done.media();
+    if media.is_empty() {
+        ctx.out.note("the output has no files to download");
+        return Ok(Vec::new());
+    }
+    let mut bars = DownloadBars::new(&ctx.out, media.len());
+    let fetched = tokio::select! {
+        r = client.download_outputs(done, dir, |i, _, p| bars.update(i, p)) => Some(r),
+        _ = interrupt.recv() => None,
+    };
+    bars.clear();
+    let id = &done.request_id;
+    let paths = match fetched {
+        Some(r) => r.map_err(|e| {
+            Failure::from(e).about_request(id).with_hint(format!(
+                "try again with: reka-inference wait {id} --download {}",
+                dir.display()
+            ))
+        })?,
+        None => {
+            return Err(Failure::new(
+                ExitClass::Interrupted,
+                format!(
+                    "interrupted during the download; request {id} is complete. {}",
+                    if ctx.is_sim() {
+                        "The in-process simulator stops with this command.".to_owned()
+                    } else {
+                        format!(
+                            "Download again with: reka-inference wait {id} --download {}",
+                            dir.display()
+                        )
+                    }
+                ),
+            )
+            .about_request(id));
+        }
+    };
+    let mut files = Vec::with_capacity(paths.len());
+    for (path, m) in paths.into_iter().zip(media) {
+        let bytes = std::fs::metadata(&path).map(|md| md.len()).unwrap_or(0);
+        files.push(SavedFile {
+            path,
+            url: m.url,
+            content_type: m.content_type,
+            bytes,
+        });
+    }
+    Ok(files)
+}

@@ -1,0 +1,149 @@
+//! `list`: past and current requests, newest first.
+
+use futures::TryStreamExt;
+use reka_inference::types::RequestItem;
+use reka_inference::{ListFilter, RequestStatus};
+
+use crate::cli::ListArgs;
+use crate::commands::{Ctx, parse_endpoint};
+use crate::exit::Failure;
+use crate::output::table;
+use crate::time::parse_time;
+
+/// Lists requests.
+pub async fn run(ctx: &mut Ctx, args: ListArgs) -> Result<(), Failure> {
+    let filter = filter(&args, chrono::Utc::now())?;
+    // One more than asked, to tell whether more match.
+    let shown = (!args.all).then_some(args.limit);
+    let filter = match shown {
+        Some(n) => filter.limit(n.saturating_add(1)),
+        None => filter,
+    };
+    let client = ctx.client().await?;
+    let mut items: Vec<RequestItem> = client.requests().list(filter).try_collect().await?;
+    let more = shown.is_some_and(|n| items.len() as u64 > n);
+    if let Some(n) = shown {
+        items.truncate(usize::try_from(n).unwrap_or(usize::MAX));
+    }
+    let out = ctx.out;
+    if out.json {
+        out.json_value(&items);
+        return Ok(());
+    }
+    if items.is_empty() {
+        out.note("no requests match");
+        return Ok(());
+    }
+    let mut rows = vec![vec![
+        "REQUEST ID".to_owned(),
+        "STATUS".to_owned(),
+        "ENDPOINT".to_owned(),
+        "CREATED".to_owned(),
+    ]];
+    for item in &items {
+        rows.push(vec![
+            item.request_id.clone(),
+            item.status.to_string(),
+            item.endpoint_id.clone().unwrap_or_else(|| "-".into()),
+            item.created_at
+                .map(|t| t.format("%Y-%m-%d %H:%M:%S").to_string())
+                .unwrap_or_else(|| "-".into()),
+        ]);
+    }
+    for (i, line) in table(&rows).into_iter().enumerate() {
+        out.line(line);
+        if args.payloads && i > 0 {
+            let item = &items[i - 1];
+            for (name, value) in [
+                ("input", item.input.as_ref().map(serde_json::to_string)),
+                ("output", item.output.as_ref().map(serde_json::to_string)),
+                ("error", item.error.as_ref().map(serde_json::to_string)),
+            ] {
+                if let Some(Ok(text)) = value {
+                    out.line(format!("    {name}: {text}"));
+                }
+            }
+        }
+    }
+    if more {
+        out.note(&format!(
+            "showing the newest {}; more match (--limit N or --all for more)",
+            items.len()
+        ));
+    }
+    Ok(())
+}
+
+/// The filter, checked.
+fn filter(args: &ListArgs, now: chrono::DateTime<chrono::Utc>) -> Result<ListFilter, Failure> {
+    let mut filter = ListFilter::default().payloads(args.payloads);
+    if let Some(e) = &args.endpoint {
+        filter = filter.endpoint(parse_endpoint("--endpoint", e)?);
+    }
+    if let Some(m) = &args.model {
+        filter = filter.model(non_empty("--model", m)?);
+    }
+    if let Some(c) = &args.capability {
+        filter = filter.capability(non_empty("--capability", c)?);
+    }
+    if let Some(s) = &args.status {
+        filter = filter.status(parse_status(s)?);
+    }
+    if let Some(t) = &args.since {
+        filter = filter.start(parse_time("--since", t, now)?);
+    }
+    if let Some(t) = &args.until {
+        filter = filter.end(parse_time("--until", t, now)?);
+    }
+    if let (Some(start), Some(end)) = (filter.start, filter.end)
+        && start >= end
+    {
+        return Err(Failure::usage(format!(
+            "--since ({start}) is not before --until ({end})"
+        )));
+    }
+    if !args.all && args.limit == 0 {
+        return Err(Failure::usage("--limit 0: ask for at least one request"));
+    }
+    Ok(filter)
+}
+
+fn non_empty<'a>(flag: &str, text: &'a str) -> Result<&'a str, Failure> {
+    let t = text.trim();
+    if t.is_empty() || t.contains('/') || t.chars().any(char::is_whitespace) {
+        return Err(Failure::usage(format!(
+            "{flag} {text:?}: not a valid value"
+        )));
+    }
+    Ok(t)
+}
+
+/// A status name, in any case, `-` or `_`.
+fn parse_status(text: &str) -> Result<RequestStatus, Failure> {
+    let norm = text.trim().to_ascii_uppercase().replace('-', "_");
+    Ok(match norm.as_str() {
+        "IN_QUEUE" | "QUEUED" => RequestStatus::InQueue,
+        "IN_PROGRESS" | "RUNNING" => RequestStatus::InProgress,
+        "COMPLETED" => RequestStatus::Completed,
+        "FAILED" => RequestStatus::Failed,
+        "CANCELLED" | "CANCELED" => RequestStatus::Cancelled,
+        _ => {
+            return Err(Failure::usage(format!(
+                "--status {text:?}: not a status; use IN_QUEUE, IN_PROGRESS, COMPLETED, FAILED or CANCELLED"
+            )));
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statuses_in_any_case() {
+        assert_eq!(parse_status("completed").unwrap(), RequestStatus::Completed);
+        assert_eq!(parse_status("in-queue").unwrap(), RequestStatus::InQueue);
+        assert_eq!(parse_status("Canceled").unwrap(), RequestStatus::Cancelled);
+        assert!(parse_status("done").is_err());
+    }
+}

@@ -1,0 +1,178 @@
+//! The commands, and the context they share: the client (built on first
+//! use, after the command's own arguments have been checked) and the
+//! in-process simulator of `--sim`.
+
+mod chat;
+mod follow;
+mod list;
+mod models;
+mod request;
+mod submit;
+
+use reka_inference::{Client, Endpoint, PollPolicy};
+use reka_inference_sim::{DEV_API_KEY, RunningSim, SimConfig};
+
+use crate::cli::{Command, Global};
+use crate::exit::{ExitClass, Failure};
+use crate::output::Output;
+
+/// Wall seconds per simulated second under `--sim`: a 6 s image takes
+/// 0.3 s, a 60 s video 3 s, slow enough to see the progress display.
+pub const SIM_TIME_SCALE: f64 = 0.05;
+
+/// What every command gets.
+pub struct Ctx {
+    /// How to print.
+    pub out: Output,
+    global: Global,
+    client: Option<Client>,
+    sim: Option<RunningSim>,
+}
+
+impl Ctx {
+    /// A context for these global options; nothing is started yet.
+    pub fn new(global: Global, out: Output) -> Ctx {
+        Ctx {
+            out,
+            global,
+            client: None,
+            sim: None,
+        }
+    }
+
+    /// The client; the first call checks the key and the base URL (or
+    /// starts the simulator with `--sim`). Sends nothing.
+    pub async fn client(&mut self) -> Result<Client, Failure> {
+        if let Some(client) = &self.client {
+            return Ok(client.clone());
+        }
+        let client = if self.global.sim {
+            let sim = reka_inference_sim::start(SimConfig::new().time_scale(SIM_TIME_SCALE))
+                .await
+                .map_err(|e| {
+                    Failure::new(
+                        ExitClass::Other,
+                        format!("could not start the simulator: {e}"),
+                    )
+                })?;
+            self.out.note(&format!(
+                "reka-inference: --sim: using an in-process simulator at {} (no API key needed, \
+                 nothing leaves this machine, jobs run {:.0}x faster)",
+                sim.base_url(),
+                1.0 / SIM_TIME_SCALE
+            ));
+            let client = Client::builder()
+                .api_key(DEV_API_KEY)
+                .base_url(sim.base_url())
+                .poll_policy(PollPolicy::default().scaled(SIM_TIME_SCALE))
+                .build()?;
+            self.sim = Some(sim);
+            client
+        } else {
+            let key = self
+                .global
+                .api_key
+                .clone()
+                .filter(|k| !k.trim().is_empty())
+                .ok_or_else(|| {
+                    Failure::new(
+                        ExitClass::Authentication,
+                        "no API key: pass --api-key or set REKA_API_KEY",
+                    )
+                    .with_hint("to try the tool without a key, add --sim (a local simulator)")
+                })?;
+            let mut builder = Client::builder().api_key(key);
+            if let Some(url) = self
+                .global
+                .base_url
+                .as_deref()
+                .filter(|u| !u.trim().is_empty())
+            {
+                builder = builder.base_url(url);
+            }
+            builder.build()?
+        };
+        tracing::debug!(base_url = %client.base_url(), "client ready");
+        self.client = Some(client.clone());
+        Ok(client)
+    }
+
+    /// How to pick up a job after this command stopped waiting for it.
+    pub fn resume_text(&self, request_id: &str) -> String {
+        if self.global.sim {
+            "The in-process simulator stops with this command, and its jobs with it.".to_owned()
+        } else {
+            format!("Resume with: reka-inference wait {request_id}")
+        }
+    }
+
+    /// Whether `--sim` is on.
+    pub fn is_sim(&self) -> bool {
+        self.global.sim
+    }
+}
+
+/// Runs one command.
+pub async fn run(command: Command, ctx: &mut Ctx) -> Result<(), Failure> {
+    match command {
+        Command::Models => models::run(ctx).await,
+        Command::Submit(args) => submit::run(ctx, args).await,
+        Command::Status { id, logs } => request::status(ctx, &id, logs).await,
+        Command::Result { id } => request::result(ctx, &id).await,
+        Command::Cancel { id } => request::cancel(ctx, &id).await,
+        Command::Wait(args) => follow::wait(ctx, args).await,
+        Command::List(args) => list::run(ctx, args).await,
+        Command::Run(args) => follow::run(ctx, args).await,
+        Command::Chat(args) => chat::run(ctx, args).await,
+    }
+}
+
+/// Checks an endpoint id (`<model>/<capability>`). Unknown but well-formed
+/// ids pass: the service may have models this version does not list.
+pub fn parse_endpoint(flag: &str, text: &str) -> Result<Endpoint, Failure> {
+    Endpoint::new(text.trim()).map_err(|_| {
+        Failure::usage(format!(
+            "{flag} {text:?}: not an endpoint; expected <model>/<capability> \
+             (letters, digits, '-', '_', '.'), e.g. nano-banana/text-to-image; \
+             `reka-inference models` lists them"
+        ))
+    })
+}
+
+/// Checks a request id given on the command line.
+pub fn check_id(id: &str) -> Result<&str, Failure> {
+    let id = id.trim();
+    if id.is_empty() || id.contains('/') || id.chars().any(char::is_whitespace) {
+        return Err(Failure::usage(format!(
+            "{id:?} is not a request id (as `submit` or `list` prints it)"
+        )));
+    }
+    Ok(id)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn endpoints_are_checked_for_shape_only() {
+        assert_eq!(
+            parse_endpoint("ENDPOINT", "brand-new/text-to-image")
+                .unwrap()
+                .model(),
+            "brand-new"
+        );
+        for bad in ["nano-banana", "a/b/c", "a b/c", "/x", ""] {
+            let e = parse_endpoint("ENDPOINT", bad).unwrap_err();
+            assert_eq!(e.class, ExitClass::Usage);
+            assert!(!e.message.contains('\n'));
+        }
+    }
+
+    #[test]
+    fn ids_are_checked() {
+        assert!(check_id("0193-abc").is_ok());
+        assert!(check_id("").is_err());
+        assert!(check_id("a/b").is_err());
+    }
+}
