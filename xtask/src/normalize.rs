@@ -66,16 +66,27 @@ pub enum Rule {
     Examples,
     /// Numeric `exclusiveMinimum`/`exclusiveMaximum` become the 3.0 boolean form.
     ExclusiveBound,
-    /// Several error schemas on one operation become one union schema.
+    /// Several error schemas on one operation become one union schema, and
+    /// error responses with a non-JSON body beside JSON ones are read as JSON
+    /// (a body that does not match still reaches the caller raw).
     ErrorSchemas,
     /// Several 2xx schemas on one operation become one union schema.
     SuccessSchemas,
-    /// A response with several media types keeps only its JSON one.
+    /// A body with several media types keeps only its JSON one, and a
+    /// `+json` response media type is read as `application/json`.
     MediaTypes,
     /// A 3.1-only annotation with no 3.0 meaning is dropped.
     DroppedKeyword,
     /// `nullable` on an optional parameter is dropped: absence already says null.
     OptionalParameter,
+    /// A `default` response beside 2xx responses is dropped: progenitor would
+    /// read it as a success as well as an error. A status the document does
+    /// not list still reaches the caller, as an unexpected response.
+    DefaultResponse,
+    /// The `title` of an inline schema is dropped when another inline schema
+    /// or a component has the same name: the generator names types by title
+    /// and silently merges two types of one name.
+    SharedTitle,
 }
 
 impl Rule {
@@ -87,11 +98,13 @@ impl Rule {
             Rule::Const => "const -> one-value enum",
             Rule::Examples => "examples -> example",
             Rule::ExclusiveBound => "numeric exclusiveMinimum/Maximum -> boolean form",
-            Rule::ErrorSchemas => "several error schemas -> one",
+            Rule::ErrorSchemas => "several error schemas or body kinds -> one",
             Rule::SuccessSchemas => "several 2xx schemas -> one",
-            Rule::MediaTypes => "several response media types -> application/json",
+            Rule::MediaTypes => "several body media types or +json -> application/json",
             Rule::DroppedKeyword => "3.1-only annotation dropped",
             Rule::OptionalParameter => "nullable optional parameter -> optional parameter",
+            Rule::DefaultResponse => "default response beside 2xx responses dropped",
+            Rule::SharedTitle => "inline schema title shared with another type dropped",
         }
     }
 }
@@ -298,6 +311,44 @@ impl Normalizer {
                 None => self.refuse("/components".into(), "`components` is not an object"),
             }
         }
+
+        self.shared_titles(root);
+    }
+
+    /// Drops the `title` of every inline schema whose name another inline
+    /// schema or a component also has. progenitor's type generator names an
+    /// inline type by its title and, when two types get one name, keeps the
+    /// first and silently uses it for both (FastAPI titles every property,
+    /// so two `kind` properties with different enums would become one type).
+    /// Without a title the type is named after its parent and property.
+    fn shared_titles(&mut self, root: &mut Map<String, Value>) {
+        let components: BTreeSet<String> = root
+            .get("components")
+            .and_then(|c| c.get("schemas"))
+            .and_then(Value::as_object)
+            .map(|s| s.keys().map(|k| title_key(k)).collect())
+            .unwrap_or_default();
+        let mut seen: BTreeMap<String, usize> = BTreeMap::new();
+        visit_inline_schemas(root, &mut |schema| {
+            if let Some(title) = schema.get("title").and_then(Value::as_str) {
+                *seen.entry(title_key(title)).or_default() += 1;
+            }
+        });
+        let mut dropped = 0;
+        visit_inline_schemas(root, &mut |schema| {
+            let shared = schema
+                .get("title")
+                .and_then(Value::as_str)
+                .map(title_key)
+                .is_some_and(|k| components.contains(&k) || seen.get(&k).is_some_and(|n| *n > 1));
+            if shared {
+                schema.remove("title");
+                dropped += 1;
+            }
+        });
+        for _ in 0..dropped {
+            self.report.hit(Rule::SharedTitle);
+        }
     }
 
     fn path_item(&mut self, item: &mut Value, ptr: &str) {
@@ -369,14 +420,24 @@ impl Normalizer {
             }
         }
         if let Some(body) = op.get_mut("requestBody") {
-            self.content_holder(body, &child(ptr, "requestBody"));
+            let bptr = child(ptr, "requestBody");
+            self.content_holder(body, &bptr);
+            self.request_media_type(body, &bptr);
         }
         if let Some(responses) = op.get_mut("responses").and_then(Value::as_object_mut) {
             let rptr = child(ptr, "responses");
             for (code, r) in responses.iter_mut() {
                 let this = child(&rptr, code);
                 self.response_schemas(r, &this);
-                self.single_media_type(r, &this);
+                self.response_media_type(r, &this);
+            }
+            // progenitor reads `default` as a success and as an error at
+            // once, so beside a 2xx response it needs both to share one
+            // type: drop it, and let unlisted statuses reach the caller as
+            // unexpected responses.
+            if responses.contains_key("default") && responses.keys().any(|c| c.starts_with('2')) {
+                responses.remove("default");
+                self.report.hit(Rule::DefaultResponse);
             }
             let op_name = op_id.unwrap_or_else(|| ptr.to_owned());
             self.merge_responses(responses, &rptr, &op_name, true);
@@ -384,9 +445,10 @@ impl Normalizer {
         }
     }
 
-    /// progenitor handles one media type per response; keep the JSON one.
-    fn single_media_type(&mut self, response: &mut Value, ptr: &str) {
-        let Some(content) = response.get_mut("content").and_then(Value::as_object_mut) else {
+    /// progenitor takes one request media type (and panics on more): keep
+    /// the JSON one.
+    fn request_media_type(&mut self, body: &mut Value, ptr: &str) {
+        let Some(content) = body.get_mut("content").and_then(Value::as_object_mut) else {
             return;
         };
         if content.len() <= 1 {
@@ -394,7 +456,8 @@ impl Normalizer {
         }
         let json_key = content
             .keys()
-            .find(|k| k.as_str() == "application/json" || k.ends_with("+json"))
+            .find(|k| is_plain_json(k))
+            .or_else(|| content.keys().find(|k| is_json_media(k)))
             .cloned();
         match json_key {
             Some(key) => {
@@ -403,13 +466,55 @@ impl Normalizer {
             }
             None => self.refuse(
                 child(ptr, "content"),
-                "several media types and none of them JSON: progenitor handles one per response",
+                "several request media types and none of them JSON: progenitor takes one",
             ),
         }
     }
 
+    /// progenitor types a response body only under `application/json` and
+    /// handles one media type per response: keep the JSON one, under that
+    /// name.
+    fn response_media_type(&mut self, response: &mut Value, ptr: &str) {
+        let Some(content) = response.get_mut("content").and_then(Value::as_object_mut) else {
+            return;
+        };
+        if content.len() > 1 {
+            let json_key = content
+                .keys()
+                .find(|k| is_plain_json(k))
+                .or_else(|| content.keys().find(|k| is_json_media(k)))
+                .cloned();
+            match json_key {
+                Some(key) => {
+                    content.retain(|k, _| *k == key);
+                    self.report.hit(Rule::MediaTypes);
+                }
+                None => {
+                    self.refuse(
+                        child(ptr, "content"),
+                        "several media types and none of them JSON: progenitor handles one per response",
+                    );
+                    return;
+                }
+            }
+        }
+        // `application/problem+json` and the like: JSON that progenitor
+        // would otherwise hand over as an untyped byte stream.
+        let suffixed = content
+            .keys()
+            .find(|k| is_json_media(k) && !is_plain_json(k))
+            .cloned();
+        if let Some(key) = suffixed
+            && let Some(mt) = content.remove(&key)
+        {
+            content.insert("application/json".into(), mt);
+            self.report.hit(Rule::MediaTypes);
+        }
+    }
+
     /// Makes every success (or every error) response of an operation share
-    /// one schema, as progenitor requires.
+    /// one kind of body and one schema, as progenitor requires (it asserts
+    /// one response type per class and panics otherwise).
     fn merge_responses(
         &mut self,
         responses: &mut Map<String, Value>,
@@ -424,42 +529,61 @@ impl Normalizer {
                 code.starts_with('4') || code.starts_with('5') || code == "default"
             }
         };
-        let schema_of = |r: &Value| -> Option<Value> {
-            r.get("content")?
-                .as_object()?
-                .values()
-                .next()?
-                .get("schema")
-                .cloned()
-        };
+        // A response given by `$ref` is left as it is.
+        let members: Vec<(String, BodyKind)> = responses
+            .iter()
+            .filter(|(code, r)| in_class(code) && r.get("$ref").is_none())
+            .map(|(code, r)| (code.clone(), body_kind(r)))
+            .collect();
         let mut distinct: Vec<Value> = Vec::new();
-        let mut without_body: Vec<String> = Vec::new();
-        for (code, r) in responses.iter() {
-            if !in_class(code) {
-                continue;
-            }
-            match schema_of(r) {
-                Some(s) if !distinct.contains(&s) => distinct.push(s),
-                Some(_) => {}
-                None => without_body.push(code.clone()),
-            }
-        }
-        let unified = match distinct.len() {
-            0 => return,
-            1 => {
-                if without_body.is_empty() || !success {
-                    distinct.remove(0)
-                } else {
-                    // A 2xx with a body beside a 2xx without one: the
-                    // generator needs one success type, and inventing a
-                    // body for a 204 would be a lie.
-                    self.refuse(
-                        child(ptr, &without_body[0]),
-                        "a success response without a body beside success responses with one",
-                    );
-                    return;
+        for (code, kind) in &members {
+            if *kind == BodyKind::Json {
+                let schema = responses
+                    .get(code)
+                    .and_then(json_schema)
+                    .unwrap_or_else(|| json!({}));
+                if !distinct.contains(&schema) {
+                    distinct.push(schema);
                 }
             }
+        }
+        let Some(&(_, first_kind)) = members.first() else {
+            return;
+        };
+        let uniform = members.iter().all(|(_, k)| *k == first_kind);
+        if success {
+            if !uniform {
+                // The generator needs one success type, and inventing a
+                // body for a 204 (or reading CSV as JSON) would be a lie.
+                let reference = if distinct.is_empty() {
+                    first_kind
+                } else {
+                    BodyKind::Json
+                };
+                if let Some((code, kind)) = members.iter().find(|(_, k)| *k != reference) {
+                    self.refuse(
+                        child(ptr, code),
+                        format!(
+                            "a success response {} beside a success response {}: the generator reads every success response as one type",
+                            kind.describe(),
+                            reference.describe()
+                        ),
+                    );
+                }
+                return;
+            }
+            if first_kind != BodyKind::Json {
+                return;
+            }
+        } else if uniform && first_kind != BodyKind::Json {
+            // All raw or all empty: one kind already.
+            return;
+        }
+        let made_union = distinct.len() > 1;
+        let unified = match distinct.len() {
+            // Error bodies of mixed kinds and none of them JSON.
+            0 => json!({}),
+            1 => distinct.remove(0),
             _ => {
                 let name = union_name(op_id, &distinct, success);
                 let descr = if success {
@@ -479,29 +603,36 @@ impl Normalizer {
                 json!({ "$ref": format!("#/components/schemas/{name}") })
             }
         };
-        for (code, r) in responses.iter_mut() {
-            if !in_class(code) {
-                continue;
-            }
-            let Some(r) = r.as_object_mut() else { continue };
-            if r.contains_key("$ref") {
-                continue;
-            }
-            let content = r.entry("content").or_insert_with(|| json!({}));
-            let Some(content) = content.as_object_mut() else {
+        let mut converted = false;
+        for (code, kind) in &members {
+            let Some(r) = responses.get_mut(code).and_then(Value::as_object_mut) else {
                 continue;
             };
-            if content.is_empty() {
-                // An error status declared without a body: give it the
-                // operation's error schema so the generator sees one type.
-                // A body that does not match still reaches the caller raw.
-                content.insert("application/json".into(), json!({}));
-            }
-            for mt in content.values_mut() {
-                if let Some(mt) = mt.as_object_mut() {
-                    mt.insert("schema".into(), unified.clone());
+            match kind {
+                BodyKind::Json => {
+                    if let Some(content) = r.get_mut("content").and_then(Value::as_object_mut) {
+                        for mt in content.values_mut() {
+                            if let Some(mt) = mt.as_object_mut() {
+                                mt.insert("schema".into(), unified.clone());
+                            }
+                        }
+                    }
+                }
+                // An error status declared without a body, or with a
+                // non-JSON one, beside JSON errors: give it the operation's
+                // error schema so the generator sees one type. A body that
+                // does not match still reaches the caller raw.
+                BodyKind::Empty | BodyKind::Other => {
+                    converted |= *kind == BodyKind::Other;
+                    r.insert(
+                        "content".into(),
+                        json!({ "application/json": { "schema": unified.clone() } }),
+                    );
                 }
             }
+        }
+        if converted && !made_union {
+            self.report.hit(Rule::ErrorSchemas);
         }
     }
 
@@ -727,6 +858,190 @@ fn json_type(v: &Value) -> Option<&'static str> {
     })
 }
 
+/// The name a title gives a type, as far as collisions go: letters and
+/// digits only, case folded (`"Webhook Url"` and `WebhookUrl` collide).
+fn title_key(title: &str) -> String {
+    title
+        .chars()
+        .filter(char::is_ascii_alphanumeric)
+        .map(|c| c.to_ascii_lowercase())
+        .collect()
+}
+
+/// Calls `f` on every schema of the document that is not itself a
+/// component schema: properties, items and members below components, and
+/// the schemas of parameters, headers and bodies.
+fn visit_inline_schemas(root: &mut Map<String, Value>, f: &mut dyn FnMut(&mut Map<String, Value>)) {
+    if let Some(components) = root.get_mut("components").and_then(Value::as_object_mut) {
+        if let Some(schemas) = components.get_mut("schemas").and_then(Value::as_object_mut) {
+            for schema in schemas.values_mut() {
+                if let Some(obj) = schema.as_object_mut() {
+                    visit_schema_children(obj, f);
+                }
+            }
+        }
+        for section in ["parameters", "headers", "responses", "requestBodies"] {
+            if let Some(items) = components.get_mut(section).and_then(Value::as_object_mut) {
+                for item in items.values_mut() {
+                    visit_holder(item, f);
+                }
+            }
+        }
+    }
+    let Some(paths) = root.get_mut("paths").and_then(Value::as_object_mut) else {
+        return;
+    };
+    for item in paths.values_mut().filter_map(Value::as_object_mut) {
+        for (key, value) in item.iter_mut() {
+            if key == "parameters" {
+                for p in value.as_array_mut().into_iter().flatten() {
+                    visit_holder(p, f);
+                }
+                continue;
+            }
+            let Some(op) = value.as_object_mut() else {
+                continue;
+            };
+            for p in op
+                .get_mut("parameters")
+                .and_then(Value::as_array_mut)
+                .into_iter()
+                .flatten()
+            {
+                visit_holder(p, f);
+            }
+            if let Some(body) = op.get_mut("requestBody") {
+                visit_holder(body, f);
+            }
+            for r in op
+                .get_mut("responses")
+                .and_then(Value::as_object_mut)
+                .into_iter()
+                .flat_map(|r| r.values_mut())
+            {
+                visit_holder(r, f);
+            }
+        }
+    }
+}
+
+/// A parameter, header, body or response: its `schema`, the schemas of its
+/// `content`, and those of its `headers`.
+fn visit_holder(holder: &mut Value, f: &mut dyn FnMut(&mut Map<String, Value>)) {
+    let Some(holder) = holder.as_object_mut() else {
+        return;
+    };
+    if let Some(schema) = holder.get_mut("schema") {
+        visit_schema(schema, f);
+    }
+    for mt in holder
+        .get_mut("content")
+        .and_then(Value::as_object_mut)
+        .into_iter()
+        .flat_map(|c| c.values_mut())
+    {
+        if let Some(schema) = mt.get_mut("schema") {
+            visit_schema(schema, f);
+        }
+    }
+    for h in holder
+        .get_mut("headers")
+        .and_then(Value::as_object_mut)
+        .into_iter()
+        .flat_map(|h| h.values_mut())
+    {
+        visit_holder(h, f);
+    }
+}
+
+fn visit_schema(schema: &mut Value, f: &mut dyn FnMut(&mut Map<String, Value>)) {
+    if let Some(obj) = schema.as_object_mut() {
+        f(obj);
+        visit_schema_children(obj, f);
+    }
+}
+
+fn visit_schema_children(obj: &mut Map<String, Value>, f: &mut dyn FnMut(&mut Map<String, Value>)) {
+    if let Some(props) = obj.get_mut("properties").and_then(Value::as_object_mut) {
+        for s in props.values_mut() {
+            visit_schema(s, f);
+        }
+    }
+    for key in ["items", "not", "additionalProperties"] {
+        if let Some(s) = obj.get_mut(key) {
+            visit_schema(s, f);
+        }
+    }
+    for key in ["allOf", "anyOf", "oneOf"] {
+        for s in obj
+            .get_mut(key)
+            .and_then(Value::as_array_mut)
+            .into_iter()
+            .flatten()
+        {
+            visit_schema(s, f);
+        }
+    }
+}
+
+/// How progenitor reads a response body, by its media type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum BodyKind {
+    /// `application/json`: decoded into the response type.
+    Json,
+    /// Any other media type: handed over as a byte stream.
+    Other,
+    /// No content: an empty response.
+    Empty,
+}
+
+impl BodyKind {
+    fn describe(self) -> &'static str {
+        match self {
+            BodyKind::Json => "with a JSON body",
+            BodyKind::Other => "with a non-JSON body",
+            BodyKind::Empty => "without a body",
+        }
+    }
+}
+
+/// `application/json`, with or without parameters: what progenitor types.
+fn is_plain_json(media_type: &str) -> bool {
+    let base = media_type.split(';').next().unwrap_or_default().trim();
+    base.eq_ignore_ascii_case("application/json")
+}
+
+/// Any JSON media type, `application/problem+json` and the like included.
+fn is_json_media(media_type: &str) -> bool {
+    let base = media_type
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase();
+    base == "application/json" || base.ends_with("+json")
+}
+
+fn body_kind(response: &Value) -> BodyKind {
+    match response.get("content").and_then(Value::as_object) {
+        Some(content) if content.keys().any(|k| is_plain_json(k)) => BodyKind::Json,
+        Some(content) if !content.is_empty() => BodyKind::Other,
+        _ => BodyKind::Empty,
+    }
+}
+
+/// The schema of a response's JSON body, if it gives one.
+fn json_schema(response: &Value) -> Option<Value> {
+    response
+        .get("content")?
+        .as_object()?
+        .iter()
+        .find(|(k, _)| is_plain_json(k))?
+        .1
+        .get("schema")
+        .cloned()
+}
+
 /// The name of a union schema: the member names joined with `Or` where every
 /// member is a reference, else derived from the operation.
 fn union_name(op_id: &str, members: &[Value], success: bool) -> String {
@@ -826,6 +1141,160 @@ mod tests {
             err.problems[0].pointer,
             "/paths/~1a~1{b}/get/responses/200/content/application~1json/schema/type"
         );
+    }
+
+    fn op_doc(op: Value) -> Value {
+        json!({"openapi": "3.1.0", "info": {"title": "t", "version": "1"},
+            "paths": {"/x": {"post": op}},
+            "components": {"schemas": {"E": {"type": "object"}, "F": {"type": "object"}}}})
+    }
+
+    fn json_body(schema: Value) -> Value {
+        json!({"description": "d", "content": {"application/json": {"schema": schema}}})
+    }
+
+    #[test]
+    fn default_beside_success_is_dropped() {
+        // progenitor counts `default` as a success and an error at once and
+        // asserts one type per class: 200 String and default E panicked.
+        let (doc, report) = normalize(&op_doc(json!({"operationId": "x", "responses": {
+            "200": json_body(json!({"type": "string"})),
+            "default": json_body(json!({"$ref": "#/components/schemas/E"}))
+        }})))
+        .unwrap();
+        assert_eq!(report.count(Rule::DefaultResponse), 1);
+        assert!(
+            doc["paths"]["/x"]["post"]["responses"]
+                .get("default")
+                .is_none()
+        );
+    }
+
+    #[test]
+    fn default_alone_is_kept_as_the_error_schema() {
+        let (doc, report) = normalize(&op_doc(json!({"operationId": "x", "responses": {
+            "404": {"description": "nf"},
+            "default": json_body(json!({"$ref": "#/components/schemas/E"}))
+        }})))
+        .unwrap();
+        assert_eq!(report.count(Rule::DefaultResponse), 0);
+        let r = &doc["paths"]["/x"]["post"]["responses"];
+        assert_eq!(r["default"]["content"], r["404"]["content"]);
+    }
+
+    #[test]
+    fn non_json_error_beside_json_errors_is_read_as_json() {
+        // A text/plain 500 beside a JSON 404 gave progenitor a raw and a
+        // typed error, and it panicked.
+        let (doc, report) = normalize(&op_doc(json!({"operationId": "x", "responses": {
+            "200": json_body(json!({"type": "string"})),
+            "404": json_body(json!({"$ref": "#/components/schemas/E"})),
+            "500": {"description": "ise", "content": {"text/plain": {"schema": {"type": "string"}}}}
+        }})))
+        .unwrap();
+        assert_eq!(report.count(Rule::ErrorSchemas), 1);
+        assert_eq!(
+            doc["paths"]["/x"]["post"]["responses"]["500"]["content"],
+            json!({"application/json": {"schema": {"$ref": "#/components/schemas/E"}}})
+        );
+    }
+
+    #[test]
+    fn raw_and_empty_errors_become_one_any_json_type() {
+        let (doc, _) = normalize(&op_doc(json!({"operationId": "x", "responses": {
+            "200": json_body(json!({"type": "string"})),
+            "404": {"description": "nf"},
+            "500": {"description": "ise", "content": {"text/plain": {}}}
+        }})))
+        .unwrap();
+        let r = &doc["paths"]["/x"]["post"]["responses"];
+        for code in ["404", "500"] {
+            assert_eq!(
+                r[code]["content"],
+                json!({"application/json": {"schema": {}}}),
+                "{code}"
+            );
+        }
+    }
+
+    #[test]
+    fn problem_json_is_read_as_application_json() {
+        let (doc, report) = normalize(&op_doc(json!({"operationId": "x", "responses": {
+            "200": json_body(json!({"type": "string"})),
+            "404": {"description": "nf", "content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/F"}}}},
+            "500": json_body(json!({"$ref": "#/components/schemas/E"}))
+        }})))
+        .unwrap();
+        assert_eq!(report.count(Rule::MediaTypes), 1);
+        assert_eq!(report.count(Rule::ErrorSchemas), 1);
+        assert_eq!(
+            doc["paths"]["/x"]["post"]["responses"]["404"]["content"],
+            json!({"application/json": {"schema": {"$ref": "#/components/schemas/EOrF"}}})
+        );
+    }
+
+    #[test]
+    fn request_body_keeps_its_json_media_type() {
+        // progenitor panics (`todo!`) on a body with two media types.
+        let (doc, report) = normalize(&op_doc(json!({"operationId": "x",
+            "requestBody": {"content": {
+                "application/x-www-form-urlencoded": {"schema": {"$ref": "#/components/schemas/E"}},
+                "application/json": {"schema": {"$ref": "#/components/schemas/E"}}
+            }},
+            "responses": {"200": json_body(json!({"type": "string"}))}
+        })))
+        .unwrap();
+        assert_eq!(report.count(Rule::MediaTypes), 1);
+        let content = doc["paths"]["/x"]["post"]["requestBody"]["content"]
+            .as_object()
+            .unwrap();
+        assert_eq!(content.keys().collect::<Vec<_>>(), ["application/json"]);
+    }
+
+    #[test]
+    fn json_response_without_schema_gets_an_any_schema() {
+        // progenitor panics (`todo!`) on a JSON media type without a schema.
+        let (doc, _) = normalize(&op_doc(json!({"operationId": "x", "responses": {
+            "200": {"description": "ok", "content": {"application/json": {}}}
+        }})))
+        .unwrap();
+        assert_eq!(
+            doc["paths"]["/x"]["post"]["responses"]["200"]["content"]["application/json"],
+            json!({"schema": {}})
+        );
+    }
+
+    #[test]
+    fn success_bodies_of_different_kinds_are_refused() {
+        let err = normalize(&op_doc(json!({"operationId": "x", "responses": {
+            "200": json_body(json!({"type": "string"})),
+            "206": {"description": "part", "content": {"text/csv": {"schema": {"type": "string"}}}}
+        }})))
+        .unwrap_err();
+        assert_eq!(err.problems[0].pointer, "/paths/~1x/post/responses/206");
+        assert!(err.problems[0].reason.contains("non-JSON"));
+    }
+
+    #[test]
+    fn shared_inline_titles_are_dropped() {
+        // typify names inline types by title and reuses the first type of a
+        // name: Square.kind was typed as Circle's one-value enum.
+        let doc = json!({"openapi": "3.1.0", "info": {"title": "t", "version": "1"}, "paths": {},
+        "components": {"schemas": {
+            "Circle": {"type": "object", "properties": {"kind": {"const": "circle", "title": "Kind"}}},
+            "Square": {"type": "object", "properties": {"kind": {"const": "square", "title": "Kind"},
+                "side": {"type": "integer", "title": "Side"}}},
+            "Owner": {"type": "object"},
+            "Pet": {"type": "object", "properties": {"owner": {"type": "object", "title": "owner"}}}
+        }}});
+        let (doc, report) = normalize(&doc).unwrap();
+        assert_eq!(report.count(Rule::SharedTitle), 3);
+        let s = &doc["components"]["schemas"];
+        assert!(s["Circle"]["properties"]["kind"].get("title").is_none());
+        assert!(s["Square"]["properties"]["kind"].get("title").is_none());
+        // Unique titles stay; a title naming a component does not.
+        assert_eq!(s["Square"]["properties"]["side"]["title"], "Side");
+        assert!(s["Pet"]["properties"]["owner"].get("title").is_none());
     }
 
     #[test]
