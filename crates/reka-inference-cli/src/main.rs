@@ -51,16 +51,23 @@ fn main() -> ExitCode {
     }
 }
 
-/// `--verbose`: the SDK's and this tool's debug events on stderr. The
-/// SDK never puts the key in an event; `RUST_LOG` overrides the filter.
+/// `--verbose`: the SDK's and this tool's debug events and HTTP exchanges
+/// on stderr. The SDK never puts the key in an event or span;
+/// `RUST_LOG` overrides the filter.
 fn init_tracing() {
+    use std::io::IsTerminal;
     use tracing_subscriber::EnvFilter;
+    use tracing_subscriber::fmt::format::FmtSpan;
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| {
         EnvFilter::new("reka_inference=debug,reka_inference_cli=debug,reka_inference_sim=info")
     });
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        // Each HTTP exchange is a span: log it when it closes, with its
+        // status, X-Request-ID, attempts and duration.
+        .with_span_events(FmtSpan::CLOSE)
         .with_target(false)
         .try_init();
 }

@@ -88,9 +88,9 @@ impl DownloadBars {
             }
             let bar = ProgressBar::with_draw_target(p.total, ProgressDrawTarget::stderr());
             let template = if p.total.is_some() {
-                "  {prefix} [{bar:30.cyan/blue}] {bytes}/{total_bytes} {bytes_per_sec}"
+                "  {prefix} [{bar:30.cyan/blue}] {decimal_bytes}/{decimal_total_bytes} {decimal_bytes_per_sec}"
             } else {
-                "  {prefix} {spinner} {bytes} {bytes_per_sec}"
+                "  {prefix} {spinner} {decimal_bytes} {decimal_bytes_per_sec}"
             };
             if let Ok(style) = ProgressStyle::with_template(template) {
                 bar.set_style(style.progress_chars("=> "));

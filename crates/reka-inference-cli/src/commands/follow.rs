@@ -194,6 +194,9 @@ async fn follow(
     line.push_str(&format!(" in {}", human(elapsed)));
     if let Some(m) = metrics_text(done.metrics.as_ref()) {
         line.push_str(&format!(", {m}"));
+        if ctx.is_sim() {
+            line.push_str(" on the simulator's clock");
+        }
     }
     out.line(line);
     print_output(&out, &done.output);
