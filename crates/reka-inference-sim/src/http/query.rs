@@ -55,6 +55,22 @@ pub(crate) fn integer(name: &str, value: &str, min: u64, max: u64) -> Result<u64
     Ok(n)
 }
 
+/// A non-negative integer with no upper bound (the spec sets none): digits
+/// beyond `u64` saturate, which for an offset means "past the end".
+pub(crate) fn unbounded(name: &str, value: &str) -> Result<u64, ApiError> {
+    let v = value.trim();
+    let v = v.strip_prefix('+').unwrap_or(v);
+    if v.is_empty() || !v.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(ApiError::invalid(
+            name,
+            &["query", name],
+            "int_parsing",
+            format!("{name} must be a non-negative integer"),
+        ));
+    }
+    Ok(v.parse().unwrap_or(u64::MAX))
+}
+
 /// A date-time: RFC 3339 (a `+` turned into a space by form decoding is
 /// restored), a naive date-time taken as UTC, or a date at midnight UTC.
 pub(crate) fn datetime(name: &str, value: &str) -> Result<DateTime<Utc>, ApiError> {

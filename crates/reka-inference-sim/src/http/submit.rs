@@ -20,8 +20,6 @@ use crate::jobs::{IdemEntry, Job, Status};
 use crate::rng;
 use crate::state::AppState;
 
-/// Longest accepted `Idempotency-Key`, as the vendored spec declares.
-const MAX_IDEMPOTENCY_KEY: usize = 255;
 /// Longest accepted `webhook_url`.
 const MAX_WEBHOOK_URL: usize = 2083;
 
@@ -41,9 +39,8 @@ fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
         .to_str()
         .map_err(|_| bad("Idempotency-Key must be visible ASCII"))?
         .trim();
-    if key.is_empty() || key.len() > MAX_IDEMPOTENCY_KEY {
-        return Err(bad("Idempotency-Key must be 1 to 255 characters"));
-    }
+    // The spec sets no length limit (the HTTP server's header limits apply)
+    // and allows the empty string, which is a key like any other.
     Ok(Some(key.to_string()))
 }
 
