@@ -46,6 +46,7 @@ pub struct PollPolicy {
     min_margin: Duration,
     margin_fraction: f64,
     max_sleep: Duration,
+    max_dense: Duration,
     learn: bool,
     scale: f64,
 }
@@ -54,8 +55,9 @@ impl Default for PollPolicy {
     /// First poll 0.5 s after submit, backoff x2 up to 8 s while the
     /// duration is unknown; 0.5 s per queue position ahead; around an
     /// expected finish, a window of at least 0.2 s (or 1% of the expected
-    /// duration, or two standard deviations) polled every half window, but
-    /// never more often than every 50 ms.
+    /// duration, or two standard deviations) polled every half margin, at
+    /// most 1 s apart (so a wide spread of durations costs requests, not
+    /// lag) and never more often than every 50 ms.
     fn default() -> Self {
         PollPolicy {
             initial: Duration::from_millis(500),
@@ -66,6 +68,7 @@ impl Default for PollPolicy {
             min_margin: Duration::from_millis(200),
             margin_fraction: 0.01,
             max_sleep: Duration::from_secs(60),
+            max_dense: Duration::from_secs(1),
             learn: true,
             scale: 1.0,
         }
@@ -85,6 +88,7 @@ impl PollPolicy {
             min_margin: Duration::ZERO,
             margin_fraction: 0.0,
             max_sleep: interval,
+            max_dense: interval,
             learn: false,
             scale: 1.0,
         }
@@ -108,6 +112,7 @@ impl PollPolicy {
             &mut self.min,
             &mut self.min_margin,
             &mut self.max_sleep,
+            &mut self.max_dense,
         ] {
             *d = d.mul_f64(f);
         }
@@ -140,6 +145,12 @@ impl PollPolicy {
     /// Sets the extra gap per queue position ahead of the job.
     pub fn with_per_queue_position(mut self, d: Duration) -> Self {
         self.per_queue_position = d;
+        self
+    }
+
+    /// Sets the longest gap between polls around an expected finish.
+    pub fn with_max_dense_interval(mut self, d: Duration) -> Self {
+        self.max_dense = d;
         self
     }
 
@@ -335,15 +346,17 @@ impl Schedule {
         if now + self.policy.min < window_start {
             return window_start - now;
         }
+        // Half the margin (at least two looks inside any window), capped so
+        // that a wide spread of durations does not mean a late look.
+        let dense = (margin / 2).min(self.policy.max_dense);
         if now < window_end {
-            // Half the margin: at least two looks inside any window.
-            return margin / 2;
+            return dense;
         }
         // The estimate was too short for this job: back off from the dense
         // gap, not from scratch.
         if !self.overdue {
             self.overdue = true;
-            self.backoff = margin / 2;
+            self.backoff = dense;
         }
         self.next_backoff()
     }
@@ -420,6 +433,16 @@ mod tests {
         let late = s.observe(Phase::Running, t0 + secs(31.0));
         assert_eq!(late, secs(0.15));
         assert_eq!(s.observe(Phase::Running, t0 + secs(31.2)), secs(0.3));
+    }
+
+    #[test]
+    fn a_wide_spread_does_not_mean_late_looks() {
+        let t0 = Instant::now();
+        let est = DurationEstimate { mean: 120.0, std_dev: 7.0, samples: 5 };
+        let mut s = Schedule::new(PollPolicy::default(), Some(est), t0);
+        // Window from 120 - 14 = 106 s; inside it, 1 s gaps, not 7 s.
+        assert_eq!(s.observe(Phase::Running, t0 + secs(0.5)), secs(60.0));
+        assert_eq!(s.observe(Phase::Running, t0 + secs(106.0)), secs(1.0));
     }
 
     #[test]
