@@ -90,7 +90,25 @@ pub enum Rule {
 }
 
 impl Rule {
-    fn describe(self) -> &'static str {
+    /// Every rule, in report order.
+    pub const ALL: [Rule; 13] = [
+        Rule::Version,
+        Rule::NullableUnion,
+        Rule::NullableTypeArray,
+        Rule::Const,
+        Rule::Examples,
+        Rule::ExclusiveBound,
+        Rule::ErrorSchemas,
+        Rule::SuccessSchemas,
+        Rule::MediaTypes,
+        Rule::DroppedKeyword,
+        Rule::OptionalParameter,
+        Rule::DefaultResponse,
+        Rule::SharedTitle,
+    ];
+
+    /// A one-line description, as the report prints it.
+    pub fn describe(self) -> &'static str {
         match self {
             Rule::Version => "openapi 3.1.x -> 3.0.3",
             Rule::NullableUnion => "anyOf/oneOf with null member -> nullable",

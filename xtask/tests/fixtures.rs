@@ -1,0 +1,416 @@
+//! Upstream-style OpenAPI 3.1 documents (FastAPI's output) in
+//! `tests/fixtures/*.json`, one or more per normalisation rule.
+//!
+//! Each fixture is normalised (the rewrite checked through the report's
+//! counts and the output JSON), generated with progenitor and parsed with
+//! syn, all inside `catch_unwind`: the xtask must never panic, whatever an
+//! upstream document holds. `refused.json` is the one the normaliser must
+//! turn down, with every offending JSON pointer named.
+
+use std::collections::BTreeMap;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::path::PathBuf;
+
+use serde_json::{Value, json};
+use xtask::generate::generate_normalized;
+use xtask::normalize::{NormalizeError, Report, Rule, normalize};
+use xtask::shape::shape;
+
+fn fixture(name: &str) -> Value {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name);
+    xtask::load_spec(&path).expect("fixture loads")
+}
+
+/// What one fixture gives: the normalised document, the report, and the
+/// public shape of the generated code.
+struct Run {
+    normalized: Value,
+    report: Report,
+    shape: String,
+}
+
+/// Normalises, generates and parses `name`; panics (failing the test) if
+/// any step fails, and says so if any step panicked.
+fn run(name: &str) -> Run {
+    let doc = fixture(name);
+    let outcome = catch_unwind(AssertUnwindSafe(|| -> anyhow::Result<Run> {
+        let (normalized, report) = normalize(&doc)?;
+        let code = generate_normalized(&normalized)?;
+        syn::parse_file(&code)?;
+        let shape = shape(&code)?;
+        Ok(Run {
+            normalized,
+            report,
+            shape,
+        })
+    }));
+    match outcome {
+        Ok(Ok(run)) => {
+            assert_converted(&run.normalized, "");
+            run
+        }
+        Ok(Err(e)) => panic!("{name}: {e:#}"),
+        Err(_) => panic!("{name}: the xtask panicked"),
+    }
+}
+
+/// Rule counts as a map, for one equality assertion per fixture.
+fn counts(report: &Report) -> BTreeMap<Rule, usize> {
+    Rule::ALL
+        .into_iter()
+        .map(|r| (r, report.count(r)))
+        .filter(|(_, n)| *n > 0)
+        .collect()
+}
+
+/// Nothing of 3.1 is left anywhere in a normalised document.
+fn assert_converted(v: &Value, ptr: &str) {
+    match v {
+        Value::Object(m) => {
+            if ptr.is_empty() {
+                assert_eq!(m["openapi"], "3.0.3");
+                for key in ["webhooks", "jsonSchemaDialect"] {
+                    assert!(!m.contains_key(key), "{key} left");
+                }
+                assert!(v.pointer("/info/license/identifier").is_none());
+            }
+            match m.get("type") {
+                Some(Value::String(t)) => assert_ne!(t, "null", "null type at {ptr}"),
+                Some(Value::Array(_)) => panic!("type array at {ptr}"),
+                _ => {}
+            }
+            for key in [
+                "const",
+                "$schema",
+                "contentMediaType",
+                "contentEncoding",
+                "prefixItems",
+            ] {
+                // `properties` may name a field `const`; a schema may not
+                // hold the keyword.
+                if !ptr.ends_with("/properties") {
+                    assert!(!m.contains_key(key), "{key} at {ptr}");
+                }
+            }
+            if !ptr.ends_with("/properties") {
+                assert!(
+                    !matches!(m.get("examples"), Some(Value::Array(_))),
+                    "schema examples at {ptr}"
+                );
+            }
+            for key in ["exclusiveMinimum", "exclusiveMaximum"] {
+                if let Some(b) = m.get(key)
+                    && !ptr.ends_with("/properties")
+                {
+                    assert!(b.is_boolean(), "numeric {key} at {ptr}");
+                }
+            }
+            for key in ["anyOf", "oneOf"] {
+                if let Some(Value::Array(members)) = m.get(key) {
+                    assert!(
+                        !members
+                            .iter()
+                            .any(|s| s.get("type") == Some(&json!("null"))),
+                        "null member at {ptr}/{key}"
+                    );
+                }
+            }
+            for (k, child) in m {
+                assert_converted(child, &format!("{ptr}/{k}"));
+            }
+        }
+        Value::Array(a) => {
+            for (i, child) in a.iter().enumerate() {
+                assert_converted(child, &format!("{ptr}/{i}"));
+            }
+        }
+        _ => {}
+    }
+}
+
+fn has_line(shape: &str, line: &str) -> bool {
+    shape.lines().any(|l| l.trim() == line)
+}
+
+#[test]
+fn nullable_values() {
+    let Run {
+        normalized: n,
+        report,
+        shape,
+    } = run("nullable.json");
+    assert_eq!(
+        counts(&report),
+        BTreeMap::from([
+            (Rule::Version, 1),
+            (Rule::NullableUnion, 14),
+            (Rule::NullableTypeArray, 4),
+            (Rule::OptionalParameter, 5),
+            (Rule::SharedTitle, 5),
+        ])
+    );
+    let pet = &n["components"]["schemas"]["Pet"]["properties"];
+    // anyOf [$ref, null]: the reference moves into allOf, siblings stay.
+    assert_eq!(
+        pet["owner"],
+        json!({"description": "Who adopted the pet, once someone has.",
+               "allOf": [{"$ref": "#/components/schemas/Owner"}], "nullable": true})
+    );
+    // anyOf [inline, null]: the member is merged, FastAPI's default kept.
+    assert_eq!(
+        pet["nickname"],
+        json!({"title": "Nickname", "default": null, "type": "string", "maxLength": 20, "nullable": true})
+    );
+    // oneOf with a null member, and type arrays in either order.
+    assert_eq!(
+        pet["kind"],
+        json!({"allOf": [{"$ref": "#/components/schemas/Kind"}], "nullable": true})
+    );
+    assert_eq!(pet["weight"]["nullable"], true);
+    assert_eq!(
+        pet["age"],
+        json!({"type": "integer", "title": "Age", "nullable": true})
+    );
+    assert_eq!(pet["tags"]["type"], "array");
+    // A union of several non-null members keeps them, nullable.
+    assert_eq!(
+        pet["chip"]["anyOf"],
+        json!([{"type": "string"}, {"type": "integer"}])
+    );
+    // Nested: under additionalProperties and items.
+    assert_eq!(
+        pet["labels"]["additionalProperties"],
+        json!({"type": "string", "nullable": true})
+    );
+    // Optional parameters lose `nullable`: absent already means null.
+    let params = &n["paths"]["/pets"]["get"]["parameters"];
+    assert_eq!(
+        params[0]["schema"],
+        json!({"allOf": [{"$ref": "#/components/schemas/Kind"}]})
+    );
+    assert_eq!(
+        params[3]["schema"],
+        json!({"type": "string", "title": "X-Trace-Id"})
+    );
+
+    for line in [
+        "pub owner: Option<Owner>,",
+        "pub nickname: Option<Nickname>,",
+        "pub kind: Option<Kind>,",
+        "pub age: Option<i64>,",
+        "pub weight: Option<f64>,",
+        "pub tags: Option<Vec<String>>,",
+        "#[serde(default)] pub previous_owners: Vec<Option<Owner>>,",
+        "#[serde(default)] pub labels: HashMap<String, Option<String>>,",
+        // One Option, not two: an optional parameter is not nullable too.
+        "pub fn kind<V>(mut self, value: V) -> Self where V: TryInto<types::Kind>;",
+        "pub fn x_trace_id<V>(mut self, value: V) -> Self where V: TryInto<String>;",
+        "pub fn dry_run<V>(mut self, value: V) -> Self where V: TryInto<bool>;",
+    ] {
+        assert!(has_line(&shape, line), "missing `{line}` in\n{shape}");
+    }
+}
+
+#[test]
+fn json_schema_keywords() {
+    let Run {
+        normalized: n,
+        report,
+        shape,
+    } = run("keywords.json");
+    assert_eq!(
+        counts(&report),
+        BTreeMap::from([
+            (Rule::Version, 1),
+            (Rule::Const, 2),
+            (Rule::Examples, 2),
+            (Rule::ExclusiveBound, 5),
+            // jsonSchemaDialect, webhooks, license identifier, $schema,
+            // contentMediaType, contentEncoding.
+            (Rule::DroppedKeyword, 6),
+            // The two `kind` properties are both titled "Kind".
+            (Rule::SharedTitle, 2),
+        ])
+    );
+    let s = &n["components"]["schemas"];
+    assert_eq!(
+        s["Circle"]["properties"]["kind"],
+        json!({"type": "string", "enum": ["circle"]})
+    );
+    assert_eq!(
+        s["Circle"]["properties"]["radius"],
+        json!({"type": "number", "minimum": 0, "exclusiveMinimum": true, "title": "Radius", "example": 1.5})
+    );
+    assert_eq!(
+        s["Square"]["properties"]["side"],
+        json!({"type": "integer", "minimum": 0, "exclusiveMinimum": true,
+               "maximum": 1000, "exclusiveMaximum": true, "title": "Side"})
+    );
+    // Where an inclusive bound is stricter, it wins over the exclusive one.
+    assert_eq!(
+        s["Shape"]["properties"]["priority"],
+        json!({"type": "integer", "minimum": 5, "title": "Priority"})
+    );
+    assert_eq!(s["Shape"]["properties"]["name"]["example"], "unit circle");
+    assert_eq!(n["info"]["license"], json!({"name": "MIT"}));
+
+    // Each `kind` has its own type: before the shared titles were dropped,
+    // the generator typed Square.kind as Circle's one-value enum.
+    for line in [
+        "pub kind: CircleKind,",
+        "pub kind: SquareKind,",
+        "#[serde(rename = \"square\")] Square,",
+        "Circle(Circle),",
+        "Square(Square),",
+    ] {
+        assert!(has_line(&shape, line), "missing `{line}` in\n{shape}");
+    }
+}
+
+#[test]
+fn several_response_shapes() {
+    let Run {
+        normalized: n,
+        report,
+        shape,
+    } = run("responses.json");
+    assert_eq!(
+        counts(&report),
+        BTreeMap::from([
+            (Rule::Version, 1),
+            (Rule::NullableUnion, 2),
+            // read_item: ErrorResponse, HTTPValidationError and Problem;
+            // upsert_item: a text/plain 500 beside the JSON 422.
+            (Rule::ErrorSchemas, 2),
+            // upsert_item: Item and ItemCreated; create_item: Item and an
+            // inline object.
+            (Rule::SuccessSchemas, 2),
+            // read_item 200 (JSON + HTML), export 200 (CSV + JSON),
+            // upsert_item's body (JSON + form), read_item 410 (problem+json).
+            (Rule::MediaTypes, 4),
+            (Rule::DefaultResponse, 1),
+            (Rule::SharedTitle, 8),
+        ])
+    );
+    let paths = &n["paths"];
+    let schema = |op: &str, code: &str| {
+        paths
+            .pointer(&format!(
+                "{op}/responses/{code}/content/application~1json/schema"
+            ))
+            .cloned()
+            .unwrap_or(Value::Null)
+    };
+    let errors =
+        json!({"$ref": "#/components/schemas/ErrorResponseOrHTTPValidationErrorOrProblem"});
+    for code in ["404", "410", "422"] {
+        assert_eq!(schema("/~1items~1{item_id}/get", code), errors, "{code}");
+    }
+    assert_eq!(
+        n["components"]["schemas"]["ErrorResponseOrHTTPValidationErrorOrProblem"]["oneOf"],
+        json!([{"$ref": "#/components/schemas/ErrorResponse"},
+               {"$ref": "#/components/schemas/HTTPValidationError"},
+               {"$ref": "#/components/schemas/Problem"}])
+    );
+    let created = json!({"$ref": "#/components/schemas/ItemOrItemCreated"});
+    assert_eq!(schema("/~1items~1{item_id}/put", "200"), created);
+    assert_eq!(schema("/~1items~1{item_id}/put", "201"), created);
+    // Bodiless 503 and text/plain 500 read as the JSON error.
+    let validation = json!({"$ref": "#/components/schemas/HTTPValidationError"});
+    for code in ["500", "503"] {
+        assert_eq!(
+            schema("/~1items~1{item_id}/put", code),
+            validation,
+            "{code}"
+        );
+    }
+    assert!(
+        paths
+            .pointer(
+                "/~1items~1{item_id}/put/requestBody/content/application~1x-www-form-urlencoded"
+            )
+            .is_none()
+    );
+    // Inline success members get a name from the operation.
+    assert_eq!(
+        schema("/~1items/post", "202"),
+        json!({"$ref": "#/components/schemas/CreateItemItemsPostSuccess"})
+    );
+    assert!(paths.pointer("/~1items/post/responses/default").is_none());
+    assert_eq!(schema("/~1health/get", "200"), json!({}));
+
+    for line in [
+        "pub async fn send(self) -> Result<ResponseValue<types::Item>, Error<types::ErrorResponseOrHttpValidationErrorOrProblem>>;",
+        "pub async fn send(self) -> Result<ResponseValue<types::ItemOrItemCreated>, Error<types::HttpValidationError>>;",
+        "pub async fn send(self) -> Result<ResponseValue<types::CreateItemItemsPostSuccess>, Error<types::HttpValidationError>>;",
+        "pub async fn send(self) -> Result<ResponseValue<Vec<types::Item>>, Error<()>>;",
+        "pub async fn send(self) -> Result<ResponseValue<serde_json::Value>, Error<()>>;",
+    ] {
+        assert!(has_line(&shape, line), "missing `{line}` in\n{shape}");
+    }
+}
+
+#[test]
+fn every_rule_is_covered_by_a_fixture() {
+    let mut covered = BTreeMap::new();
+    for name in ["nullable.json", "keywords.json", "responses.json"] {
+        for (rule, n) in counts(&run(name).report) {
+            *covered.entry(rule).or_insert(0) += n;
+        }
+    }
+    let missing: Vec<Rule> = Rule::ALL
+        .into_iter()
+        .filter(|r| !covered.contains_key(r))
+        .collect();
+    assert!(missing.is_empty(), "no fixture exercises {missing:?}");
+}
+
+#[test]
+fn every_fixture_is_exercised() {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .expect("fixtures dir")
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".json"))
+        .collect();
+    names.sort();
+    assert_eq!(
+        names,
+        [
+            "keywords.json",
+            "nullable.json",
+            "refused.json",
+            "responses.json"
+        ],
+        "a new fixture needs a test here"
+    );
+}
+
+#[test]
+fn unconvertible_document_is_refused_with_pointers() {
+    let doc = fixture("refused.json");
+    let outcome = catch_unwind(AssertUnwindSafe(|| {
+        (normalize(&doc), xtask::generate::generate(&doc).err())
+    }));
+    let Ok((normalized, generated)) = outcome else {
+        panic!("refusing a document must not panic");
+    };
+    let err: NormalizeError = normalized.expect_err("refused.json must be refused");
+    let pointers: Vec<&str> = err.problems.iter().map(|p| p.pointer.as_str()).collect();
+    assert_eq!(
+        pointers,
+        [
+            "/components/schemas/Point/properties/coordinates/prefixItems",
+            "/components/schemas/Point/properties/label/type",
+            "/components/schemas/Point/properties/removed/type",
+            "/components/schemas/Point/properties/anything",
+            "/paths/~1points~1{point_id}/get/parameters/0/schema/type",
+            "/paths/~1points~1{point_id}/get/responses/204",
+        ]
+    );
+    assert!(generated.is_some(), "generate must fail too");
+    insta::assert_snapshot!("refused", err.to_string());
+}
