@@ -150,40 +150,120 @@ impl Chat {
             .send_raw(http, "create_chat_completion", true)
             .await?;
         let status = response.status();
-        let events = response.bytes_stream().eventsource();
-        let chunks = events
-            .take_while(|e| {
-                let more = !matches!(e, Ok(ev) if ev.data.trim() == "[DONE]");
-                std::future::ready(more)
+        Ok(chunk_stream(response.bytes_stream(), status))
+    }
+}
+
+/// Parses a `text/event-stream` body into chunks, ending at `data: [DONE]`;
+/// an error item ends the stream after it is yielded.
+pub(crate) fn chunk_stream<S, B>(
+    body: S,
+    status: reqwest::StatusCode,
+) -> impl Stream<Item = Result<ChatCompletionChunk>> + Send + Unpin + 'static
+where
+    S: Stream<Item = std::result::Result<B, reqwest::Error>> + Send + 'static,
+    B: AsRef<[u8]> + Send,
+{
+    let chunks = body
+        .eventsource()
+        .take_while(|e| {
+            let more = !matches!(e, Ok(ev) if ev.data.trim() == "[DONE]");
+            std::future::ready(more)
+        })
+        .filter_map(move |e| {
+            std::future::ready(match e {
+                Ok(ev) if ev.data.trim().is_empty() => None,
+                Ok(ev) => Some(
+                    serde_json::from_str::<ChatCompletionChunk>(&ev.data).map_err(|err| {
+                        Error::Decode {
+                            status,
+                            message: format!("a chat chunk did not decode: {err}"),
+                            raw_body: ev.data.into_bytes().into(),
+                        }
+                    }),
+                ),
+                Err(eventsource_stream::EventStreamError::Transport(t)) => {
+                    Some(Err(Error::Transport(t)))
+                }
+                Err(other) => Some(Err(Error::Decode {
+                    status,
+                    message: format!("the event stream is malformed: {other}"),
+                    raw_body: Default::default(),
+                })),
             })
-            .filter_map(move |e| {
-                std::future::ready(match e {
-                    Ok(ev) if ev.data.trim().is_empty() => None,
-                    Ok(ev) => Some(
-                        serde_json::from_str::<ChatCompletionChunk>(&ev.data).map_err(|err| {
-                            Error::Decode {
-                                status,
-                                message: format!("a chat chunk did not decode: {err}"),
-                                raw_body: ev.data.into_bytes().into(),
-                            }
-                        }),
-                    ),
-                    Err(eventsource_stream::EventStreamError::Transport(t)) => {
-                        Some(Err(Error::Transport(t)))
-                    }
-                    Err(other) => Some(Err(Error::Decode {
-                        status,
-                        message: format!("the event stream is malformed: {other}"),
-                        raw_body: Default::default(),
-                    })),
-                })
+        });
+    let mut failed = false;
+    Box::pin(chunks.take_while(move |item| {
+        let go = !failed;
+        failed = item.is_err();
+        std::future::ready(go)
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn stream_text(n: usize) -> String {
+        let mut text = String::new();
+        for i in 0..n {
+            let chunk = serde_json::json!({
+                "id": "c1", "object": "chat.completion.chunk", "created": 1, "model": "m",
+                "choices": [{"index": 0, "delta": {"content": format!("w{i} ")}, "finish_reason": null}]
             });
-        // An error ends the stream after it is yielded.
-        let mut failed = false;
-        Ok(Box::pin(chunks.take_while(move |item| {
-            let go = !failed;
-            failed = item.is_err();
-            std::future::ready(go)
-        })))
+            text.push_str(&format!("data: {chunk}\n\n"));
+        }
+        text.push_str(": a comment line\n\ndata: [DONE]\n\ndata: {\"ignored\": true}\n\n");
+        text
+    }
+
+    fn collect(pieces: Vec<Vec<u8>>) -> Vec<Result<String>> {
+        let body = futures::stream::iter(pieces.into_iter().map(Ok::<_, reqwest::Error>));
+        let stream = chunk_stream(body, reqwest::StatusCode::OK);
+        futures::executor::block_on(
+            stream
+                .map(|c| {
+                    c.map(|c| {
+                        c.choices
+                            .into_iter()
+                            .filter_map(|ch| ch.delta.content)
+                            .collect::<String>()
+                    })
+                })
+                .collect(),
+        )
+    }
+
+    proptest! {
+        /// However the bytes are split on the wire, the same chunks come
+        /// out, and nothing after `[DONE]`.
+        #[test]
+        fn chunks_do_not_depend_on_how_bytes_are_split(n in 0usize..8, cuts in proptest::collection::vec(0usize..2000, 0..12)) {
+            let text = stream_text(n).into_bytes();
+            let mut cuts: Vec<usize> = cuts.into_iter().map(|c| c % (text.len() + 1)).collect();
+            cuts.sort_unstable();
+            let mut pieces = Vec::new();
+            let mut last = 0;
+            for c in cuts.into_iter().chain([text.len()]) {
+                pieces.push(text[last..c].to_vec());
+                last = c;
+            }
+            let got: Vec<String> = collect(pieces).into_iter().map(|r| r.unwrap()).collect();
+            let want: Vec<String> = (0..n).map(|i| format!("w{i} ")).collect();
+            prop_assert_eq!(got, want);
+        }
+
+        /// Arbitrary bytes never panic; whatever is not a chunk is one
+        /// error that ends the stream.
+        #[test]
+        fn arbitrary_bytes_end_in_at_most_one_error(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
+            let items = collect(vec![bytes]);
+            let errors = items.iter().filter(|r| r.is_err()).count();
+            prop_assert!(errors <= 1);
+            if errors == 1 {
+                prop_assert!(items.last().is_some_and(|r| r.is_err()));
+            }
+        }
     }
 }

@@ -207,7 +207,12 @@ impl ApiError {
         match parsed {
             Some(Value::Object(body)) if body.get("error").is_some_and(Value::is_object) => {
                 let e = &body["error"];
-                if let Some(t) = e.get("type").and_then(Value::as_str) {
+                // An empty `type` says nothing: keep the one the status implies.
+                if let Some(t) = e
+                    .get("type")
+                    .and_then(Value::as_str)
+                    .filter(|t| !t.trim().is_empty())
+                {
                     error.kind = t.to_owned();
                 }
                 error.message = e
@@ -377,6 +382,14 @@ mod tests {
         assert_eq!(e.kind, "server_error");
         assert_eq!(e.message, "<html>Bad Gateway</html>");
         assert!(Error::Api(Box::new(e)).is_retryable());
+    }
+
+    /// Found by the property tests: an empty `type` left the kind empty.
+    #[test]
+    fn an_empty_type_falls_back_to_the_status() {
+        let e = parse(400, r#"{"error":{"type":"","message":null}}"#);
+        assert_eq!(e.kind, "validation_error");
+        assert_eq!(e.message, "Bad Request");
     }
 
     #[test]

@@ -438,7 +438,11 @@ mod tests {
     #[test]
     fn a_wide_spread_does_not_mean_late_looks() {
         let t0 = Instant::now();
-        let est = DurationEstimate { mean: 120.0, std_dev: 7.0, samples: 5 };
+        let est = DurationEstimate {
+            mean: 120.0,
+            std_dev: 7.0,
+            samples: 5,
+        };
         let mut s = Schedule::new(PollPolicy::default(), Some(est), t0);
         // Window from 120 - 14 = 106 s; inside it, 1 s gaps, not 7 s.
         assert_eq!(s.observe(Phase::Running, t0 + secs(0.5)), secs(60.0));
