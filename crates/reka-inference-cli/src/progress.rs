@@ -8,6 +8,8 @@
 
 use std::time::Duration;
 
+use std::io::Write;
+
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use reka_inference::Progress;
 
@@ -54,6 +56,27 @@ impl JobSpinner {
 
     /// Removes the spinner.
     pub fn clear(&self) {
+        self.bar.finish_and_clear();
+    }
+
+    /// Removes the spinner after Ctrl-C.
+    ///
+    /// indicatif pads the spinner's line to the terminal's width, leaving
+    /// the cursor in the last column, so the `^C` the terminal echoes wraps
+    /// onto a line of its own; a plain clear would clear that line and leave
+    /// the spinner on screen. This clears the `^C` line and steps back up
+    /// first. (After a SIGINT sent with `kill` to a process drawing on a
+    /// terminal, nothing was echoed and the line above the spinner goes too:
+    /// a cosmetic loss in a rare case.)
+    pub fn clear_after_ctrl_c(&self) {
+        if self.bar.is_hidden() {
+            return;
+        }
+        self.bar.suspend(|| {
+            let mut err = std::io::stderr().lock();
+            let _ = err.write_all(b"\r\x1b[2K\x1b[1A");
+            let _ = err.flush();
+        });
         self.bar.finish_and_clear();
     }
 }

@@ -39,7 +39,7 @@ pub async fn run(ctx: &mut Ctx, args: RunArgs) -> Result<(), Failure> {
     let job = match submitted {
         Some(r) => r?,
         None => {
-            spinner.clear();
+            spinner.clear_after_ctrl_c();
             return Err(Failure::new(
                 ExitClass::Interrupted,
                 "interrupted while submitting; the job may or may not have been created \
@@ -165,7 +165,11 @@ async fn follow(
         r = wait_for(&job, options, &spinner, &out) => Some(r),
         _ = interrupt.recv() => None,
     };
-    spinner.clear();
+    if waited.is_some() {
+        spinner.clear();
+    } else {
+        spinner.clear_after_ctrl_c();
+    }
     let done = match waited {
         Some(Ok(done)) => done,
         Some(Err(f)) => return Err(f),
