@@ -16,7 +16,11 @@ pub async fn run(ctx: &mut Ctx, args: ListArgs) -> Result<(), Failure> {
     // One more than asked, to tell whether more match.
     let shown = (!args.all).then_some(args.limit);
     let filter = match shown {
-        Some(n) => filter.limit(n.saturating_add(1)),
+        Some(n) => {
+            let wanted = n.saturating_add(1);
+            let page = u32::try_from(wanted).unwrap_or(u32::MAX);
+            filter.limit(wanted).page_size(page)
+        }
         None => filter,
     };
     let client = ctx.client().await?;
