@@ -9,6 +9,7 @@ use std::io::Write;
 use std::process::{Command, Stdio};
 
 use anyhow::{Context, Result, bail};
+use proc_macro2::{Delimiter, Group, TokenStream, TokenTree};
 use progenitor::{GenerationSettings, Generator, HooksMode, InterfaceStyle, TagStyle, TypeImpl};
 use quote::quote;
 use serde_json::Value;
@@ -71,10 +72,73 @@ pub fn generate_normalized(normalized: &Value) -> Result<String> {
     let tokens = Generator::new(&settings())
         .generate_tokens(&openapi)
         .map_err(|e| anyhow::anyhow!("progenitor: {e}"))?;
-    let file: syn::File = syn::parse2(tokens).context("progenitor produced unparsable code")?;
+    let file: syn::File =
+        syn::parse2(line_docs(tokens)).context("progenitor produced unparsable code")?;
     let pretty = prettyplease::unparse(&file);
     let formatted = rustfmt(&pretty)?;
     Ok(format!("{HEADER}\n{formatted}"))
+}
+
+/// Splits every multi-line `#[doc = ".."]` into one attribute per line.
+///
+/// prettyplease prints a multi-line doc attribute as a `/** .. */` block,
+/// and rustfmt then indents the block's lines with the item. rustdoc reads
+/// those indented lines as a code block: the text of every operation became
+/// a failing doctest and its intra-doc links broke. One attribute per line
+/// prints as `///` comments, which keep their text as written.
+fn line_docs(tokens: TokenStream) -> TokenStream {
+    let trees: Vec<TokenTree> = tokens.into_iter().collect();
+    let mut out: Vec<TokenTree> = Vec::with_capacity(trees.len());
+    let mut i = 0;
+    while i < trees.len() {
+        if let TokenTree::Punct(p) = &trees[i]
+            && p.as_char() == '#'
+        {
+            let inner = matches!(trees.get(i + 1), Some(TokenTree::Punct(b)) if b.as_char() == '!');
+            let at = if inner { i + 2 } else { i + 1 };
+            if let Some(TokenTree::Group(g)) = trees.get(at)
+                && g.delimiter() == Delimiter::Bracket
+                && let Some(text) = doc_text(g.stream())
+                && text.contains('\n')
+            {
+                for line in text.lines() {
+                    let attr = if inner {
+                        quote!(#![doc = #line])
+                    } else {
+                        quote!(#[doc = #line])
+                    };
+                    out.extend(attr);
+                }
+                i = at + 1;
+                continue;
+            }
+        }
+        match &trees[i] {
+            TokenTree::Group(g) => {
+                let mut group = Group::new(g.delimiter(), line_docs(g.stream()));
+                group.set_span(g.span());
+                out.push(TokenTree::Group(group));
+            }
+            other => out.push(other.clone()),
+        }
+        i += 1;
+    }
+    out.into_iter().collect()
+}
+
+/// The text of a `doc = ".."` attribute body, if that is what `attr` is.
+fn doc_text(attr: TokenStream) -> Option<String> {
+    let nv: syn::MetaNameValue = syn::parse2(attr).ok()?;
+    if !nv.path.is_ident("doc") {
+        return None;
+    }
+    match nv.value {
+        syn::Expr::Lit(syn::ExprLit {
+            lit: syn::Lit::Str(s),
+            ..
+        }) => Some(s.value()),
+        _ => None,
+    }
 }
 
 /// Formats `code` with the stable `rustfmt` of the toolchain.
@@ -101,4 +165,29 @@ fn rustfmt(code: &str) -> Result<String> {
         bail!("rustfmt failed: {}", String::from_utf8_lossy(&out.stderr));
     }
     String::from_utf8(out.stdout).context("rustfmt wrote invalid UTF-8")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn multi_line_docs_become_line_comments() {
+        let tokens = quote! {
+            pub mod m {
+                #[doc = "Title\n\n```ignore\nlet x = 1;\n```"]
+                pub fn f() {}
+                #[doc = "One line"]
+                pub fn g() {}
+            }
+        };
+        let file: syn::File = syn::parse2(line_docs(tokens)).unwrap();
+        let text = prettyplease::unparse(&file);
+        assert!(!text.contains("/**"), "{text}");
+        assert!(
+            text.contains("///Title\n    ///\n    ///```ignore\n"),
+            "{text}"
+        );
+        assert!(text.contains("///One line\n"), "{text}");
+    }
 }

@@ -2215,11 +2215,11 @@ pub mod types {
     }
 }
 #[derive(Clone, Debug)]
-/**Client for Reka Vision Agent Inference API
-
-The inference endpoints of the Reka Vision Agent API: image, video, speech and bounding-box jobs behind one queue, plus an OpenAI-compatible chat endpoint. Reconstructed from Reka's public API reference; every operation and inferred field carries `x-provenance` (DOC, DOC-implied, INFERRED, FAL).
-
-Version: 2.0.0*/
+///Client for Reka Vision Agent Inference API
+///
+///The inference endpoints of the Reka Vision Agent API: image, video, speech and bounding-box jobs behind one queue, plus an OpenAI-compatible chat endpoint. Reconstructed from Reka's public API reference; every operation and inferred field carries `x-provenance` (DOC, DOC-implied, INFERRED, FAL).
+///
+///Version: 2.0.0
 pub struct Client {
     pub(crate) baseurl: String,
     pub(crate) client: reqwest::Client,
@@ -2280,320 +2280,320 @@ const _: () = {
     }
 };
 impl Client {
-    /**List Models
-
-    The endpoints (`<model_id>/<capability>`) this key can submit to.
-
-    Sends a `GET` request to `/v2/inference/models`
-
-    ```ignore
-    let response = client.list_models()
-        .send()
-        .await;
-    ```*/
+    ///List Models
+    ///
+    ///The endpoints (`<model_id>/<capability>`) this key can submit to.
+    ///
+    ///Sends a `GET` request to `/v2/inference/models`
+    ///
+    ///```ignore
+    ///let response = client.list_models()
+    ///    .send()
+    ///    .await;
+    ///```
     pub fn list_models(&self) -> builder::ListModels<'_> {
         builder::ListModels::new(self)
     }
-    /**List Requests
-
-    The caller's requests, newest first (order INFERRED), one page at a time.
-
-    Sends a `GET` request to `/v2/inference/requests`
-
-    Arguments:
-    - `capability`: Only requests of this capability, e.g. `text-to-image`.
-    - `end`: Exclusive upper bound on `created_at`.
-    - `endpoint_id`: Only requests to this endpoint, exactly, e.g. `kling-v3-pro/image-to-video`.
-    - `expand`: `payloads` adds `input`, `output`, `error` and `metrics` to each item.
-    - `limit`: Page size, 1 to 100.
-    - `model_id`: Only requests to this model, e.g. `kling-v3-pro`.
-    - `offset`: Items to skip.
-    - `start`: Inclusive lower bound on `created_at`.
-    - `status`: Only requests in this status.
-    ```ignore
-    let response = client.list_requests()
-        .capability(capability)
-        .end(end)
-        .endpoint_id(endpoint_id)
-        .expand(expand)
-        .limit(limit)
-        .model_id(model_id)
-        .offset(offset)
-        .start(start)
-        .status(status)
-        .send()
-        .await;
-    ```*/
+    ///List Requests
+    ///
+    ///The caller's requests, newest first (order INFERRED), one page at a time.
+    ///
+    ///Sends a `GET` request to `/v2/inference/requests`
+    ///
+    ///Arguments:
+    ///- `capability`: Only requests of this capability, e.g. `text-to-image`.
+    ///- `end`: Exclusive upper bound on `created_at`.
+    ///- `endpoint_id`: Only requests to this endpoint, exactly, e.g. `kling-v3-pro/image-to-video`.
+    ///- `expand`: `payloads` adds `input`, `output`, `error` and `metrics` to each item.
+    ///- `limit`: Page size, 1 to 100.
+    ///- `model_id`: Only requests to this model, e.g. `kling-v3-pro`.
+    ///- `offset`: Items to skip.
+    ///- `start`: Inclusive lower bound on `created_at`.
+    ///- `status`: Only requests in this status.
+    ///```ignore
+    ///let response = client.list_requests()
+    ///    .capability(capability)
+    ///    .end(end)
+    ///    .endpoint_id(endpoint_id)
+    ///    .expand(expand)
+    ///    .limit(limit)
+    ///    .model_id(model_id)
+    ///    .offset(offset)
+    ///    .start(start)
+    ///    .status(status)
+    ///    .send()
+    ///    .await;
+    ///```
     pub fn list_requests(&self) -> builder::ListRequests<'_> {
         builder::ListRequests::new(self)
     }
-    /**Get Result
-
-    The request's record. Answers 200 at any time, with `output: null` until the request is `COMPLETED`.
-
-    Sends a `GET` request to `/v2/inference/requests/{request_id}`
-
-    Arguments:
-    - `request_id`: The `request_id` returned by a submit operation.
-    ```ignore
-    let response = client.get_result()
-        .request_id(request_id)
-        .send()
-        .await;
-    ```*/
+    ///Get Result
+    ///
+    ///The request's record. Answers 200 at any time, with `output: null` until the request is `COMPLETED`.
+    ///
+    ///Sends a `GET` request to `/v2/inference/requests/{request_id}`
+    ///
+    ///Arguments:
+    ///- `request_id`: The `request_id` returned by a submit operation.
+    ///```ignore
+    ///let response = client.get_result()
+    ///    .request_id(request_id)
+    ///    .send()
+    ///    .await;
+    ///```
     pub fn get_result(&self) -> builder::GetResult<'_> {
         builder::GetResult::new(self)
     }
-    /**Get Status
-
-    Where the request is in its lifecycle. With `with_logs=true` the whole log so far is returned on every call.
-
-    Sends a `GET` request to `/v2/inference/requests/{request_id}/status`
-
-    Arguments:
-    - `request_id`: The `request_id` returned by a submit operation.
-    - `with_logs`: Include the request's log lines.
-    ```ignore
-    let response = client.get_status()
-        .request_id(request_id)
-        .with_logs(with_logs)
-        .send()
-        .await;
-    ```*/
+    ///Get Status
+    ///
+    ///Where the request is in its lifecycle. With `with_logs=true` the whole log so far is returned on every call.
+    ///
+    ///Sends a `GET` request to `/v2/inference/requests/{request_id}/status`
+    ///
+    ///Arguments:
+    ///- `request_id`: The `request_id` returned by a submit operation.
+    ///- `with_logs`: Include the request's log lines.
+    ///```ignore
+    ///let response = client.get_status()
+    ///    .request_id(request_id)
+    ///    .with_logs(with_logs)
+    ///    .send()
+    ///    .await;
+    ///```
     pub fn get_status(&self) -> builder::GetStatus<'_> {
         builder::GetStatus::new(self)
     }
-    /**Cancel Request
-
-    Cancels a queued or running request (it becomes `CANCELLED`). A finished request keeps its terminal status and its record is returned unchanged.
-
-    Sends a `POST` request to `/v2/inference/requests/{request_id}/cancel`
-
-    Arguments:
-    - `request_id`: The `request_id` returned by a submit operation.
-    ```ignore
-    let response = client.cancel_request()
-        .request_id(request_id)
-        .send()
-        .await;
-    ```*/
+    ///Cancel Request
+    ///
+    ///Cancels a queued or running request (it becomes `CANCELLED`). A finished request keeps its terminal status and its record is returned unchanged.
+    ///
+    ///Sends a `POST` request to `/v2/inference/requests/{request_id}/cancel`
+    ///
+    ///Arguments:
+    ///- `request_id`: The `request_id` returned by a submit operation.
+    ///```ignore
+    ///let response = client.cancel_request()
+    ///    .request_id(request_id)
+    ///    .send()
+    ///    .await;
+    ///```
     pub fn cancel_request(&self) -> builder::CancelRequest<'_> {
         builder::CancelRequest::new(self)
     }
-    /**Create Chat Completion
-
-    OpenAI-compatible chat completion, proxied to Qwen. With `stream: true` the answer is a `text/event-stream` of `ChatCompletionChunk` objects ending with `data: [DONE]`.
-
-    Sends a `POST` request to `/v2/inference/chat/completions`
-
-    ```ignore
-    let response = client.create_chat_completion()
-        .body(body)
-        .send()
-        .await;
-    ```*/
+    ///Create Chat Completion
+    ///
+    ///OpenAI-compatible chat completion, proxied to Qwen. With `stream: true` the answer is a `text/event-stream` of `ChatCompletionChunk` objects ending with `data: [DONE]`.
+    ///
+    ///Sends a `POST` request to `/v2/inference/chat/completions`
+    ///
+    ///```ignore
+    ///let response = client.create_chat_completion()
+    ///    .body(body)
+    ///    .send()
+    ///    .await;
+    ///```
     pub fn create_chat_completion(&self) -> builder::CreateChatCompletion<'_> {
         builder::CreateChatCompletion::new(self)
     }
-    /**Submit kling-v3-pro/image-to-video
-
-    Animate a still image into a video clip. Queues a request and answers 202 at once; poll `status_url`, fetch `response_url`, or pass `webhook_url`. The `input` object is model-specific and its fields are not published.
-
-    Sends a `POST` request to `/v2/inference/kling-v3-pro/image-to-video`
-
-    Arguments:
-    - `idempotency_key`: A caller-chosen key (a fresh UUID per logical request). Reusing it replays the original 202 response; the request is not enqueued or billed again. Reuse it on every retry of the same request.
-    - `body`
-    ```ignore
-    let response = client.submit_kling_v3_pro_image_to_video()
-        .idempotency_key(idempotency_key)
-        .body(body)
-        .send()
-        .await;
-    ```*/
+    ///Submit kling-v3-pro/image-to-video
+    ///
+    ///Animate a still image into a video clip. Queues a request and answers 202 at once; poll `status_url`, fetch `response_url`, or pass `webhook_url`. The `input` object is model-specific and its fields are not published.
+    ///
+    ///Sends a `POST` request to `/v2/inference/kling-v3-pro/image-to-video`
+    ///
+    ///Arguments:
+    ///- `idempotency_key`: A caller-chosen key (a fresh UUID per logical request). Reusing it replays the original 202 response; the request is not enqueued or billed again. Reuse it on every retry of the same request.
+    ///- `body`
+    ///```ignore
+    ///let response = client.submit_kling_v3_pro_image_to_video()
+    ///    .idempotency_key(idempotency_key)
+    ///    .body(body)
+    ///    .send()
+    ///    .await;
+    ///```
     pub fn submit_kling_v3_pro_image_to_video(&self) -> builder::SubmitKlingV3ProImageToVideo<'_> {
         builder::SubmitKlingV3ProImageToVideo::new(self)
     }
-    /**Submit veo-3.1/image-to-video
-
-    Animate a still image into a video clip. Queues a request and answers 202 at once; poll `status_url`, fetch `response_url`, or pass `webhook_url`. The `input` object is model-specific and its fields are not published.
-
-    Sends a `POST` request to `/v2/inference/veo-3.1/image-to-video`
-
-    Arguments:
-    - `idempotency_key`: A caller-chosen key (a fresh UUID per logical request). Reusing it replays the original 202 response; the request is not enqueued or billed again. Reuse it on every retry of the same request.
-    - `body`
-    ```ignore
-    let response = client.submit_veo_3_1_image_to_video()
-        .idempotency_key(idempotency_key)
-        .body(body)
-        .send()
-        .await;
-    ```*/
+    ///Submit veo-3.1/image-to-video
+    ///
+    ///Animate a still image into a video clip. Queues a request and answers 202 at once; poll `status_url`, fetch `response_url`, or pass `webhook_url`. The `input` object is model-specific and its fields are not published.
+    ///
+    ///Sends a `POST` request to `/v2/inference/veo-3.1/image-to-video`
+    ///
+    ///Arguments:
+    ///- `idempotency_key`: A caller-chosen key (a fresh UUID per logical request). Reusing it replays the original 202 response; the request is not enqueued or billed again. Reuse it on every retry of the same request.
+    ///- `body`
+    ///```ignore
+    ///let response = client.submit_veo_3_1_image_to_video()
+    ///    .idempotency_key(idempotency_key)
+    ///    .body(body)
+    ///    .send()
+    ///    .await;
+    ///```
     pub fn submit_veo_3_1_image_to_video(&self) -> builder::SubmitVeo31ImageToVideo<'_> {
         builder::SubmitVeo31ImageToVideo::new(self)
     }
-    /**Submit sora-2-pro/image-to-video
-
-    Animate a still image into a video clip. Queues a request and answers 202 at once; poll `status_url`, fetch `response_url`, or pass `webhook_url`. The `input` object is model-specific and its fields are not published.
-
-    Sends a `POST` request to `/v2/inference/sora-2-pro/image-to-video`
-
-    Arguments:
-    - `idempotency_key`: A caller-chosen key (a fresh UUID per logical request). Reusing it replays the original 202 response; the request is not enqueued or billed again. Reuse it on every retry of the same request.
-    - `body`
-    ```ignore
-    let response = client.submit_sora_2_pro_image_to_video()
-        .idempotency_key(idempotency_key)
-        .body(body)
-        .send()
-        .await;
-    ```*/
+    ///Submit sora-2-pro/image-to-video
+    ///
+    ///Animate a still image into a video clip. Queues a request and answers 202 at once; poll `status_url`, fetch `response_url`, or pass `webhook_url`. The `input` object is model-specific and its fields are not published.
+    ///
+    ///Sends a `POST` request to `/v2/inference/sora-2-pro/image-to-video`
+    ///
+    ///Arguments:
+    ///- `idempotency_key`: A caller-chosen key (a fresh UUID per logical request). Reusing it replays the original 202 response; the request is not enqueued or billed again. Reuse it on every retry of the same request.
+    ///- `body`
+    ///```ignore
+    ///let response = client.submit_sora_2_pro_image_to_video()
+    ///    .idempotency_key(idempotency_key)
+    ///    .body(body)
+    ///    .send()
+    ///    .await;
+    ///```
     pub fn submit_sora_2_pro_image_to_video(&self) -> builder::SubmitSora2ProImageToVideo<'_> {
         builder::SubmitSora2ProImageToVideo::new(self)
     }
-    /**Submit Image To Video
-
-    Animate a still image into a video clip. Queues a request and answers 202 at once; poll `status_url`, fetch `response_url`, or pass `webhook_url`. The `input` object is model-specific and its fields are not published.
-
-    Sends a `POST` request to `/v2/inference/{model}/image-to-video`
-
-    Arguments:
-    - `model`: The model to run. Known values: `kling-v3-pro`, `veo-3.1`, `sora-2-pro`. The service publishes the values as an enum whose members are not documented; other values may be accepted.
-    - `idempotency_key`: A caller-chosen key (a fresh UUID per logical request). Reusing it replays the original 202 response; the request is not enqueued or billed again. Reuse it on every retry of the same request.
-    - `body`
-    ```ignore
-    let response = client.submit_image_to_video()
-        .model(model)
-        .idempotency_key(idempotency_key)
-        .body(body)
-        .send()
-        .await;
-    ```*/
+    ///Submit Image To Video
+    ///
+    ///Animate a still image into a video clip. Queues a request and answers 202 at once; poll `status_url`, fetch `response_url`, or pass `webhook_url`. The `input` object is model-specific and its fields are not published.
+    ///
+    ///Sends a `POST` request to `/v2/inference/{model}/image-to-video`
+    ///
+    ///Arguments:
+    ///- `model`: The model to run. Known values: `kling-v3-pro`, `veo-3.1`, `sora-2-pro`. The service publishes the values as an enum whose members are not documented; other values may be accepted.
+    ///- `idempotency_key`: A caller-chosen key (a fresh UUID per logical request). Reusing it replays the original 202 response; the request is not enqueued or billed again. Reuse it on every retry of the same request.
+    ///- `body`
+    ///```ignore
+    ///let response = client.submit_image_to_video()
+    ///    .model(model)
+    ///    .idempotency_key(idempotency_key)
+    ///    .body(body)
+    ///    .send()
+    ///    .await;
+    ///```
     pub fn submit_image_to_video(&self) -> builder::SubmitImageToVideo<'_> {
         builder::SubmitImageToVideo::new(self)
     }
-    /**Submit nano-banana/text-to-image
-
-    Generate an image from a text prompt. Queues a request and answers 202 at once; poll `status_url`, fetch `response_url`, or pass `webhook_url`. The `input` object is model-specific and its fields are not published.
-
-    Sends a `POST` request to `/v2/inference/nano-banana/text-to-image`
-
-    Arguments:
-    - `idempotency_key`: A caller-chosen key (a fresh UUID per logical request). Reusing it replays the original 202 response; the request is not enqueued or billed again. Reuse it on every retry of the same request.
-    - `body`
-    ```ignore
-    let response = client.submit_nano_banana_text_to_image()
-        .idempotency_key(idempotency_key)
-        .body(body)
-        .send()
-        .await;
-    ```*/
+    ///Submit nano-banana/text-to-image
+    ///
+    ///Generate an image from a text prompt. Queues a request and answers 202 at once; poll `status_url`, fetch `response_url`, or pass `webhook_url`. The `input` object is model-specific and its fields are not published.
+    ///
+    ///Sends a `POST` request to `/v2/inference/nano-banana/text-to-image`
+    ///
+    ///Arguments:
+    ///- `idempotency_key`: A caller-chosen key (a fresh UUID per logical request). Reusing it replays the original 202 response; the request is not enqueued or billed again. Reuse it on every retry of the same request.
+    ///- `body`
+    ///```ignore
+    ///let response = client.submit_nano_banana_text_to_image()
+    ///    .idempotency_key(idempotency_key)
+    ///    .body(body)
+    ///    .send()
+    ///    .await;
+    ///```
     pub fn submit_nano_banana_text_to_image(&self) -> builder::SubmitNanoBananaTextToImage<'_> {
         builder::SubmitNanoBananaTextToImage::new(self)
     }
-    /**Submit Text To Image
-
-    Generate an image from a text prompt. Queues a request and answers 202 at once; poll `status_url`, fetch `response_url`, or pass `webhook_url`. The `input` object is model-specific and its fields are not published.
-
-    Sends a `POST` request to `/v2/inference/{model}/text-to-image`
-
-    Arguments:
-    - `model`: The model to run. Known values: `nano-banana`. The service publishes the values as an enum whose members are not documented; other values may be accepted.
-    - `idempotency_key`: A caller-chosen key (a fresh UUID per logical request). Reusing it replays the original 202 response; the request is not enqueued or billed again. Reuse it on every retry of the same request.
-    - `body`
-    ```ignore
-    let response = client.submit_text_to_image()
-        .model(model)
-        .idempotency_key(idempotency_key)
-        .body(body)
-        .send()
-        .await;
-    ```*/
+    ///Submit Text To Image
+    ///
+    ///Generate an image from a text prompt. Queues a request and answers 202 at once; poll `status_url`, fetch `response_url`, or pass `webhook_url`. The `input` object is model-specific and its fields are not published.
+    ///
+    ///Sends a `POST` request to `/v2/inference/{model}/text-to-image`
+    ///
+    ///Arguments:
+    ///- `model`: The model to run. Known values: `nano-banana`. The service publishes the values as an enum whose members are not documented; other values may be accepted.
+    ///- `idempotency_key`: A caller-chosen key (a fresh UUID per logical request). Reusing it replays the original 202 response; the request is not enqueued or billed again. Reuse it on every retry of the same request.
+    ///- `body`
+    ///```ignore
+    ///let response = client.submit_text_to_image()
+    ///    .model(model)
+    ///    .idempotency_key(idempotency_key)
+    ///    .body(body)
+    ///    .send()
+    ///    .await;
+    ///```
     pub fn submit_text_to_image(&self) -> builder::SubmitTextToImage<'_> {
         builder::SubmitTextToImage::new(self)
     }
-    /**Submit Edit
-
-    Edit an image as a text instruction describes. Queues a request and answers 202 at once; poll `status_url`, fetch `response_url`, or pass `webhook_url`. The `input` object is model-specific and its fields are not published.
-
-    Sends a `POST` request to `/v2/inference/{model}/edit`
-
-    Arguments:
-    - `model`: The model to run. Known values: `nano-banana`. The service publishes the values as an enum whose members are not documented; other values may be accepted.
-    - `idempotency_key`: A caller-chosen key (a fresh UUID per logical request). Reusing it replays the original 202 response; the request is not enqueued or billed again. Reuse it on every retry of the same request.
-    - `body`
-    ```ignore
-    let response = client.submit_edit()
-        .model(model)
-        .idempotency_key(idempotency_key)
-        .body(body)
-        .send()
-        .await;
-    ```*/
+    ///Submit Edit
+    ///
+    ///Edit an image as a text instruction describes. Queues a request and answers 202 at once; poll `status_url`, fetch `response_url`, or pass `webhook_url`. The `input` object is model-specific and its fields are not published.
+    ///
+    ///Sends a `POST` request to `/v2/inference/{model}/edit`
+    ///
+    ///Arguments:
+    ///- `model`: The model to run. Known values: `nano-banana`. The service publishes the values as an enum whose members are not documented; other values may be accepted.
+    ///- `idempotency_key`: A caller-chosen key (a fresh UUID per logical request). Reusing it replays the original 202 response; the request is not enqueued or billed again. Reuse it on every retry of the same request.
+    ///- `body`
+    ///```ignore
+    ///let response = client.submit_edit()
+    ///    .model(model)
+    ///    .idempotency_key(idempotency_key)
+    ///    .body(body)
+    ///    .send()
+    ///    .await;
+    ///```
     pub fn submit_edit(&self) -> builder::SubmitEdit<'_> {
         builder::SubmitEdit::new(self)
     }
-    /**Submit Text To Video
-
-    Generate a video clip from a text prompt. Queues a request and answers 202 at once; poll `status_url`, fetch `response_url`, or pass `webhook_url`. The `input` object is model-specific and its fields are not published.
-
-    Sends a `POST` request to `/v2/inference/{model}/text-to-video`
-
-    Arguments:
-    - `model`: The model to run. Known values: `veo-3.1`, `kling-v3-pro`. The service publishes the values as an enum whose members are not documented; other values may be accepted.
-    - `idempotency_key`: A caller-chosen key (a fresh UUID per logical request). Reusing it replays the original 202 response; the request is not enqueued or billed again. Reuse it on every retry of the same request.
-    - `body`
-    ```ignore
-    let response = client.submit_text_to_video()
-        .model(model)
-        .idempotency_key(idempotency_key)
-        .body(body)
-        .send()
-        .await;
-    ```*/
+    ///Submit Text To Video
+    ///
+    ///Generate a video clip from a text prompt. Queues a request and answers 202 at once; poll `status_url`, fetch `response_url`, or pass `webhook_url`. The `input` object is model-specific and its fields are not published.
+    ///
+    ///Sends a `POST` request to `/v2/inference/{model}/text-to-video`
+    ///
+    ///Arguments:
+    ///- `model`: The model to run. Known values: `veo-3.1`, `kling-v3-pro`. The service publishes the values as an enum whose members are not documented; other values may be accepted.
+    ///- `idempotency_key`: A caller-chosen key (a fresh UUID per logical request). Reusing it replays the original 202 response; the request is not enqueued or billed again. Reuse it on every retry of the same request.
+    ///- `body`
+    ///```ignore
+    ///let response = client.submit_text_to_video()
+    ///    .model(model)
+    ///    .idempotency_key(idempotency_key)
+    ///    .body(body)
+    ///    .send()
+    ///    .await;
+    ///```
     pub fn submit_text_to_video(&self) -> builder::SubmitTextToVideo<'_> {
         builder::SubmitTextToVideo::new(self)
     }
-    /**Submit Text To Speech
-
-    Synthesize speech audio from text. Queues a request and answers 202 at once; poll `status_url`, fetch `response_url`, or pass `webhook_url`. The `input` object is model-specific and its fields are not published.
-
-    Sends a `POST` request to `/v2/inference/{model}/text-to-speech`
-
-    Arguments:
-    - `model`: The model to run. Known values: `reka-tts-1`. The service publishes the values as an enum whose members are not documented; other values may be accepted.
-    - `idempotency_key`: A caller-chosen key (a fresh UUID per logical request). Reusing it replays the original 202 response; the request is not enqueued or billed again. Reuse it on every retry of the same request.
-    - `body`
-    ```ignore
-    let response = client.submit_text_to_speech()
-        .model(model)
-        .idempotency_key(idempotency_key)
-        .body(body)
-        .send()
-        .await;
-    ```*/
+    ///Submit Text To Speech
+    ///
+    ///Synthesize speech audio from text. Queues a request and answers 202 at once; poll `status_url`, fetch `response_url`, or pass `webhook_url`. The `input` object is model-specific and its fields are not published.
+    ///
+    ///Sends a `POST` request to `/v2/inference/{model}/text-to-speech`
+    ///
+    ///Arguments:
+    ///- `model`: The model to run. Known values: `reka-tts-1`. The service publishes the values as an enum whose members are not documented; other values may be accepted.
+    ///- `idempotency_key`: A caller-chosen key (a fresh UUID per logical request). Reusing it replays the original 202 response; the request is not enqueued or billed again. Reuse it on every retry of the same request.
+    ///- `body`
+    ///```ignore
+    ///let response = client.submit_text_to_speech()
+    ///    .model(model)
+    ///    .idempotency_key(idempotency_key)
+    ///    .body(body)
+    ///    .send()
+    ///    .await;
+    ///```
     pub fn submit_text_to_speech(&self) -> builder::SubmitTextToSpeech<'_> {
         builder::SubmitTextToSpeech::new(self)
     }
-    /**Submit Image To Bbox
-
-    Find objects in an image and return their bounding boxes. Queues a request and answers 202 at once; poll `status_url`, fetch `response_url`, or pass `webhook_url`. The `input` object is model-specific and its fields are not published.
-
-    Sends a `POST` request to `/v2/inference/{model}/image-to-bbox`
-
-    Arguments:
-    - `model`: The model to run. Known values: `sam3`. The service publishes the values as an enum whose members are not documented; other values may be accepted.
-    - `idempotency_key`: A caller-chosen key (a fresh UUID per logical request). Reusing it replays the original 202 response; the request is not enqueued or billed again. Reuse it on every retry of the same request.
-    - `body`
-    ```ignore
-    let response = client.submit_image_to_bbox()
-        .model(model)
-        .idempotency_key(idempotency_key)
-        .body(body)
-        .send()
-        .await;
-    ```*/
+    ///Submit Image To Bbox
+    ///
+    ///Find objects in an image and return their bounding boxes. Queues a request and answers 202 at once; poll `status_url`, fetch `response_url`, or pass `webhook_url`. The `input` object is model-specific and its fields are not published.
+    ///
+    ///Sends a `POST` request to `/v2/inference/{model}/image-to-bbox`
+    ///
+    ///Arguments:
+    ///- `model`: The model to run. Known values: `sam3`. The service publishes the values as an enum whose members are not documented; other values may be accepted.
+    ///- `idempotency_key`: A caller-chosen key (a fresh UUID per logical request). Reusing it replays the original 202 response; the request is not enqueued or billed again. Reuse it on every retry of the same request.
+    ///- `body`
+    ///```ignore
+    ///let response = client.submit_image_to_bbox()
+    ///    .model(model)
+    ///    .idempotency_key(idempotency_key)
+    ///    .body(body)
+    ///    .send()
+    ///    .await;
+    ///```
     pub fn submit_image_to_bbox(&self) -> builder::SubmitImageToBbox<'_> {
         builder::SubmitImageToBbox::new(self)
     }
@@ -2607,9 +2607,9 @@ pub mod builder {
         ByteStream, ClientHooks, ClientInfo, Error, OperationInfo, RequestBuilderExt,
         ResponseValue, encode_path,
     };
-    /**Builder for [`Client::list_models`]
-
-    [`Client::list_models`]: super::Client::list_models*/
+    ///Builder for [`Client::list_models`]
+    ///
+    ///[`Client::list_models`]: super::Client::list_models
     #[derive(Debug, Clone)]
     pub struct ListModels<'a> {
         client: &'a super::Client,
@@ -2664,9 +2664,9 @@ pub mod builder {
             }
         }
     }
-    /**Builder for [`Client::list_requests`]
-
-    [`Client::list_requests`]: super::Client::list_requests*/
+    ///Builder for [`Client::list_requests`]
+    ///
+    ///[`Client::list_requests`]: super::Client::list_requests
     #[derive(Debug, Clone)]
     pub struct ListRequests<'a> {
         client: &'a super::Client,
@@ -2874,9 +2874,9 @@ pub mod builder {
             }
         }
     }
-    /**Builder for [`Client::get_result`]
-
-    [`Client::get_result`]: super::Client::get_result*/
+    ///Builder for [`Client::get_result`]
+    ///
+    ///[`Client::get_result`]: super::Client::get_result
     #[derive(Debug, Clone)]
     pub struct GetResult<'a> {
         client: &'a super::Client,
@@ -2952,9 +2952,9 @@ pub mod builder {
             }
         }
     }
-    /**Builder for [`Client::get_status`]
-
-    [`Client::get_status`]: super::Client::get_status*/
+    ///Builder for [`Client::get_status`]
+    ///
+    ///[`Client::get_status`]: super::Client::get_status
     #[derive(Debug, Clone)]
     pub struct GetStatus<'a> {
         client: &'a super::Client,
@@ -3048,9 +3048,9 @@ pub mod builder {
             }
         }
     }
-    /**Builder for [`Client::cancel_request`]
-
-    [`Client::cancel_request`]: super::Client::cancel_request*/
+    ///Builder for [`Client::cancel_request`]
+    ///
+    ///[`Client::cancel_request`]: super::Client::cancel_request
     #[derive(Debug, Clone)]
     pub struct CancelRequest<'a> {
         client: &'a super::Client,
@@ -3126,9 +3126,9 @@ pub mod builder {
             }
         }
     }
-    /**Builder for [`Client::create_chat_completion`]
-
-    [`Client::create_chat_completion`]: super::Client::create_chat_completion*/
+    ///Builder for [`Client::create_chat_completion`]
+    ///
+    ///[`Client::create_chat_completion`]: super::Client::create_chat_completion
     #[derive(Debug, Clone)]
     pub struct CreateChatCompletion<'a> {
         client: &'a super::Client,
@@ -3220,9 +3220,9 @@ pub mod builder {
             }
         }
     }
-    /**Builder for [`Client::submit_kling_v3_pro_image_to_video`]
-
-    [`Client::submit_kling_v3_pro_image_to_video`]: super::Client::submit_kling_v3_pro_image_to_video*/
+    ///Builder for [`Client::submit_kling_v3_pro_image_to_video`]
+    ///
+    ///[`Client::submit_kling_v3_pro_image_to_video`]: super::Client::submit_kling_v3_pro_image_to_video
     #[derive(Debug, Clone)]
     pub struct SubmitKlingV3ProImageToVideo<'a> {
         client: &'a super::Client,
@@ -3334,9 +3334,9 @@ pub mod builder {
             }
         }
     }
-    /**Builder for [`Client::submit_veo_3_1_image_to_video`]
-
-    [`Client::submit_veo_3_1_image_to_video`]: super::Client::submit_veo_3_1_image_to_video*/
+    ///Builder for [`Client::submit_veo_3_1_image_to_video`]
+    ///
+    ///[`Client::submit_veo_3_1_image_to_video`]: super::Client::submit_veo_3_1_image_to_video
     #[derive(Debug, Clone)]
     pub struct SubmitVeo31ImageToVideo<'a> {
         client: &'a super::Client,
@@ -3445,9 +3445,9 @@ pub mod builder {
             }
         }
     }
-    /**Builder for [`Client::submit_sora_2_pro_image_to_video`]
-
-    [`Client::submit_sora_2_pro_image_to_video`]: super::Client::submit_sora_2_pro_image_to_video*/
+    ///Builder for [`Client::submit_sora_2_pro_image_to_video`]
+    ///
+    ///[`Client::submit_sora_2_pro_image_to_video`]: super::Client::submit_sora_2_pro_image_to_video
     #[derive(Debug, Clone)]
     pub struct SubmitSora2ProImageToVideo<'a> {
         client: &'a super::Client,
@@ -3556,9 +3556,9 @@ pub mod builder {
             }
         }
     }
-    /**Builder for [`Client::submit_image_to_video`]
-
-    [`Client::submit_image_to_video`]: super::Client::submit_image_to_video*/
+    ///Builder for [`Client::submit_image_to_video`]
+    ///
+    ///[`Client::submit_image_to_video`]: super::Client::submit_image_to_video
     #[derive(Debug, Clone)]
     pub struct SubmitImageToVideo<'a> {
         client: &'a super::Client,
@@ -3684,9 +3684,9 @@ pub mod builder {
             }
         }
     }
-    /**Builder for [`Client::submit_nano_banana_text_to_image`]
-
-    [`Client::submit_nano_banana_text_to_image`]: super::Client::submit_nano_banana_text_to_image*/
+    ///Builder for [`Client::submit_nano_banana_text_to_image`]
+    ///
+    ///[`Client::submit_nano_banana_text_to_image`]: super::Client::submit_nano_banana_text_to_image
     #[derive(Debug, Clone)]
     pub struct SubmitNanoBananaTextToImage<'a> {
         client: &'a super::Client,
@@ -3795,9 +3795,9 @@ pub mod builder {
             }
         }
     }
-    /**Builder for [`Client::submit_text_to_image`]
-
-    [`Client::submit_text_to_image`]: super::Client::submit_text_to_image*/
+    ///Builder for [`Client::submit_text_to_image`]
+    ///
+    ///[`Client::submit_text_to_image`]: super::Client::submit_text_to_image
     #[derive(Debug, Clone)]
     pub struct SubmitTextToImage<'a> {
         client: &'a super::Client,
@@ -3923,9 +3923,9 @@ pub mod builder {
             }
         }
     }
-    /**Builder for [`Client::submit_edit`]
-
-    [`Client::submit_edit`]: super::Client::submit_edit*/
+    ///Builder for [`Client::submit_edit`]
+    ///
+    ///[`Client::submit_edit`]: super::Client::submit_edit
     #[derive(Debug, Clone)]
     pub struct SubmitEdit<'a> {
         client: &'a super::Client,
@@ -4051,9 +4051,9 @@ pub mod builder {
             }
         }
     }
-    /**Builder for [`Client::submit_text_to_video`]
-
-    [`Client::submit_text_to_video`]: super::Client::submit_text_to_video*/
+    ///Builder for [`Client::submit_text_to_video`]
+    ///
+    ///[`Client::submit_text_to_video`]: super::Client::submit_text_to_video
     #[derive(Debug, Clone)]
     pub struct SubmitTextToVideo<'a> {
         client: &'a super::Client,
@@ -4179,9 +4179,9 @@ pub mod builder {
             }
         }
     }
-    /**Builder for [`Client::submit_text_to_speech`]
-
-    [`Client::submit_text_to_speech`]: super::Client::submit_text_to_speech*/
+    ///Builder for [`Client::submit_text_to_speech`]
+    ///
+    ///[`Client::submit_text_to_speech`]: super::Client::submit_text_to_speech
     #[derive(Debug, Clone)]
     pub struct SubmitTextToSpeech<'a> {
         client: &'a super::Client,
@@ -4307,9 +4307,9 @@ pub mod builder {
             }
         }
     }
-    /**Builder for [`Client::submit_image_to_bbox`]
-
-    [`Client::submit_image_to_bbox`]: super::Client::submit_image_to_bbox*/
+    ///Builder for [`Client::submit_image_to_bbox`]
+    ///
+    ///[`Client::submit_image_to_bbox`]: super::Client::submit_image_to_bbox
     #[derive(Debug, Clone)]
     pub struct SubmitImageToBbox<'a> {
         client: &'a super::Client,
