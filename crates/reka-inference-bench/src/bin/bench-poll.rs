@@ -310,17 +310,18 @@ fn chart(results: &[PollerResult], path: &std::path::Path) -> Result<()> {
             .margin(10)
             .x_label_area_size(30)
             .y_label_area_size(50)
-            .build_cartesian_2d(0.0..(results.len() as f64), (0.01..top * 2.0).log_scale())?;
+            .build_cartesian_2d(0.0..(results.len() as f64), (0.003..top * 2.0).log_scale())?;
         chart
             .configure_mesh()
             .disable_x_mesh()
             .x_label_formatter(&|_| String::new())
+            .y_label_formatter(&|y| if *y < 0.01 { String::new() } else { format!("{y}") })
             .draw()?;
-        // Poller names under their groups of bars.
+        // Poller names under their groups of bars, below the bars' base.
         for (p, r) in results.iter().enumerate() {
             chart.draw_series(std::iter::once(Text::new(
                 r.name.to_owned(),
-                (p as f64 + 0.12, 0.013),
+                (p as f64 + 0.12, 0.0065),
                 ("sans-serif", 13).into_font(),
             )))?;
         }
