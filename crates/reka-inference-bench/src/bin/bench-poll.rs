@@ -315,7 +315,13 @@ fn chart(results: &[PollerResult], path: &std::path::Path) -> Result<()> {
             .configure_mesh()
             .disable_x_mesh()
             .x_label_formatter(&|_| String::new())
-            .y_label_formatter(&|y| if *y < 0.01 { String::new() } else { format!("{y}") })
+            .y_label_formatter(&|y| {
+                if *y < 0.01 {
+                    String::new()
+                } else {
+                    format!("{y}")
+                }
+            })
             .draw()?;
         // Poller names under their groups of bars, below the bars' base.
         for (p, r) in results.iter().enumerate() {
