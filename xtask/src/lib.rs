@@ -11,6 +11,8 @@
 //! - [`diff`]: a reviewer's summary of two spec versions, breaking changes marked.
 //! - [`shape`]: the public shape of generated code, for snapshots.
 
+#![deny(missing_docs)]
+
 pub mod diff;
 pub mod generate;
 pub mod normalize;
