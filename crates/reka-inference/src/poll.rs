@@ -13,7 +13,8 @@
 //!   estimate (mean and spread) per endpoint, preferring the server's own
 //!   `metrics.inference_time`. The poller then sleeps until just before the
 //!   expected finish and polls densely in a window around it, sized by the
-//!   spread; past the window it backs off again.
+//!   spread; past the window it backs off gently (x1.25 a look), since a
+//!   job that outlasted its estimate is likely to end soon.
 //!
 //! There is no jitter: each job's schedule is already offset by its own
 //! submit time, and a deterministic schedule is testable.
@@ -181,6 +182,9 @@ pub struct DurationEstimate {
     /// How many finished jobs it is built from.
     pub samples: u64,
 }
+
+/// How fast the gap grows once a job has outlasted its expected window.
+const OVERDUE_GROWTH: f64 = 1.25;
 
 /// Per-endpoint estimates, shared by every job of a client.
 #[derive(Debug, Default)]
@@ -352,13 +356,19 @@ impl Schedule {
         if now < window_end {
             return dense;
         }
-        // The estimate was too short for this job: back off from the dense
-        // gap, not from scratch.
+        // The estimate was too short for this job: it is likely to end
+        // soon, and few jobs get here, so back off gently from the dense
+        // gap rather than doubling from scratch.
         if !self.overdue {
             self.overdue = true;
             self.backoff = dense;
         }
-        self.next_backoff()
+        let current = self.backoff.min(self.policy.max);
+        self.backoff = self
+            .backoff
+            .mul_f64(self.policy.factor.min(OVERDUE_GROWTH))
+            .min(self.policy.max);
+        current
     }
 }
 
@@ -429,10 +439,10 @@ mod tests {
         assert_eq!(first, secs(29.2));
         let dense = s.observe(Phase::Running, t0 + secs(29.7));
         assert_eq!(dense, secs(0.15));
-        // Past the window (30.5 + 0.3), back off from the dense gap.
+        // Past the window (30.5 + 0.3), back off gently from the dense gap.
         let late = s.observe(Phase::Running, t0 + secs(31.0));
         assert_eq!(late, secs(0.15));
-        assert_eq!(s.observe(Phase::Running, t0 + secs(31.2)), secs(0.3));
+        assert_eq!(s.observe(Phase::Running, t0 + secs(31.2)), secs(0.1875));
     }
 
     #[test]
