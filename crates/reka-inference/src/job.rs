@@ -76,7 +76,7 @@ pub struct Completion {
 }
 
 impl Completion {
-    fn from_record(record: ResultResponse) -> Completion {
+    pub(crate) fn from_record(record: ResultResponse) -> Completion {
         Completion {
             request_id: record.request_id,
             output: record.output.map(Value::Object).unwrap_or(Value::Null),
@@ -220,16 +220,10 @@ impl Job {
     /// The output decoded into your type, or `None` while there is none.
     pub async fn output<T: DeserializeOwned>(&self) -> Result<Option<T>> {
         let record = self.result().await?;
-        match record.output {
-            None => Ok(None),
-            Some(map) => Completion {
-                request_id: record.request_id,
-                output: Value::Object(map),
-                metrics: record.metrics,
-            }
-            .output_as()
-            .map(Some),
+        if record.output.is_none() {
+            return Ok(None);
         }
+        Completion::from_record(record).output_as().map(Some)
     }
 
     /// Cancels the job if it is queued or running; a finished job's record

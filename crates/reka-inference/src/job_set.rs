@@ -463,11 +463,7 @@ impl Driver {
             self.resolve_from_item(item);
             return;
         }
-        let phase = match &item.status {
-            RequestStatus::InQueue => Phase::Queued { position: None },
-            RequestStatus::Unknown(_) => Phase::Unknown,
-            _ => Phase::Running,
-        };
+        let phase = Phase::of(&item.status);
         p.next_at = now + p.schedule.observe(phase, now);
         p.last_status = Some(item.status);
     }
@@ -558,14 +554,7 @@ impl Driver {
                 .record(endpoint.as_str(), seconds);
         }
         let result = match record.status {
-            RequestStatus::Completed => Ok(Completion {
-                request_id: record.request_id,
-                output: record
-                    .output
-                    .map(serde_json::Value::Object)
-                    .unwrap_or(serde_json::Value::Null),
-                metrics: record.metrics,
-            }),
+            RequestStatus::Completed => Ok(Completion::from_record(record)),
             RequestStatus::Cancelled => Err(Error::JobCancelled {
                 request_id: record.request_id,
             }),
@@ -610,11 +599,7 @@ impl Driver {
             match answer {
                 Ok(record) if record.status.is_terminal() == Some(true) => self.resolve(p, record),
                 Ok(record) => {
-                    let phase = match &record.status {
-                        RequestStatus::InQueue => Phase::Queued { position: None },
-                        RequestStatus::Unknown(_) => Phase::Unknown,
-                        _ => Phase::Running,
-                    };
+                    let phase = Phase::of(&record.status);
                     let now = Instant::now();
                     p.next_at = now + p.schedule.observe(phase, now);
                     p.last_status = Some(record.status);

@@ -242,6 +242,19 @@ pub(crate) enum Phase {
     Unknown,
 }
 
+impl Phase {
+    /// The phase a non-terminal status puts a job in, its queue position
+    /// unknown (the list and the record do not carry it).
+    pub(crate) fn of(status: &reka_inference_api::RequestStatus) -> Phase {
+        use reka_inference_api::RequestStatus as S;
+        match status {
+            S::InQueue => Phase::Queued { position: None },
+            S::Unknown(_) => Phase::Unknown,
+            _ => Phase::Running,
+        }
+    }
+}
+
 /// The schedule of one job.
 #[derive(Debug)]
 pub(crate) struct Schedule {
