@@ -68,6 +68,13 @@ pub struct Global {
     #[arg(long, short, global = true)]
     pub verbose: bool,
 
+    /// How long the command may take, e.g. 90s, 5m, 1h. For `run` and
+    /// `wait`: how long to wait for the job (default 30m; the job keeps
+    /// running after). For every other command: the whole command,
+    /// retries included (default 2m).
+    #[arg(long, global = true, value_name = "DURATION")]
+    pub timeout: Option<String>,
+
     /// Start a simulator of the API inside this process and send
     /// everything to it: no key needed, nothing leaves the machine, jobs
     /// run 20 times faster. The simulator ends with the command, so its
@@ -190,11 +197,6 @@ pub struct FollowArgs {
     #[arg(long, value_name = "DIR")]
     pub download: Option<PathBuf>,
 
-    /// Stop waiting after this long, e.g. 90s, 5m, 1h (default 30m). The
-    /// job keeps running.
-    #[arg(long, value_name = "DURATION")]
-    pub timeout: Option<String>,
-
     /// On Ctrl-C, cancel the job instead of leaving it running.
     #[arg(long)]
     pub cancel_on_interrupt: bool,
@@ -225,6 +227,12 @@ pub struct RunArgs {
     /// A URL the service calls with the job's record when it finishes.
     #[arg(long, value_name = "URL")]
     pub webhook: Option<String>,
+
+    /// Your own idempotency key: running again with the same key and input
+    /// follows the first job instead of creating a second one (printed
+    /// when a submit's outcome is unknown).
+    #[arg(long, value_name = "KEY")]
+    pub idempotency_key: Option<String>,
 }
 
 /// `list`.

@@ -221,6 +221,19 @@ impl Failure {
 impl From<Error> for Failure {
     fn from(e: Error) -> Failure {
         let message = e.to_string();
+        if let Error::SubmitOutcomeUnknown {
+            idempotency_key,
+            source,
+        } = e
+        {
+            let mut f = Failure::from(*source);
+            f.message = message;
+            f.hint = Some(format!(
+                "the job may have been created; submit again with --idempotency-key {idempotency_key} \
+                 to get that job instead of a second one"
+            ));
+            return f;
+        }
         let mut f = match &e {
             Error::Api(api) => {
                 let mut f = Failure::new(ExitClass::of_status(api.status.as_u16()), message);
@@ -243,14 +256,22 @@ impl From<Error> for Failure {
                 )),
             Error::JobFailed { .. } => Failure::new(ExitClass::JobFailed, message),
             Error::JobCancelled { .. } => Failure::new(ExitClass::JobCancelled, message),
-            Error::Transport(t) => {
-                let text = transport_text(t);
-                Failure::new(
-                    ExitClass::Connection,
-                    format!("could not reach the server: {text}"),
-                )
+            Error::Transport(t) if t.is_timeout() => Failure::new(
+                ExitClass::Timeout,
+                format!("the server stopped answering: {}", transport_text(t)),
+            ),
+            Error::Transport(t) if t.is_connect() => Failure::new(
+                ExitClass::Connection,
+                format!("could not reach the server: {}", transport_text(t)),
+            ),
+            Error::Transport(t) => Failure::new(
+                ExitClass::Connection,
+                format!("the connection to the server failed: {}", transport_text(t)),
+            ),
+            Error::RequestTimeout { .. } => Failure::new(ExitClass::Timeout, message),
+            Error::Decode { .. } | Error::BodyTooLarge { .. } => {
+                Failure::new(ExitClass::Server, message)
             }
-            Error::Decode { .. } => Failure::new(ExitClass::Server, message),
             Error::InvalidInput(_) | Error::Config(_) => Failure::new(ExitClass::Usage, message),
             _ => Failure::new(ExitClass::Other, message),
         };

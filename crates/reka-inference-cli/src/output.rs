@@ -37,9 +37,16 @@ impl Output {
     }
 
     /// A line of the result on stdout.
+    /// Control characters other than line breaks and tabs are escaped.
     pub fn line(&self, text: impl AsRef<str>) {
         let mut out = std::io::stdout().lock();
-        let _ = writeln!(out, "{}", text.as_ref());
+        let text: String = text
+            .as_ref()
+            .split('\n')
+            .map(printable_keeping_tabs)
+            .collect::<Vec<_>>()
+            .join("\n");
+        let _ = writeln!(out, "{text}");
     }
 
     /// Text on stdout without a newline, flushed (streamed chat).
@@ -67,7 +74,7 @@ impl Output {
     /// A note for the person at the terminal, on stderr; none with `--quiet`.
     pub fn note(&self, text: &str) {
         if !self.quiet {
-            let _ = writeln!(std::io::stderr().lock(), "{text}");
+            let _ = writeln!(std::io::stderr().lock(), "{}", printable(text));
         }
     }
 
@@ -79,11 +86,11 @@ impl Output {
             let _ = writeln!(err, "{}", f.to_json());
             return;
         }
-        let _ = writeln!(err, "error: {}", f.message);
+        let _ = writeln!(err, "error: {}", printable(&f.message));
         if let Some(hint) = &f.hint
             && !self.quiet
         {
-            let _ = writeln!(err, "hint: {hint}");
+            let _ = writeln!(err, "hint: {}", printable(hint));
         }
     }
 }
@@ -93,8 +100,8 @@ pub fn media_lines(media: &[MediaRef]) -> Vec<String> {
     media
         .iter()
         .map(|m| {
-            let kind = m.content_type.as_deref().unwrap_or("file");
-            format!("  {kind:<11} {}", m.url)
+            let kind = printable(m.content_type.as_deref().unwrap_or("file"));
+            format!("  {kind:<11} {}", printable(&m.url))
         })
         .collect()
 }
@@ -133,8 +140,34 @@ pub fn log_line(entry: &LogEntry) -> String {
         .timestamp
         .map(|t| t.format("%H:%M:%S").to_string())
         .unwrap_or_else(|| "--:--:--".into());
-    let level = entry.level.as_deref().unwrap_or("info");
-    format!("{time} {level:<5} {}", entry.message)
+    let level = printable(entry.level.as_deref().unwrap_or("info"));
+    format!("{time} {level:<5} {}", printable(&entry.message))
+}
+
+fn printable_keeping_tabs(text: &str) -> String {
+    text.split('\t')
+        .map(printable)
+        .collect::<Vec<_>>()
+        .join("\t")
+}
+
+/// `text` with every control character shown as an escape (`\u{1b}`), so
+/// that what a server says can neither move the cursor, clear the screen,
+/// nor start a line of its own (a forged `hint:`).
+pub fn printable(text: &str) -> String {
+    if !text.chars().any(char::is_control) {
+        return text.to_owned();
+    }
+    text.chars()
+        .flat_map(|c| {
+            let escaped: Vec<char> = if c.is_control() {
+                c.escape_default().collect()
+            } else {
+                vec![c]
+            };
+            escaped
+        })
+        .collect()
 }
 
 /// Bytes as `12.3 KB`.
@@ -193,6 +226,17 @@ mod tests {
             vec!["long".into(), "x".into(), "last".into()],
         ];
         assert_eq!(table(&rows), ["A     BB  C", "long  x   last"]);
+    }
+
+    #[test]
+    fn server_text_cannot_drive_the_terminal() {
+        assert_eq!(printable("plain"), "plain");
+        let shown = printable("boom\u{1b}[2J\nhint: run rm -rf /\r");
+        assert!(!shown.chars().any(char::is_control), "{shown:?}");
+        assert!(
+            shown.contains("\\u{1b}[2J") && shown.contains("\\n"),
+            "{shown:?}"
+        );
     }
 
     #[test]

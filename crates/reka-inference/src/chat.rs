@@ -3,20 +3,23 @@
 //! The request is sent as built here rather than through the generated
 //! operation, whose body type cannot carry OpenAI's many optional fields
 //! (`temperature`, `max_tokens`, ...): [`ChatRequest::extra`] passes them
-//! through. Answers use the generated types. Streams are read with the
-//! `eventsource-stream` parser and yield [`ChatCompletionChunk`]s until
-//! `data: [DONE]`.
+//! through. Answers use the generated types. Streams are read by a small
+//! linear-time `text/event-stream` reader with a bound on event size, and
+//! yield [`ChatCompletionChunk`]s until `data: [DONE]`; a stream that ends
+//! without it is an error, never a silently partial answer.
 
-use eventsource_stream::Eventsource;
+use std::collections::VecDeque;
+
 use futures::{Stream, StreamExt};
 use reka_inference_api::types::{
     ChatCompletionChunk, ChatCompletionResponse, ChatMessage, ChatMessageContent,
 };
+use reqwest::Method;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use crate::client::Client;
-use crate::error::{Error, Result};
+use crate::error::{ApiError, Error, Result};
+use crate::http::Http;
 
 /// A chat completion request.
 ///
@@ -95,28 +98,40 @@ impl ChatRequest {
     }
 }
 
-/// Chat completions; from [`Client::chat`].
-#[derive(Debug, Clone)]
+/// Chat completions; from [`Client::chat`](crate::Client::chat).
+#[derive(Clone)]
 pub struct Chat {
-    client: Client,
+    http: Http,
+}
+
+impl std::fmt::Debug for Chat {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Chat").finish_non_exhaustive()
+    }
 }
 
 impl Chat {
-    pub(crate) fn new(client: Client) -> Self {
-        Chat { client }
+    pub(crate) fn new(http: Http) -> Self {
+        Chat { http }
     }
 
     /// Sends `request` and returns the whole completion.
     #[tracing::instrument(level = "debug", skip_all, fields(model = %request.model))]
     pub async fn create(&self, request: &ChatRequest) -> Result<ChatCompletionResponse> {
         let body = request.body(false)?;
-        let url = self.client.url("/v2/inference/chat/completions")?;
-        let http = self.client.inner.http.post(url).json(&body);
-        self.client.send_json(http, "create_chat_completion").await
+        let url = self.http.api_url(&["chat", "completions"])?;
+        self.http
+            .call(Method::POST, url, "create_chat_completion")
+            .json(&body)
+            .decode()
+            .await
     }
 
     /// Sends `request` with `stream: true` and yields the chunks as they
-    /// arrive. The stream ends at `data: [DONE]`; an error item ends it too.
+    /// arrive. The stream ends at `data: [DONE]`; an error item ends it too,
+    /// and so does a stream that stops before `[DONE]` (an error: the answer
+    /// is incomplete). A server that answers the streaming request with a
+    /// whole JSON completion yields it as one chunk.
     ///
     /// ```no_run
     /// # async fn run(client: reka_inference::Client) -> reka_inference::Result<()> {
@@ -137,25 +152,175 @@ impl Chat {
         request: &ChatRequest,
     ) -> Result<impl Stream<Item = Result<ChatCompletionChunk>> + Send + Unpin + 'static> {
         let body = request.body(true)?;
-        let url = self.client.url("/v2/inference/chat/completions")?;
-        let http = self
-            .client
-            .inner
-            .http
-            .post(url)
-            .header(reqwest::header::ACCEPT, "text/event-stream")
-            .json(&body);
+        let url = self.http.api_url(&["chat", "completions"])?;
         let response = self
-            .client
-            .send_raw(http, "create_chat_completion", true)
+            .http
+            .call(Method::POST, url, "create_chat_completion")
+            .header("accept", "text/event-stream")
+            .json(&body)
+            .stream()
             .await?;
         let status = response.status();
-        Ok(chunk_stream(response.bytes_stream(), status))
+        let is_json = response
+            .headers()
+            .get(reqwest::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|ct| {
+                ct.trim_start()
+                    .to_ascii_lowercase()
+                    .starts_with("application/json")
+            });
+        if is_json {
+            let limit = self.http.transport().max_body_bytes();
+            let whole = read_limited(response, limit).await?;
+            let chunk = whole_answer_as_chunk(status, whole);
+            return Ok(futures::stream::iter(vec![chunk]).left_stream());
+        }
+        Ok(chunk_stream(response.bytes_stream(), status).right_stream())
     }
 }
 
-/// Parses a `text/event-stream` body into chunks, ending at `data: [DONE]`;
-/// an error item ends the stream after it is yielded.
+/// The largest event a chat stream may send: far above any real chunk, far
+/// below what would hurt the machine.
+pub(crate) const MAX_EVENT_BYTES: usize = 8 << 20;
+
+/// Reads a whole body, up to `limit` bytes.
+async fn read_limited(response: reqwest::Response, limit: u64) -> Result<bytes::Bytes> {
+    let mut body = response.bytes_stream();
+    let mut buf = Vec::new();
+    while let Some(chunk) = body.next().await {
+        let chunk = chunk.map_err(Error::Transport)?;
+        if buf.len() as u64 + chunk.len() as u64 > limit {
+            return Err(Error::BodyTooLarge {
+                operation: "create_chat_completion".into(),
+                limit,
+            });
+        }
+        buf.extend_from_slice(&chunk);
+    }
+    Ok(buf.into())
+}
+
+/// A whole completion, sent where a stream was asked for, as one chunk:
+/// each choice's `message` becomes its `delta`.
+fn whole_answer_as_chunk(
+    status: reqwest::StatusCode,
+    body: bytes::Bytes,
+) -> Result<ChatCompletionChunk> {
+    let decode_error = |message: String| Error::Decode {
+        status,
+        message,
+        raw_body: body.clone(),
+    };
+    let mut value: Value = serde_json::from_slice(&body)
+        .map_err(|e| decode_error(format!("the chat answer did not decode: {e}")))?;
+    if let Some(api) = error_event(status, &value, &body) {
+        return Err(api);
+    }
+    if let Some(choices) = value.get_mut("choices").and_then(Value::as_array_mut) {
+        for choice in choices {
+            if let Some(map) = choice.as_object_mut()
+                && let Some(message) = map.remove("message")
+            {
+                map.insert("delta".into(), message);
+            }
+        }
+    }
+    if let Some(map) = value.as_object_mut() {
+        map.insert("object".into(), Value::from("chat.completion.chunk"));
+    }
+    serde_json::from_value(value)
+        .map_err(|e| decode_error(format!("the chat answer did not decode: {e}")))
+}
+
+/// An `{"error": {...}}` payload, as an API error.
+fn error_event(status: reqwest::StatusCode, value: &Value, raw: &bytes::Bytes) -> Option<Error> {
+    value.get("error").filter(|e| e.is_object())?;
+    // The HTTP status was a success; the error is the server's word.
+    let status = if status.is_success() {
+        reqwest::StatusCode::INTERNAL_SERVER_ERROR
+    } else {
+        status
+    };
+    Some(Error::Api(Box::new(ApiError::from_parts(
+        status,
+        &reqwest::header::HeaderMap::new(),
+        raw.clone(),
+    ))))
+}
+
+/// Reads `text/event-stream` lines in linear time: bytes are scanned once
+/// for line ends, and an event larger than [`MAX_EVENT_BYTES`] is an error
+/// rather than an ever-growing buffer.
+#[derive(Default)]
+struct SseReader {
+    buf: Vec<u8>,
+    /// Where the unread part of `buf` starts.
+    start: usize,
+    /// Where to look for the next line end (bytes before it have none).
+    scanned: usize,
+    /// The `data` lines of the event being read.
+    data: Vec<u8>,
+    has_data: bool,
+}
+
+impl SseReader {
+    /// Takes more bytes; returns the events they complete.
+    fn feed(&mut self, bytes: &[u8]) -> std::result::Result<Vec<Vec<u8>>, String> {
+        self.buf.extend_from_slice(bytes);
+        let mut events = Vec::new();
+        while let Some(at) = self.buf[self.scanned..].iter().position(|&b| b == b'\n') {
+            let end = self.scanned + at;
+            let mut line = &self.buf[self.start..end];
+            if line.last() == Some(&b'\r') {
+                line = &line[..line.len() - 1];
+            }
+            if line.is_empty() {
+                if self.has_data {
+                    events.push(std::mem::take(&mut self.data));
+                    self.has_data = false;
+                }
+            } else if let Some(value) = line.strip_prefix(b"data") {
+                if let Some(value) = value.strip_prefix(b":") {
+                    let value = value.strip_prefix(b" ").unwrap_or(value);
+                    if self.has_data {
+                        self.data.push(b'\n');
+                    }
+                    self.data.extend_from_slice(value);
+                    self.has_data = true;
+                } else if value.is_empty() {
+                    if self.has_data {
+                        self.data.push(b'\n');
+                    }
+                    self.has_data = true;
+                }
+            }
+            // Comments (`:`) and other fields (`event`, `id`, `retry`) are
+            // not used by chat streams.
+            if self.data.len() > MAX_EVENT_BYTES {
+                return Err(format!("an event is larger than {MAX_EVENT_BYTES} bytes"));
+            }
+            self.start = end + 1;
+            self.scanned = self.start;
+        }
+        self.scanned = self.buf.len();
+        if self.buf.len() - self.start > MAX_EVENT_BYTES {
+            return Err(format!("a line is longer than {MAX_EVENT_BYTES} bytes"));
+        }
+        // Drop what was read, without moving bytes on every chunk.
+        if self.start > 0 && self.start >= self.buf.len() / 2 {
+            self.buf.drain(..self.start);
+            self.scanned -= self.start;
+            self.start = 0;
+        }
+        Ok(events)
+    }
+}
+
+/// Parses a `text/event-stream` body into chunks, ending at `data: [DONE]`.
+/// An error item ends the stream after it is yielded: a chunk that does not
+/// decode, an `{"error": ...}` event, invalid UTF-8, an oversized event, or
+/// the end of the body before `[DONE]`.
 pub(crate) fn chunk_stream<S, B>(
     body: S,
     status: reqwest::StatusCode,
@@ -164,39 +329,94 @@ where
     S: Stream<Item = std::result::Result<B, reqwest::Error>> + Send + 'static,
     B: AsRef<[u8]> + Send,
 {
-    let chunks = body
-        .eventsource()
-        .take_while(|e| {
-            let more = !matches!(e, Ok(ev) if ev.data.trim() == "[DONE]");
-            std::future::ready(more)
-        })
-        .filter_map(move |e| {
-            std::future::ready(match e {
-                Ok(ev) if ev.data.trim().is_empty() => None,
-                Ok(ev) => Some(
-                    serde_json::from_str::<ChatCompletionChunk>(&ev.data).map_err(|err| {
-                        Error::Decode {
-                            status,
-                            message: format!("a chat chunk did not decode: {err}"),
-                            raw_body: ev.data.into_bytes().into(),
-                        }
-                    }),
-                ),
-                Err(eventsource_stream::EventStreamError::Transport(t)) => {
-                    Some(Err(Error::Transport(t)))
+    struct State<S> {
+        body: std::pin::Pin<Box<S>>,
+        reader: SseReader,
+        ready: VecDeque<Vec<u8>>,
+        done: bool,
+    }
+    let malformed = move |message: String, raw: Vec<u8>| Error::Decode {
+        status,
+        message,
+        raw_body: raw.into(),
+    };
+    let state = State {
+        body: Box::pin(body),
+        reader: SseReader::default(),
+        ready: VecDeque::new(),
+        done: false,
+    };
+    Box::pin(futures::stream::unfold(state, move |mut s| async move {
+        loop {
+            if s.done {
+                return None;
+            }
+            if let Some(data) = s.ready.pop_front() {
+                let text = match std::str::from_utf8(&data) {
+                    Ok(t) => t,
+                    Err(e) => {
+                        s.done = true;
+                        let err = malformed(format!("an event is not UTF-8: {e}"), data);
+                        return Some((Err(err), s));
+                    }
+                };
+                let text = text.trim();
+                if text == "[DONE]" {
+                    return None;
                 }
-                Err(other) => Some(Err(Error::Decode {
-                    status,
-                    message: format!("the event stream is malformed: {other}"),
-                    raw_body: Default::default(),
-                })),
-            })
-        });
-    let mut failed = false;
-    Box::pin(chunks.take_while(move |item| {
-        let go = !failed;
-        failed = item.is_err();
-        std::future::ready(go)
+                if text.is_empty() {
+                    continue;
+                }
+                let item = match serde_json::from_str::<Value>(text) {
+                    Ok(value) => match error_event(status, &value, &data.clone().into()) {
+                        Some(err) => Err(err),
+                        None => serde_json::from_value::<ChatCompletionChunk>(value).map_err(|e| {
+                            malformed(format!("a chat chunk did not decode: {e}"), data.clone())
+                        }),
+                    },
+                    Err(e) => Err(malformed(
+                        format!("a chat chunk did not decode: {e}"),
+                        data.clone(),
+                    )),
+                };
+                s.done = item.is_err();
+                return Some((item, s));
+            }
+            match s.body.next().await {
+                Some(Ok(bytes)) => match s.reader.feed(bytes.as_ref()) {
+                    Ok(events) => s.ready.extend(events),
+                    Err(why) => {
+                        s.done = true;
+                        return Some((
+                            Err(malformed(
+                                format!("the event stream is malformed: {why}"),
+                                Vec::new(),
+                            )),
+                            s,
+                        ));
+                    }
+                },
+                Some(Err(e)) => {
+                    s.done = true;
+                    return Some((Err(Error::Transport(e)), s));
+                }
+                None => {
+                    // A last event without its blank line still counts.
+                    if let Ok(events) = s.reader.feed(b"\n\n")
+                        && !events.is_empty()
+                    {
+                        s.ready.extend(events);
+                        continue;
+                    }
+                    s.done = true;
+                    let err = malformed(
+                        "the stream ended before `data: [DONE]`: the answer is incomplete".into(),
+                        Vec::new(),
+                    );
+                    return Some((Err(err), s));
+                }
+            }
+        }
     }))
 }
 
@@ -233,6 +453,86 @@ mod tests {
                 })
                 .collect(),
         )
+    }
+
+    fn chunk_event(text: &str) -> String {
+        let chunk = serde_json::json!({
+            "id": "c1", "object": "chat.completion.chunk", "created": 1, "model": "m",
+            "choices": [{"index": 0, "delta": {"content": text}, "finish_reason": null}]
+        });
+        format!("data: {chunk}\n\n")
+    }
+
+    #[test]
+    fn a_stream_that_stops_before_done_is_an_error() {
+        let items = collect(vec![chunk_event("partial").into_bytes()]);
+        assert_eq!(items.len(), 2);
+        assert_eq!(items[0].as_ref().unwrap(), "partial");
+        let err = items[1].as_ref().unwrap_err();
+        assert!(err.to_string().contains("[DONE]"), "{err}");
+    }
+
+    #[test]
+    fn invalid_utf8_is_an_error_not_silence() {
+        let mut bytes = chunk_event("before").into_bytes();
+        bytes.extend_from_slice(b"data: {\"x\": \"\xff\"}\n\n");
+        bytes.extend_from_slice(chunk_event("after").as_bytes());
+        bytes.extend_from_slice(b"data: [DONE]\n\n");
+        let items = collect(vec![bytes]);
+        assert_eq!(items.len(), 2, "{items:?}");
+        assert_eq!(items[0].as_ref().unwrap(), "before");
+        assert!(items[1].as_ref().unwrap_err().to_string().contains("UTF-8"));
+    }
+
+    #[test]
+    fn an_error_event_is_an_api_error() {
+        let mut text = chunk_event("a");
+        text.push_str("data: {\"error\": {\"type\": \"server_error\", \"message\": \"model overloaded\"}}\n\n");
+        let items = collect(vec![text.into_bytes()]);
+        assert_eq!(items.len(), 2);
+        match &items[1] {
+            Err(Error::Api(api)) => {
+                assert_eq!(api.kind, "server_error");
+                assert_eq!(api.message, "model overloaded");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_large_event_is_read_whole_and_an_oversized_one_refused() {
+        // 4 MiB of content in one event, fed in 1 KiB pieces: every byte is
+        // scanned once, so this is quick whatever the piece size.
+        let big = "x".repeat(4 << 20);
+        let text = format!("{}data: [DONE]\n\n", chunk_event(&big)).into_bytes();
+        let pieces: Vec<Vec<u8>> = text.chunks(1024).map(<[u8]>::to_vec).collect();
+        let items = collect(pieces);
+        assert_eq!(items.len(), 1);
+        assert_eq!(items[0].as_ref().unwrap().len(), 4 << 20);
+
+        let huge = format!("data: {}", "y".repeat(MAX_EVENT_BYTES + 10)).into_bytes();
+        let pieces: Vec<Vec<u8>> = huge.chunks(64 << 10).map(<[u8]>::to_vec).collect();
+        let items = collect(pieces);
+        assert_eq!(items.len(), 1);
+        assert!(
+            items[0]
+                .as_ref()
+                .unwrap_err()
+                .to_string()
+                .contains("malformed")
+        );
+    }
+
+    #[test]
+    fn a_whole_answer_to_a_stream_request_is_one_chunk() {
+        let body = serde_json::json!({
+            "id": "c1", "object": "chat.completion", "created": 1, "model": "m",
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": "whole"}, "finish_reason": "stop"}]
+        });
+        let chunk =
+            whole_answer_as_chunk(reqwest::StatusCode::OK, body.to_string().into()).unwrap();
+        assert_eq!(chunk.choices[0].delta.content.as_deref(), Some("whole"));
+        assert_eq!(chunk.choices[0].finish_reason.as_deref(), Some("stop"));
     }
 
     proptest! {

@@ -5,24 +5,31 @@
 //! learnt about how long each endpoint's jobs take.
 
 use std::fmt;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use reka_inference_api::types::{ErrorResponse, ModelInfo, SubmitRequest};
-use reka_inference_api::{Hooks, ResponseValue};
-use serde::Serialize;
-use serde_json::{Map, Value};
+use bytes::Bytes;
+use reka_inference_api::Hooks;
+use reka_inference_api::types::{ModelInfo, SubmitRequest};
+use reqwest::Method;
+use reqwest::header::HeaderValue;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
 use tokio::time::Instant;
 use url::Url;
 
 use crate::chat::Chat;
 use crate::endpoint::Endpoint;
-use crate::error::{ApiError, Error, Result};
+use crate::error::{Error, Result};
+use crate::http::{Http, Waits, check_request_id};
 use crate::job::{Completion, Job};
+use crate::job_set::JobSet;
+use crate::output::{self, MediaRef, Progress};
 use crate::poll::{Estimates, PollPolicy};
 use crate::requests::Requests;
-use crate::retry::{RetryPolicy, parse_retry_after};
-use crate::transport::{ApiTransport, AuthHeader, Credentials, RawAnswer, with_context};
+use crate::retry::RetryPolicy;
+use crate::transport::{AddressPolicy, ApiTransport, AuthHeader, Credentials};
 
 /// The service's base URL.
 pub const DEFAULT_BASE_URL: &str = "https://vision-agent.api.reka.ai";
@@ -48,37 +55,25 @@ pub const DEFAULT_WAIT_TIMEOUT: Duration = Duration::from_secs(30 * 60);
 /// ```
 #[derive(Clone)]
 pub struct Client {
-    pub(crate) inner: Arc<Inner>,
-}
-
-pub(crate) struct Inner {
-    pub api: reka_inference_api::Client,
-    pub http: reqwest::Client,
-    pub transport: Arc<ApiTransport>,
-    pub base_url: Url,
-    pub auth_header: AuthHeader,
-    pub has_key: bool,
-    pub poll: PollPolicy,
-    pub wait_timeout: Duration,
-    pub estimates: Estimates,
+    http: Http,
+    api: reka_inference_api::Client,
+    auth_header: AuthHeader,
+    has_key: bool,
 }
 
 impl fmt::Debug for Client {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let waits = self.http.waits();
         f.debug_struct("Client")
-            .field("base_url", &self.inner.base_url.as_str())
-            .field("auth_header", &self.inner.auth_header)
+            .field("base_url", &self.http.base_url().as_str())
+            .field("auth_header", &self.auth_header)
             .field(
                 "api_key",
-                &if self.inner.has_key {
-                    "<redacted>"
-                } else {
-                    "<none>"
-                },
+                &if self.has_key { "<redacted>" } else { "<none>" },
             )
-            .field("poll", &self.inner.poll)
-            .field("retry", self.inner.transport.retry_policy())
-            .field("wait_timeout", &self.inner.wait_timeout)
+            .field("poll", &waits.poll)
+            .field("retry", self.http.transport().retry_policy())
+            .field("wait_timeout", &waits.timeout)
             .finish()
     }
 }
@@ -97,28 +92,42 @@ impl Client {
 
     /// The base URL requests go to.
     pub fn base_url(&self) -> &Url {
-        &self.inner.base_url
+        self.http.base_url()
     }
 
-    /// The generated low-level client, sharing this client's transport.
+    /// The generated low-level client, sharing this client's transport
+    /// (key, retries, redirects, limits).
     pub fn api(&self) -> &reka_inference_api::Client {
-        &self.inner.api
+        &self.api
     }
 
     /// Listing and inspecting requests.
     pub fn requests(&self) -> Requests {
-        Requests::new(self.clone())
+        Requests::new(self.http.clone())
     }
 
     /// OpenAI-compatible chat completions.
     pub fn chat(&self) -> Chat {
-        Chat::new(self.clone())
+        Chat::new(self.http.clone())
+    }
+
+    /// An empty set of jobs to wait for together.
+    pub fn job_set(&self) -> JobSet {
+        JobSet::new(self.http.clone())
     }
 
     /// The endpoints this key can submit to.
+    ///
+    /// The list is read whichever wrapper the server uses (`items` or
+    /// `models`), and an entry needs only `model_id` and `capability`.
     pub async fn models(&self) -> Result<Vec<ModelInfo>> {
-        let list = self.call(None, self.api().list_models().send()).await?;
-        Ok(list.items)
+        let url = self.http.api_url(&["models"])?;
+        let answer = self
+            .http
+            .call(Method::GET, url, "list_models")
+            .send()
+            .await?;
+        models_from(answer.status, &answer.body)
     }
 
     /// Submits a job with a fresh idempotency key.
@@ -126,7 +135,9 @@ impl Client {
     /// `input` is the endpoint's free-form input object (its fields are not
     /// published); anything that serialises to a JSON object works. The
     /// submit is retried with the same `Idempotency-Key` on transport errors
-    /// and 5xx answers, so a lost response never creates a second job.
+    /// and 5xx answers, so a lost response never creates a second job; when
+    /// the outcome stays unknown, the error is
+    /// [`Error::SubmitOutcomeUnknown`] with the key to submit again with.
     pub async fn submit(
         &self,
         endpoint: impl Into<Endpoint>,
@@ -160,81 +171,61 @@ impl Client {
                 )));
             }
         };
-        let key = options
-            .idempotency_key
-            .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
-        let submitted_at = Instant::now();
-        let accepted = self
-            .submit_raw(&endpoint, input, options.webhook_url, &key)
-            .await?;
-        tracing::debug!(request_id = %accepted.request_id, "submitted");
-        Ok(Job::new(
-            self.clone(),
-            accepted.request_id,
-            Some(endpoint),
-            Some(submitted_at),
-        ))
-    }
-
-    async fn submit_raw(
-        &self,
-        endpoint: &Endpoint,
-        input: Map<String, Value>,
-        webhook_url: Option<String>,
-        key: &str,
-    ) -> Result<reka_inference_api::types::SubmitResponse> {
-        let webhook = match webhook_url {
+        let webhook_url = match options.webhook_url {
             Some(url) => Some(
                 url.parse()
                     .map_err(|e| Error::InvalidInput(format!("webhook_url: {e}")))?,
             ),
             None => None,
         };
-        let body = SubmitRequest {
-            input,
-            webhook_url: webhook,
-        };
-        let api = self.api();
-        let model = endpoint.model();
-        macro_rules! submit {
-            ($op:ident) => {
-                self.call(
-                    None,
-                    api.$op()
-                        .model(model)
-                        .idempotency_key(key)
-                        .body(body)
-                        .send(),
-                )
-                .await
-            };
-        }
-        match endpoint.capability() {
-            "image-to-video" => submit!(submit_image_to_video),
-            "text-to-image" => submit!(submit_text_to_image),
-            "edit" => submit!(submit_edit),
-            "text-to-video" => submit!(submit_text_to_video),
-            "text-to-speech" => submit!(submit_text_to_speech),
-            "image-to-bbox" => submit!(submit_image_to_bbox),
-            // A capability the spec does not know yet: the same envelope,
-            // sent through the same transport.
-            _ => {
-                let url = self.url(&format!("/v2/inference/{}", endpoint.as_str()))?;
-                let request = self
-                    .inner
-                    .http
-                    .post(url)
-                    .header("idempotency-key", key)
-                    .json(&body);
-                self.send_json(request, "submit").await
+        let key = options
+            .idempotency_key
+            .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+        HeaderValue::from_str(&key).map_err(|_| {
+            Error::InvalidInput("the idempotency key is not a valid header value".into())
+        })?;
+        let url = self
+            .http
+            .api_url(&[endpoint.model(), endpoint.capability()])?;
+        let body = SubmitRequest { input, webhook_url };
+        let submitted_at = Instant::now();
+        let answer = self
+            .http
+            .call(Method::POST, url, "submit")
+            .header("idempotency-key", &key)
+            .json(&body)
+            .deadline(options.deadline)
+            .decode::<Accepted>()
+            .await
+            .and_then(|accepted| {
+                check_request_id(&accepted.request_id)?;
+                Ok(accepted)
+            });
+        let accepted = match answer {
+            Ok(a) => a,
+            Err(e) if outcome_unknown(&e) => {
+                return Err(Error::SubmitOutcomeUnknown {
+                    idempotency_key: key,
+                    source: Box::new(e),
+                });
             }
-        }
+            Err(e) => return Err(e),
+        };
+        tracing::debug!(request_id = %accepted.request_id, "submitted");
+        Ok(Job::new(
+            self.http.clone(),
+            accepted.request_id,
+            Some(endpoint),
+            Some(submitted_at),
+        ))
     }
 
     /// A handle on a request submitted elsewhere (another process, before a
-    /// restart), by its id. Nothing is sent until the handle is used.
+    /// restart), by its id. Nothing is sent until the handle is used; an id
+    /// that cannot be a request id (empty, `..`, control characters) makes
+    /// every call of the handle fail with [`Error::InvalidInput`].
     pub fn job(&self, request_id: impl Into<String>) -> Job {
-        Job::new(self.clone(), request_id.into(), None, None)
+        Job::new(self.http.clone(), request_id.into(), None, None)
     }
 
     /// Submits, waits with the default deadline, and returns the output.
@@ -246,78 +237,98 @@ impl Client {
         self.submit(endpoint, input).await?.wait().await
     }
 
-    /// An absolute URL under the base URL.
-    pub(crate) fn url(&self, path: &str) -> Result<Url> {
-        let base = self.inner.base_url.as_str().trim_end_matches('/');
-        Url::parse(&format!("{base}{path}"))
-            .map_err(|e| Error::InvalidInput(format!("{path}: {e}")))
+    /// Streams the file at `url` into `path`, calling `progress` as bytes
+    /// arrive; returns the number of bytes written. Redirects are followed
+    /// (the key goes only to the API's origin), and addresses that no
+    /// output should point at (link-local, multicast, unspecified; loopback
+    /// and private ones unless the API is on one) are refused.
+    pub async fn download_to_file(
+        &self,
+        url: &str,
+        path: impl AsRef<Path>,
+        progress: impl FnMut(Progress) + Send,
+    ) -> Result<u64> {
+        output::download_to_file(&self.http, url, path.as_ref(), progress).await
     }
 
-    /// Runs one generated call and turns its outcome into this crate's
-    /// types, keeping the raw body of an error answer.
-    pub(crate) async fn call<T>(
+    /// Fetches the file at `url` into memory, up to the client's
+    /// [`max_body_bytes`](ClientBuilder::max_body_bytes).
+    pub async fn download_bytes(
         &self,
-        deadline: Option<Instant>,
-        fut: impl Future<
-            Output = std::result::Result<
-                ResponseValue<T>,
-                reka_inference_api::Error<ErrorResponse>,
-            >,
-        >,
-    ) -> Result<T> {
-        let (outcome, raw) = with_context(deadline, fut).await;
-        match outcome {
-            Ok(value) => Ok(value.into_inner()),
-            Err(e) => Err(convert_error(e, raw).await),
-        }
+        url: &str,
+        progress: impl FnMut(Progress) + Send,
+    ) -> Result<Bytes> {
+        output::download_bytes(&self.http, url, progress).await
     }
 
-    /// Sends a hand-built request through the transport and decodes JSON.
-    pub(crate) async fn send_json<T: serde::de::DeserializeOwned>(
+    /// Downloads every media file of a completed job into `dir` (created if
+    /// missing); returns the paths written, in output order. Each file is
+    /// named `<request id>-<index>.<ext>`, the extension from the media
+    /// type the server sends. `progress` gets the index of the file and its
+    /// progress.
+    pub async fn download_outputs(
         &self,
-        request: reqwest::RequestBuilder,
-        operation: &'static str,
-    ) -> Result<T> {
-        let response = self.send_raw(request, operation, false).await?;
-        let status = response.status();
-        let raw_body = response.bytes().await.map_err(Error::Transport)?;
-        serde_json::from_slice(&raw_body).map_err(|e| Error::Decode {
-            status,
-            message: e.to_string(),
-            raw_body,
+        completion: &Completion,
+        dir: impl AsRef<Path>,
+        progress: impl FnMut(usize, &MediaRef, Progress) + Send,
+    ) -> Result<Vec<PathBuf>> {
+        output::download_outputs(&self.http, completion, dir.as_ref(), progress).await
+    }
+}
+
+/// What a submit answer must carry: only the id. Everything else the
+/// service may send (status, URLs) is optional and can be derived.
+#[derive(Debug, Deserialize)]
+struct Accepted {
+    request_id: String,
+}
+
+/// Whether a submit that failed so may still have created a job.
+fn outcome_unknown(e: &Error) -> bool {
+    match e {
+        Error::Transport(_) | Error::RequestTimeout { .. } | Error::BodyTooLarge { .. } => true,
+        Error::Decode { .. } => true,
+        Error::Api(api) => api.status.is_server_error(),
+        _ => false,
+    }
+}
+
+/// Reads a model list in either wrapper (`items` or `models`, or a bare
+/// array); an entry needs only `model_id` and `capability`.
+fn models_from(status: reqwest::StatusCode, body: &Bytes) -> Result<Vec<ModelInfo>> {
+    let bad = |message: String| Error::Decode {
+        status,
+        message,
+        raw_body: body.clone(),
+    };
+    let value: Value = serde_json::from_slice(body).map_err(|e| bad(e.to_string()))?;
+    let entries = match &value {
+        Value::Array(items) => items,
+        Value::Object(map) => match map
+            .get("items")
+            .or_else(|| map.get("models"))
+            .or_else(|| map.get("data"))
+        {
+            Some(Value::Array(items)) => items,
+            _ => return Err(bad("no `items` or `models` list in the answer".into())),
+        },
+        _ => return Err(bad("the answer is not a model list".into())),
+    };
+    entries
+        .iter()
+        .map(|entry| {
+            let mut entry = entry.clone();
+            if let Value::Object(map) = &mut entry
+                && !map.contains_key("endpoint_id")
+                && let (Some(Value::String(m)), Some(Value::String(c))) =
+                    (map.get("model_id"), map.get("capability"))
+            {
+                let id = format!("{m}/{c}");
+                map.insert("endpoint_id".into(), Value::String(id));
+            }
+            serde_json::from_value(entry).map_err(|e| bad(format!("a model entry: {e}")))
         })
-    }
-
-    /// Sends a hand-built request through the transport; an error status
-    /// becomes an [`Error`].
-    pub(crate) async fn send_raw(
-        &self,
-        request: reqwest::RequestBuilder,
-        operation: &'static str,
-        stream: bool,
-    ) -> Result<reqwest::Response> {
-        let request = request
-            .build()
-            .map_err(|e| Error::InvalidInput(e.to_string()))?;
-        let http = &self.inner.http;
-        let (outcome, _) = with_context(
-            None,
-            self.inner.transport.send(http, request, operation, stream),
-        )
-        .await;
-        let response = outcome.map_err(Error::Transport)?;
-        if response.status().is_success() {
-            return Ok(response);
-        }
-        let status = response.status();
-        let headers = response.headers().clone();
-        let body = response.bytes().await.map_err(Error::Transport)?;
-        Err(api_error(RawAnswer {
-            status,
-            headers,
-            body,
-        }))
-    }
+        .collect()
 }
 
 fn json_kind(v: &Value) -> &'static str {
@@ -331,75 +342,6 @@ fn json_kind(v: &Value) -> &'static str {
     }
 }
 
-/// Turns an error answer into [`Error::Api`] or, for 429, [`Error::RateLimited`].
-pub(crate) fn api_error(raw: RawAnswer) -> Error {
-    let api = ApiError::from_parts(raw.status, &raw.headers, raw.body);
-    if raw.status == reqwest::StatusCode::TOO_MANY_REQUESTS {
-        let retry_after = raw
-            .headers
-            .get(reqwest::header::RETRY_AFTER)
-            .and_then(|v| parse_retry_after(v, std::time::SystemTime::now()));
-        return Error::RateLimited {
-            retry_after,
-            api: Box::new(api),
-        };
-    }
-    Error::Api(Box::new(api))
-}
-
-async fn convert_error(
-    e: reka_inference_api::Error<ErrorResponse>,
-    raw: Option<RawAnswer>,
-) -> Error {
-    use reka_inference_api::Error as E;
-    match e {
-        E::ErrorResponse(rv) => match raw {
-            Some(raw) => api_error(raw),
-            None => {
-                // The transport always records error answers; rebuild one
-                // from the typed value should that ever not hold.
-                let status = rv.status();
-                let headers = rv.headers().clone();
-                let body = serde_json::to_vec(&rv.into_inner()).unwrap_or_default();
-                api_error(RawAnswer {
-                    status,
-                    headers,
-                    body: body.into(),
-                })
-            }
-        },
-        E::UnexpectedResponse(resp) => {
-            let status = resp.status();
-            let headers = resp.headers().clone();
-            match resp.bytes().await {
-                Ok(body) if !status.is_success() => api_error(RawAnswer {
-                    status,
-                    headers,
-                    body,
-                }),
-                Ok(body) => Error::Decode {
-                    status,
-                    message: format!("unexpected status {status}"),
-                    raw_body: body,
-                },
-                Err(e) => Error::Transport(e),
-            }
-        }
-        E::InvalidResponsePayload(body, err) => match raw {
-            Some(raw) if !raw.status.is_success() => api_error(raw),
-            _ => Error::Decode {
-                status: reqwest::StatusCode::OK,
-                message: err.to_string(),
-                raw_body: body,
-            },
-        },
-        E::CommunicationError(e) | E::ResponseBodyError(e) | E::InvalidUpgrade(e) => {
-            Error::Transport(e)
-        }
-        E::InvalidRequest(msg) | E::Custom(msg) => Error::InvalidInput(msg),
-    }
-}
-
 /// Options of [`Client::submit_with`].
 #[derive(Debug, Clone, Default)]
 pub struct SubmitOptions {
@@ -408,6 +350,8 @@ pub struct SubmitOptions {
     /// Your own idempotency key (default: a fresh UUID v4). Reuse it to
     /// make a resubmission after a crash return the original job.
     pub idempotency_key: Option<String>,
+    /// The submit, retries included, ends by this instant.
+    pub deadline: Option<Instant>,
 }
 
 impl SubmitOptions {
@@ -422,6 +366,13 @@ impl SubmitOptions {
         self.idempotency_key = Some(key.into());
         self
     }
+
+    /// Bounds the submit, retries included: past it the submit ends with
+    /// [`Error::SubmitOutcomeUnknown`] (or the rejection it got).
+    pub fn deadline(mut self, deadline: Instant) -> Self {
+        self.deadline = Some(deadline);
+        self
+    }
 }
 
 /// Builds a [`Client`].
@@ -434,24 +385,26 @@ impl SubmitOptions {
 ///     .api_key("sk-example")
 ///     .auth_header(AuthHeader::Bearer)
 ///     .base_url("http://127.0.0.1:8787") // plain http is fine on loopback
-///     .timeout(Duration::from_secs(30))
+///     .request_timeout(Duration::from_secs(30))
 ///     .build()?;
 /// assert!(!format!("{client:?}").contains("sk-example"));
 /// # Ok::<(), reka_inference::Error>(())
 /// ```
-#[derive(Clone)]
 pub struct ClientBuilder {
     api_key: Option<String>,
     auth_header: AuthHeader,
     base_url: String,
     allow_insecure_http: bool,
-    timeout: Duration,
+    allow_local_downloads: bool,
+    request_timeout: Duration,
+    read_timeout: Duration,
     connect_timeout: Duration,
+    max_body_bytes: u64,
     user_agent: String,
     poll: PollPolicy,
     retry: RetryPolicy,
     wait_timeout: Duration,
-    http: Option<reqwest::Client>,
+    http: Option<reqwest::ClientBuilder>,
 }
 
 impl fmt::Debug for ClientBuilder {
@@ -461,10 +414,16 @@ impl fmt::Debug for ClientBuilder {
             .field("auth_header", &self.auth_header)
             .field("base_url", &self.base_url)
             .field("allow_insecure_http", &self.allow_insecure_http)
-            .field("timeout", &self.timeout)
+            .field("request_timeout", &self.request_timeout)
+            .field("read_timeout", &self.read_timeout)
+            .field("max_body_bytes", &self.max_body_bytes)
             .finish_non_exhaustive()
     }
 }
+
+/// The default [`ClientBuilder::max_body_bytes`]: 32 MiB, far above any
+/// status, record or list page, far below what would hurt a small machine.
+pub const DEFAULT_MAX_BODY_BYTES: u64 = 32 << 20;
 
 impl Default for ClientBuilder {
     fn default() -> Self {
@@ -473,8 +432,11 @@ impl Default for ClientBuilder {
             auth_header: AuthHeader::default(),
             base_url: DEFAULT_BASE_URL.to_owned(),
             allow_insecure_http: false,
-            timeout: Duration::from_secs(60),
+            allow_local_downloads: false,
+            request_timeout: Duration::from_secs(30),
+            read_timeout: Duration::from_secs(30),
             connect_timeout: Duration::from_secs(10),
+            max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             user_agent: concat!("reka-inference-rust/", env!("CARGO_PKG_VERSION")).to_owned(),
             poll: PollPolicy::default(),
             retry: RetryPolicy::default(),
@@ -525,15 +487,41 @@ impl ClientBuilder {
         self
     }
 
-    /// The timeout of one HTTP exchange (default 60 s).
-    pub fn timeout(mut self, d: Duration) -> Self {
-        self.timeout = d;
+    /// Allows downloads from loopback and private addresses although the
+    /// API is not on one (they are allowed by default when it is).
+    /// Link-local, multicast and unspecified addresses stay refused.
+    pub fn allow_local_downloads(mut self, allow: bool) -> Self {
+        self.allow_local_downloads = allow;
+        self
+    }
+
+    /// The longest one exchange of a JSON call may take, its whole body
+    /// read, retries not included (default 30 s). Downloads and chat
+    /// streams are bounded by [`read_timeout`](Self::read_timeout) instead.
+    pub fn request_timeout(mut self, d: Duration) -> Self {
+        self.request_timeout = d;
+        self
+    }
+
+    /// The longest a streamed answer (a download, a chat stream) may stay
+    /// silent (default 30 s). A slow but steady download never times out.
+    pub fn read_timeout(mut self, d: Duration) -> Self {
+        self.read_timeout = d;
         self
     }
 
     /// The connect timeout (default 10 s).
     pub fn connect_timeout(mut self, d: Duration) -> Self {
         self.connect_timeout = d;
+        self
+    }
+
+    /// The largest answer the client holds in memory (default
+    /// [`DEFAULT_MAX_BODY_BYTES`]); a larger one is
+    /// [`Error::BodyTooLarge`] and is not read past the limit. Downloads to
+    /// a file are streamed and not limited.
+    pub fn max_body_bytes(mut self, limit: u64) -> Self {
+        self.max_body_bytes = limit;
         self
     }
 
@@ -556,18 +544,18 @@ impl ClientBuilder {
     }
 
     /// The default deadline of [`Job::wait`] (default [`DEFAULT_WAIT_TIMEOUT`]).
+    /// A duration too long to represent means no deadline.
     pub fn wait_timeout(mut self, d: Duration) -> Self {
         self.wait_timeout = d;
         self
     }
 
-    /// Uses your own `reqwest::Client` (proxies, certificates, pools). The
-    /// builder's timeouts and user agent then do not apply. Configure it
-    /// not to follow redirects across origins
-    /// (`reqwest::redirect::Policy::none()` is simplest): a redirect that
-    /// reqwest follows by itself never passes back through the transport.
-    pub fn http_client(mut self, client: reqwest::Client) -> Self {
-        self.http = Some(client);
+    /// Starts from your own `reqwest::ClientBuilder` (proxies, certificates,
+    /// pools). The client still sets its timeouts, user agent and redirect
+    /// policy on it: redirects are followed by the client itself, so the key
+    /// never follows one to another origin.
+    pub fn http_client_builder(mut self, builder: reqwest::ClientBuilder) -> Self {
+        self.http = Some(builder);
         self
     }
 
@@ -579,46 +567,40 @@ impl ClientBuilder {
             Some(key) => Some(Credentials::new(key, self.auth_header).map_err(Error::Config)?),
             None => None,
         };
-        let http = match self.http {
-            Some(http) => http,
-            None => {
-                let same_origin = origin.clone();
-                reqwest::Client::builder()
-                    .timeout(self.timeout)
-                    .connect_timeout(self.connect_timeout)
-                    .user_agent(self.user_agent)
-                    // The transport strips the key from requests to other
-                    // origins, but a redirect followed inside reqwest would
-                    // keep `X-Api-Key`: follow same-origin redirects only.
-                    .redirect(reqwest::redirect::Policy::custom(move |attempt| {
-                        if attempt.previous().len() >= 5 {
-                            attempt.error("too many redirects")
-                        } else if attempt.url().origin() == same_origin {
-                            attempt.follow()
-                        } else {
-                            attempt.stop()
-                        }
-                    }))
-                    .build()
-                    .map_err(|e| Error::Config(format!("building the HTTP client: {e}")))?
-            }
-        };
-        let transport = Arc::new(ApiTransport::new(origin, credentials, self.retry));
+        let http = self
+            .http
+            .unwrap_or_default()
+            .read_timeout(self.read_timeout)
+            .connect_timeout(self.connect_timeout)
+            .user_agent(self.user_agent)
+            // Redirects are followed by the transport, hop by hop, so that
+            // the key is only ever sent to the API's own origin.
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .map_err(|e| Error::Config(format!("building the HTTP client: {e}")))?;
+        let mut addresses = AddressPolicy::for_base_url(&base_url);
+        addresses.allow_local |= self.allow_local_downloads;
+        let transport = Arc::new(ApiTransport::new(
+            origin,
+            credentials,
+            self.retry,
+            self.request_timeout,
+            self.max_body_bytes,
+            addresses,
+        ));
         let hooks = Hooks::from_arc(transport.clone());
         let base = base_url.as_str().trim_end_matches('/');
         let api = reka_inference_api::Client::new_with_client(base, http.clone(), hooks);
+        let waits = Waits {
+            poll: self.poll,
+            timeout: self.wait_timeout,
+            estimates: Estimates::default(),
+        };
         Ok(Client {
-            inner: Arc::new(Inner {
-                api,
-                http,
-                transport,
-                base_url,
-                auth_header: self.auth_header,
-                has_key: self.api_key.is_some(),
-                poll: self.poll,
-                wait_timeout: self.wait_timeout,
-                estimates: Estimates::default(),
-            }),
+            http: Http::new(http, transport, base_url, waits),
+            api,
+            auth_header: self.auth_header,
+            has_key: self.api_key.is_some(),
         })
     }
 }

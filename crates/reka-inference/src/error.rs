@@ -16,6 +16,9 @@ use reqwest::StatusCode;
 use reqwest::header::HeaderMap;
 use serde_json::Value;
 
+#[cfg(doc)]
+use crate::SubmitOptions;
+
 /// A `Result` whose error is [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
@@ -38,8 +41,9 @@ pub enum Error {
     },
 
     /// A wait reached its deadline before the job finished.
-    #[error("timed out after {elapsed:.1?} waiting for request {request_id} (last status: {})",
-        .last_status.as_ref().map_or("none", |s| s.as_str()))]
+    #[error("timed out after {elapsed:.1?} waiting for request {request_id} (last status: {}){}",
+        .last_status.as_ref().map_or("none", |s| s.as_str()),
+        .disagreement.as_ref().map_or(String::new(), |d| format!("; the server contradicted itself: {d}")))]
     Timeout {
         /// The request that was being waited for.
         request_id: String,
@@ -49,6 +53,10 @@ pub enum Error {
         elapsed: Duration,
         /// Whether a best-effort cancel was sent on the deadline.
         cancel_sent: bool,
+        /// What the server said that did not add up, when the job looked
+        /// finished but its record disagreed (another request's id, a
+        /// record still running after a terminal status).
+        disagreement: Option<String>,
     },
 
     /// The job finished with status `FAILED`.
@@ -69,10 +77,54 @@ pub enum Error {
         request_id: String,
     },
 
-    /// The request never got an HTTP answer (connection, TLS, timeout of a
-    /// single HTTP exchange).
-    #[error("transport error: {0}")]
+    /// The request never got a whole HTTP answer: the connection failed,
+    /// TLS failed, or the body broke off.
+    #[error("transport error: {}", transport_text(.0))]
     Transport(#[source] reqwest::Error),
+
+    /// One call did not finish in time: the server did not answer within
+    /// the per-request timeout
+    /// ([`ClientBuilder::request_timeout`](crate::ClientBuilder::request_timeout)),
+    /// or the caller's deadline
+    /// came first, also while waiting to retry.
+    #[error("`{operation}` got no answer in time ({})",
+        if *.by_deadline { "the deadline was reached".to_owned() } else { format!("no answer within {:.1?}", .waited) })]
+    RequestTimeout {
+        /// The operation that was sent (`get_status`, `submit`, `download`, ...).
+        operation: String,
+        /// How long the call lasted.
+        waited: Duration,
+        /// Whether the caller's deadline ended it, rather than the
+        /// per-request timeout.
+        by_deadline: bool,
+    },
+
+    /// An answer was larger than the client is willing to hold in memory
+    /// ([`ClientBuilder::max_body_bytes`](crate::ClientBuilder::max_body_bytes)).
+    /// Nothing past the limit was read.
+    #[error("the answer to `{operation}` is larger than the {limit}-byte limit")]
+    BodyTooLarge {
+        /// The operation whose answer was too large.
+        operation: String,
+        /// The limit, in bytes.
+        limit: u64,
+    },
+
+    /// A submit whose outcome is unknown: the job may or may not have been
+    /// created (the connection broke, the deadline came, the server failed
+    /// after accepting it). Submit again with the same
+    /// [`idempotency_key`](SubmitOptions::idempotency_key): the service then
+    /// returns the original job instead of creating a second one.
+    #[error(
+        "the submit may or may not have created a job (idempotency key {idempotency_key}): {source}"
+    )]
+    SubmitOutcomeUnknown {
+        /// The key the submit was sent with; reuse it to replay the submit.
+        idempotency_key: String,
+        /// What went wrong.
+        #[source]
+        source: Box<Error>,
+    },
 
     /// The server answered, but the body is not what the API documents.
     #[error("could not decode the {status} response: {message}")]
@@ -96,6 +148,19 @@ pub enum Error {
     /// Writing a download to disk failed.
     #[error("i/o error: {0}")]
     Io(#[from] std::io::Error),
+}
+
+/// A transport error's words, with its causes: reqwest's own `Display`
+/// says only "error sending request" and hides why.
+fn transport_text(e: &reqwest::Error) -> String {
+    let mut text = e.to_string();
+    let mut cause = std::error::Error::source(e);
+    while let Some(c) = cause {
+        text.push_str(": ");
+        text.push_str(&c.to_string());
+        cause = c.source();
+    }
+    text
 }
 
 fn retry_after_text(d: Option<Duration>) -> String {
@@ -124,8 +189,9 @@ impl Error {
     /// (a 429 only when its `Retry-After` fits).
     pub fn is_retryable(&self) -> bool {
         match self {
-            Error::Transport(_) => true,
+            Error::Transport(_) | Error::RequestTimeout { .. } => true,
             Error::RateLimited { .. } => true,
+            Error::SubmitOutcomeUnknown { source, .. } => source.is_retryable(),
             Error::Api(api) => is_retryable_status(api.status),
             Error::Decode { status, .. } => status.is_success(),
             _ => false,
@@ -138,6 +204,18 @@ impl Error {
             Error::Api(api) | Error::RateLimited { api, .. } => Some(api.status),
             Error::Decode { status, .. } => Some(*status),
             Error::Transport(e) => e.status(),
+            Error::SubmitOutcomeUnknown { source, .. } => source.status(),
+            _ => None,
+        }
+    }
+
+    /// The idempotency key of a submit whose outcome is unknown: submit
+    /// again with it to get the original job rather than a second one.
+    pub fn idempotency_key(&self) -> Option<&str> {
+        match self {
+            Error::SubmitOutcomeUnknown {
+                idempotency_key, ..
+            } => Some(idempotency_key),
             _ => None,
         }
     }
@@ -146,6 +224,7 @@ impl Error {
     pub fn api_error(&self) -> Option<&ApiError> {
         match self {
             Error::Api(api) | Error::RateLimited { api, .. } => Some(api),
+            Error::SubmitOutcomeUnknown { source, .. } => source.api_error(),
             _ => None,
         }
     }
@@ -278,7 +357,11 @@ fn fastapi_item_text(item: &Value) -> String {
     }
 }
 
-fn truncate(s: &str, max: usize) -> String {
+/// The longest server message `Display` and `Debug` show, in bytes.
+const MAX_DISPLAYED_MESSAGE: usize = 2000;
+
+/// `s` cut to at most `max` bytes on a character boundary, with `...` when cut.
+pub(crate) fn truncate(s: &str, max: usize) -> String {
     if s.len() <= max {
         return s.to_owned();
     }
@@ -305,18 +388,20 @@ fn default_kind(status: StatusCode) -> &'static str {
 
 impl fmt::Display for ApiError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // The message is the server's: keep what is printed bounded (the
+        // whole body stays in `raw_body`).
         write!(
             f,
             "{} {}: {}",
             self.status.as_u16(),
-            self.kind,
-            self.message
+            truncate(&self.kind, 100),
+            truncate(&self.message, MAX_DISPLAYED_MESSAGE)
         )?;
         if let Some(p) = &self.param {
-            write!(f, " (param: {p})")?;
+            write!(f, " (param: {})", truncate(p, 200))?;
         }
         if let Some(id) = &self.x_request_id {
-            write!(f, " [x-request-id: {id}]")?;
+            write!(f, " [x-request-id: {}]", truncate(id, 200))?;
         }
         Ok(())
     }
@@ -327,11 +412,17 @@ impl fmt::Debug for ApiError {
         f.debug_struct("ApiError")
             .field("status", &self.status)
             .field("kind", &self.kind)
-            .field("message", &self.message)
+            .field("message", &truncate(&self.message, MAX_DISPLAYED_MESSAGE))
             .field("param", &self.param)
             .field("details", &self.details)
             .field("x_request_id", &self.x_request_id)
-            .field("raw_body", &String::from_utf8_lossy(&self.raw_body))
+            .field(
+                "raw_body",
+                &truncate(
+                    &String::from_utf8_lossy(&self.raw_body),
+                    MAX_DISPLAYED_MESSAGE,
+                ),
+            )
             .finish()
     }
 }
@@ -390,6 +481,19 @@ mod tests {
         let e = parse(400, r#"{"error":{"type":"","message":null}}"#);
         assert_eq!(e.kind, "validation_error");
         assert_eq!(e.message, "Bad Request");
+    }
+
+    #[test]
+    fn a_huge_message_is_cut_for_display_but_kept_whole() {
+        let body = format!(
+            r#"{{"error":{{"type":"x","message":"{}"}}}}"#,
+            "m".repeat(100_000)
+        );
+        let e = parse(400, &body);
+        assert_eq!(e.message.len(), 100_000);
+        assert!(e.to_string().len() < 2100, "{}", e.to_string().len());
+        assert!(format!("{e:?}").len() < 4500);
+        assert_eq!(e.raw_body.len(), body.len());
     }
 
     #[test]

@@ -8,21 +8,21 @@
 //! whole log on every poll. Dropping a wait or an event stream never
 //! cancels the job.
 
-use std::collections::{HashSet, VecDeque};
 use std::time::Duration;
 
 use futures::Stream;
-use reka_inference_api::RequestStatus;
 use reka_inference_api::types::{JobError, LogEntry, Metrics, ResultResponse, StatusResponse};
+use reqwest::Method;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 use tokio::time::Instant;
 
-use crate::client::Client;
 use crate::endpoint::Endpoint;
 use crate::error::{Error, Result};
+use crate::http::{Http, deadline_after};
 use crate::output::{self, MediaRef};
-use crate::poll::{Phase, PollPolicy, Schedule};
+use crate::poll::PollPolicy;
+use crate::tracker::{LookKind, Tracker};
 
 /// A submitted request.
 ///
@@ -48,7 +48,7 @@ use crate::poll::{Phase, PollPolicy, Schedule};
 /// ```
 #[derive(Clone)]
 pub struct Job {
-    client: Client,
+    http: Http,
     id: String,
     endpoint: Option<Endpoint>,
     submitted_at: Option<Instant>,
@@ -161,13 +161,13 @@ impl WaitOptions {
 
 impl Job {
     pub(crate) fn new(
-        client: Client,
+        http: Http,
         id: String,
         endpoint: Option<Endpoint>,
         submitted_at: Option<Instant>,
     ) -> Job {
         Job {
-            client,
+            http,
             id,
             endpoint,
             submitted_at,
@@ -189,32 +189,40 @@ impl Job {
         self.endpoint.as_ref()
     }
 
+    pub(crate) async fn status_until(
+        &self,
+        with_logs: bool,
+        deadline: Option<Instant>,
+    ) -> Result<StatusResponse> {
+        let url = self.http.request_url(&self.id, Some("status"))?;
+        self.http
+            .call(Method::GET, url, "get_status")
+            .query(&[("with_logs", with_logs)])
+            .deadline(deadline)
+            .decode()
+            .await
+    }
+
+    pub(crate) async fn result_until(&self, deadline: Option<Instant>) -> Result<ResultResponse> {
+        let url = self.http.request_url(&self.id, None)?;
+        self.http
+            .call(Method::GET, url, "get_result")
+            .deadline(deadline)
+            .decode()
+            .await
+    }
+
     /// The current status; with `with_logs`, the whole log so far.
     #[tracing::instrument(level = "debug", skip(self), fields(request_id = %self.id))]
     pub async fn status(&self, with_logs: bool) -> Result<StatusResponse> {
-        self.client
-            .call(
-                None,
-                self.client
-                    .api()
-                    .get_status()
-                    .request_id(&self.id)
-                    .with_logs(with_logs)
-                    .send(),
-            )
-            .await
+        self.status_until(with_logs, None).await
     }
 
     /// The request's record, at any time: `output` is `None` until it
     /// completes.
     #[tracing::instrument(level = "debug", skip(self), fields(request_id = %self.id))]
     pub async fn result(&self) -> Result<ResultResponse> {
-        self.client
-            .call(
-                None,
-                self.client.api().get_result().request_id(&self.id).send(),
-            )
-            .await
+        self.result_until(None).await
     }
 
     /// The output decoded into your type, or `None` while there is none.
@@ -226,20 +234,20 @@ impl Job {
         Completion::from_record(record).output_as().map(Some)
     }
 
+    pub(crate) async fn cancel_until(&self, deadline: Option<Instant>) -> Result<ResultResponse> {
+        let url = self.http.request_url(&self.id, Some("cancel"))?;
+        self.http
+            .call(Method::POST, url, "cancel_request")
+            .deadline(deadline)
+            .decode()
+            .await
+    }
+
     /// Cancels the job if it is queued or running; a finished job's record
     /// comes back unchanged.
     #[tracing::instrument(level = "debug", skip(self), fields(request_id = %self.id))]
     pub async fn cancel(&self) -> Result<ResultResponse> {
-        self.client
-            .call(
-                None,
-                self.client
-                    .api()
-                    .cancel_request()
-                    .request_id(&self.id)
-                    .send(),
-            )
-            .await
+        self.cancel_until(None).await
     }
 
     /// Waits for the job with the client's default deadline.
@@ -257,24 +265,11 @@ impl Job {
     pub async fn wait_with(&self, options: WaitOptions) -> Result<Completion> {
         let mut poller = Poller::new(self.clone(), options, false);
         while let Some(event) = poller.next().await {
-            match event? {
-                JobEvent::Completed(done) => return Ok(done),
-                JobEvent::Failed { error, record } => {
-                    return Err(Error::JobFailed {
-                        request_id: self.id.clone(),
-                        error,
-                        record,
-                    });
-                }
-                JobEvent::Cancelled => {
-                    return Err(Error::JobCancelled {
-                        request_id: self.id.clone(),
-                    });
-                }
-                _ => {}
+            if let Some(outcome) = outcome_of(&self.id, event) {
+                return outcome;
             }
         }
-        Err(poller.timeout_error(false))
+        Err(poller.tracker.timeout_error(false))
     }
 
     /// What happens to the job, until it finishes: see [`JobEvent`]. The
@@ -297,271 +292,103 @@ impl Job {
     }
 }
 
-/// The polling loop shared by [`Job::wait`] and [`Job::events`].
-struct Poller {
-    job: Job,
-    with_logs: bool,
-    began: Instant,
-    deadline: Instant,
-    cancel_on_timeout: bool,
-    schedule: Schedule,
-    next_poll_at: Instant,
-    pending: VecDeque<JobEvent>,
-    done: bool,
-    last_status: Option<RequestStatus>,
-    last_position: Option<u64>,
-    logs_seen: usize,
-    unknown_reported: HashSet<String>,
-    /// Polls failed in a row.
-    failures: u32,
+/// The outcome a terminal event (or an error) means for a wait; `None` for
+/// an event along the way.
+pub(crate) fn outcome_of(id: &str, event: Result<JobEvent>) -> Option<Result<Completion>> {
+    match event {
+        Err(e) => Some(Err(e)),
+        Ok(JobEvent::Completed(done)) => Some(Ok(done)),
+        Ok(JobEvent::Failed { error, record }) => Some(Err(Error::JobFailed {
+            request_id: id.to_owned(),
+            error,
+            record,
+        })),
+        Ok(JobEvent::Cancelled) => Some(Err(Error::JobCancelled {
+            request_id: id.to_owned(),
+        })),
+        Ok(_) => None,
+    }
 }
 
-/// Polls of a wait that may fail in a row before the wait gives up.
-const MAX_POLL_FAILURES: u32 = 5;
+/// How long a cancel sent on a wait's deadline may take: the wait has
+/// already used its time, and must return promptly.
+const CANCEL_GRACE: Duration = Duration::from_secs(1);
 
-/// Errors worth another poll: the server or the network, not the request.
-fn is_passing(e: &Error) -> bool {
-    match e {
-        Error::RateLimited { .. } => false,
-        Error::Transport(_) | Error::Decode { .. } => true,
-        other => other
-            .status()
-            .is_some_and(|s| s.is_server_error() || s.as_u16() == 408),
-    }
+/// One job's looks, one request each: the driver of a [`Tracker`] for
+/// [`Job::wait`] and [`Job::events`].
+struct Poller {
+    job: Job,
+    tracker: Tracker,
+    cancel_on_timeout: bool,
 }
 
 impl Poller {
     fn new(job: Job, options: WaitOptions, with_logs: bool) -> Poller {
-        let inner = &job.client.inner;
-        let policy = options.poll.unwrap_or_else(|| inner.poll.clone());
-        let estimate = match &job.endpoint {
-            Some(e) if policy.learns() => inner.estimates.get(e.as_str()),
-            _ => None,
-        };
-        let now = Instant::now();
-        let origin = job.submitted_at.unwrap_or(now);
-        let schedule = Schedule::new(policy, estimate, origin);
-        // A fresh submit is surely still queued: look after the first gap.
-        // An attached job may be done already: look now.
-        let next_poll_at = match job.submitted_at {
-            Some(at) => at + schedule.first_delay(),
-            None => now,
-        };
-        let deadline = now + options.timeout.unwrap_or(inner.wait_timeout);
+        let waits = job.http.waits();
+        let policy = options.poll.unwrap_or_else(|| waits.poll.clone());
+        let timeout = options.timeout.unwrap_or(waits.timeout);
+        let deadline = deadline_after(Instant::now(), timeout);
+        let tracker = Tracker::new(
+            job.http.clone(),
+            job.id.clone(),
+            job.endpoint.clone(),
+            job.submitted_at,
+            policy,
+            deadline,
+            with_logs,
+        );
         Poller {
             job,
-            with_logs,
-            began: now,
-            deadline,
+            tracker,
             cancel_on_timeout: options.cancel_on_timeout,
-            schedule,
-            next_poll_at,
-            pending: VecDeque::new(),
-            done: false,
-            last_status: None,
-            last_position: None,
-            logs_seen: 0,
-            unknown_reported: HashSet::new(),
-            failures: 0,
         }
     }
 
     async fn next(&mut self) -> Option<Result<JobEvent>> {
         loop {
-            if let Some(event) = self.pending.pop_front() {
-                return Some(Ok(event));
+            if let Some(event) = self.tracker.take_event() {
+                return Some(event);
             }
-            if self.done {
-                return None;
-            }
-            let now = Instant::now();
-            if now >= self.deadline {
-                self.done = true;
-                let cancel_sent = self.cancel_on_timeout && self.job.cancel().await.is_ok();
-                return Some(Err(self.timeout_error(cancel_sent)));
-            }
-            if self.next_poll_at > now {
-                tokio::time::sleep_until(self.next_poll_at.min(self.deadline)).await;
+            let (at, kind) = self.tracker.next_look()?;
+            let deadline = self.tracker.deadline();
+            if self.tracker.is_due_to_expire(Instant::now()) {
+                let cancel_sent = self.cancel_on_timeout && self.cancel_at_deadline().await;
+                self.tracker.expire(cancel_sent);
                 continue;
             }
-            match self.poll_once().await {
-                Ok(()) => self.failures = 0,
-                // A poll that failed after the transport's own retries
-                // (a flaky proxy, a 500 from one replica) should not end a
-                // long wait: look again later, within the deadline.
-                Err(e) if self.failures < MAX_POLL_FAILURES && is_passing(&e) => {
-                    self.failures += 1;
-                    tracing::warn!(request_id = %self.job.id, error = %e, failures = self.failures,
-                        "status poll failed; trying again");
-                    let gap = self.schedule.policy().initial_interval() * (1 << self.failures);
-                    self.next_poll_at = Instant::now() + gap;
-                }
-                Err(e) => {
-                    self.done = true;
-                    return Some(Err(e));
-                }
+            if at > Instant::now() {
+                let wake = deadline.map_or(at, |d| at.min(d));
+                tokio::time::sleep_until(wake).await;
+                continue;
+            }
+            let look = match kind {
+                LookKind::Status => self
+                    .job
+                    .status_until(self.tracker_wants_logs(), deadline)
+                    .await
+                    .map(Look::Status),
+                LookKind::Record => self.job.result_until(deadline).await.map(Look::Record),
+            };
+            let now = Instant::now();
+            match look {
+                Ok(Look::Status(s)) => self.tracker.observe_status(s, now),
+                Ok(Look::Record(r)) => self.tracker.observe_record(r, now),
+                Err(e) => self.tracker.observe_failure(e, now),
             }
         }
     }
 
-    fn timeout_error(&self, cancel_sent: bool) -> Error {
-        Error::Timeout {
-            request_id: self.job.id.clone(),
-            last_status: self.last_status.clone(),
-            elapsed: self.began.elapsed(),
-            cancel_sent,
-        }
+    fn tracker_wants_logs(&self) -> bool {
+        self.tracker.with_logs()
     }
 
-    async fn poll_once(&mut self) -> Result<()> {
-        let client = &self.job.client;
-        let id = &self.job.id;
-        let deadline = Some(self.deadline);
-        // While running and without logs to show, ask for the record rather
-        // than the status: the poll that sees completion brings the output.
-        let running = self.last_status == Some(RequestStatus::InProgress);
-        if running && !self.with_logs {
-            let record = client
-                .call(deadline, client.api().get_result().request_id(id).send())
-                .await?;
-            self.observe(record.status.clone(), None, None, Some(record))
-                .await
-        } else {
-            let status = client
-                .call(
-                    deadline,
-                    client
-                        .api()
-                        .get_status()
-                        .request_id(id)
-                        .with_logs(self.with_logs)
-                        .send(),
-                )
-                .await?;
-            let position = status.queue_position;
-            self.observe(status.status, position, status.logs, None)
-                .await
-        }
+    async fn cancel_at_deadline(&self) -> bool {
+        let grace = deadline_after(Instant::now(), CANCEL_GRACE);
+        self.job.cancel_until(grace).await.is_ok()
     }
+}
 
-    async fn observe(
-        &mut self,
-        status: RequestStatus,
-        position: Option<u64>,
-        logs: Option<Vec<LogEntry>>,
-        record: Option<ResultResponse>,
-    ) -> Result<()> {
-        let now = Instant::now();
-        let previous = self.last_status.replace(status.clone());
-        let entered = previous.as_ref() != Some(&status);
-        let phase = match &status {
-            RequestStatus::InQueue => {
-                if entered || position != self.last_position {
-                    self.pending.push_back(JobEvent::Queued { position });
-                }
-                self.last_position = position;
-                Phase::Queued { position }
-            }
-            RequestStatus::InProgress => {
-                if entered {
-                    self.pending.push_back(JobEvent::Started);
-                }
-                Phase::Running
-            }
-            RequestStatus::Unknown(value) => {
-                if self.unknown_reported.insert(value.clone()) {
-                    tracing::warn!(request_id = %self.job.id, status = %value,
-                        "unknown request status; polling on until the deadline");
-                    self.pending
-                        .push_back(JobEvent::UnknownStatus(value.clone()));
-                }
-                Phase::Unknown
-            }
-            RequestStatus::Completed | RequestStatus::Failed | RequestStatus::Cancelled => {
-                Phase::Running
-            }
-        };
-        if let Some(logs) = logs {
-            if logs.len() >= self.logs_seen {
-                let fresh = logs.into_iter().skip(self.logs_seen);
-                let before = self.pending.len();
-                self.pending.extend(fresh.map(JobEvent::Log));
-                self.logs_seen += self.pending.len() - before;
-            } else {
-                // The server shortened the log (rotation): nothing in it can
-                // be told new, so only later lines are reported.
-                self.logs_seen = logs.len();
-            }
-        }
-        if status.is_terminal() == Some(true) {
-            self.finish(status, record).await?;
-            return Ok(());
-        }
-        let delay = self.schedule.observe(phase, now);
-        self.next_poll_at = now + delay;
-        Ok(())
-    }
-
-    async fn finish(
-        &mut self,
-        status: RequestStatus,
-        record: Option<ResultResponse>,
-    ) -> Result<()> {
-        self.done = true;
-        if status == RequestStatus::Cancelled {
-            self.pending.push_back(JobEvent::Cancelled);
-            return Ok(());
-        }
-        let record = match record {
-            Some(r) => r,
-            None => {
-                let client = &self.job.client;
-                client
-                    .call(
-                        Some(self.deadline),
-                        client.api().get_result().request_id(&self.job.id).send(),
-                    )
-                    .await?
-            }
-        };
-        if status == RequestStatus::Failed {
-            let error = record.error.clone();
-            self.pending.push_back(JobEvent::Failed {
-                error,
-                record: Box::new(record),
-            });
-            return Ok(());
-        }
-        self.learn(&record);
-        self.pending
-            .push_back(JobEvent::Completed(Completion::from_record(record)));
-        Ok(())
-    }
-
-    /// Feeds the endpoint's duration estimate: the server's own
-    /// `inference_time` where it sends one, else what the poller saw.
-    fn learn(&self, record: &ResultResponse) {
-        let Some(endpoint) = &self.job.endpoint else {
-            return;
-        };
-        let scale = self.schedule.policy().time_scale();
-        let reported = record
-            .metrics
-            .as_ref()
-            .and_then(|m| m.inference_time)
-            .map(|s| s * scale);
-        let observed = self.schedule.started().map(|(earliest, latest)| {
-            let start = earliest + (latest - earliest) / 2;
-            Instant::now()
-                .saturating_duration_since(start)
-                .as_secs_f64()
-        });
-        if let Some(seconds) = reported.or(observed) {
-            self.job
-                .client
-                .inner
-                .estimates
-                .record(endpoint.as_str(), seconds);
-        }
-    }
+enum Look {
+    Status(StatusResponse),
+    Record(ResultResponse),
 }

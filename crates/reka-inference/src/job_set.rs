@@ -1,10 +1,12 @@
 //! Waiting for many jobs at once, with few requests.
 //!
-//! Polling each of N jobs costs N requests per round. A [`JobSet`] keeps
-//! each job's own [`PollPolicy`] schedule (so each job is looked at exactly
-//! when a lone `wait` would look at it) but answers those looks through the
-//! list endpoint, where one request shows up to 100 jobs, with
-//! `expand=payloads` so that a finished job's output comes in the same page:
+//! Polling each of N jobs costs N requests per round. A [`JobSet`] follows
+//! each job with the same state machine as a lone [`Job::wait`] (its own
+//! [`PollPolicy`] schedule, failure budget and consistency checks), but
+//! answers its status looks through the list endpoint, where one request
+//! shows up to 100 jobs. A job the list shows finished has its record
+//! fetched on its own (the list is read without payloads, so pages stay
+//! small however large the inputs and outputs are):
 //!
 //! 1. A first full sweep (bounded below by the oldest submit, less a minute
 //!    for clock skew, and narrowed to one endpoint when every job shares it)
@@ -15,29 +17,33 @@
 //!    read counts as looked at.
 //!
 //! So a sweep costs at most one request per hundred jobs, and jobs that
-//! finish together share their sweeps. A job the list does not show (an
-//! attached job older than the window, a list that lags) falls back to its
-//! own polling after a few sweeps, as does every job when fewer than
-//! [`JobSetOptions::list_threshold`] remain, since then per-job polls are
-//! cheaper. Everything runs in the one task that reads the set; per-job
-//! polls run at most [`JobSetOptions::max_concurrency`] at a time. Nothing
-//! is spawned: 10,000 jobs are 10,000 small entries in a map.
+//! finish together share their sweeps. A job the list does not show (a
+//! list that lags) falls back to its own polling after a few sweeps, as
+//! does every job when fewer than [`JobSetOptions::list_threshold`] remain,
+//! since then per-job polls are cheaper. Jobs attached by id (no submit
+//! time is known) are polled on their own from the start, so they never
+//! make a sweep read the key's whole history. A list that fails is backed
+//! off (after its `Retry-After`, on 429) and, after a few failures in a
+//! row, given up for per-job polling. Everything runs in the one task that
+//! reads the set; per-job polls run at most
+//! [`JobSetOptions::max_concurrency`] at a time. Nothing is spawned:
+//! 10,000 jobs are 10,000 small entries in a map.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use futures::{Stream, StreamExt};
-use reka_inference_api::RequestStatus;
-use reka_inference_api::types::{RequestItem, ResultResponse};
+use reka_inference_api::types::RequestItem;
 use tokio::time::Instant;
 
-use crate::client::Client;
 use crate::endpoint::Endpoint;
 use crate::error::{Error, Result};
-use crate::job::{Completion, Job};
-use crate::poll::{Phase, PollPolicy, Schedule};
-use crate::requests::{ListFilter, MAX_PAGE_SIZE};
+use crate::http::{Http, deadline_after};
+use crate::job::{Completion, Job, outcome_of};
+use crate::poll::PollPolicy;
+use crate::requests::{ListFilter, MAX_PAGE_SIZE, Requests, next_offset};
+use crate::tracker::{LookKind, Tracker, later};
 
 /// How a [`JobSet`] waits.
 #[derive(Debug, Clone)]
@@ -118,25 +124,30 @@ pub struct JobOutcome {
 /// }
 /// # Ok(()) }
 /// ```
-#[derive(Debug)]
 pub struct JobSet {
-    client: Client,
+    http: Http,
     jobs: Vec<Job>,
     options: JobSetOptions,
 }
 
-impl Client {
-    /// An empty set of jobs to wait for together.
-    pub fn job_set(&self) -> JobSet {
-        JobSet {
-            client: self.clone(),
-            jobs: Vec::new(),
-            options: JobSetOptions::default(),
-        }
+impl std::fmt::Debug for JobSet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("JobSet")
+            .field("jobs", &self.jobs)
+            .field("options", &self.options)
+            .finish()
     }
 }
 
 impl JobSet {
+    pub(crate) fn new(http: Http) -> JobSet {
+        JobSet {
+            http,
+            jobs: Vec::new(),
+            options: JobSetOptions::default(),
+        }
+    }
+
     /// Adds a job.
     pub fn push(&mut self, job: Job) {
         self.jobs.push(job);
@@ -184,17 +195,31 @@ impl JobSet {
     }
 }
 
+/// One job of the set being followed.
 struct Pending {
     index: usize,
     job: Job,
+    tracker: Tracker,
+    /// When its submit was accepted, on the server's clock (roughly).
     submitted: Option<DateTime<Utc>>,
     /// The server's `created_at`, once a sweep has shown the job.
     created: Option<DateTime<Utc>>,
-    schedule: Schedule,
-    next_at: Instant,
-    last_status: Option<RequestStatus>,
     misses: u32,
     own_polling: bool,
+}
+
+impl Pending {
+    fn next_look(&self) -> Option<(Instant, LookKind)> {
+        self.tracker.next_look()
+    }
+
+    /// Due for a status look that a sweep can answer.
+    fn due_for_sweep(&self, horizon: Instant) -> bool {
+        !self.own_polling
+            && self
+                .next_look()
+                .is_some_and(|(at, kind)| kind == LookKind::Status && at <= horizon)
+    }
 }
 
 /// A `created_at` range to list: inclusive start, exclusive end.
@@ -207,15 +232,26 @@ struct Chunk {
     ids: Vec<String>,
 }
 
+/// List failures in a row after which the set polls jobs one by one.
+const MAX_LIST_FAILURES: u32 = 5;
+
+/// The longest pause between two tries of a failing list.
+const MAX_LIST_BACKOFF: Duration = Duration::from_secs(30);
+
 struct Driver {
-    client: Client,
+    http: Http,
     options: JobSetOptions,
     policy: PollPolicy,
-    pending: HashMap<String, Pending>,
+    /// By the job's index in the set: the same id may be pushed twice.
+    pending: HashMap<usize, Pending>,
+    /// The indices of each id still pending.
+    by_id: HashMap<String, Vec<usize>>,
     ready: VecDeque<JobOutcome>,
-    began: Instant,
-    deadline: Instant,
+    deadline: Option<Instant>,
     list_usable: bool,
+    /// The list is not read again before this instant (after failures).
+    list_paused_until: Option<Instant>,
+    list_failures: u32,
     /// The one endpoint every job shares, if they do.
     common_endpoint: Option<Endpoint>,
     /// Every job of the set whose `created_at` is known, in list order.
@@ -225,17 +261,18 @@ struct Driver {
 
 impl Driver {
     fn new(set: JobSet) -> Driver {
-        let inner = &set.client.inner;
+        let waits = set.http.waits();
         let policy = set
             .options
             .poll
             .clone()
-            .unwrap_or_else(|| inner.poll.clone());
+            .unwrap_or_else(|| waits.poll.clone());
         let now = Instant::now();
         let wall_now = Utc::now();
-        let deadline = now + set.options.timeout.unwrap_or(inner.wait_timeout);
+        let deadline = deadline_after(now, set.options.timeout.unwrap_or(waits.timeout));
         let mut common: Option<Option<Endpoint>> = None;
         let mut pending = HashMap::with_capacity(set.jobs.len());
+        let mut by_id: HashMap<String, Vec<usize>> = HashMap::with_capacity(set.jobs.len());
         for (index, job) in set.jobs.into_iter().enumerate() {
             let endpoint = job.endpoint().cloned();
             common = Some(match common {
@@ -244,41 +281,47 @@ impl Driver {
                 Some(_) => None,
             });
             let submitted_at = job.submitted_at();
-            let submitted = submitted_at.map(|at| {
+            let submitted = submitted_at.and_then(|at| {
                 let ago = now.saturating_duration_since(at);
-                wall_now - chrono::Duration::from_std(ago).unwrap_or_default()
+                wall_now.checked_sub_signed(chrono::Duration::from_std(ago).ok()?)
             });
-            let estimate = endpoint
-                .as_ref()
-                .filter(|_| policy.learns())
-                .and_then(|e| inner.estimates.get(e.as_str()));
-            let schedule = Schedule::new(policy.clone(), estimate, submitted_at.unwrap_or(now));
-            let next_at = submitted_at.map_or(now, |at| at + schedule.first_delay());
-            let id = job.id().to_owned();
+            let tracker = Tracker::new(
+                set.http.clone(),
+                job.id().to_owned(),
+                endpoint,
+                submitted_at,
+                policy.clone(),
+                deadline,
+                false,
+            )
+            .without_record_looks_while_running();
+            by_id.entry(job.id().to_owned()).or_default().push(index);
             pending.insert(
-                id,
+                index,
                 Pending {
                     index,
                     job,
+                    tracker,
                     submitted,
                     created: None,
-                    schedule,
-                    next_at,
-                    last_status: None,
                     misses: 0,
-                    own_polling: false,
+                    // An attached job's age is unknown: a sweep for it would
+                    // have no lower bound and read the key's whole history.
+                    own_polling: submitted.is_none(),
                 },
             );
         }
         Driver {
-            client: set.client,
+            http: set.http,
             options: set.options,
             policy,
             pending,
+            by_id,
             ready: VecDeque::new(),
-            began: now,
             deadline,
             list_usable: true,
+            list_paused_until: None,
+            list_failures: 0,
             common_endpoint: common.flatten(),
             placed: Vec::new(),
             chunks: Vec::new(),
@@ -289,7 +332,15 @@ impl Driver {
         self.pending.values().filter(|p| !p.own_polling)
     }
 
-    fn use_list(&self) -> bool {
+    fn use_list(&self, now: Instant) -> bool {
+        self.list_usable
+            && self.list_paused_until.is_none_or(|t| now >= t)
+            && self.listed().count() >= self.options.list_threshold
+    }
+
+    /// Whether sweeps answer the status looks of listed jobs (even while
+    /// the list is paused after a failure).
+    fn sweeps_answer(&self) -> bool {
         self.list_usable && self.listed().count() >= self.options.list_threshold
     }
 
@@ -302,60 +353,95 @@ impl Driver {
                 return None;
             }
             let now = Instant::now();
-            if now >= self.deadline {
-                self.expire();
+            self.collect_finished(now);
+            if !self.ready.is_empty() {
                 continue;
             }
-            let sweeping = self.use_list();
-            let by_list = |p: &Pending| sweeping && !p.own_polling;
             // Jobs due a little later join this round: fewer, fuller sweeps.
-            let horizon = now + self.policy.initial_interval() / 2;
-            if sweeping && self.listed().any(|p| p.next_at <= now) {
+            let horizon = later(now, self.policy.initial_interval() / 2);
+            if self.use_list(now) && self.listed().any(|p| p.due_for_sweep(now)) {
                 self.sweep(horizon).await;
                 continue;
             }
-            let due: Vec<String> = self
+            let sweeping = self.sweeps_answer();
+            let due: Vec<(usize, LookKind)> = self
                 .pending
-                .iter()
-                .filter(|(_, p)| !by_list(p) && p.next_at <= now)
-                .map(|(id, _)| id.clone())
+                .values()
+                .filter_map(|p| {
+                    let (at, kind) = p.next_look()?;
+                    let by_list = sweeping && !p.own_polling && kind == LookKind::Status;
+                    (!by_list && at <= now).then_some((p.index, kind))
+                })
                 .collect();
             if !due.is_empty() {
-                self.poll_each(due).await;
+                self.look_each(due).await;
                 continue;
             }
+            let list_pause = self.list_paused_until;
             let wake = self
                 .pending
                 .values()
-                .map(|p| p.next_at)
-                .fold(self.deadline, Instant::min);
-            tokio::time::sleep_until(wake).await;
+                .filter_map(|p| {
+                    let (at, kind) = p.next_look()?;
+                    let by_list = sweeping && !p.own_polling && kind == LookKind::Status;
+                    Some(match list_pause {
+                        Some(t) if by_list => at.max(t),
+                        _ => at,
+                    })
+                })
+                .chain(self.deadline)
+                .min();
+            match wake {
+                Some(at) => tokio::time::sleep_until(at).await,
+                // Every job has finished and its outcome is collected next.
+                None => continue,
+            }
         }
     }
 
-    fn expire(&mut self) {
-        let mut left: Vec<Pending> = self.pending.drain().map(|(_, p)| p).collect();
-        left.sort_by_key(|p| p.index);
-        let elapsed = self.began.elapsed();
-        for p in left {
-            let result = Err(Error::Timeout {
-                request_id: p.job.id().to_owned(),
-                last_status: p.last_status,
-                elapsed,
-                cancel_sent: false,
-            });
+    /// Moves finished jobs (and, at the deadline, every job) to `ready`.
+    fn collect_finished(&mut self, now: Instant) {
+        let mut done: Vec<usize> = Vec::new();
+        for p in self.pending.values_mut() {
+            if p.tracker.is_due_to_expire(now) {
+                p.tracker.expire(false);
+            }
+            if p.tracker.is_finished() {
+                done.push(p.index);
+            }
+        }
+        done.sort_unstable();
+        for index in done {
+            let Some(mut p) = self.pending.remove(&index) else {
+                continue;
+            };
+            if let Some(indices) = self.by_id.get_mut(p.tracker.id()) {
+                indices.retain(|&i| i != index);
+                if indices.is_empty() {
+                    self.by_id.remove(p.tracker.id());
+                }
+            }
+            let mut result = None;
+            while let Some(event) = p.tracker.take_event() {
+                if let Some(outcome) = outcome_of(p.tracker.id(), event) {
+                    result = Some(outcome);
+                }
+            }
+            let result = result.unwrap_or_else(|| Err(p.tracker.timeout_error(false)));
             self.ready.push_back(JobOutcome {
-                index: p.index,
+                index,
                 job: p.job,
                 result,
             });
         }
+        // Events along the way (queued, started) are not reported by a set.
+        for p in self.pending.values_mut() {
+            while p.tracker.take_event().is_some() {}
+        }
     }
 
     fn base_filter(&self) -> ListFilter {
-        let mut filter = ListFilter::default()
-            .payloads(true)
-            .page_size(MAX_PAGE_SIZE);
+        let mut filter = ListFilter::default().page_size(MAX_PAGE_SIZE);
         if let Some(e) = &self.common_endpoint {
             filter = filter.endpoint(e.clone());
         }
@@ -367,24 +453,20 @@ impl Driver {
     async fn sweep(&mut self, horizon: Instant) {
         let unplaced = self.listed().any(|p| p.created.is_none());
         let ranges: Vec<CreatedRange> = if unplaced {
-            // No lower bound when an attached job's submit time is unknown.
-            let oldest = self
-                .listed()
-                .map(|p| p.submitted)
-                .try_fold(None::<DateTime<Utc>>, |acc, s| {
-                    let s = s?;
-                    Some(Some(acc.map_or(s, |a| a.min(s))))
-                })
-                .flatten();
+            let oldest = self.listed().filter_map(|p| p.submitted).min();
             vec![(oldest.map(|t| t - chrono::Duration::seconds(60)), None)]
         } else {
             self.chunks
                 .iter()
                 .filter(|c| {
                     c.ids.iter().any(|id| {
-                        self.pending
-                            .get(id)
-                            .is_some_and(|p| !p.own_polling && p.next_at <= horizon)
+                        self.by_id.get(id).is_some_and(|indices| {
+                            indices.iter().any(|i| {
+                                self.pending
+                                    .get(i)
+                                    .is_some_and(|p| p.due_for_sweep(horizon))
+                            })
+                        })
                     })
                 })
                 .map(|c| (Some(c.start), c.end))
@@ -396,12 +478,15 @@ impl Driver {
             let mut filter = self.base_filter();
             filter.start = start;
             filter.end = end;
-            if !self.read_range(&filter, &mut looked).await {
+            if let Err(e) = self.read_range(&filter, &mut looked).await {
+                self.list_failed(e);
                 complete = false;
                 break;
             }
         }
         if complete {
+            self.list_failures = 0;
+            self.list_paused_until = None;
             self.count_misses(&looked, unplaced);
         }
         if unplaced {
@@ -409,63 +494,83 @@ impl Driver {
         }
     }
 
-    /// Reads every page of one range; false when a page failed.
-    async fn read_range(&mut self, filter: &ListFilter, looked: &mut HashSet<String>) -> bool {
-        let requests = self.client.requests();
+    /// A list read failed: pause the list (longer each time, or for the
+    /// server's `Retry-After`), and after a few failures, or at once when
+    /// the server will not serve the list at all, poll jobs one by one.
+    fn list_failed(&mut self, e: Error) {
+        self.list_failures += 1;
+        let refused =
+            matches!(e.status().map(|s| s.as_u16()), Some(400..=499)) && !e.is_retryable();
+        if refused || self.list_failures >= MAX_LIST_FAILURES {
+            tracing::warn!(error = %e, "list endpoint unusable; polling jobs one by one");
+            self.list_usable = false;
+            return;
+        }
+        let backoff = self
+            .policy
+            .initial_interval()
+            .checked_mul(1u32 << self.list_failures.min(16))
+            .unwrap_or(MAX_LIST_BACKOFF)
+            .min(MAX_LIST_BACKOFF);
+        let pause = match &e {
+            Error::RateLimited {
+                retry_after: Some(r),
+                ..
+            } => (*r).max(backoff),
+            _ => backoff,
+        };
+        tracing::debug!(error = %e, pause_ms = pause.as_millis() as u64, "list failed; pausing it");
+        self.list_paused_until = Some(later(Instant::now(), pause));
+    }
+
+    /// Reads every page of one range.
+    async fn read_range(
+        &mut self,
+        filter: &ListFilter,
+        looked: &mut HashSet<String>,
+    ) -> Result<()> {
+        let requests = Requests::new(self.http.clone());
         let mut offset = 0u64;
         loop {
-            let page = match requests
-                .page_until(filter, offset, Some(self.deadline))
-                .await
-            {
-                Ok(page) => page,
-                Err(e) => {
-                    // A list the server will not serve (permissions, an
-                    // older API): poll jobs one by one from now on.
-                    if matches!(e.status().map(|s| s.as_u16()), Some(400..=499))
-                        && !e.is_retryable()
-                    {
-                        tracing::warn!(error = %e, "list endpoint unusable; polling jobs one by one");
-                        self.list_usable = false;
-                    }
-                    return false;
-                }
-            };
-            let n = page.items.len() as u64;
+            let page = requests.page_until(filter, offset, self.deadline).await?;
+            let next = next_offset(offset, &page)?;
             let now = Instant::now();
             for item in page.items {
                 self.observe_item(item, now, looked);
             }
-            match page.next_offset {
-                Some(next) if n > 0 && page.has_more => offset = next,
-                None if page.has_more && n > 0 => offset += n,
-                _ => return true,
+            match next {
+                Some(n) => offset = n,
+                None => return Ok(()),
             }
         }
     }
 
     fn observe_item(&mut self, item: RequestItem, now: Instant, looked: &mut HashSet<String>) {
-        let Some(p) = self.pending.get_mut(&item.request_id) else {
+        let Some(indices) = self.by_id.get(&item.request_id) else {
             return;
         };
-        if p.own_polling {
-            return;
-        }
-        looked.insert(item.request_id.clone());
-        p.misses = 0;
-        if p.created.is_none() {
-            p.created = item.created_at;
-            if let Some(c) = item.created_at {
-                self.placed.push((c, item.request_id.clone()));
+        let mut placed = false;
+        for index in indices {
+            let Some(p) = self.pending.get_mut(index) else {
+                continue;
+            };
+            if p.own_polling {
+                continue;
+            }
+            looked.insert(item.request_id.clone());
+            p.misses = 0;
+            if p.created.is_none() {
+                p.created = item.created_at;
+                placed |= item.created_at.is_some();
+            }
+            // A job whose record is wanted is looked at on its own.
+            if p.next_look().is_some_and(|(_, k)| k == LookKind::Status) {
+                p.tracker.observe_item(item.clone(), now);
             }
         }
-        if item.status.is_terminal() == Some(true) {
-            self.resolve_from_item(item);
-            return;
+        if placed && let Some(c) = item.created_at {
+            self.placed.push((c, item.request_id));
         }
-        let phase = Phase::of(&item.status);
-        p.next_at = now + p.schedule.observe(phase, now);
-        p.last_status = Some(item.status);
     }
 
     /// Jobs a sweep should have shown but did not: after a few misses they
@@ -481,8 +586,9 @@ impl Driver {
                 .collect()
         };
         let limit = self.options.misses_before_fallback;
-        let now = Instant::now();
-        for (id, p) in self.pending.iter_mut() {
+        let again = later(Instant::now(), self.policy.initial_interval());
+        for p in self.pending.values_mut() {
+            let id = p.tracker.id();
             if p.own_polling || looked.contains(id) || !(full || in_range.contains(id)) {
                 continue;
             }
@@ -490,10 +596,9 @@ impl Driver {
             if p.misses > limit {
                 tracing::debug!(request_id = %id, "not in the list; polling it on its own");
                 p.own_polling = true;
-                p.next_at = now;
-            } else if full {
-                // Look again soon rather than at its own next poll.
-                p.next_at = p.next_at.min(now + self.policy.initial_interval());
+            } else {
+                // Not shown yet (a list that lags): the next sweep, not this one.
+                p.tracker.postpone(again);
             }
         }
     }
@@ -527,89 +632,29 @@ impl Driver {
         self.chunks = chunks;
     }
 
-    fn resolve_from_item(&mut self, item: RequestItem) {
-        let Some(p) = self.pending.remove(&item.request_id) else {
-            return;
-        };
-        let record = ResultResponse {
-            request_id: item.request_id,
-            status: item.status,
-            output: item.output,
-            error: item.error,
-            metrics: item.metrics,
-        };
-        self.resolve(p, record);
-    }
-
-    fn resolve(&mut self, p: Pending, record: ResultResponse) {
-        if let (Some(endpoint), Some(t)) = (
-            p.job.endpoint(),
-            record.metrics.as_ref().and_then(|m| m.inference_time),
-        ) && self.policy.learns()
-        {
-            let seconds = t * self.policy.time_scale();
-            self.client
-                .inner
-                .estimates
-                .record(endpoint.as_str(), seconds);
-        }
-        let result = match record.status {
-            RequestStatus::Completed => Ok(Completion::from_record(record)),
-            RequestStatus::Cancelled => Err(Error::JobCancelled {
-                request_id: record.request_id,
-            }),
-            _ => Err(Error::JobFailed {
-                request_id: record.request_id.clone(),
-                error: record.error.clone(),
-                record: Box::new(record),
-            }),
-        };
-        self.ready.push_back(JobOutcome {
-            index: p.index,
-            job: p.job,
-            result,
-        });
-    }
-
-    /// Polls each due job once (its record: status and output together),
-    /// at most `max_concurrency` at a time.
-    async fn poll_each(&mut self, due: Vec<String>) {
-        let client = self.client.clone();
+    /// Makes each due look of a job on its own (a status look is made as a
+    /// record look: status and output in one request), at most
+    /// `max_concurrency` at a time.
+    async fn look_each(&mut self, due: Vec<(usize, LookKind)>) {
         let deadline = self.deadline;
-        let answers: Vec<(String, Result<ResultResponse>)> = futures::stream::iter(due)
-            .map(|id| {
-                let client = client.clone();
-                async move {
-                    let r = client
-                        .call(
-                            Some(deadline),
-                            client.api().get_result().request_id(&id).send(),
-                        )
-                        .await;
-                    (id, r)
-                }
-            })
-            .buffer_unordered(self.options.max_concurrency)
-            .collect()
-            .await;
-        for (id, answer) in answers {
-            let Some(mut p) = self.pending.remove(&id) else {
+        let jobs: Vec<(usize, Job)> = due
+            .into_iter()
+            .filter_map(|(i, _)| Some((i, self.pending.get(&i)?.job.clone())))
+            .collect();
+        let answers: Vec<(usize, Result<reka_inference_api::types::ResultResponse>)> =
+            futures::stream::iter(jobs)
+                .map(|(i, job)| async move { (i, job.result_until(deadline).await) })
+                .buffer_unordered(self.options.max_concurrency)
+                .collect()
+                .await;
+        let now = Instant::now();
+        for (index, answer) in answers {
+            let Some(p) = self.pending.get_mut(&index) else {
                 continue;
             };
             match answer {
-                Ok(record) if record.status.is_terminal() == Some(true) => self.resolve(p, record),
-                Ok(record) => {
-                    let phase = Phase::of(&record.status);
-                    let now = Instant::now();
-                    p.next_at = now + p.schedule.observe(phase, now);
-                    p.last_status = Some(record.status);
-                    self.pending.insert(id, p);
-                }
-                Err(e) => self.ready.push_back(JobOutcome {
-                    index: p.index,
-                    job: p.job,
-                    result: Err(e),
-                }),
+                Ok(record) => p.tracker.observe_record(record, now),
+                Err(e) => p.tracker.observe_failure(e, now),
             }
         }
     }

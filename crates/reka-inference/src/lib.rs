@@ -66,16 +66,21 @@ mod chat;
 mod client;
 mod endpoint;
 mod error;
+mod http;
 mod job;
 mod job_set;
 mod output;
 mod poll;
 mod requests;
 mod retry;
+mod tracker;
 mod transport;
 
 pub use chat::{Chat, ChatRequest};
-pub use client::{Client, ClientBuilder, DEFAULT_BASE_URL, DEFAULT_WAIT_TIMEOUT, SubmitOptions};
+pub use client::{
+    Client, ClientBuilder, DEFAULT_BASE_URL, DEFAULT_MAX_BODY_BYTES, DEFAULT_WAIT_TIMEOUT,
+    SubmitOptions,
+};
 pub use endpoint::Endpoint;
 pub use error::{ApiError, Error, Result};
 pub use job::{Completion, Job, JobEvent, WaitOptions};

@@ -14,8 +14,8 @@ use futures::StreamExt;
 use serde_json::Value;
 use tokio::io::AsyncWriteExt;
 
-use crate::client::Client;
 use crate::error::{Error, Result};
+use crate::http::Http;
 use crate::job::Completion;
 
 /// A media file an output points at.
@@ -55,11 +55,18 @@ pub fn find_media(output: &Value) -> Vec<MediaRef> {
     found
 }
 
+/// Whether `url` is an absolute http(s) URL, whatever the scheme's case.
+fn is_http_url(url: &str) -> bool {
+    url.split_once("://").is_some_and(|(scheme, _)| {
+        scheme.eq_ignore_ascii_case("http") || scheme.eq_ignore_ascii_case("https")
+    })
+}
+
 fn walk(v: &Value, pointer: String, found: &mut Vec<MediaRef>) {
     match v {
         Value::Object(map) => {
             if let Some(url) = map.get("url").and_then(Value::as_str)
-                && (url.starts_with("https://") || url.starts_with("http://"))
+                && is_http_url(url)
             {
                 let content_type = ["content_type", "mime_type", "contentType"]
                     .iter()
@@ -85,103 +92,131 @@ fn walk(v: &Value, pointer: String, found: &mut Vec<MediaRef>) {
     }
 }
 
-impl Client {
-    async fn open_download(&self, url: &str) -> Result<reqwest::Response> {
-        let url = url::Url::parse(url)
-            .map_err(|e| Error::InvalidInput(format!("download URL {url:?}: {e}")))?;
-        if !matches!(url.scheme(), "http" | "https") {
-            return Err(Error::InvalidInput(format!(
-                "download URL scheme {:?} is not http(s)",
-                url.scheme()
-            )));
-        }
-        self.send_raw(self.inner.http.get(url), "download", true)
-            .await
+/// Opens a download: the answer's headers are in, its body not yet read.
+async fn open(http: &Http, url: &str) -> Result<reqwest::Response> {
+    let url = url::Url::parse(url)
+        .map_err(|e| Error::InvalidInput(format!("download URL {url:?}: {e}")))?;
+    // `Url` lower-cases the scheme: `HTTP://` is `http`.
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(Error::InvalidInput(format!(
+            "download URL scheme {:?} is not http(s)",
+            url.scheme()
+        )));
     }
+    http.download(url).stream().await
+}
 
-    /// Streams the file at `url` into `path`, calling `progress` as bytes
-    /// arrive; returns the number of bytes written.
-    pub async fn download_to_file(
-        &self,
-        url: &str,
-        path: impl AsRef<Path>,
-        mut progress: impl FnMut(Progress) + Send,
-    ) -> Result<u64> {
-        let path = path.as_ref();
-        let response = self.open_download(url).await?;
-        let total = response.content_length();
-        let part = part_path(path);
-        let result = async {
-            let mut file = tokio::fs::File::create(&part).await?;
-            let mut received = 0u64;
-            let mut body = response.bytes_stream();
-            progress(Progress { received, total });
-            while let Some(chunk) = body.next().await {
-                let chunk = chunk.map_err(Error::Transport)?;
-                file.write_all(&chunk).await?;
-                received += chunk.len() as u64;
-                progress(Progress { received, total });
-            }
-            file.flush().await?;
-            file.sync_all().await?;
-            Ok::<u64, Error>(received)
-        }
-        .await;
-        match result {
-            Ok(n) => {
-                tokio::fs::rename(&part, path).await?;
-                Ok(n)
-            }
-            Err(e) => {
-                let _ = tokio::fs::remove_file(&part).await;
-                Err(e)
-            }
-        }
-    }
+/// The media type an answer declares, without parameters.
+fn declared_type(response: &reqwest::Response) -> Option<String> {
+    let ct = response
+        .headers()
+        .get(reqwest::header::CONTENT_TYPE)?
+        .to_str()
+        .ok()?;
+    let essence = ct.split(';').next()?.trim().to_ascii_lowercase();
+    (!essence.is_empty() && essence != "application/octet-stream").then_some(essence)
+}
 
-    /// Fetches the file at `url` into memory.
-    pub async fn download_bytes(
-        &self,
-        url: &str,
-        mut progress: impl FnMut(Progress) + Send,
-    ) -> Result<Bytes> {
-        let response = self.open_download(url).await?;
-        let total = response.content_length();
-        let mut buf = Vec::with_capacity(total.unwrap_or(0).min(64 << 20) as usize);
+/// Streams the body of `response` into `path` through a `.part` file,
+/// renamed only when complete.
+async fn save(
+    response: reqwest::Response,
+    path: &Path,
+    mut progress: impl FnMut(Progress) + Send,
+) -> Result<u64> {
+    let total = response.content_length();
+    let part = part_path(path);
+    let result = async {
+        let mut file = tokio::fs::File::create(&part).await?;
+        let mut received = 0u64;
         let mut body = response.bytes_stream();
+        progress(Progress { received, total });
         while let Some(chunk) = body.next().await {
             let chunk = chunk.map_err(Error::Transport)?;
-            buf.extend_from_slice(&chunk);
-            progress(Progress {
-                received: buf.len() as u64,
-                total,
+            file.write_all(&chunk).await?;
+            received = received.saturating_add(chunk.len() as u64);
+            progress(Progress { received, total });
+        }
+        file.flush().await?;
+        file.sync_all().await?;
+        Ok::<u64, Error>(received)
+    }
+    .await;
+    match result {
+        Ok(n) => {
+            tokio::fs::rename(&part, path).await?;
+            Ok(n)
+        }
+        Err(e) => {
+            let _ = tokio::fs::remove_file(&part).await;
+            Err(e)
+        }
+    }
+}
+
+pub(crate) async fn download_to_file(
+    http: &Http,
+    url: &str,
+    path: &Path,
+    progress: impl FnMut(Progress) + Send,
+) -> Result<u64> {
+    let response = open(http, url).await?;
+    save(response, path, progress).await
+}
+
+pub(crate) async fn download_bytes(
+    http: &Http,
+    url: &str,
+    mut progress: impl FnMut(Progress) + Send,
+) -> Result<Bytes> {
+    let response = open(http, url).await?;
+    let total = response.content_length();
+    let limit = http.transport().max_body_bytes();
+    if total.is_some_and(|t| t > limit) {
+        return Err(Error::BodyTooLarge {
+            operation: "download".into(),
+            limit,
+        });
+    }
+    let mut buf = Vec::with_capacity(total.unwrap_or(0).min(limit).min(64 << 20) as usize);
+    let mut body = response.bytes_stream();
+    while let Some(chunk) = body.next().await {
+        let chunk = chunk.map_err(Error::Transport)?;
+        if buf.len() as u64 + chunk.len() as u64 > limit {
+            return Err(Error::BodyTooLarge {
+                operation: "download".into(),
+                limit,
             });
         }
-        Ok(buf.into())
+        buf.extend_from_slice(&chunk);
+        progress(Progress {
+            received: buf.len() as u64,
+            total,
+        });
     }
+    Ok(buf.into())
+}
 
-    /// Downloads every media file of a completed job into `dir` (created if
-    /// missing); returns the paths written, in output order. `progress` gets
-    /// the index of the file and its progress.
-    pub async fn download_outputs(
-        &self,
-        completion: &Completion,
-        dir: impl AsRef<Path>,
-        mut progress: impl FnMut(usize, &MediaRef, Progress) + Send,
-    ) -> Result<Vec<PathBuf>> {
-        let dir = dir.as_ref();
-        tokio::fs::create_dir_all(dir).await?;
-        let media = completion.media();
-        let mut written = Vec::with_capacity(media.len());
-        for (i, m) in media.iter().enumerate() {
-            let name = file_name(&completion.request_id, i, m);
-            let path = dir.join(name);
-            self.download_to_file(&m.url, &path, |p| progress(i, m, p))
-                .await?;
-            written.push(path);
-        }
-        Ok(written)
+pub(crate) async fn download_outputs(
+    http: &Http,
+    completion: &Completion,
+    dir: &Path,
+    mut progress: impl FnMut(usize, &MediaRef, Progress) + Send,
+) -> Result<Vec<PathBuf>> {
+    tokio::fs::create_dir_all(dir).await?;
+    let media = completion.media();
+    let mut written = Vec::with_capacity(media.len());
+    for (i, m) in media.iter().enumerate() {
+        let response = open(http, &m.url).await?;
+        // The answer's own type first: presigned URLs often have no
+        // extension, and the output's `content_type` may be missing.
+        let served = declared_type(&response);
+        let name = file_name(&completion.request_id, i, m, served.as_deref());
+        let path = dir.join(name);
+        save(response, &path, |p| progress(i, m, p)).await?;
+        written.push(path);
     }
+    Ok(written)
 }
 
 fn part_path(path: &Path) -> PathBuf {
@@ -194,8 +229,9 @@ fn part_path(path: &Path) -> PathBuf {
 }
 
 /// `<request id>-<index>.<ext>`: unique per output, safe on every file
-/// system, the extension from the URL or the content type.
-fn file_name(request_id: &str, index: usize, media: &MediaRef) -> String {
+/// system; the extension from the served media type, else the output's
+/// `content_type`, else the URL, else `bin`.
+fn file_name(request_id: &str, index: usize, media: &MediaRef, served: Option<&str>) -> String {
     let safe_id: String = request_id
         .chars()
         .map(|c| {
@@ -213,25 +249,33 @@ fn file_name(request_id: &str, index: usize, media: &MediaRef) -> String {
         (!ext.is_empty() && ext.len() <= 5 && ext.chars().all(|c| c.is_ascii_alphanumeric()))
             .then_some(ext)
     });
-    let from_type = media.content_type.as_deref().and_then(|ct| {
-        Some(
-            match ct.split(';').next()?.trim() {
-                "image/png" => "png",
-                "image/jpeg" => "jpg",
-                "image/webp" => "webp",
-                "image/gif" => "gif",
-                "video/mp4" => "mp4",
-                "video/webm" => "webm",
-                "audio/wav" | "audio/x-wav" | "audio/wave" => "wav",
-                "audio/mpeg" => "mp3",
-                "application/json" => "json",
-                _ => return None,
-            }
-            .to_owned(),
-        )
-    });
-    let ext = from_url.or(from_type).unwrap_or_else(|| "bin".to_owned());
+    let ext = served
+        .and_then(extension_of)
+        .or_else(|| media.content_type.as_deref().and_then(extension_of))
+        .map(str::to_owned)
+        .or(from_url)
+        .unwrap_or_else(|| "bin".to_owned());
     format!("{safe_id}-{index}.{ext}")
+}
+
+/// The usual file extension of a media type.
+fn extension_of(media_type: &str) -> Option<&'static str> {
+    let essence = media_type.split(';').next()?.trim().to_ascii_lowercase();
+    Some(match essence.as_str() {
+        "image/png" => "png",
+        "image/jpeg" | "image/jpg" => "jpg",
+        "image/webp" => "webp",
+        "image/gif" => "gif",
+        "video/mp4" => "mp4",
+        "video/webm" => "webm",
+        "video/quicktime" => "mov",
+        "audio/wav" | "audio/x-wav" | "audio/wave" | "audio/vnd.wave" => "wav",
+        "audio/mpeg" | "audio/mp3" => "mp3",
+        "audio/ogg" => "ogg",
+        "audio/flac" => "flac",
+        "application/json" => "json",
+        _ => return None,
+    })
 }
 
 #[cfg(test)]
@@ -244,7 +288,8 @@ mod tests {
         let out = json!({
             "video": {"url": "https://x/v.mp4", "content_type": "video/mp4"},
             "thumb": {"url": "file:///etc/passwd"},
-            "frames": [{"url": "http://x/1.png"}, {"note": "none"}]
+            "frames": [{"url": "http://x/1.png"}, {"note": "none"}],
+            "upper": {"url": "HTTPS://X/2.png"}
         });
         let urls: Vec<_> = find_media(&out)
             .into_iter()
@@ -254,7 +299,8 @@ mod tests {
             urls,
             [
                 ("/video".to_owned(), "https://x/v.mp4".to_owned()),
-                ("/frames/0".to_owned(), "http://x/1.png".to_owned())
+                ("/frames/0".to_owned(), "http://x/1.png".to_owned()),
+                ("/upper".to_owned(), "HTTPS://X/2.png".to_owned())
             ]
         );
     }
@@ -266,12 +312,21 @@ mod tests {
             content_type: Some("image/png".into()),
             pointer: String::new(),
         };
-        assert_eq!(file_name("req/../1", 0, &m), "req____1-0.png");
+        assert_eq!(file_name("req/../1", 0, &m, None), "req____1-0.png");
         let m = MediaRef {
             url: "https://x/a.WAV?sig=1".into(),
             content_type: None,
             pointer: String::new(),
         };
-        assert_eq!(file_name("r", 2, &m), "r-2.wav");
+        assert_eq!(file_name("r", 2, &m, None), "r-2.wav");
+        // What the server serves wins over the URL's extension.
+        assert_eq!(file_name("r", 2, &m, Some("audio/mpeg")), "r-2.mp3");
+        let presigned = MediaRef {
+            url: "https://bucket.example/obj/4f1c?X-Amz-Signature=abc".into(),
+            content_type: None,
+            pointer: String::new(),
+        };
+        assert_eq!(file_name("r", 0, &presigned, Some("video/mp4")), "r-0.mp4");
+        assert_eq!(file_name("r", 0, &presigned, None), "r-0.bin");
     }
 }

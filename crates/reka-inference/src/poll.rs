@@ -101,11 +101,11 @@ impl PollPolicy {
     /// `metrics.inference_time`, are multiplied by `factor` too.
     pub fn scaled(mut self, factor: f64) -> Self {
         let f = if factor.is_finite() && factor > 0.0 {
-            factor
+            factor.clamp(1e-6, 1e6)
         } else {
             1.0
         };
-        self.scale *= f;
+        self.scale = (self.scale * f).clamp(1e-12, 1e12);
         for d in [
             &mut self.initial,
             &mut self.max,
@@ -115,7 +115,7 @@ impl PollPolicy {
             &mut self.max_sleep,
             &mut self.max_dense,
         ] {
-            *d = d.mul_f64(f);
+            *d = scale_duration(*d, f);
         }
         self
     }
@@ -172,6 +172,15 @@ impl PollPolicy {
     }
 }
 
+/// `d * f`, saturating instead of panicking.
+fn scale_duration(d: Duration, f: f64) -> Duration {
+    Duration::try_from_secs_f64(d.as_secs_f64() * f).unwrap_or(if f > 1.0 {
+        Duration::MAX
+    } else {
+        Duration::ZERO
+    })
+}
+
 /// A running estimate of how long an endpoint's jobs run.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct DurationEstimate {
@@ -203,6 +212,9 @@ struct Welford {
 
 const WEIGHT_FLOOR: f64 = 0.1;
 
+/// The longest job duration learnt: a day. Longer reports are clamped.
+pub(crate) const MAX_LEARNT_SECONDS: f64 = 24.0 * 3600.0;
+
 impl Estimates {
     pub(crate) fn get(&self, endpoint: &str) -> Option<DurationEstimate> {
         let map = self.by_endpoint.lock().ok()?;
@@ -214,10 +226,14 @@ impl Estimates {
         })
     }
 
+    /// Learns one job's duration. Durations past [`MAX_LEARNT_SECONDS`]
+    /// (a server's nonsense `inference_time`) are clamped, so no estimate
+    /// can make a later schedule overflow.
     pub(crate) fn record(&self, endpoint: &str, seconds: f64) {
         if !seconds.is_finite() || seconds < 0.0 {
             return;
         }
+        let seconds = seconds.min(MAX_LEARNT_SECONDS);
         let Ok(mut map) = self.by_endpoint.lock() else {
             return;
         };
@@ -240,19 +256,6 @@ pub(crate) enum Phase {
     Running,
     /// A status this version does not know.
     Unknown,
-}
-
-impl Phase {
-    /// The phase a non-terminal status puts a job in, its queue position
-    /// unknown (the list and the record do not carry it).
-    pub(crate) fn of(status: &reka_inference_api::RequestStatus) -> Phase {
-        use reka_inference_api::RequestStatus as S;
-        match status {
-            S::InQueue => Phase::Queued { position: None },
-            S::Unknown(_) => Phase::Unknown,
-            _ => Phase::Running,
-        }
-    }
 }
 
 /// The schedule of one job.
@@ -322,7 +325,11 @@ impl Schedule {
         let delay = match phase {
             Phase::Queued { position } => {
                 let ahead = position.unwrap_or(0).min(10_000) as u32;
-                let by_position = self.policy.per_queue_position * ahead;
+                let by_position = self
+                    .policy
+                    .per_queue_position
+                    .checked_mul(ahead)
+                    .unwrap_or(self.policy.max_sleep);
                 by_position.max(self.next_backoff())
             }
             Phase::Running => match (self.estimate, self.started) {
@@ -338,10 +345,7 @@ impl Schedule {
 
     fn next_backoff(&mut self) -> Duration {
         let current = self.backoff.min(self.policy.max);
-        self.backoff = self
-            .backoff
-            .mul_f64(self.policy.factor)
-            .min(self.policy.max);
+        self.backoff = scale_duration(self.backoff, self.policy.factor).min(self.policy.max);
         current
     }
 
@@ -353,14 +357,16 @@ impl Schedule {
         (earliest, latest): (Instant, Instant),
         now: Instant,
     ) -> Duration {
-        let mean = Duration::from_secs_f64(est.mean.max(0.0));
-        let margin = Duration::from_secs_f64(
-            (2.0 * est.std_dev).max(est.mean * self.policy.margin_fraction),
-        )
-        .max(self.policy.min_margin);
-        let window_start = (earliest + mean).checked_sub(margin).unwrap_or(earliest);
-        let window_end = latest + mean + margin;
-        if now + self.policy.min < window_start {
+        let secs = |s: f64| {
+            Duration::try_from_secs_f64(s.clamp(0.0, MAX_LEARNT_SECONDS)).unwrap_or_default()
+        };
+        let mean = secs(est.mean);
+        let margin = secs((2.0 * est.std_dev).max(est.mean * self.policy.margin_fraction))
+            .max(self.policy.min_margin);
+        let far = |t: Instant, d: Duration| t.checked_add(d).unwrap_or(t);
+        let window_start = far(earliest, mean).checked_sub(margin).unwrap_or(earliest);
+        let window_end = far(far(latest, mean), margin);
+        if far(now, self.policy.min) < window_start {
             return window_start - now;
         }
         // Half the margin (at least two looks inside any window), capped so
@@ -377,9 +383,7 @@ impl Schedule {
             self.backoff = dense;
         }
         let current = self.backoff.min(self.policy.max);
-        self.backoff = self
-            .backoff
-            .mul_f64(self.policy.factor.min(OVERDUE_GROWTH))
+        self.backoff = scale_duration(self.backoff, self.policy.factor.min(OVERDUE_GROWTH))
             .min(self.policy.max);
         current
     }
@@ -499,5 +503,50 @@ mod tests {
         assert!(e.get("other/c").is_none());
         e.record("m/c", f64::NAN);
         assert_eq!(e.get("m/c").unwrap().samples, 43);
+    }
+
+    /// A server reporting `inference_time: 1e30` once must not make any
+    /// later schedule of the endpoint panic.
+    #[test]
+    fn absurd_durations_are_clamped_and_schedules_never_overflow() {
+        let e = Estimates::default();
+        e.record("m/c", 1e30);
+        e.record("m/c", 9.3e18);
+        let est = e.get("m/c").unwrap();
+        assert!(est.mean <= MAX_LEARNT_SECONDS);
+        let t0 = Instant::now();
+        for policy in [
+            PollPolicy::default(),
+            PollPolicy::default().scaled(1e300),
+            PollPolicy::default().scaled(f64::MIN_POSITIVE),
+            PollPolicy::default().with_per_queue_position(Duration::MAX),
+            PollPolicy::default()
+                .with_max_interval(Duration::MAX)
+                .with_backoff_factor(1e300),
+        ] {
+            let mut s = Schedule::new(policy, Some(est), t0);
+            for (i, phase) in [
+                Phase::Queued {
+                    position: Some(u64::MAX),
+                },
+                Phase::Running,
+                Phase::Running,
+                Phase::Unknown,
+                Phase::Running,
+            ]
+            .into_iter()
+            .enumerate()
+            {
+                let _ = s.observe(phase, t0 + secs(i as f64));
+            }
+        }
+        let huge = DurationEstimate {
+            mean: f64::MAX,
+            std_dev: f64::INFINITY,
+            samples: 1,
+        };
+        let mut s = Schedule::new(PollPolicy::default(), Some(huge), t0);
+        let _ = s.observe(Phase::Running, t0);
+        let _ = s.observe(Phase::Running, t0 + secs(1.0));
     }
 }

@@ -4,11 +4,12 @@ use chrono::{DateTime, Utc};
 use futures::Stream;
 use reka_inference_api::RequestStatus;
 use reka_inference_api::types::{ListRequestsResponse, RequestItem};
+use reqwest::Method;
 use tokio::time::Instant;
 
-use crate::client::Client;
 use crate::endpoint::Endpoint;
-use crate::error::Result;
+use crate::error::{Error, Result};
+use crate::http::Http;
 
 /// The largest page the API serves.
 pub const MAX_PAGE_SIZE: u32 = 100;
@@ -103,15 +104,21 @@ impl ListFilter {
     }
 }
 
-/// Listing and inspecting requests; from [`Client::requests`].
-#[derive(Debug, Clone)]
+/// Listing and inspecting requests; from [`Client::requests`](crate::Client::requests).
+#[derive(Clone)]
 pub struct Requests {
-    client: Client,
+    http: Http,
+}
+
+impl std::fmt::Debug for Requests {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Requests").finish_non_exhaustive()
+    }
 }
 
 impl Requests {
-    pub(crate) fn new(client: Client) -> Self {
-        Requests { client }
+    pub(crate) fn new(http: Http) -> Self {
+        Requests { http }
     }
 
     /// One page, as the API returns it.
@@ -125,41 +132,47 @@ impl Requests {
         offset: u64,
         deadline: Option<Instant>,
     ) -> Result<ListRequestsResponse> {
-        let api = self.client.api();
         let size = filter
             .page_size
             .unwrap_or(MAX_PAGE_SIZE)
             .clamp(1, MAX_PAGE_SIZE);
-        let mut call = api.list_requests().offset(offset);
-        if let Some(size) = std::num::NonZeroU64::new(u64::from(size)) {
-            call = call.limit(size);
-        }
+        let mut query: Vec<(&str, String)> =
+            vec![("limit", size.to_string()), ("offset", offset.to_string())];
         if let Some(e) = &filter.endpoint {
-            call = call.endpoint_id(e.as_str());
+            query.push(("endpoint_id", e.as_str().to_owned()));
         }
         if let Some(c) = &filter.capability {
-            call = call.capability(c.as_str());
+            query.push(("capability", c.clone()));
         }
         if let Some(m) = &filter.model {
-            call = call.model_id(m.as_str());
+            query.push(("model_id", m.clone()));
         }
         if let Some(s) = &filter.status {
-            call = call.status(s.clone());
+            query.push(("status", s.as_str().to_owned()));
         }
+        let time = |t: DateTime<Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true);
         if let Some(t) = filter.start {
-            call = call.start(t);
+            query.push(("start", time(t)));
         }
         if let Some(t) = filter.end {
-            call = call.end(t);
+            query.push(("end", time(t)));
         }
         if filter.payloads {
-            call = call.expand(vec!["payloads".to_owned()]);
+            query.push(("expand", "payloads".to_owned()));
         }
-        self.client.call(deadline, call.send()).await
+        let url = self.http.api_url(&["requests"])?;
+        self.http
+            .call(Method::GET, url, "list_requests")
+            .query(&query)
+            .deadline(deadline)
+            .decode()
+            .await
     }
 
     /// Every matching request, newest first, fetching pages as the stream
-    /// is read. An error ends the stream after being yielded.
+    /// is read. An error ends the stream after being yielded; so does a
+    /// page whose `next_offset` does not move forward (a server bug that
+    /// would otherwise loop forever).
     ///
     /// ```no_run
     /// # async fn run(client: reka_inference::Client) -> reka_inference::Result<()> {
@@ -197,15 +210,10 @@ impl Requests {
                     return Some((Ok(item), s));
                 }
                 let offset = s.offset?;
-                match s.requests.page(&s.filter, offset).await {
-                    Ok(page) => {
-                        let n = page.items.len() as u64;
-                        s.offset = match page.next_offset {
-                            Some(next) if n > 0 => Some(next),
-                            // No `next_offset` but `has_more`: step by the page.
-                            None if page.has_more && n > 0 => Some(offset + n),
-                            _ => None,
-                        };
+                let page = s.requests.page(&s.filter, offset).await;
+                match page.and_then(|page| Ok((next_offset(offset, &page)?, page))) {
+                    Ok((next, page)) => {
+                        s.offset = next;
                         s.buffered = page.items.into_iter();
                     }
                     Err(e) => {
@@ -215,5 +223,26 @@ impl Requests {
                 }
             }
         })
+    }
+}
+
+/// Where the page after `page` (read at `offset`) starts, `None` when it
+/// was the last. A `next_offset` that does not move forward is an error:
+/// following it would read the same page forever.
+pub(crate) fn next_offset(offset: u64, page: &ListRequestsResponse) -> Result<Option<u64>> {
+    let n = page.items.len() as u64;
+    match page.next_offset {
+        Some(_) | None if n == 0 => Ok(None),
+        Some(next) if next > offset => Ok(Some(next)),
+        Some(next) => Err(Error::Decode {
+            status: reqwest::StatusCode::OK,
+            message: format!(
+                "the list's next_offset ({next}) does not move past the page read at offset {offset}"
+            ),
+            raw_body: Default::default(),
+        }),
+        // No `next_offset` but `has_more`: step by the page.
+        None if page.has_more => Ok(offset.checked_add(n)),
+        None => Ok(None),
     }
 }

@@ -102,18 +102,18 @@ impl RetryPolicy {
     /// so that many clients failing together do not retry together.
     pub fn backoff(&self, retry: u32) -> Duration {
         let exp = self.multiplier.powi(retry.saturating_sub(1).min(30) as i32);
-        let full = self
-            .initial_backoff
-            .mul_f64(exp)
+        // Saturating: a policy of `Duration::MAX` must not panic here.
+        let full = Duration::try_from_secs_f64(self.initial_backoff.as_secs_f64() * exp)
+            .unwrap_or(Duration::MAX)
             .min(self.max_backoff)
             .as_secs_f64();
         let half = full / 2.0;
-        let jitter = if half > 0.0 {
+        let jitter = if half > 0.0 && half.is_finite() {
             rand::rng().random_range(0.0..=half)
         } else {
             0.0
         };
-        Duration::from_secs_f64(half + jitter)
+        Duration::try_from_secs_f64(half + jitter).unwrap_or(self.max_backoff)
     }
 }
 
@@ -167,6 +167,17 @@ mod tests {
                 d >= full / 2 && d <= full,
                 "retry {retry}: {d:?} vs {full:?}"
             );
+        }
+    }
+
+    #[test]
+    fn extreme_policies_do_not_panic() {
+        let p = RetryPolicy::default()
+            .initial_backoff(Duration::MAX)
+            .max_backoff(Duration::MAX)
+            .multiplier(f64::MAX);
+        for retry in [1, 2, 30, u32::MAX] {
+            let _ = p.backoff(retry);
         }
     }
 

@@ -1,31 +1,41 @@
-//! How every request reaches the server: authentication, retries, tracing.
+//! How every request reaches the server: authentication, redirects,
+//! retries, time limits and size limits, in one loop.
 //!
-//! [`ApiTransport`] is installed in the generated client as its
-//! [`Transport`](reka_inference_api::Transport), and the hand-written calls
-//! (chat streaming, downloads, unknown endpoints) use it directly, so every
-//! request follows the same rules:
+//! Every call of the crate, generated or hand-written, is sent by
+//! [`ApiTransport::send`], so every request follows the same rules:
 //!
-//! - the API key is attached only when the request goes to the configured
-//!   origin, and removed otherwise;
+//! - the API key is attached only when a request (or a redirect hop) goes
+//!   to the configured origin, and removed otherwise;
+//! - redirects are followed here, by hand, never inside reqwest, so the key
+//!   rule holds at every hop: API calls follow same-origin redirects only,
+//!   downloads follow any redirect whose address the [`AddressPolicy`]
+//!   allows (a CDN's 302 to a signed URL, but never a link-local metadata
+//!   address);
 //! - idempotent requests are retried per the [`RetryPolicy`];
-//! - the body of every answer is read here (except event streams), so a
-//!   connection dropped mid-body is retried like any transport error and
-//!   the raw body of an error answer can be kept for the caller.
+//! - each attempt is bounded by the per-request timeout and by the
+//!   caller's deadline; a retry whose wait would pass the deadline is not
+//!   made, and the call ends as [`Error::RequestTimeout`];
+//! - a buffered answer is read up to a size limit and no further
+//!   ([`Error::BodyTooLarge`]); a streamed one is bounded by the idle (read)
+//!   timeout set on the HTTP client, not by a total one.
 //!
-//! Per-call facts (the deadline, the raw error answer) travel in a
-//! task-local [`CallContext`], since the generated code owns the call.
+//! The generated client (`Client::api`) reaches the same loop through
+//! [`reka_inference_api::Transport`]; its errors can only be
+//! `reqwest::Error`s, so there a size or time limit shows as the
+//! transport error of a body that broke off.
 
-use std::cell::RefCell;
+use std::net::IpAddr;
 use std::time::{Duration, SystemTime};
 
-use bytes::Bytes;
-use reka_inference_api::{BoxFuture, Transport};
+use bytes::{Bytes, BytesMut};
+use reka_inference_api::BoxFuture;
 use reqwest::header::{self, HeaderMap, HeaderName, HeaderValue};
 use reqwest::{Method, StatusCode};
 use tokio::time::Instant;
 use tracing::Instrument;
+use url::Url;
 
-use crate::error::is_retryable_status;
+use crate::error::{Error, Result, is_retryable_status};
 use crate::retry::{RetryPolicy, parse_retry_after};
 
 /// The header the API key travels in.
@@ -41,56 +51,8 @@ pub enum AuthHeader {
 const X_API_KEY: HeaderName = HeaderName::from_static("x-api-key");
 const IDEMPOTENCY_KEY: HeaderName = HeaderName::from_static("idempotency-key");
 
-/// An error answer as it came off the wire.
-#[derive(Debug, Clone)]
-pub(crate) struct RawAnswer {
-    pub status: StatusCode,
-    pub headers: HeaderMap,
-    pub body: Bytes,
-}
-
-/// What one logical call shares with the transport beneath the generated
-/// code.
-#[derive(Debug, Default)]
-pub(crate) struct CallContext {
-    /// Waits (backoff, `Retry-After`) must end before this instant.
-    pub deadline: Option<Instant>,
-    /// The last error answer the transport passed up.
-    pub last_error: RefCell<Option<RawAnswer>>,
-}
-
-tokio::task_local! {
-    static CALL: CallContext;
-}
-
-/// Runs `fut` with `ctx` visible to the transport; returns its output and
-/// the last raw error answer seen.
-pub(crate) async fn with_context<F: Future>(
-    deadline: Option<Instant>,
-    fut: F,
-) -> (F::Output, Option<RawAnswer>) {
-    let ctx = CallContext {
-        deadline,
-        last_error: RefCell::new(None),
-    };
-    CALL.scope(ctx, async move {
-        let out = fut.await;
-        let raw = CALL
-            .try_with(|c| c.last_error.borrow_mut().take())
-            .ok()
-            .flatten();
-        (out, raw)
-    })
-    .await
-}
-
-fn context_deadline() -> Option<Instant> {
-    CALL.try_with(|c| c.deadline).ok().flatten()
-}
-
-fn remember_error(raw: RawAnswer) {
-    let _ = CALL.try_with(|c| *c.last_error.borrow_mut() = Some(raw));
-}
+/// Redirect hops followed at most for one request.
+const MAX_REDIRECTS: usize = 5;
 
 /// The API key, never printed.
 #[derive(Clone)]
@@ -100,7 +62,7 @@ pub(crate) struct Credentials {
 }
 
 impl Credentials {
-    pub(crate) fn new(key: &str, style: AuthHeader) -> Result<Self, String> {
+    pub(crate) fn new(key: &str, style: AuthHeader) -> std::result::Result<Self, String> {
         let (name, text) = match style {
             AuthHeader::XApiKey => (X_API_KEY, key.to_owned()),
             AuthHeader::Bearer => (header::AUTHORIZATION, format!("Bearer {key}")),
@@ -113,11 +75,188 @@ impl Credentials {
     }
 }
 
+/// Which addresses a download (and each of its redirect hops) may connect
+/// to, by the literal address in its URL.
+///
+/// Link-local (cloud metadata services live at 169.254.169.254), multicast,
+/// broadcast and unspecified addresses are always refused. Loopback and
+/// private addresses are allowed only when the API itself is on one (a
+/// simulator on 127.0.0.1, a service on a private network) or by an explicit
+/// opt-in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct AddressPolicy {
+    pub allow_local: bool,
+}
+
+impl AddressPolicy {
+    /// Whether `url` may be fetched; `Err` says why not.
+    pub(crate) fn check(&self, url: &Url) -> std::result::Result<(), String> {
+        let ip = match url.host() {
+            Some(url::Host::Ipv4(ip)) => IpAddr::V4(ip),
+            Some(url::Host::Ipv6(ip)) => IpAddr::V6(ip),
+            Some(url::Host::Domain(d)) => {
+                if !self.allow_local && d.eq_ignore_ascii_case("localhost") {
+                    return Err(format!("{d} is a loopback host"));
+                }
+                return Ok(());
+            }
+            None => return Err("the URL has no host".into()),
+        };
+        let ip = match ip {
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+            v4 => v4,
+        };
+        let never = match ip {
+            IpAddr::V4(v4) => {
+                v4.is_link_local() || v4.is_multicast() || v4.is_broadcast() || v4.is_unspecified()
+            }
+            IpAddr::V6(v6) => {
+                v6.is_multicast() || v6.is_unspecified() || (v6.segments()[0] & 0xffc0) == 0xfe80
+            }
+        };
+        if never {
+            return Err(format!(
+                "{ip} is a link-local, multicast or unspecified address"
+            ));
+        }
+        let local = match ip {
+            IpAddr::V4(v4) => v4.is_loopback() || v4.is_private(),
+            IpAddr::V6(v6) => v6.is_loopback() || (v6.segments()[0] & 0xfe00) == 0xfc00,
+        };
+        if local && !self.allow_local {
+            return Err(format!(
+                "{ip} is a loopback or private address and the API is not on one \
+                 (allow_local_downloads(true) to permit it)"
+            ));
+        }
+        Ok(())
+    }
+
+    /// The policy that fits a base URL: local addresses are allowed when the
+    /// API itself is on one.
+    pub(crate) fn for_base_url(base: &Url) -> AddressPolicy {
+        let allow_local = match base.host() {
+            Some(url::Host::Ipv4(ip)) => ip.is_loopback() || ip.is_private(),
+            Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+            Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+            None => false,
+        };
+        AddressPolicy { allow_local }
+    }
+}
+
+/// How an answer is taken.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Mode {
+    /// Read whole (up to the size limit) within the per-request timeout.
+    Buffered,
+    /// A success is handed over unread once its headers are in; an error
+    /// answer is read whole like a buffered one.
+    Streaming,
+}
+
+/// Where a request may be redirected to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Redirects {
+    /// Same-origin hops only (API calls).
+    SameOrigin,
+    /// Any hop the address policy allows (downloads).
+    Anywhere,
+}
+
+/// One request to send and how.
+pub(crate) struct Exchange {
+    pub request: reqwest::Request,
+    pub operation: &'static str,
+    pub mode: Mode,
+    pub redirects: Redirects,
+    /// The caller's deadline: no attempt, retry wait or redirect runs past it.
+    pub deadline: Option<Instant>,
+}
+
+/// An answer: read whole, or left streaming.
+pub(crate) enum Answer {
+    Buffered {
+        status: StatusCode,
+        headers: HeaderMap,
+        version: reqwest::Version,
+        body: Bytes,
+        url: Url,
+    },
+    Streaming(reqwest::Response),
+}
+
+impl Answer {
+    pub(crate) fn status(&self) -> StatusCode {
+        match self {
+            Answer::Buffered { status, .. } => *status,
+            Answer::Streaming(r) => r.status(),
+        }
+    }
+
+    pub(crate) fn headers(&self) -> &HeaderMap {
+        match self {
+            Answer::Buffered { headers, .. } => headers,
+            Answer::Streaming(r) => r.headers(),
+        }
+    }
+
+    fn is_undecodable_json(&self) -> bool {
+        let Answer::Buffered { headers, body, .. } = self else {
+            return false;
+        };
+        let json = headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|ct| ct.starts_with("application/json"));
+        json && serde_json::from_slice::<serde::de::IgnoredAny>(body).is_err()
+    }
+
+    /// A `reqwest::Response` carrying the same answer.
+    pub(crate) fn into_response(self) -> reqwest::Response {
+        match self {
+            Answer::Streaming(r) => r,
+            Answer::Buffered {
+                status,
+                headers,
+                version,
+                body,
+                url,
+            } => {
+                let mut builder = http::Response::builder().status(status).version(version);
+                if let Some(h) = builder.headers_mut() {
+                    *h = headers;
+                }
+                let mut response = match builder.body(body) {
+                    Ok(r) => r,
+                    // Status, version and headers came from a valid
+                    // response, so the builder cannot fail; keep a
+                    // well-formed fallback all the same.
+                    Err(_) => http::Response::new(Bytes::new()),
+                };
+                response.extensions_mut().insert(url);
+                reqwest::Response::from(response)
+            }
+        }
+    }
+}
+
+/// Why one attempt produced no answer.
+enum Failure {
+    Transport(reqwest::Error),
+    TimedOut,
+    TooLarge,
+    Refused(String),
+}
+
 /// The transport of a [`Client`](crate::Client).
 pub(crate) struct ApiTransport {
     origin: url::Origin,
     credentials: Option<Credentials>,
     retry: RetryPolicy,
+    request_timeout: Duration,
+    max_body_bytes: u64,
+    addresses: AddressPolicy,
 }
 
 impl ApiTransport {
@@ -125,16 +264,26 @@ impl ApiTransport {
         origin: url::Origin,
         credentials: Option<Credentials>,
         retry: RetryPolicy,
+        request_timeout: Duration,
+        max_body_bytes: u64,
+        addresses: AddressPolicy,
     ) -> Self {
         ApiTransport {
             origin,
             credentials,
             retry,
+            request_timeout,
+            max_body_bytes,
+            addresses,
         }
     }
 
     pub(crate) fn retry_policy(&self) -> &RetryPolicy {
         &self.retry
+    }
+
+    pub(crate) fn max_body_bytes(&self) -> u64 {
+        self.max_body_bytes
     }
 
     /// Adds the key when `request` goes to the configured origin, and
@@ -160,17 +309,21 @@ impl ApiTransport {
             || request.headers().contains_key(IDEMPOTENCY_KEY)
     }
 
-    /// Sends `request` with retries; answers are read whole unless `stream`.
+    /// Sends an exchange with redirects, retries and limits.
     pub(crate) async fn send(
         &self,
         client: &reqwest::Client,
-        mut request: reqwest::Request,
-        operation: &'static str,
-        stream: bool,
-    ) -> reqwest::Result<reqwest::Response> {
-        self.authorize(&mut request);
+        exchange: Exchange,
+    ) -> Result<Answer> {
+        let Exchange {
+            mut request,
+            operation,
+            mode,
+            redirects,
+            deadline,
+        } = exchange;
+        let began = Instant::now();
         let idempotent = Self::is_idempotent(&request, operation);
-        let deadline = context_deadline();
         let span = tracing::debug_span!(
             "reka.http",
             operation,
@@ -180,22 +333,32 @@ impl ApiTransport {
             x_request_id = tracing::field::Empty,
             attempts = tracing::field::Empty,
         );
+        let deadline_error = move || Error::RequestTimeout {
+            operation: operation.to_owned(),
+            waited: began.elapsed(),
+            by_deadline: true,
+        };
         async move {
             let mut attempt = 1u32;
             loop {
                 // A body that cannot be cloned (a stream) gets one attempt.
                 let spare = request.try_clone();
                 let retry_allowed = spare.is_some() && attempt < self.retry.attempts();
-                let outcome = execute(client, request, stream).await;
+                let outcome = self
+                    .attempt(client, request, mode, redirects, deadline)
+                    .await;
                 let wait = match &outcome {
-                    Ok(resp) => self.wait_before_retry(resp, attempt, idempotent),
-                    Err(e) if idempotent && is_transient(e) => {
+                    Ok(answer) => self.wait_before_retry(answer, attempt, idempotent),
+                    Err(Failure::Transport(e)) if idempotent && is_transient(e) => {
                         tracing::debug!(error = %e, attempt, "transport error");
                         Some(self.retry.backoff(attempt))
                     }
+                    Err(Failure::TimedOut) if idempotent => Some(self.retry.backoff(attempt)),
                     Err(_) => None,
                 };
-                let fits = |w: Duration| deadline.is_none_or(|d| Instant::now() + w < d);
+                let fits = |w: Duration| {
+                    deadline.is_none_or(|d| Instant::now().checked_add(w).is_some_and(|at| at < d))
+                };
                 match (wait, spare) {
                     (Some(w), Some(next)) if retry_allowed && fits(w) => {
                         tracing::debug!(attempt, wait_ms = w.as_millis() as u64, "retrying");
@@ -203,20 +366,41 @@ impl ApiTransport {
                         request = next;
                         attempt += 1;
                     }
+                    // A retry was due, but its wait would pass the deadline.
+                    (Some(w), Some(_)) if retry_allowed && !fits(w) && deadline.is_some() => {
+                        tracing::Span::current().record("attempts", attempt);
+                        return Err(deadline_error());
+                    }
                     _ => {
                         let span = tracing::Span::current();
                         span.record("attempts", attempt);
-                        if let Ok(resp) = &outcome {
-                            span.record("status", resp.status().as_u16());
-                            if let Some(id) = resp
-                                .headers()
-                                .get("x-request-id")
-                                .and_then(|v| v.to_str().ok())
-                            {
-                                span.record("x_request_id", id);
+                        return match outcome {
+                            Ok(answer) => {
+                                span.record("status", answer.status().as_u16());
+                                if let Some(id) = answer
+                                    .headers()
+                                    .get("x-request-id")
+                                    .and_then(|v| v.to_str().ok())
+                                {
+                                    span.record("x_request_id", id);
+                                }
+                                Ok(answer)
                             }
-                        }
-                        return outcome.map(Answer::into_response);
+                            Err(Failure::Transport(e)) => Err(Error::Transport(e)),
+                            Err(Failure::TimedOut) => {
+                                let by_deadline = deadline.is_some_and(|d| Instant::now() >= d);
+                                Err(Error::RequestTimeout {
+                                    operation: operation.to_owned(),
+                                    waited: began.elapsed(),
+                                    by_deadline,
+                                })
+                            }
+                            Err(Failure::TooLarge) => Err(Error::BodyTooLarge {
+                                operation: operation.to_owned(),
+                                limit: self.max_body_bytes,
+                            }),
+                            Err(Failure::Refused(why)) => Err(Error::InvalidInput(why)),
+                        };
                     }
                 }
             }
@@ -225,13 +409,126 @@ impl ApiTransport {
         .await
     }
 
-    /// How long to wait before retrying after `resp`, or `None` to return it.
-    fn wait_before_retry(&self, resp: &Answer, attempt: u32, idempotent: bool) -> Option<Duration> {
-        let status = resp.status();
+    /// One attempt: the request and the redirects it leads to, within the
+    /// per-request timeout and the deadline.
+    async fn attempt(
+        &self,
+        client: &reqwest::Client,
+        request: reqwest::Request,
+        mode: Mode,
+        redirects: Redirects,
+        deadline: Option<Instant>,
+    ) -> std::result::Result<Answer, Failure> {
+        let by_timeout = Instant::now().checked_add(self.request_timeout);
+        let limit = match (by_timeout, deadline) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        let exchange = self.follow(client, request, mode, redirects);
+        match limit {
+            Some(at) => tokio::time::timeout_at(at, exchange)
+                .await
+                .unwrap_or(Err(Failure::TimedOut)),
+            None => exchange.await,
+        }
+    }
+
+    async fn follow(
+        &self,
+        client: &reqwest::Client,
+        mut request: reqwest::Request,
+        mode: Mode,
+        redirects: Redirects,
+    ) -> std::result::Result<Answer, Failure> {
+        for _hop in 0..=MAX_REDIRECTS {
+            if redirects == Redirects::Anywhere {
+                self.addresses
+                    .check(request.url())
+                    .map_err(|why| Failure::Refused(format!("{}: {why}", request.url())))?;
+            }
+            self.authorize(&mut request);
+            let mut response = client
+                .execute(request.try_clone().ok_or(Failure::Refused(
+                    "a streamed request body cannot be sent".into(),
+                ))?)
+                .await
+                .map_err(Failure::Transport)?;
+            if let Some(next) = self.redirect_target(&request, &response, redirects)? {
+                tracing::debug!(to = %next.origin().ascii_serialization(), "following a redirect");
+                *request.url_mut() = next;
+                continue;
+            }
+            let status = response.status();
+            if mode == Mode::Streaming && status.is_success() {
+                return Ok(Answer::Streaming(response));
+            }
+            let headers = response.headers().clone();
+            let version = response.version();
+            let url = response.url().clone();
+            let body = read_capped(&mut response, self.max_body_bytes).await?;
+            return Ok(Answer::Buffered {
+                status,
+                headers,
+                version,
+                body,
+                url,
+            });
+        }
+        Err(Failure::Refused(format!(
+            "more than {MAX_REDIRECTS} redirects"
+        )))
+    }
+
+    /// Where a redirect answer leads, when it is to be followed: only GET
+    /// and HEAD requests are, so no body is ever sent twice or elsewhere.
+    fn redirect_target(
+        &self,
+        request: &reqwest::Request,
+        response: &reqwest::Response,
+        redirects: Redirects,
+    ) -> std::result::Result<Option<Url>, Failure> {
+        let status = response.status();
+        if !status.is_redirection() || status == StatusCode::NOT_MODIFIED {
+            return Ok(None);
+        }
+        if !matches!(*request.method(), Method::GET | Method::HEAD) {
+            return Ok(None);
+        }
+        let Some(location) = response
+            .headers()
+            .get(header::LOCATION)
+            .and_then(|v| v.to_str().ok())
+        else {
+            return Ok(None);
+        };
+        let next = request
+            .url()
+            .join(location)
+            .map_err(|e| Failure::Refused(format!("redirect to {location:?}: {e}")))?;
+        if !matches!(next.scheme(), "http" | "https") {
+            return Err(Failure::Refused(format!(
+                "redirect to a {:?} URL",
+                next.scheme()
+            )));
+        }
+        match redirects {
+            Redirects::SameOrigin if next.origin() != request.url().origin() => Ok(None),
+            _ => Ok(Some(next)),
+        }
+    }
+
+    /// How long to wait before retrying after `answer`, or `None` to return it.
+    fn wait_before_retry(
+        &self,
+        answer: &Answer,
+        attempt: u32,
+        idempotent: bool,
+    ) -> Option<Duration> {
+        let status = answer.status();
         if status == StatusCode::TOO_MANY_REQUESTS {
             // The server did not process the request: any method may retry,
             // but only when it says when, and the wait is bounded.
-            let after = resp
+            let after = answer
                 .headers()
                 .get(header::RETRY_AFTER)
                 .and_then(|v| parse_retry_after(v, SystemTime::now()))?;
@@ -243,7 +540,7 @@ impl ApiTransport {
         if is_retryable_status(status) {
             return Some(self.retry.backoff(attempt));
         }
-        if status.is_success() && resp.is_undecodable_json() {
+        if status.is_success() && answer.is_undecodable_json() {
             tracing::debug!(attempt, "malformed JSON body");
             return Some(self.retry.backoff(attempt));
         }
@@ -251,107 +548,139 @@ impl ApiTransport {
     }
 }
 
-impl Transport for ApiTransport {
+impl reka_inference_api::Transport for ApiTransport {
     fn execute<'a>(
         &'a self,
         client: &'a reqwest::Client,
         request: reqwest::Request,
         operation_id: &'static str,
     ) -> BoxFuture<'a, reqwest::Result<reqwest::Response>> {
-        Box::pin(self.send(client, request, operation_id, false))
+        Box::pin(async move {
+            // The generated code can only take a reqwest error: send with a
+            // reqwest-level timeout, streaming, and cap what it will read.
+            let mut request = request;
+            *request.timeout_mut() = Some(self.request_timeout);
+            let exchange = Exchange {
+                request,
+                operation: operation_id,
+                mode: Mode::Streaming,
+                redirects: Redirects::SameOrigin,
+                deadline: None,
+            };
+            match self.send(client, exchange).await {
+                Ok(Answer::Streaming(r)) => Ok(capped_response(r, self.max_body_bytes)),
+                Ok(buffered) => Ok(buffered.into_response()),
+                Err(Error::Transport(e)) => Err(e),
+                // Limits and refusals: an answer the generated code reports
+                // as unexpected, saying what happened.
+                Err(other) => Ok(local_error_response(&other)),
+            }
+        })
     }
+}
+
+/// A 502 answer made here, for a limit hit under the generated client.
+fn local_error_response(e: &Error) -> reqwest::Response {
+    let body = serde_json::json!({"error": {"type": "client_error", "message": e.to_string()}});
+    let mut response = http::Response::new(Bytes::from(body.to_string()));
+    *response.status_mut() = StatusCode::BAD_GATEWAY;
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    reqwest::Response::from(response)
+}
+
+/// `response` with a body that breaks off past `limit` bytes.
+fn capped_response(response: reqwest::Response, limit: u64) -> reqwest::Response {
+    use futures::StreamExt;
+    let status = response.status();
+    let version = response.version();
+    let headers = response.headers().clone();
+    let mut seen = 0u64;
+    let body = response.bytes_stream().map(move |chunk| {
+        let chunk = chunk.map_err(std::io::Error::other)?;
+        seen = seen.saturating_add(chunk.len() as u64);
+        if seen > limit {
+            return Err(std::io::Error::other(format!(
+                "the answer is larger than the {limit}-byte limit"
+            )));
+        }
+        Ok(chunk)
+    });
+    let mut builder = http::Response::builder().status(status).version(version);
+    if let Some(h) = builder.headers_mut() {
+        *h = headers;
+    }
+    match builder.body(reqwest::Body::wrap_stream(body)) {
+        Ok(r) => reqwest::Response::from(r),
+        Err(_) => reqwest::Response::from(http::Response::new(Bytes::new())),
+    }
+}
+
+/// Reads a body whole, refusing past `limit` bytes (without reading them
+/// when `Content-Length` already says so).
+async fn read_capped(
+    response: &mut reqwest::Response,
+    limit: u64,
+) -> std::result::Result<Bytes, Failure> {
+    if response.content_length().is_some_and(|n| n > limit) {
+        return Err(Failure::TooLarge);
+    }
+    let mut body = BytesMut::new();
+    while let Some(chunk) = response.chunk().await.map_err(Failure::Transport)? {
+        if body.len() as u64 + chunk.len() as u64 > limit {
+            return Err(Failure::TooLarge);
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body.freeze())
 }
 
 fn is_transient(e: &reqwest::Error) -> bool {
     e.is_connect() || e.is_timeout() || e.is_request() || e.is_body() || e.is_decode()
 }
 
-/// An answer: read whole, or left streaming.
-enum Answer {
-    Buffered {
-        status: StatusCode,
-        headers: HeaderMap,
-        version: reqwest::Version,
-        body: Bytes,
-    },
-    Streaming(reqwest::Response),
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-async fn execute(
-    client: &reqwest::Client,
-    request: reqwest::Request,
-    stream: bool,
-) -> reqwest::Result<Answer> {
-    let resp = client.execute(request).await?;
-    if stream && resp.status().is_success() {
-        return Ok(Answer::Streaming(resp));
+    fn url(s: &str) -> Url {
+        Url::parse(s).unwrap()
     }
-    let status = resp.status();
-    let headers = resp.headers().clone();
-    let version = resp.version();
-    let body = resp.bytes().await?;
-    Ok(Answer::Buffered {
-        status,
-        headers,
-        version,
-        body,
-    })
-}
 
-impl Answer {
-    fn status(&self) -> StatusCode {
-        match self {
-            Answer::Buffered { status, .. } => *status,
-            Answer::Streaming(r) => r.status(),
+    #[test]
+    fn downloads_never_reach_link_local_or_unspecified_addresses() {
+        let strict = AddressPolicy { allow_local: false };
+        let open = AddressPolicy { allow_local: true };
+        for bad in [
+            "http://169.254.169.254/latest/meta-data",
+            "http://[fe80::1]/x",
+            "http://0.0.0.0/x",
+            "http://224.0.0.1/x",
+            "http://[::ffff:169.254.169.254]/x",
+            "http://255.255.255.255/x",
+        ] {
+            assert!(strict.check(&url(bad)).is_err(), "{bad}");
+            assert!(open.check(&url(bad)).is_err(), "{bad}");
         }
-    }
-
-    fn headers(&self) -> &HeaderMap {
-        match self {
-            Answer::Buffered { headers, .. } => headers,
-            Answer::Streaming(r) => r.headers(),
+        for local in [
+            "http://127.0.0.1:9/x",
+            "http://10.0.0.8/x",
+            "http://localhost/x",
+            "http://[::1]/x",
+        ] {
+            assert!(strict.check(&url(local)).is_err(), "{local}");
+            assert!(open.check(&url(local)).is_ok(), "{local}");
         }
+        assert!(strict.check(&url("https://cdn.example.com/a.png")).is_ok());
+        assert!(strict.check(&url("https://93.184.216.34/a.png")).is_ok());
     }
 
-    fn is_undecodable_json(&self) -> bool {
-        let Answer::Buffered { headers, body, .. } = self else {
-            return false;
-        };
-        let json = headers
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|ct| ct.starts_with("application/json"));
-        json && serde_json::from_slice::<serde::de::IgnoredAny>(body).is_err()
-    }
-
-    fn into_response(self) -> reqwest::Response {
-        match self {
-            Answer::Streaming(r) => r,
-            Answer::Buffered {
-                status,
-                headers,
-                version,
-                body,
-            } => {
-                if !status.is_success() {
-                    remember_error(RawAnswer {
-                        status,
-                        headers: headers.clone(),
-                        body: body.clone(),
-                    });
-                }
-                let mut builder = http::Response::builder().status(status).version(version);
-                if let Some(h) = builder.headers_mut() {
-                    *h = headers;
-                }
-                match builder.body(body) {
-                    Ok(r) => reqwest::Response::from(r),
-                    // Status, version and headers came from a valid
-                    // response, so the builder cannot fail; keep a
-                    // well-formed fallback all the same.
-                    Err(_) => reqwest::Response::from(http::Response::new(Bytes::new())),
-                }
-            }
-        }
+    #[test]
+    fn local_downloads_follow_the_base_url() {
+        assert!(AddressPolicy::for_base_url(&url("http://127.0.0.1:8787")).allow_local);
+        assert!(AddressPolicy::for_base_url(&url("http://192.168.1.5:80")).allow_local);
+        assert!(!AddressPolicy::for_base_url(&url("https://vision-agent.api.reka.ai")).allow_local);
     }
 }

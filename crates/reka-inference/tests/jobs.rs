@@ -195,11 +195,16 @@ async fn a_job_set_waits_through_the_list_endpoint() {
         assert!(!done.media().is_empty());
     }
     let stats = sim.stats().await;
-    let per_job = stats.count("get_status", "200") + stats.count("get_result", "200");
+    let statuses = stats.count("get_status", "200");
+    let records = stats.count("get_result", "200");
     let lists = stats.count("list_requests", "200");
     assert!(lists > 0, "the list endpoint was used: {stats:?}");
-    // Far fewer requests than one status poll per job per round.
-    assert!(lists + per_job < 60, "lists {lists}, per-job {per_job}");
+    // Status looks are answered by list pages; each job's record is
+    // fetched when a page shows it finished (the last few jobs, under the
+    // list threshold, are looked at on their own).
+    assert_eq!(statuses, 0, "{stats:?}");
+    assert!((60..75).contains(&records), "{stats:?}");
+    assert!(lists + records < 2 * 60, "{stats:?}");
 }
 
 #[tokio::test]

@@ -66,8 +66,10 @@ async fn urls_from_responses_on_another_origin_never_receive_the_key() {
     assert!(!seen.iter().any(carries_key), "the key leaked: {seen:?}");
 }
 
+/// A CDN's redirect (to a signed URL on another origin) is followed, but
+/// the key stays with the API's origin, at every hop.
 #[tokio::test]
-async fn redirects_to_another_origin_are_not_followed_with_the_key() {
+async fn download_redirects_to_another_origin_are_followed_without_the_key() {
     let (other, other_seen) = recorder(None).await;
     let (api, api_seen) = recorder(Some(other.clone())).await;
     let client = Client::builder()
@@ -75,13 +77,32 @@ async fn redirects_to_another_origin_are_not_followed_with_the_key() {
         .base_url(&api)
         .build()
         .unwrap();
-    let err = client
+    let bytes = client
         .download_bytes(&format!("{api}/files/a.png"), |_| {})
         .await
-        .unwrap_err();
-    assert_eq!(err.status().map(|s| s.as_u16()), Some(302));
-    // The configured origin got the key; the redirect target got nothing.
+        .unwrap();
+    assert_eq!(&bytes[..], b"file-bytes");
+    // The configured origin got the key; the redirect target got the
+    // request without it.
     assert!(api_seen.lock().unwrap().iter().all(carries_key));
+    let other_seen = other_seen.lock().unwrap();
+    assert_eq!(other_seen.len(), 1);
+    assert!(!other_seen.iter().any(carries_key), "{other_seen:?}");
+}
+
+/// An API call is never redirected to another origin: the 302 comes back
+/// as the answer, and nothing reaches the other origin.
+#[tokio::test]
+async fn api_calls_do_not_follow_redirects_to_another_origin() {
+    let (other, other_seen) = recorder(None).await;
+    let (api, _) = recorder(Some(other.clone())).await;
+    let client = Client::builder()
+        .api_key(KEY)
+        .base_url(&api)
+        .build()
+        .unwrap();
+    let err = client.job("req_1").status(false).await.unwrap_err();
+    assert_eq!(err.status().map(|s| s.as_u16()), Some(302));
     assert!(other_seen.lock().unwrap().is_empty());
 }
 

@@ -6,7 +6,9 @@ use std::pin::pin;
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
-use reka_inference::{Client, Completion, Error, Job, JobEvent, RequestStatus, WaitOptions};
+use reka_inference::{
+    Client, Completion, DEFAULT_WAIT_TIMEOUT, Error, Job, JobEvent, RequestStatus, WaitOptions,
+};
 use serde::Serialize;
 use serde_json::Value;
 
@@ -19,14 +21,19 @@ use crate::input;
 use crate::interrupt::Interrupt;
 use crate::output::{Output, human_bytes, job_error_text, log_line, metrics_text};
 use crate::progress::{DownloadBars, JobSpinner};
-use crate::time::{human, parse_duration};
+use crate::time::human;
 
 /// `run`: submit, wait, show, save.
-pub async fn run(ctx: &mut Ctx, args: RunArgs) -> Result<(), Failure> {
+pub async fn run(ctx: &mut Ctx, args: RunArgs, timeout: Option<Duration>) -> Result<(), Failure> {
     let endpoint = parse_endpoint("endpoint", &args.endpoint)?;
     let input = input::build(&args.input, std::io::stdin().lock())?;
-    let options = submit_options(args.webhook, None)?;
-    let plan = Plan::new(&args.follow)?;
+    let mut options = submit_options(args.webhook, args.idempotency_key)?;
+    let plan = Plan::new(&args.follow, timeout)?;
+    // The submit is part of the command's time: it cannot outlast it.
+    let submit_bound = timeout.unwrap_or(DEFAULT_WAIT_TIMEOUT);
+    if let Some(deadline) = tokio::time::Instant::now().checked_add(submit_bound) {
+        options = options.deadline(deadline);
+    }
     let mut interrupt = install_interrupt()?;
     let client = ctx.client().await?;
     let spinner = JobSpinner::new(&ctx.out, endpoint.as_str());
@@ -64,9 +71,9 @@ pub async fn run(ctx: &mut Ctx, args: RunArgs) -> Result<(), Failure> {
 }
 
 /// `wait`: follow a job submitted earlier.
-pub async fn wait(ctx: &mut Ctx, args: WaitArgs) -> Result<(), Failure> {
+pub async fn wait(ctx: &mut Ctx, args: WaitArgs, timeout: Option<Duration>) -> Result<(), Failure> {
     let id = check_id(&args.id)?.to_owned();
-    let plan = Plan::new(&args.follow)?;
+    let plan = Plan::new(&args.follow, timeout)?;
     let mut interrupt = install_interrupt()?;
     let client = ctx.client().await?;
     let spinner = JobSpinner::new(&ctx.out, &id);
@@ -93,12 +100,7 @@ struct Plan {
 }
 
 impl Plan {
-    fn new(args: &FollowArgs) -> Result<Plan, Failure> {
-        let timeout = args
-            .timeout
-            .as_deref()
-            .map(|t| parse_duration("--timeout", t))
-            .transpose()?;
+    fn new(args: &FollowArgs, timeout: Option<Duration>) -> Result<Plan, Failure> {
         if let Some(dir) = &args.download
             && dir.exists()
             && !dir.is_dir()
@@ -173,7 +175,7 @@ async fn follow(
     let done = match waited {
         Some(Ok(done)) => done,
         Some(Err(f)) => return Err(f),
-        None => return Err(interrupted(ctx, &job, plan.cancel_on_interrupt).await),
+        None => return Err(interrupted(ctx, &job, plan.cancel_on_interrupt, interrupt).await),
     };
     let elapsed = began.elapsed();
     let files = match &plan.download {
@@ -275,7 +277,9 @@ fn job_failure(e: Error, id: &str) -> Failure {
         } => {
             let status = last_status
                 .as_ref()
-                .map_or("not seen yet".to_owned(), |s| format!("still {s}"));
+                .map_or("unknown (no look succeeded)".to_owned(), |s| {
+                    format!("still {s}")
+                });
             Failure::new(
                 ExitClass::Timeout,
                 format!(
@@ -296,12 +300,26 @@ fn job_failure(e: Error, id: &str) -> Failure {
     }
 }
 
+/// How long the cancel sent on Ctrl-C may take.
+const CANCEL_BOUND: Duration = Duration::from_secs(10);
+
 /// Ctrl-C during the wait: leave the job running and say how to resume,
 /// or cancel it.
-async fn interrupted(ctx: &Ctx, job: &Job, cancel: bool) -> Failure {
+async fn interrupted(ctx: &Ctx, job: &Job, cancel: bool, interrupt: &mut Interrupt) -> Failure {
     let id = job.id();
     let message = if cancel {
-        match job.cancel().await {
+        // A second Ctrl-C, or a server that does not answer in time, ends
+        // the attempt: the person asked to stop.
+        let cancelled = tokio::select! {
+            r = tokio::time::timeout(CANCEL_BOUND, job.cancel()) => r.unwrap_or_else(|_| {
+                Err(Error::InvalidInput(format!("no answer within {}", human(CANCEL_BOUND))))
+            }),
+            _ = interrupt.recv() => {
+                ctx.out.note(&format!("interrupted again: request {id} may still be running"));
+                std::process::exit(i32::from(ExitClass::Interrupted.code()));
+            }
+        };
+        match cancelled {
             Ok(record) if record.status == RequestStatus::Cancelled => {
                 format!("interrupted: cancelled request {id}")
             }

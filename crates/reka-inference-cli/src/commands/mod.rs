@@ -9,6 +9,8 @@ mod models;
 mod request;
 mod submit;
 
+use std::time::Duration;
+
 use reka_inference::{Client, Endpoint, PollPolicy};
 use reka_inference_sim::{DEV_API_KEY, RunningSim, SimConfig};
 
@@ -106,24 +108,56 @@ impl Ctx {
         }
     }
 
+    /// The checked `--timeout`.
+    pub fn timeout(&self) -> Result<Option<Duration>, Failure> {
+        self.global
+            .timeout
+            .as_deref()
+            .map(|t| crate::time::parse_duration("--timeout", t))
+            .transpose()
+    }
+
     /// Whether `--sim` is on.
     pub fn is_sim(&self) -> bool {
         self.global.sim
     }
 }
 
-/// Runs one command.
+/// How long a command other than `run` and `wait` may take by default.
+pub const DEFAULT_COMMAND_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// Runs one command. Every command but `run` and `wait` (whose `--timeout`
+/// bounds the wait) is bounded as a whole by `--timeout`.
 pub async fn run(command: Command, ctx: &mut Ctx) -> Result<(), Failure> {
+    let timeout = ctx.timeout()?;
+    let bound = timeout.unwrap_or(DEFAULT_COMMAND_TIMEOUT);
     match command {
-        Command::Models => models::run(ctx).await,
-        Command::Submit(args) => submit::run(ctx, args).await,
-        Command::Status { id, logs } => request::status(ctx, &id, logs).await,
-        Command::Result { id } => request::result(ctx, &id).await,
-        Command::Cancel { id } => request::cancel(ctx, &id).await,
-        Command::Wait(args) => follow::wait(ctx, args).await,
-        Command::List(args) => list::run(ctx, args).await,
-        Command::Run(args) => follow::run(ctx, args).await,
-        Command::Chat(args) => chat::run(ctx, args).await,
+        Command::Wait(args) => follow::wait(ctx, args, timeout).await,
+        Command::Run(args) => follow::run(ctx, args, timeout).await,
+        Command::Models => within(bound, models::run(ctx)).await,
+        Command::Submit(args) => within(bound, submit::run(ctx, args)).await,
+        Command::Status { id, logs } => within(bound, request::status(ctx, &id, logs)).await,
+        Command::Result { id } => within(bound, request::result(ctx, &id)).await,
+        Command::Cancel { id } => within(bound, request::cancel(ctx, &id)).await,
+        Command::List(args) => within(bound, list::run(ctx, args)).await,
+        Command::Chat(args) => within(bound, chat::run(ctx, args)).await,
+    }
+}
+
+/// Runs a command within `bound`.
+async fn within(
+    bound: Duration,
+    command: impl Future<Output = Result<(), Failure>>,
+) -> Result<(), Failure> {
+    match tokio::time::timeout(bound, command).await {
+        Ok(outcome) => outcome,
+        Err(_) => Err(Failure::new(
+            ExitClass::Timeout,
+            format!(
+                "the command did not finish within {} (--timeout): the server is not answering",
+                crate::time::human(bound)
+            ),
+        )),
     }
 }
 
@@ -142,7 +176,13 @@ pub fn parse_endpoint(flag: &str, text: &str) -> Result<Endpoint, Failure> {
 /// Checks a request id given on the command line.
 pub fn check_id(id: &str) -> Result<&str, Failure> {
     let id = id.trim();
-    if id.is_empty() || id.contains('/') || id.chars().any(char::is_whitespace) {
+    if id.is_empty()
+        || id == "."
+        || id == ".."
+        || id.contains('/')
+        || id.contains('\\')
+        || id.chars().any(|c| c.is_whitespace() || c.is_control())
+    {
         return Err(Failure::usage(format!(
             "{id:?} is not a request id (as `submit` or `list` prints it)"
         )));
@@ -174,5 +214,8 @@ mod tests {
         assert!(check_id("0193-abc").is_ok());
         assert!(check_id("").is_err());
         assert!(check_id("a/b").is_err());
+        for bad in ["..", ".", "a\\..\\..\\admin", "a\u{1b}[2J"] {
+            assert!(check_id(bad).is_err(), "{bad:?}");
+        }
     }
 }

@@ -265,7 +265,19 @@ fn server_failures_are_server_errors() {
             .args(["run", "nano-banana/text-to-image", "--set", "prompt=x"]),
         8,
     );
-    assert!(out.stderr.starts_with("error: 500 server_error"), "{out:?}");
+    // A 500 after a submit leaves its outcome unknown: the key to replay it
+    // is printed.
+    assert!(
+        out.stderr
+            .starts_with("error: the submit may or may not have created a job"),
+        "{out:?}"
+    );
+    assert!(out.stderr.contains("500 server_error"), "{out:?}");
+    assert!(
+        out.stderr
+            .contains("hint: the job may have been created; submit again with --idempotency-key "),
+        "{out:?}"
+    );
 }
 
 #[test]

@@ -1,0 +1,441 @@
+//! What the client believes about one job, and when to look at it next:
+//! the one state machine behind [`Job::wait`](crate::Job::wait),
+//! [`Job::events`](crate::Job::events) and [`JobSet`](crate::JobSet).
+//!
+//! A [`Tracker`] is fed looks (a status, a record, a list item) and
+//! failures, and answers with events and the time and kind of the next
+//! look. The drivers only decide how a look is made (one request per job,
+//! or a list page for many). What the tracker guarantees, whoever drives it:
+//!
+//! - **Terminal means the record is in hand and agrees.** A terminal status
+//!   (or list item) only asks for the record; the job ends when a record
+//!   naming this request says it is terminal. A record that disagrees (still
+//!   `IN_PROGRESS` after a `COMPLETED` status, another request's id) keeps
+//!   the job followed within the deadline, and the timeout then says what
+//!   was seen. The record's own status wins over the status endpoint's: a
+//!   `FAILED` status with a `COMPLETED` record and an output is a success.
+//!   A `COMPLETED` record with an `error` and no `output` (fal reports some
+//!   failures so) is a failure.
+//! - **Passing failures are survived.** A look that fails for a reason that
+//!   may pass (transport, 5xx, a malformed body, a per-request timeout, a
+//!   429) is tried again later, up to [`MAX_FAILURES`] in a row; a 429 is
+//!   tried again after its `Retry-After`.
+//! - **The deadline is the deadline.** A failure caused by the deadline, or
+//!   a look due after it, ends the job with [`Error::Timeout`].
+//! - **Learning.** A completed job teaches the endpoint's duration estimate.
+
+use std::collections::{HashSet, VecDeque};
+use std::time::Duration;
+
+use reka_inference_api::RequestStatus;
+use reka_inference_api::types::{LogEntry, RequestItem, ResultResponse, StatusResponse};
+use tokio::time::Instant;
+
+use crate::endpoint::Endpoint;
+use crate::error::{Error, Result};
+use crate::http::Http;
+use crate::job::{Completion, JobEvent};
+use crate::poll::{Phase, Schedule};
+
+/// Looks of a job that may fail in a row before its wait gives up.
+pub(crate) const MAX_FAILURES: u32 = 5;
+
+/// Which request the next look should make.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum LookKind {
+    /// `get_status` (with the logs when they are wanted).
+    Status,
+    /// `get_result`: the record, status and output together.
+    Record,
+}
+
+/// One job being followed.
+pub(crate) struct Tracker {
+    http: Http,
+    id: String,
+    endpoint: Option<Endpoint>,
+    with_logs: bool,
+    /// While running and without logs, look at the record rather than the
+    /// status (a lone wait); a job set leaves status looks to its sweeps.
+    records_while_running: bool,
+    began: Instant,
+    deadline: Option<Instant>,
+    schedule: Schedule,
+    next_at: Instant,
+    /// A terminal status was seen: the next look fetches the record.
+    want_record: bool,
+    last_status: Option<RequestStatus>,
+    last_position: Option<u64>,
+    logs_seen: usize,
+    unknown_reported: HashSet<String>,
+    failures: u32,
+    /// The last disagreement seen, for the timeout's words.
+    disagreement: Option<String>,
+    events: VecDeque<Result<JobEvent>>,
+    finished: bool,
+}
+
+impl Tracker {
+    /// A tracker for `id`; `submitted_at` is when its submit was accepted,
+    /// if this process made it (the first look then waits for the first
+    /// gap, since the job surely has not finished yet).
+    pub(crate) fn new(
+        http: Http,
+        id: String,
+        endpoint: Option<Endpoint>,
+        submitted_at: Option<Instant>,
+        policy: crate::PollPolicy,
+        deadline: Option<Instant>,
+        with_logs: bool,
+    ) -> Tracker {
+        let estimate = match &endpoint {
+            Some(e) if policy.learns() => http.waits().estimates.get(e.as_str()),
+            _ => None,
+        };
+        let now = Instant::now();
+        let schedule = Schedule::new(policy, estimate, submitted_at.unwrap_or(now));
+        let next_at = match submitted_at {
+            Some(at) => later(at, schedule.first_delay()),
+            None => now,
+        };
+        Tracker {
+            http,
+            id,
+            endpoint,
+            with_logs,
+            records_while_running: true,
+            began: now,
+            deadline,
+            schedule,
+            next_at,
+            want_record: false,
+            last_status: None,
+            last_position: None,
+            logs_seen: 0,
+            unknown_reported: HashSet::new(),
+            failures: 0,
+            disagreement: None,
+            events: VecDeque::new(),
+            finished: false,
+        }
+    }
+
+    pub(crate) fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// Leaves status looks of a running job as status looks (for a job set,
+    /// whose sweeps answer them).
+    pub(crate) fn without_record_looks_while_running(mut self) -> Self {
+        self.records_while_running = false;
+        self
+    }
+
+    pub(crate) fn with_logs(&self) -> bool {
+        self.with_logs
+    }
+
+    pub(crate) fn deadline(&self) -> Option<Instant> {
+        self.deadline
+    }
+
+    /// Whether the job has ended (its last event may still be unread).
+    pub(crate) fn is_finished(&self) -> bool {
+        self.finished
+    }
+
+    /// When the next look is due and what it is; `None` once finished.
+    pub(crate) fn next_look(&self) -> Option<(Instant, LookKind)> {
+        if self.finished {
+            return None;
+        }
+        // While running and without logs to show, ask for the record rather
+        // than the status: the look that sees completion brings the output.
+        let running = self.last_status == Some(RequestStatus::InProgress);
+        let kind = if self.want_record || (running && !self.with_logs && self.records_while_running)
+        {
+            LookKind::Record
+        } else {
+            LookKind::Status
+        };
+        Some((self.next_at, kind))
+    }
+
+    /// Makes the next look no earlier than `at`.
+    pub(crate) fn postpone(&mut self, at: Instant) {
+        self.next_at = self.next_at.max(at);
+    }
+
+    /// The next event, if one is ready.
+    pub(crate) fn take_event(&mut self) -> Option<Result<JobEvent>> {
+        self.events.pop_front()
+    }
+
+    /// Whether the deadline has come.
+    pub(crate) fn is_due_to_expire(&self, now: Instant) -> bool {
+        !self.finished && self.deadline.is_some_and(|d| now >= d)
+    }
+
+    /// Ends the job at its deadline.
+    pub(crate) fn expire(&mut self, cancel_sent: bool) {
+        if self.finished {
+            return;
+        }
+        let error = self.timeout_error(cancel_sent);
+        self.end(Err(error));
+    }
+
+    pub(crate) fn timeout_error(&self, cancel_sent: bool) -> Error {
+        if let Some(seen) = &self.disagreement {
+            tracing::warn!(request_id = %self.id, seen = %seen, "deadline reached while the server disagreed with itself");
+        }
+        Error::Timeout {
+            request_id: self.id.clone(),
+            last_status: self.last_status.clone(),
+            elapsed: self.began.elapsed(),
+            cancel_sent,
+            disagreement: self.disagreement.clone(),
+        }
+    }
+
+    /// A status answer.
+    pub(crate) fn observe_status(&mut self, status: StatusResponse, now: Instant) {
+        self.failures = 0;
+        if let Some(logs) = status.logs {
+            self.observe_logs(logs);
+        }
+        self.observe_phase(status.status, status.queue_position, now);
+    }
+
+    /// A list item (without payloads): as good as a status.
+    pub(crate) fn observe_item(&mut self, item: RequestItem, now: Instant) {
+        self.failures = 0;
+        self.observe_phase(item.status, None, now);
+    }
+
+    fn observe_phase(&mut self, status: RequestStatus, position: Option<u64>, now: Instant) {
+        if self.finished {
+            return;
+        }
+        if status.is_terminal() == Some(true) {
+            // Terminal is the record's word, not the status's.
+            self.last_status = Some(status);
+            self.want_record = true;
+            self.next_at = now;
+            return;
+        }
+        // A status that went back from terminal (a lagging replica): follow it.
+        self.want_record = false;
+        let phase = self.note_status(status, position);
+        self.next_at = later(now, self.schedule.observe(phase, now));
+    }
+
+    /// Records a non-terminal status and the events it implies.
+    fn note_status(&mut self, status: RequestStatus, position: Option<u64>) -> Phase {
+        let previous = self.last_status.replace(status.clone());
+        let entered = previous.as_ref() != Some(&status);
+        match &status {
+            RequestStatus::InQueue => {
+                if entered || position != self.last_position {
+                    self.events.push_back(Ok(JobEvent::Queued { position }));
+                }
+                self.last_position = position;
+                Phase::Queued { position }
+            }
+            RequestStatus::Unknown(value) => {
+                if self.unknown_reported.insert(value.clone()) {
+                    tracing::warn!(request_id = %self.id, status = %value,
+                        "unknown request status; polling on until the deadline");
+                    self.events
+                        .push_back(Ok(JobEvent::UnknownStatus(value.clone())));
+                }
+                Phase::Unknown
+            }
+            _ => {
+                if entered {
+                    self.events.push_back(Ok(JobEvent::Started));
+                }
+                Phase::Running
+            }
+        }
+    }
+
+    fn observe_logs(&mut self, logs: Vec<LogEntry>) {
+        if logs.len() >= self.logs_seen {
+            let fresh = logs.into_iter().skip(self.logs_seen);
+            let before = self.events.len();
+            self.events.extend(fresh.map(|l| Ok(JobEvent::Log(l))));
+            self.logs_seen += self.events.len() - before;
+        } else {
+            // The server shortened the log (rotation): nothing in it can be
+            // told new, so only later lines are reported.
+            self.logs_seen = logs.len();
+        }
+    }
+
+    /// A record answer.
+    pub(crate) fn observe_record(&mut self, record: ResultResponse, now: Instant) {
+        if self.finished {
+            return;
+        }
+        self.failures = 0;
+        if record.request_id != self.id {
+            self.disagree(
+                format!(
+                    "the record names another request ({:?})",
+                    crate::error::truncate(&record.request_id, 80)
+                ),
+                now,
+            );
+            return;
+        }
+        let failed_as_completed = record.status == RequestStatus::Completed
+            && record.output.is_none()
+            && record.error.is_some();
+        match record.status {
+            RequestStatus::Completed if failed_as_completed => self.resolve_failed(record),
+            RequestStatus::Completed => {
+                self.learn(&record);
+                self.last_status = Some(RequestStatus::Completed);
+                self.end(Ok(JobEvent::Completed(Completion::from_record(record))));
+            }
+            RequestStatus::Failed => self.resolve_failed(record),
+            RequestStatus::Cancelled => {
+                self.last_status = Some(RequestStatus::Cancelled);
+                self.end(Ok(JobEvent::Cancelled));
+            }
+            status => {
+                if self.want_record {
+                    let said = self
+                        .last_status
+                        .as_ref()
+                        .map_or("terminal", |s| s.as_str())
+                        .to_owned();
+                    self.disagree(
+                        format!(
+                            "the status said {said} but the record says {}",
+                            status.as_str()
+                        ),
+                        now,
+                    );
+                    return;
+                }
+                let phase = self.note_status(status, None);
+                self.next_at = later(now, self.schedule.observe(phase, now));
+            }
+        }
+    }
+
+    fn resolve_failed(&mut self, record: ResultResponse) {
+        self.last_status = Some(RequestStatus::Failed);
+        let error = record.error.clone();
+        self.end(Ok(JobEvent::Failed {
+            error,
+            record: Box::new(record),
+        }));
+    }
+
+    /// The server contradicted itself: look again a little later, within
+    /// the deadline, and remember what was seen.
+    fn disagree(&mut self, what: String, now: Instant) {
+        tracing::debug!(request_id = %self.id, what = %what, "inconsistent answer; looking again");
+        self.disagreement = Some(what);
+        self.failures = self.failures.saturating_add(1);
+        self.next_at = later(now, self.failure_gap(None));
+    }
+
+    /// A look that failed.
+    pub(crate) fn observe_failure(&mut self, error: Error, now: Instant) {
+        if self.finished {
+            return;
+        }
+        if matches!(
+            error,
+            Error::RequestTimeout {
+                by_deadline: true,
+                ..
+            }
+        ) || self.deadline.is_some_and(|d| now >= d)
+        {
+            let timeout = self.timeout_error(false);
+            self.end(Err(timeout));
+            return;
+        }
+        let retry_after = match &error {
+            Error::RateLimited { retry_after, .. } => *retry_after,
+            _ => None,
+        };
+        if self.failures < MAX_FAILURES && is_passing(&error) {
+            self.failures += 1;
+            tracing::warn!(request_id = %self.id, error = %error, failures = self.failures,
+                "looking at the job failed; trying again");
+            self.next_at = later(now, self.failure_gap(retry_after));
+            return;
+        }
+        self.end(Err(error));
+    }
+
+    /// The gap after a failure: the policy's first gap, doubling per
+    /// failure, or the server's `Retry-After` when longer.
+    fn failure_gap(&self, retry_after: Option<Duration>) -> Duration {
+        let base = self.schedule.policy().initial_interval();
+        let doubled = base
+            .checked_mul(1u32 << self.failures.min(16))
+            .unwrap_or(base);
+        retry_after.map_or(doubled, |r| r.max(doubled))
+    }
+
+    fn end(&mut self, last: Result<JobEvent>) {
+        self.finished = true;
+        self.events.push_back(last);
+    }
+
+    /// Feeds the endpoint's duration estimate: the server's own
+    /// `inference_time` where it sends one, else what the looks saw.
+    fn learn(&self, record: &ResultResponse) {
+        let Some(endpoint) = &self.endpoint else {
+            return;
+        };
+        if !self.schedule.policy().learns() {
+            return;
+        }
+        let scale = self.schedule.policy().time_scale();
+        let reported = record
+            .metrics
+            .as_ref()
+            .and_then(|m| m.inference_time)
+            .map(|s| s * scale);
+        let observed = self.schedule.started().map(|(earliest, latest)| {
+            let start = earliest + latest.saturating_duration_since(earliest) / 2;
+            Instant::now()
+                .saturating_duration_since(start)
+                .as_secs_f64()
+        });
+        if let Some(seconds) = reported.or(observed) {
+            self.http
+                .waits()
+                .estimates
+                .record(endpoint.as_str(), seconds);
+        }
+    }
+}
+
+/// Errors worth another look: the server or the network, not the request.
+fn is_passing(e: &Error) -> bool {
+    match e {
+        Error::Transport(_)
+        | Error::Decode { .. }
+        | Error::RequestTimeout { .. }
+        | Error::RateLimited { .. } => true,
+        other => other
+            .status()
+            .is_some_and(|s| s.is_server_error() || s.as_u16() == 408),
+    }
+}
+
+/// `at + d`, saturating far in the future rather than overflowing.
+pub(crate) fn later(at: Instant, d: Duration) -> Instant {
+    at.checked_add(d)
+        .or_else(|| at.checked_add(Duration::from_secs(365 * 24 * 3600)))
+        .unwrap_or(at)
+}
