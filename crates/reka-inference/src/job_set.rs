@@ -519,6 +519,12 @@ impl Driver {
             } => (*r).max(backoff),
             _ => backoff,
         };
+        if pause > MAX_LIST_BACKOFF {
+            // "Come back tomorrow": the jobs will not wait that long.
+            tracing::warn!(error = %e, "list rate-limited for long; polling jobs one by one");
+            self.list_usable = false;
+            return;
+        }
         tracing::debug!(error = %e, pause_ms = pause.as_millis() as u64, "list failed; pausing it");
         self.list_paused_until = Some(later(Instant::now(), pause));
     }

@@ -191,6 +191,8 @@ impl Requests {
             filter: ListFilter,
             offset: Option<u64>,
             buffered: std::vec::IntoIter<RequestItem>,
+            /// An error to yield once the buffered items are out.
+            failure: Option<Error>,
             yielded: u64,
         }
         let state = State {
@@ -198,6 +200,7 @@ impl Requests {
             filter,
             offset: Some(0),
             buffered: Vec::new().into_iter(),
+            failure: None,
             yielded: 0,
         };
         futures::stream::unfold(state, |mut s| async move {
@@ -209,11 +212,21 @@ impl Requests {
                     s.yielded += 1;
                     return Some((Ok(item), s));
                 }
+                if let Some(e) = s.failure.take() {
+                    return Some((Err(e), s));
+                }
                 let offset = s.offset?;
-                let page = s.requests.page(&s.filter, offset).await;
-                match page.and_then(|page| Ok((next_offset(offset, &page)?, page))) {
-                    Ok((next, page)) => {
-                        s.offset = next;
+                match s.requests.page(&s.filter, offset).await {
+                    Ok(page) => {
+                        // A page that does not advance is shown, then ends
+                        // the listing with its error.
+                        match next_offset(offset, &page) {
+                            Ok(next) => s.offset = next,
+                            Err(e) => {
+                                s.offset = None;
+                                s.failure = Some(e);
+                            }
+                        }
                         s.buffered = page.items.into_iter();
                     }
                     Err(e) => {

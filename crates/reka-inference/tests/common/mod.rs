@@ -1,6 +1,8 @@
 //! Shared set-up: an in-process simulator and a client pointed at it.
 #![allow(dead_code)]
 
+pub mod hostile;
+
 use std::time::Duration;
 
 use reka_inference::{Client, PollPolicy, RetryPolicy};
