@@ -5,6 +5,7 @@
 //! lifecycle status enum replaced by the hand-written, forward-compatible
 //! `crate::RequestStatus`, and every call routed through `crate::Hooks`.
 
+use std::collections::BTreeSet;
 use std::io::Write;
 use std::process::{Command, Stdio};
 
@@ -14,6 +15,7 @@ use progenitor::{GenerationSettings, Generator, HooksMode, InterfaceStyle, TagSt
 use quote::quote;
 use serde_json::Value;
 
+use crate::guard;
 use crate::normalize::{Report, normalize};
 
 /// The schema whose generated enum is replaced by `crate::RequestStatus`.
@@ -54,10 +56,27 @@ pub fn settings() -> GenerationSettings {
     settings
 }
 
+/// Settings for a client that stands on its own: the Builder interface and
+/// merged tags of [`settings`], without this workspace's hooks and status
+/// type, which exist only inside `reka-inference-api`. `cargo xtask corpus`
+/// generates other services' documents with these.
+pub fn standalone_settings() -> GenerationSettings {
+    let mut settings = GenerationSettings::new();
+    settings
+        .with_interface(InterfaceStyle::Builder)
+        .with_tag(TagStyle::Merged);
+    settings
+}
+
 /// Normalises `spec`, generates the client and formats it.
 pub fn generate(spec: &Value) -> Result<Generated> {
+    generate_with(spec, &settings())
+}
+
+/// Normalises `spec` and generates a client with the given settings.
+pub fn generate_with(spec: &Value, settings: &GenerationSettings) -> Result<Generated> {
     let (normalized, report) = normalize(spec)?;
-    let code = generate_normalized(&normalized)?;
+    let code = generate_normalized_with(&normalized, settings)?;
     Ok(Generated {
         code,
         report,
@@ -67,16 +86,176 @@ pub fn generate(spec: &Value) -> Result<Generated> {
 
 /// Generates and formats the client for an already normalised document.
 pub fn generate_normalized(normalized: &Value) -> Result<String> {
-    let openapi: openapiv3::OpenAPI = serde_json::from_value(normalized.clone())
-        .context("the normalised document is not a valid OpenAPI 3.0 document")?;
-    let tokens = Generator::new(&settings())
-        .generate_tokens(&openapi)
-        .map_err(|e| anyhow::anyhow!("progenitor: {e}"))?;
+    generate_normalized_with(normalized, &settings())
+}
+
+/// [`generate_normalized`] with the given settings.
+pub fn generate_normalized_with(
+    normalized: &Value,
+    settings: &GenerationSettings,
+) -> Result<String> {
+    let tokens = progenitor_tokens(normalized, settings)?;
     let file: syn::File =
         syn::parse2(line_docs(tokens)).context("progenitor produced unparsable code")?;
     let pretty = prettyplease::unparse(&file);
     let formatted = rustfmt(&pretty)?;
     Ok(format!("{HEADER}\n{formatted}"))
+}
+
+/// Runs progenitor behind the panic guard. A panic or an error becomes an
+/// error naming the operations (or, failing that, the component schemas)
+/// that cause it, found by generating each on its own.
+pub fn progenitor_tokens(normalized: &Value, settings: &GenerationSettings) -> Result<TokenStream> {
+    let failure = match run_progenitor(normalized, settings) {
+        Ok(tokens) => return Ok(tokens),
+        Err(failure) => failure,
+    };
+    let culprits = culprits(normalized, settings);
+    if culprits.is_empty() {
+        bail!("{failure} (no single operation or schema reproduces it)");
+    }
+    let shown: Vec<String> = culprits
+        .iter()
+        .take(5)
+        .map(|c| format!("\n  - {c}"))
+        .collect();
+    let more = match culprits.len() {
+        n if n > 5 => format!("\n  ... and {} more", n - 5),
+        _ => String::new(),
+    };
+    bail!(
+        "{failure}; generated alone, these fail:{}{more}",
+        shown.concat()
+    )
+}
+
+/// One guarded progenitor run: its tokens, or what went wrong.
+fn run_progenitor(
+    normalized: &Value,
+    settings: &GenerationSettings,
+) -> Result<TokenStream, String> {
+    let openapi: openapiv3::OpenAPI = serde_json::from_value(normalized.clone())
+        .map_err(|e| format!("the normalised document is not a valid OpenAPI 3.0 document: {e}"))?;
+    match guard::guarded(|| Generator::new(settings).generate_tokens(&openapi)) {
+        Ok(Ok(tokens)) => Ok(tokens),
+        Ok(Err(e)) => Err(format!("progenitor: {e}")),
+        Err(panic) => Err(format!("progenitor panicked: {panic}")),
+    }
+}
+
+const METHODS: [&str; 8] = [
+    "get", "put", "post", "delete", "options", "head", "patch", "trace",
+];
+
+/// Bisects a failed generation: every operation is generated alone (with
+/// only the schemas it reaches), then, if none fails, every component
+/// schema alone. Returns what fails, with its own reason.
+fn culprits(normalized: &Value, settings: &GenerationSettings) -> Vec<String> {
+    let mut found = Vec::new();
+    let paths = normalized
+        .get("paths")
+        .and_then(Value::as_object)
+        .cloned()
+        .unwrap_or_default();
+    for (path, item) in &paths {
+        for method in METHODS {
+            let Some(op) = item.get(method) else { continue };
+            let mut single = item.clone();
+            if let Some(single) = single.as_object_mut() {
+                single.retain(|k, _| k == method || !METHODS.contains(&k.as_str()));
+            }
+            let mut doc = normalized.clone();
+            doc["paths"] = serde_json::json!({ path.clone(): single });
+            keep_reachable_schemas(&mut doc);
+            if let Err(reason) = run_progenitor(&doc, settings) {
+                let id = op
+                    .get("operationId")
+                    .and_then(Value::as_str)
+                    .unwrap_or("(no operationId)");
+                found.push(format!(
+                    "operation `{id}` ({} {path}): {reason}",
+                    method.to_uppercase()
+                ));
+            }
+        }
+    }
+    if !found.is_empty() {
+        return found;
+    }
+    let names: Vec<String> = normalized
+        .pointer("/components/schemas")
+        .and_then(Value::as_object)
+        .map(|s| s.keys().cloned().collect())
+        .unwrap_or_default();
+    for name in names {
+        let mut doc = normalized.clone();
+        doc["paths"] = serde_json::json!({});
+        let reachable = reachable_schemas(&doc, std::iter::once(name.clone()));
+        if let Some(schemas) = doc
+            .pointer_mut("/components/schemas")
+            .and_then(Value::as_object_mut)
+        {
+            schemas.retain(|k, _| reachable.contains(k));
+        }
+        if let Err(reason) = run_progenitor(&doc, settings) {
+            found.push(format!("schema `{name}`: {reason}"));
+        }
+    }
+    found
+}
+
+/// Drops every component schema that the paths do not reach.
+fn keep_reachable_schemas(doc: &mut Value) {
+    let roots = schema_refs(doc.get("paths").unwrap_or(&Value::Null));
+    let reachable = reachable_schemas(doc, roots.into_iter());
+    if let Some(schemas) = doc
+        .pointer_mut("/components/schemas")
+        .and_then(Value::as_object_mut)
+    {
+        schemas.retain(|k, _| reachable.contains(k));
+    }
+}
+
+/// The component schemas reachable from `roots`, through `$ref`s.
+fn reachable_schemas(doc: &Value, roots: impl Iterator<Item = String>) -> BTreeSet<String> {
+    let mut seen = BTreeSet::new();
+    let mut todo: Vec<String> = roots.collect();
+    while let Some(name) = todo.pop() {
+        if !seen.insert(name.clone()) {
+            continue;
+        }
+        if let Some(schema) = doc
+            .get("components")
+            .and_then(|c| c.get("schemas"))
+            .and_then(|s| s.get(&name))
+        {
+            todo.extend(schema_refs(schema));
+        }
+    }
+    seen
+}
+
+/// The names of the component schemas that `value` refers to directly.
+fn schema_refs(value: &Value) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut stack = vec![value];
+    while let Some(v) = stack.pop() {
+        match v {
+            Value::Object(m) => {
+                if let Some(name) = m
+                    .get("$ref")
+                    .and_then(Value::as_str)
+                    .and_then(|r| r.strip_prefix("#/components/schemas/"))
+                {
+                    out.push(name.replace("~1", "/").replace("~0", "~"));
+                }
+                stack.extend(m.values());
+            }
+            Value::Array(a) => stack.extend(a),
+            _ => {}
+        }
+    }
+    out
 }
 
 /// Splits every multi-line `#[doc = ".."]` into one attribute per line.

@@ -34,6 +34,17 @@ enum Cmd {
         #[arg(long)]
         normalized: Option<PathBuf>,
     },
+    /// Generate a client for every `*.json`/`*.yaml` OpenAPI document of a
+    /// directory; one line per document, then a summary. Fails when any
+    /// document does not generate (or compile).
+    Corpus {
+        /// The directory of documents.
+        dir: PathBuf,
+        /// Also type-check each client in a scratch crate (under
+        /// `target/xtask-corpus`, its build reused between documents).
+        #[arg(long)]
+        compile: bool,
+    },
     /// Summarise what changed between two versions of the OpenAPI document,
     /// breaking changes marked.
     Diff {
@@ -107,6 +118,22 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 started.elapsed()
             );
             Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Corpus { dir, compile } => {
+            let scratch = if compile {
+                Some(xtask::corpus::Scratch::create(
+                    &root.join("target/xtask-corpus"),
+                    &root.join("Cargo.lock"),
+                )?)
+            } else {
+                None
+            };
+            let all_good = xtask::corpus::run(&dir, scratch.as_ref())?;
+            Ok(if all_good {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
         }
         Cmd::Diff { old, new } => {
             let report = diff::diff(&load_spec(&old)?, &load_spec(&new)?);

@@ -87,11 +87,70 @@ pub enum Rule {
     /// or a component has the same name: the generator names types by title
     /// and silently merges two types of one name.
     SharedTitle,
+    /// An operation the generator cannot express (a `multipart/form-data`
+    /// upload, a required cookie parameter..) is left out of the client,
+    /// named in the report's warnings, so the rest of the API generates.
+    DroppedOperation,
+    /// An optional parameter the generator cannot express (a cookie, a
+    /// `deepObject`, one described by `content`, one typed as a model) is
+    /// left out of its operation, named in the warnings.
+    DroppedParameter,
+    /// A parameter typed as a union of scalars (`[date-time, date]`,
+    /// `[uuid, string]`) is typed as a string: on the wire it is text either
+    /// way, and typify would make it an enum the generator cannot send.
+    ParameterAsString,
+    /// A `default` that typify cannot render (of the wrong JSON type, not
+    /// among its enum's values, or on a union) is dropped, named.
+    DroppedDefault,
+    /// `prefixItems` (a tuple) becomes `items`: exact when every position has
+    /// one schema, else a union of the positions' schemas (named).
+    Tuple,
+    /// `true`, or a schema whose only type is null, becomes an untyped value.
+    UntypedValue,
+    /// `type: [A, B]` with several non-null types becomes `anyOf`.
+    TypeArrayUnion,
+    /// A missing `operationId` is made from the method and path, and one
+    /// that gives the same method name as another is made unique.
+    OperationId,
+    /// A `pattern` in PCRE-only syntax (`(?P<name>..)`) is rewritten for the
+    /// ECMAScript engine the generated code uses, or dropped, named, when it
+    /// cannot be.
+    Pattern,
+    /// A string enum whose values give no distinct Rust names (`[" ", ","]`)
+    /// becomes a plain string, named.
+    EnumAsString,
+    /// In a union, members that accept anything move last: the untagged
+    /// enum the generator makes tries its variants in order.
+    UnionOrder,
+    /// A schema with both `anyOf` and `oneOf` holds them under `allOf`.
+    AnyOfAndOneOf,
+    /// A component schema whose name is a Rust prelude name (`Default`,
+    /// `Option`..) is renamed, with every reference to it.
+    RenamedSchema,
+    /// A required field the document left out is filled (`info.version`, a
+    /// response `description`), and a draft-3 `required: true` inside a
+    /// property moves to its parent's `required` list.
+    Repaired,
+    /// A success response of another body kind than the operation's other
+    /// success responses (a 204 beside a JSON 200) is dropped, named: it
+    /// reaches the caller as an unexpected response.
+    MixedSuccess,
+    /// A component that is a nullable union keeps the null, and its union
+    /// moves to a new component `<Name>Variants`: typify gave both the
+    /// nullable wrapper and the union the component's name.
+    NullableComponent,
+    /// An untitled inline property schema whose type name (parent and
+    /// property, as typify makes it) is a component's name gets a title of
+    /// its own: two types of one name do not compile.
+    InlineNameClash,
+    /// A streaming response (NDJSON, server-sent events) the generator can
+    /// only hand over as bytes, or drops beside a JSON form, is named.
+    StreamingResponse,
 }
 
 impl Rule {
     /// Every rule, in report order.
-    pub const ALL: [Rule; 13] = [
+    pub const ALL: [Rule; 31] = [
         Rule::Version,
         Rule::NullableUnion,
         Rule::NullableTypeArray,
@@ -105,6 +164,24 @@ impl Rule {
         Rule::OptionalParameter,
         Rule::DefaultResponse,
         Rule::SharedTitle,
+        Rule::DroppedOperation,
+        Rule::DroppedParameter,
+        Rule::ParameterAsString,
+        Rule::DroppedDefault,
+        Rule::Tuple,
+        Rule::UntypedValue,
+        Rule::TypeArrayUnion,
+        Rule::OperationId,
+        Rule::Pattern,
+        Rule::EnumAsString,
+        Rule::UnionOrder,
+        Rule::AnyOfAndOneOf,
+        Rule::RenamedSchema,
+        Rule::Repaired,
+        Rule::MixedSuccess,
+        Rule::NullableComponent,
+        Rule::InlineNameClash,
+        Rule::StreamingResponse,
     ];
 
     /// A one-line description, as the report prints it.
@@ -123,19 +200,83 @@ impl Rule {
             Rule::OptionalParameter => "nullable optional parameter -> optional parameter",
             Rule::DefaultResponse => "default response beside 2xx responses dropped",
             Rule::SharedTitle => "inline schema title shared with another type dropped",
+            Rule::DroppedOperation => "operation the generator cannot express dropped",
+            Rule::DroppedParameter => "optional parameter the generator cannot express dropped",
+            Rule::ParameterAsString => "parameter typed as a union of scalars -> string",
+            Rule::DroppedDefault => "default the generator cannot render dropped",
+            Rule::Tuple => "prefixItems (tuple) -> items",
+            Rule::UntypedValue => "`true` or null-only schema -> untyped value",
+            Rule::TypeArrayUnion => "type array of several types -> anyOf",
+            Rule::OperationId => "missing or clashing operationId made",
+            Rule::Pattern => "PCRE-only pattern rewritten or dropped",
+            Rule::EnumAsString => "enum without distinct Rust names -> string",
+            Rule::UnionOrder => "catch-all union member moved last",
+            Rule::AnyOfAndOneOf => "anyOf and oneOf on one schema -> allOf of both",
+            Rule::RenamedSchema => "schema named like a Rust prelude item renamed",
+            Rule::Repaired => "missing required field filled or misplaced `required` moved",
+            Rule::MixedSuccess => "success response of another body kind dropped",
+            Rule::NullableComponent => {
+                "nullable union component -> nullable reference to its union"
+            }
+            Rule::InlineNameClash => "inline type named like a component titled apart",
+            Rule::StreamingResponse => "streaming response typed as bytes or dropped",
         }
     }
 }
 
-/// What the normaliser changed, rule by rule.
+/// Something of the document the generated client leaves out, named.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Warning {
+    /// The operation (`METHOD /path (operationId)`) or JSON pointer.
+    pub place: String,
+    /// What was dropped.
+    pub dropped: String,
+    /// What the user of the client loses.
+    pub loss: String,
+}
+
+impl fmt::Display for Warning {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {} dropped: {}", self.place, self.dropped, self.loss)
+    }
+}
+
+/// What the normaliser changed, rule by rule, and what it dropped.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Report {
     counts: BTreeMap<Rule, usize>,
+    warnings: Vec<Warning>,
 }
 
 impl Report {
     fn hit(&mut self, rule: Rule) {
         *self.counts.entry(rule).or_default() += 1;
+    }
+
+    /// Records that `rule` dropped something the user loses.
+    fn drop(
+        &mut self,
+        rule: Rule,
+        place: String,
+        dropped: impl Into<String>,
+        loss: impl Into<String>,
+    ) {
+        self.hit(rule);
+        self.warnings.push(Warning {
+            place,
+            dropped: dropped.into(),
+            loss: loss.into(),
+        });
+    }
+
+    /// What was dropped, in document order.
+    pub fn warnings(&self) -> &[Warning] {
+        &self.warnings
+    }
+
+    /// How many operations were left out of the client.
+    pub fn dropped_operations(&self) -> usize {
+        self.count(Rule::DroppedOperation)
     }
 
     /// How many times `rule` fired.
@@ -152,6 +293,12 @@ impl fmt::Display for Report {
         writeln!(f, "normalisation:")?;
         for (rule, n) in &self.counts {
             writeln!(f, "  {:>4}  {}", n, rule.describe())?;
+        }
+        if !self.warnings.is_empty() {
+            writeln!(f, "dropped (the generated client does not have these):")?;
+            for w in &self.warnings {
+                writeln!(f, "  - {w}")?;
+            }
         }
         Ok(())
     }
@@ -174,20 +321,17 @@ pub fn normalize(doc: &Value) -> Result<(Value, Report), NormalizeError> {
     }
 }
 
-/// Keywords of JSON Schema 2020-12 that shape what a value may be and have no
-/// OpenAPI 3.0 form. Dropping them would silently loosen the types, so they
-/// are refused.
-const STRUCTURAL_31: &[&str] = &[
-    "prefixItems",
+/// Keywords of JSON Schema 2020-12 that constrain a value and have no
+/// OpenAPI 3.0 form. The types generated without them accept more than the
+/// document allows, which a client can live with: dropped, each named.
+/// (`prefixItems` and `patternProperties` are converted instead.)
+const LOOSENING_31: &[&str] = &[
     "if",
     "then",
     "else",
     "dependentSchemas",
     "dependentRequired",
-    "unevaluatedProperties",
     "unevaluatedItems",
-    "patternProperties",
-    "propertyNames",
     "contains",
     "minContains",
     "maxContains",
@@ -195,8 +339,35 @@ const STRUCTURAL_31: &[&str] = &[
     "$dynamicAnchor",
 ];
 
-/// 3.1-only annotations that carry no type information: dropped.
+/// The methods of a path item.
+const METHODS: [&str; 8] = [
+    "get", "put", "post", "delete", "options", "head", "patch", "trace",
+];
+
+/// Names of the Rust prelude (and of progenitor's own items) that a type
+/// of the generated `types` module must not take.
+const PRELUDE_NAMES: &[&str] = &[
+    "Default", "Option", "Result", "Some", "None", "Ok", "Err", "Box", "Vec", "String", "Self",
+    "Clone", "Copy", "Debug", "Send", "Sync", "Sized", "From", "Into", "TryFrom", "TryInto",
+];
+
+/// How progenitor can send a parameter of a schema.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ParameterShape {
+    /// A scalar, an enum, or an array of them.
+    Scalar,
+    /// A union of scalars: text on the wire, a string to the client.
+    ScalarUnion,
+    /// A struct (a model, FastAPI's `Depends()`).
+    Model,
+}
+
+/// 3.1-only keywords that carry no type information a client uses: dropped.
 const ANNOTATIONS_31: &[&str] = &[
+    // Constrains only the keys of a map, which are strings either way.
+    "propertyNames",
+    // Extra properties are ignored by the generated types anyway.
+    "unevaluatedProperties",
     "$schema",
     "$id",
     "$anchor",
@@ -216,6 +387,11 @@ struct Normalizer {
     problems: Vec<Unconvertible>,
     /// Union schemas to add to `components.schemas`, by name.
     new_schemas: BTreeMap<String, Value>,
+    /// The component schemas as the document wrote them, to resolve `$ref`s
+    /// while the schemas are being rewritten.
+    raw_schemas: Map<String, Value>,
+    /// The normalised `components`, to resolve the `$ref`s of operations.
+    components: Value,
 }
 
 fn escape(token: &str) -> String {
@@ -229,9 +405,198 @@ fn child(ptr: &str, token: &str) -> String {
 fn is_null_schema(v: &Value) -> bool {
     v.as_object().is_some_and(|o| {
         o.get("type") == Some(&Value::String("null".into()))
-            && o.keys()
-                .all(|k| k == "type" || k == "title" || k == "description")
+            && o.iter().all(|(k, v)| {
+                matches!(k.as_str(), "type" | "title" | "description" | "nullable")
+                    // Vendor annotations (`x-stainless-skip`) say nothing
+                    // about the value.
+                    || k.starts_with("x-")
+                    || (k == "default" && v.is_null())
+            })
     })
+}
+
+/// A JSON pointer with `%XX` escapes (as URI fragments write them) decoded.
+fn percent_decode(pointer: &str) -> String {
+    if !pointer.contains('%') {
+        return pointer.to_owned();
+    }
+    let bytes = pointer.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = bytes
+            .get(i + 1..i + 3)
+            .and_then(|h| std::str::from_utf8(h).ok())
+            .and_then(|h| u8::from_str_radix(h, 16).ok());
+        match (bytes[i], hex) {
+            (b'%', Some(b)) => {
+                out.push(b);
+                i += 3;
+            }
+            (b, _) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// The words of an identifier: split at non-alphanumerics and at
+/// lower-to-upper case changes, as heck (progenitor's case converter) does.
+fn words(name: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut word = String::new();
+    let mut prev_lower = false;
+    for c in name.chars() {
+        if !c.is_alphanumeric() {
+            if !word.is_empty() {
+                out.push(std::mem::take(&mut word));
+            }
+            prev_lower = false;
+            continue;
+        }
+        if c.is_uppercase() && prev_lower && !word.is_empty() {
+            out.push(std::mem::take(&mut word));
+        }
+        prev_lower = c.is_lowercase() || c.is_numeric();
+        word.extend(c.to_lowercase());
+    }
+    if !word.is_empty() {
+        out.push(word);
+    }
+    out
+}
+
+/// The snake_case method name an operationId gives, for clash checks.
+fn snake_key(id: &str) -> String {
+    words(id).join("_")
+}
+
+/// The PascalCase type name a schema name gives.
+fn pascal_key(name: &str) -> String {
+    words(name)
+        .iter()
+        .map(|w| {
+            let mut cs = w.chars();
+            cs.next()
+                .map(|c| c.to_uppercase().collect::<String>() + cs.as_str())
+                .unwrap_or_default()
+        })
+        .collect()
+}
+
+/// The Rust variant name an enum value gives, case-folded for clash
+/// checks; empty when it gives none.
+fn variant_key(value: &str) -> String {
+    words(value).concat()
+}
+
+/// An operationId for an operation without one: `get_v1_items_item_id`.
+fn operation_id_for(method: &str, path: &str) -> String {
+    let mut id = method.to_owned();
+    for w in words(path) {
+        id.push('_');
+        id.push_str(&w);
+    }
+    id
+}
+
+/// Rewrites every `$ref` equal to a `from` into its `to`.
+fn rewrite_refs(value: &mut Value, renames: &[(String, String)]) {
+    match value {
+        Value::Object(m) => {
+            if let Some(Value::String(target)) = m.get_mut("$ref")
+                && let Some((_, to)) = renames.iter().find(|(from, _)| from == target)
+            {
+                *target = to.clone();
+            }
+            for v in m.values_mut() {
+                rewrite_refs(v, renames);
+            }
+        }
+        Value::Array(items) => {
+            for v in items {
+                rewrite_refs(v, renames);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// A schema that constrains nothing about the value's type.
+fn accepts_anything(schema: &Value) -> bool {
+    schema.as_object().is_some_and(|o| {
+        o.keys().all(|k| {
+            matches!(
+                k.as_str(),
+                "title" | "description" | "nullable" | "example" | "default" | "deprecated"
+            ) || k.starts_with("x-")
+        })
+    })
+}
+
+/// The keywords that apply to values of one JSON type.
+fn keywords_of_type(t: &str) -> &'static [&'static str] {
+    match t {
+        "string" => &["minLength", "maxLength", "pattern", "format"],
+        "integer" | "number" => &[
+            "minimum",
+            "maximum",
+            "exclusiveMinimum",
+            "exclusiveMaximum",
+            "multipleOf",
+            "format",
+        ],
+        "array" => &["items", "minItems", "maxItems", "uniqueItems"],
+        "object" => &[
+            "properties",
+            "required",
+            "additionalProperties",
+            "minProperties",
+            "maxProperties",
+        ],
+        _ => &[],
+    }
+}
+
+/// A media type of a stream of items: NDJSON, JSON lines, server-sent events.
+fn is_streaming_media(media_type: &str) -> bool {
+    let base = media_type
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase();
+    matches!(
+        base.as_str(),
+        "application/x-ndjson"
+            | "application/ndjson"
+            | "application/jsonl"
+            | "application/x-jsonlines"
+            | "application/jsonlines"
+            | "application/json-seq"
+            | "text/event-stream"
+    )
+}
+
+/// How well progenitor sends a request body of a media type (lower is
+/// better); what it cannot send comes last.
+fn request_media_rank(media_type: &str) -> u8 {
+    let base = media_type
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase();
+    match base.as_str() {
+        "application/json" => 0,
+        _ if is_json_media(&base) => 1,
+        "application/x-www-form-urlencoded" => 2,
+        "application/octet-stream" => 3,
+        "text/plain" | "text/x-markdown" => 4,
+        _ => 5,
+    }
 }
 
 impl Normalizer {
@@ -243,10 +608,19 @@ impl Normalizer {
     }
 
     fn document(&mut self, doc: &mut Value) {
+        self.dangling_refs(doc, doc, "");
         let Some(root) = doc.as_object_mut() else {
             self.refuse(String::new(), "the document is not a JSON object");
             return;
         };
+        self.repair_info(root);
+        self.rename_prelude_schemas(root);
+        self.raw_schemas = root
+            .get("components")
+            .and_then(|c| c.get("schemas"))
+            .and_then(Value::as_object)
+            .cloned()
+            .unwrap_or_default();
         match root.get("openapi").and_then(Value::as_str) {
             Some(v) if v.starts_with("3.1.") => {
                 root.insert("openapi".into(), json!("3.0.3"));
@@ -279,6 +653,7 @@ impl Normalizer {
                 for (name, schema) in schemas.iter_mut() {
                     self.schema(schema, &child("/components/schemas", name));
                 }
+                self.split_nullable_unions(schemas);
             }
             for (section, walk) in [
                 (
@@ -297,10 +672,12 @@ impl Normalizer {
             }
         }
 
+        self.components = root.get("components").cloned().unwrap_or_else(|| json!({}));
         if let Some(paths) = root.get_mut("paths").and_then(Value::as_object_mut) {
             for (path, item) in paths.iter_mut() {
-                self.path_item(item, &child("/paths", path));
+                self.path_item(item, path, &child("/paths", path));
             }
+            self.unique_operation_ids(paths);
         }
 
         if !self.new_schemas.is_empty() {
@@ -331,6 +708,100 @@ impl Normalizer {
         }
 
         self.shared_titles(root);
+        self.inline_name_clashes(root);
+    }
+
+    /// typify names an untitled inline property type `{Parent}{Property}`;
+    /// where that is a component's name (`BetaSkill.version` beside a
+    /// `BetaSkillVersion` component), the two types clash. Such a property
+    /// schema gets a title typify uses instead.
+    fn inline_name_clashes(&mut self, root: &mut Map<String, Value>) {
+        let Some(schemas) = root
+            .get_mut("components")
+            .and_then(|c| c.get_mut("schemas"))
+            .and_then(Value::as_object_mut)
+        else {
+            return;
+        };
+        let mut taken: BTreeSet<String> = schemas.keys().map(|k| pascal_key(k)).collect();
+        let mut hits = 0;
+        for (parent, schema) in schemas.iter_mut() {
+            let Some(props) = schema.get_mut("properties").and_then(Value::as_object_mut) else {
+                continue;
+            };
+            for (property, s) in props.iter_mut() {
+                let Some(s) = s.as_object_mut() else { continue };
+                if s.contains_key("$ref") || s.contains_key("title") {
+                    continue;
+                }
+                let name = pascal_key(&format!("{parent}-{property}"));
+                if !taken.contains(&name) {
+                    continue;
+                }
+                let title = (0..)
+                    .map(|n| match n {
+                        0 => format!("{name}Property"),
+                        n => format!("{name}Property{n}"),
+                    })
+                    .find(|c| !taken.contains(c))
+                    .unwrap_or_default();
+                taken.insert(title.clone());
+                s.insert("title".into(), json!(title));
+                hits += 1;
+            }
+        }
+        for _ in 0..hits {
+            self.report.hit(Rule::InlineNameClash);
+        }
+    }
+
+    /// A component `S` that is a nullable union made typify emit a
+    /// `struct S(Option<S>)` and an `enum S`. The union moves to a new
+    /// component `SVariants`; `S` becomes a nullable reference to it.
+    fn split_nullable_unions(&mut self, schemas: &mut Map<String, Value>) {
+        let nullable_unions: Vec<String> = schemas
+            .iter()
+            .filter(|(_, s)| {
+                s.get("nullable") == Some(&json!(true))
+                    && ["anyOf", "oneOf"].iter().any(|k| {
+                        s.get(*k)
+                            .and_then(Value::as_array)
+                            .is_some_and(|m| m.len() > 1)
+                    })
+            })
+            .map(|(name, _)| name.clone())
+            .collect();
+        for name in nullable_unions {
+            let Some(Value::Object(mut union)) = schemas.get_mut(&name).map(Value::take) else {
+                continue;
+            };
+            let variants = (0..)
+                .map(|n| match n {
+                    0 => format!("{name}Variants"),
+                    n => format!("{name}Variants{n}"),
+                })
+                .find(|c| !schemas.contains_key(c) && !self.new_schemas.contains_key(c))
+                .unwrap_or_default();
+            union.remove("nullable");
+            union.remove("title");
+            let mut wrapper = Map::new();
+            for key in ["description", "default", "example", "deprecated"] {
+                if let Some(v) = union.get(key) {
+                    wrapper.insert(key.into(), v.clone());
+                }
+            }
+            union.remove("default");
+            wrapper.insert(
+                "allOf".into(),
+                json!([{ "$ref": format!("#/components/schemas/{}", escape(&variants)) }]),
+            );
+            wrapper.insert("nullable".into(), json!(true));
+            if let Some(slot) = schemas.get_mut(&name) {
+                *slot = Value::Object(wrapper);
+            }
+            self.new_schemas.insert(variants, Value::Object(union));
+            self.report.hit(Rule::NullableComponent);
+        }
     }
 
     /// Drops the `title` of every inline schema whose name another inline
@@ -369,21 +840,228 @@ impl Normalizer {
         }
     }
 
-    fn path_item(&mut self, item: &mut Value, ptr: &str) {
+    fn path_item(&mut self, item: &mut Value, path: &str, ptr: &str) {
         let Some(item) = item.as_object_mut() else {
             return;
         };
-        if let Some(params) = item.get_mut("parameters").and_then(Value::as_array_mut) {
-            for (i, p) in params.iter_mut().enumerate() {
-                self.parameter(p, &child(&child(ptr, "parameters"), &i.to_string()));
+        // Parameters shared by the path's operations move into each one
+        // (an operation's own parameter of the same name and place wins), so
+        // that each operation can be checked, and dropped, on its own.
+        if let Some(Value::Array(shared)) = item.remove("parameters") {
+            let shared: Vec<Value> = shared
+                .iter()
+                .map(|p| self.resolve(p).unwrap_or_else(|| p.clone()))
+                .collect();
+            for method in METHODS {
+                let Some(op) = item.get_mut(method).and_then(Value::as_object_mut) else {
+                    continue;
+                };
+                let params = op.entry("parameters").or_insert_with(|| json!([]));
+                let Some(params) = params.as_array_mut() else {
+                    continue;
+                };
+                let own: Vec<(Value, Value)> = params
+                    .iter()
+                    .map(|p| {
+                        let p = self.resolve(p).unwrap_or_else(|| p.clone());
+                        (p["name"].clone(), p["in"].clone())
+                    })
+                    .collect();
+                for p in &shared {
+                    if !own.contains(&(p["name"].clone(), p["in"].clone())) {
+                        params.push(p.clone());
+                    }
+                }
             }
         }
-        for method in [
-            "get", "put", "post", "delete", "options", "head", "patch", "trace",
-        ] {
-            if let Some(op) = item.get_mut(method) {
-                self.operation(op, &child(ptr, method));
+        for method in METHODS {
+            let Some(op) = item.get_mut(method) else {
+                continue;
+            };
+            if let Some(op) = op.as_object_mut()
+                && !op.get("operationId").is_some_and(Value::is_string)
+            {
+                op.insert("operationId".into(), json!(operation_id_for(method, path)));
+                self.report.hit(Rule::OperationId);
             }
+            let id = op
+                .get("operationId")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_owned();
+            let place = format!("{} {path} ({id})", method.to_uppercase());
+            if let Some((what, loss)) = self.operation(op, &child(ptr, method), &place) {
+                item.remove(method);
+                self.report.drop(Rule::DroppedOperation, place, what, loss);
+            }
+        }
+    }
+
+    /// Gives every operation a distinct method name: progenitor names
+    /// methods by the snake_case form of the operationId, and FastAPI's
+    /// trailing-slash routes (`/items` and `/items/`) give two operations
+    /// ids that differ only in underscores.
+    fn unique_operation_ids(&mut self, paths: &mut Map<String, Value>) {
+        let mut taken: BTreeSet<String> = BTreeSet::new();
+        for item in paths.values_mut().filter_map(Value::as_object_mut) {
+            for method in METHODS {
+                let Some(op) = item.get_mut(method).and_then(Value::as_object_mut) else {
+                    continue;
+                };
+                let id = op
+                    .get("operationId")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_owned();
+                if taken.insert(snake_key(&id)) {
+                    continue;
+                }
+                let unique = (2..)
+                    .map(|n| format!("{id}_{n}"))
+                    .find(|candidate| !taken.contains(&snake_key(candidate)))
+                    .unwrap_or_default();
+                taken.insert(snake_key(&unique));
+                op.insert("operationId".into(), json!(unique));
+                self.report.hit(Rule::OperationId);
+            }
+        }
+    }
+
+    /// The target of a `#/components/..` reference, from the normalised
+    /// components; `value` itself when it is not a reference.
+    fn resolve(&self, value: &Value) -> Option<Value> {
+        let mut current = value.clone();
+        // A chain of references, not a cycle: give up after a few.
+        for _ in 0..8 {
+            let Some(target) = current.get("$ref").and_then(Value::as_str) else {
+                return Some(current);
+            };
+            let pointer = target.strip_prefix("#/components")?;
+            current = self.components.pointer(&percent_decode(pointer))?.clone();
+        }
+        None
+    }
+
+    /// Refuses every `$ref` that points at nothing in the document: the
+    /// document does not say what the value is.
+    fn dangling_refs(&mut self, doc: &Value, value: &Value, ptr: &str) {
+        match value {
+            Value::Object(m) => {
+                if let Some(Value::String(target)) = m.get("$ref") {
+                    match target.strip_prefix('#') {
+                        Some(pointer) if doc.pointer(&percent_decode(pointer)).is_some() => {}
+                        Some(_) => self.refuse(
+                            child(ptr, "$ref"),
+                            format!("`{target}` points at nothing in the document"),
+                        ),
+                        None => self.refuse(
+                            child(ptr, "$ref"),
+                            format!("`{target}` is in another file: bundle the document into one file first"),
+                        ),
+                    }
+                }
+                for (key, v) in m {
+                    // Values and vendor extensions, not schemas: a `$ref`
+                    // in them is data (Fern's `x-fern-examples` name files).
+                    if !matches!(
+                        key.as_str(),
+                        "example" | "examples" | "default" | "enum" | "const"
+                    ) && !key.starts_with("x-")
+                    {
+                        self.dangling_refs(doc, v, &child(ptr, key));
+                    }
+                }
+            }
+            Value::Array(items) => {
+                for (i, v) in items.iter().enumerate() {
+                    self.dangling_refs(doc, v, &child(ptr, &i.to_string()));
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// `info.title` and `info.version` are required in 3.0 (and by the
+    /// parser progenitor uses); a document without them still describes an
+    /// API.
+    fn repair_info(&mut self, root: &mut Map<String, Value>) {
+        let info = root.entry("info").or_insert_with(|| json!({}));
+        let Some(info) = info.as_object_mut() else {
+            self.refuse("/info".into(), "`info` is not an object");
+            return;
+        };
+        for key in ["title", "version"] {
+            match info.get(key) {
+                Some(Value::String(_)) => {}
+                Some(Value::Number(n)) => {
+                    let text = n.to_string();
+                    info.insert(key.into(), json!(text));
+                    self.report.hit(Rule::Repaired);
+                }
+                _ => {
+                    info.insert(key.into(), json!(""));
+                    self.report.hit(Rule::Repaired);
+                }
+            }
+        }
+    }
+
+    /// Renames component schemas whose type name would be a Rust prelude
+    /// name: `struct Default` breaks every `Default` derive of the module.
+    fn rename_prelude_schemas(&mut self, root: &mut Map<String, Value>) {
+        let Some(schemas) = root
+            .get("components")
+            .and_then(|c| c.get("schemas"))
+            .and_then(Value::as_object)
+        else {
+            return;
+        };
+        let mut renames: Vec<(String, String)> = Vec::new();
+        for name in schemas.keys() {
+            if PRELUDE_NAMES.contains(&pascal_key(name).as_str()) {
+                let new = (0..)
+                    .map(|n| match n {
+                        0 => format!("{name}Schema"),
+                        n => format!("{name}Schema{n}"),
+                    })
+                    .find(|c| !schemas.contains_key(c))
+                    .unwrap_or_default();
+                renames.push((name.clone(), new));
+            }
+        }
+        if renames.is_empty() {
+            return;
+        }
+        if let Some(schemas) = root
+            .get_mut("components")
+            .and_then(|c| c.get_mut("schemas"))
+            .and_then(Value::as_object_mut)
+        {
+            // Rebuild the map so the renamed schema keeps its place.
+            let old = std::mem::take(schemas);
+            for (k, v) in old {
+                match renames.iter().find(|(from, _)| *from == k) {
+                    Some((_, to)) => schemas.insert(to.clone(), v),
+                    None => schemas.insert(k, v),
+                };
+            }
+        }
+        let targets: Vec<(String, String)> = renames
+            .iter()
+            .map(|(from, to)| {
+                (
+                    format!("#/components/schemas/{}", escape(from)),
+                    format!("#/components/schemas/{}", escape(to)),
+                )
+            })
+            .collect();
+        let mut doc = Value::Object(std::mem::take(root));
+        rewrite_refs(&mut doc, &targets);
+        if let Value::Object(m) = doc {
+            *root = m;
+        }
+        for _ in &renames {
+            self.report.hit(Rule::RenamedSchema);
         }
     }
 
@@ -424,30 +1102,59 @@ impl Normalizer {
         }
     }
 
-    fn operation(&mut self, op: &mut Value, ptr: &str) {
+    /// Rewrites one operation. Returns what to drop and what the user loses
+    /// when the generator cannot express the operation at all.
+    fn operation(&mut self, op: &mut Value, ptr: &str, place: &str) -> Option<(String, String)> {
         let op_id = op
             .get("operationId")
             .and_then(Value::as_str)
             .map(str::to_owned);
-        let Some(op) = op.as_object_mut() else {
-            return;
-        };
+        let op = op.as_object_mut()?;
         if let Some(params) = op.get_mut("parameters").and_then(Value::as_array_mut) {
             for (i, p) in params.iter_mut().enumerate() {
-                self.parameter(p, &child(&child(ptr, "parameters"), &i.to_string()));
+                // A `$ref` resolves to an already normalised component.
+                if p.get("$ref").is_some() {
+                    if let Some(resolved) = self.resolve(p) {
+                        *p = resolved;
+                    }
+                } else {
+                    self.parameter(p, &child(&child(ptr, "parameters"), &i.to_string()));
+                }
             }
         }
+        let mut unsupported = self.check_parameters(op, place);
         if let Some(body) = op.get_mut("requestBody") {
             let bptr = child(ptr, "requestBody");
-            self.content_holder(body, &bptr);
-            self.request_media_type(body, &bptr);
+            if body.get("$ref").is_some() {
+                if let Some(resolved) = self.resolve(body) {
+                    *body = resolved;
+                }
+            } else {
+                self.content_holder(body, &bptr);
+            }
+            self.request_media_type(body);
+            unsupported = unsupported.or_else(|| self.request_body_kind(body));
         }
         if let Some(responses) = op.get_mut("responses").and_then(Value::as_object_mut) {
             let rptr = child(ptr, "responses");
             for (code, r) in responses.iter_mut() {
                 let this = child(&rptr, code);
-                self.response_schemas(r, &this);
-                self.response_media_type(r, &this);
+                if r.get("$ref").is_some() {
+                    // Resolved so that merging sees its body beside the
+                    // inline ones.
+                    if let Some(resolved) = self.resolve(r) {
+                        *r = resolved;
+                    }
+                } else {
+                    self.response_schemas(r, &this);
+                }
+                if let Some(r) = r.as_object_mut()
+                    && !r.get("description").is_some_and(Value::is_string)
+                {
+                    r.insert("description".into(), json!(""));
+                    self.report.hit(Rule::Repaired);
+                }
+                self.response_media_type(r, &format!("{place} response {code}"));
             }
             // progenitor reads `default` as a success and as an error at
             // once, so beside a 2xx response it needs both to share one
@@ -458,62 +1165,267 @@ impl Normalizer {
                 self.report.hit(Rule::DefaultResponse);
             }
             let op_name = op_id.unwrap_or_else(|| ptr.to_owned());
-            self.merge_responses(responses, &rptr, &op_name, true);
-            self.merge_responses(responses, &rptr, &op_name, false);
+            self.merge_responses(responses, &op_name, true, place);
+            self.merge_responses(responses, &op_name, false, place);
+        }
+        unsupported
+    }
+
+    /// Drops the optional parameters progenitor cannot send (named), and
+    /// retypes unions of scalars as strings. Returns why the operation must
+    /// go when a required parameter cannot be sent.
+    fn check_parameters(
+        &mut self,
+        op: &mut Map<String, Value>,
+        place: &str,
+    ) -> Option<(String, String)> {
+        let params = op.get_mut("parameters")?.as_array_mut()?;
+        let mut kept = Vec::with_capacity(params.len());
+        let mut unsupported = None;
+        for mut p in std::mem::take(params) {
+            let name = p
+                .get("name")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_owned();
+            let location = p
+                .get("in")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_owned();
+            let required = p.get("required") == Some(&Value::Bool(true)) || location == "path";
+            match self.unsendable(&mut p, required) {
+                None => kept.push(p),
+                Some(why) if required => {
+                    unsupported.get_or_insert((
+                        format!(
+                            "the operation (its required {location} parameter `{name}` is {why})"
+                        ),
+                        "the client has no method for this endpoint".to_owned(),
+                    ));
+                    kept.push(p);
+                }
+                Some(why) => self.report.drop(
+                    Rule::DroppedParameter,
+                    format!("{place} {location} parameter `{name}`"),
+                    format!("the parameter ({why})"),
+                    "the method cannot set it; the server sees it absent",
+                ),
+            }
+        }
+        *params = kept;
+        unsupported
+    }
+
+    /// Why progenitor cannot send `param`, if it cannot. A union of scalars
+    /// is retyped as a string on the way.
+    fn unsendable(&mut self, param: &mut Value, required: bool) -> Option<String> {
+        let location = param.get("in").and_then(Value::as_str).unwrap_or_default();
+        let default_style = match location {
+            "query" => "form",
+            "path" | "header" => "simple",
+            "cookie" => return Some("a cookie, which progenitor does not send".into()),
+            other => return Some(format!("in `{other}`, not a known place")),
+        };
+        if let Some(style) = param.get("style").and_then(Value::as_str)
+            && style != default_style
+        {
+            return Some(format!(
+                "`{style}`-style, which progenitor does not serialise"
+            ));
+        }
+        let Some(schema) = param.get("schema") else {
+            return Some(if param.get("content").is_some() {
+                "described by `content`, which progenitor does not read".into()
+            } else {
+                "without a schema".into()
+            });
+        };
+        match self.parameter_shape(schema, 0) {
+            ParameterShape::Scalar => None,
+            ParameterShape::ScalarUnion => {
+                let mut string = json!({"type": "string"});
+                if let Some(d) = schema.get("description") {
+                    string["description"] = d.clone();
+                }
+                param["schema"] = string;
+                self.report.hit(Rule::ParameterAsString);
+                None
+            }
+            // progenitor sends a required model as its fields; an optional
+            // one makes it panic (method.rs: optional builder parameter).
+            ParameterShape::Model if required => None,
+            ParameterShape::Model => {
+                Some("typed as a model, which progenitor cannot make optional".into())
+            }
         }
     }
 
+    fn parameter_shape(&self, schema: &Value, depth: usize) -> ParameterShape {
+        let Some(s) = self.resolve(schema) else {
+            return ParameterShape::Model;
+        };
+        if depth > 8 {
+            return ParameterShape::Model;
+        }
+        if s.get("properties")
+            .and_then(Value::as_object)
+            .is_some_and(|p| !p.is_empty())
+        {
+            return ParameterShape::Model;
+        }
+        if let Some(members) = s.get("allOf").and_then(Value::as_array)
+            && members
+                .iter()
+                .any(|m| self.parameter_shape(m, depth + 1) != ParameterShape::Scalar)
+        {
+            return ParameterShape::Model;
+        }
+        let union: Vec<&Value> = ["anyOf", "oneOf"]
+            .iter()
+            .filter_map(|k| s.get(*k).and_then(Value::as_array))
+            .flatten()
+            .collect();
+        if !union.is_empty() {
+            let scalar = union.iter().all(|m| {
+                self.parameter_shape(m, depth + 1) == ParameterShape::Scalar
+                    && self
+                        .resolve(m)
+                        .is_some_and(|m| m.get("type").and_then(Value::as_str) != Some("array"))
+            });
+            return if scalar {
+                ParameterShape::ScalarUnion
+            } else {
+                ParameterShape::Model
+            };
+        }
+        if let Some(items) = s.get("items") {
+            return match self.parameter_shape(items, depth + 1) {
+                ParameterShape::Scalar => ParameterShape::Scalar,
+                _ => ParameterShape::Model,
+            };
+        }
+        ParameterShape::Scalar
+    }
+
+    /// Why progenitor cannot send the request body, if it cannot: it sends
+    /// JSON, form-urlencoded, octet-stream and plain text bodies only.
+    fn request_body_kind(&mut self, body: &mut Value) -> Option<(String, String)> {
+        let content = body.get_mut("content")?.as_object_mut()?;
+        let (key, mt) = content.iter_mut().next()?;
+        let base = key
+            .split(';')
+            .next()
+            .unwrap_or_default()
+            .trim()
+            .to_ascii_lowercase();
+        let raw_schema = match base.as_str() {
+            "application/json" | "application/x-www-form-urlencoded" => None,
+            // A raw body: progenitor wants exactly these schemas, and the
+            // bytes on the wire do not depend on them.
+            "application/octet-stream" => Some(json!({"type": "string", "format": "binary"})),
+            "text/plain" | "text/x-markdown" => Some(json!({"type": "string"})),
+            _ => {
+                return Some((
+                    format!("the operation (its request body is `{key}`)"),
+                    "progenitor 0.15 cannot send this kind of body: the client has no method for this endpoint".to_owned(),
+                ));
+            }
+        };
+        let mt = mt.as_object_mut()?;
+        if mt.remove("encoding").is_some() {
+            // Per-part encodings of a form; progenitor `todo!`s on them.
+            self.report.hit(Rule::DroppedKeyword);
+        }
+        match raw_schema {
+            Some(schema) => {
+                let description = mt.get("schema").and_then(|s| s.get("description")).cloned();
+                let mut schema = schema;
+                if let Some(d) = description {
+                    schema["description"] = d;
+                }
+                mt.insert("schema".into(), schema);
+            }
+            None => {
+                mt.entry("schema").or_insert_with(|| json!({}));
+            }
+        }
+        None
+    }
+
     /// progenitor takes one request media type (and panics on more): keep
-    /// the JSON one.
-    fn request_media_type(&mut self, body: &mut Value, ptr: &str) {
+    /// the one it sends best (JSON, then a form, then raw bytes or text), or
+    /// leave the one body [`Self::request_body_kind`] will turn down.
+    fn request_media_type(&mut self, body: &mut Value) {
         let Some(content) = body.get_mut("content").and_then(Value::as_object_mut) else {
             return;
         };
         if content.len() <= 1 {
-            return;
-        }
-        let json_key = content
-            .keys()
-            .find(|k| is_plain_json(k))
-            .or_else(|| content.keys().find(|k| is_json_media(k)))
-            .cloned();
-        match json_key {
-            Some(key) => {
-                content.retain(|k, _| *k == key);
+            if let Some(key) = content.keys().next().cloned()
+                && is_json_media(&key)
+                && !is_plain_json(&key)
+                && let Some(mt) = content.remove(&key)
+            {
+                // `application/merge-patch+json` and the like: progenitor
+                // sends only `application/json`.
+                content.insert("application/json".into(), mt);
                 self.report.hit(Rule::MediaTypes);
             }
-            None => self.refuse(
-                child(ptr, "content"),
-                "several request media types and none of them JSON: progenitor takes one",
-            ),
+            return;
+        }
+        let best = content
+            .keys()
+            .min_by_key(|k| request_media_rank(k))
+            .cloned();
+        if let Some(key) = best {
+            content.retain(|k, _| *k == key);
+            self.report.hit(Rule::MediaTypes);
+            if is_json_media(&key)
+                && !is_plain_json(&key)
+                && let Some(mt) = content.remove(&key)
+            {
+                content.insert("application/json".into(), mt);
+            }
         }
     }
 
     /// progenitor types a response body only under `application/json` and
     /// handles one media type per response: keep the JSON one, under that
-    /// name.
-    fn response_media_type(&mut self, response: &mut Value, ptr: &str) {
+    /// name, or else one of the raw ones (all are handed over as bytes).
+    fn response_media_type(&mut self, response: &mut Value, place: &str) {
         let Some(content) = response.get_mut("content").and_then(Value::as_object_mut) else {
             return;
         };
+        for mt in content.values_mut().filter_map(Value::as_object_mut) {
+            if mt.remove("encoding").is_some() {
+                // Meaningful for multipart bodies only; progenitor asserts
+                // there is none.
+                self.report.hit(Rule::DroppedKeyword);
+            }
+        }
         if content.len() > 1 {
             let json_key = content
                 .keys()
                 .find(|k| is_plain_json(k))
                 .or_else(|| content.keys().find(|k| is_json_media(k)))
                 .cloned();
-            match json_key {
-                Some(key) => {
-                    content.retain(|k, _| *k == key);
-                    self.report.hit(Rule::MediaTypes);
-                }
-                None => {
-                    self.refuse(
-                        child(ptr, "content"),
-                        "several media types and none of them JSON: progenitor handles one per response",
+            let key = json_key.or_else(|| content.keys().next().cloned());
+            if let Some(key) = key {
+                let streams: Vec<String> = content
+                    .keys()
+                    .filter(|k| **k != key && is_streaming_media(k))
+                    .cloned()
+                    .collect();
+                if is_json_media(&key) && !streams.is_empty() {
+                    self.report.drop(
+                        Rule::StreamingResponse,
+                        place.to_owned(),
+                        format!("the streaming form ({}) beside the JSON one", streams.join(", ")),
+                        "the client reads only the JSON body; a request that asks for a stream gets an error",
                     );
-                    return;
                 }
+                content.retain(|k, _| *k == key);
+                self.report.hit(Rule::MediaTypes);
             }
         }
         // `application/problem+json` and the like: JSON that progenitor
@@ -528,6 +1440,14 @@ impl Normalizer {
             content.insert("application/json".into(), mt);
             self.report.hit(Rule::MediaTypes);
         }
+        if let Some(key) = content.keys().find(|k| is_streaming_media(k)).cloned() {
+            self.report.drop(
+                Rule::StreamingResponse,
+                place.to_owned(),
+                format!("the type of each `{key}` item"),
+                "the body is handed over as a byte stream, to be split and decoded by the caller",
+            );
+        }
     }
 
     /// Makes every success (or every error) response of an operation share
@@ -536,9 +1456,9 @@ impl Normalizer {
     fn merge_responses(
         &mut self,
         responses: &mut Map<String, Value>,
-        ptr: &str,
         op_id: &str,
         success: bool,
+        place: &str,
     ) {
         let in_class = |code: &str| {
             if success {
@@ -569,26 +1489,35 @@ impl Normalizer {
             return;
         };
         let uniform = members.iter().all(|(_, k)| *k == first_kind);
+        let mut first_kind = first_kind;
         if success {
             if !uniform {
-                // The generator needs one success type, and inventing a
-                // body for a 204 (or reading CSV as JSON) would be a lie.
+                // The generator needs one success type, and inventing a body
+                // for a 204 (or reading CSV as JSON) would be a lie: keep
+                // the JSON ones, drop the others, named.
                 let reference = if distinct.is_empty() {
                     first_kind
                 } else {
                     BodyKind::Json
                 };
-                if let Some((code, kind)) = members.iter().find(|(_, k)| *k != reference) {
-                    self.refuse(
-                        child(ptr, code),
+                let off: Vec<(String, BodyKind)> = members
+                    .iter()
+                    .filter(|(_, k)| *k != reference)
+                    .cloned()
+                    .collect();
+                for (code, kind) in off {
+                    responses.remove(&code);
+                    self.report.drop(
+                        Rule::MixedSuccess,
+                        format!("{place} response {code}"),
+                        format!("the success response {}", kind.describe()),
                         format!(
-                            "a success response {} beside a success response {}: the generator reads every success response as one type",
-                            kind.describe(),
+                            "the method returns the responses {} only; a {code} reaches the caller as an unexpected response, with its raw body",
                             reference.describe()
                         ),
                     );
                 }
-                return;
+                first_kind = reference;
             }
             if first_kind != BodyKind::Json {
                 return;
@@ -656,25 +1585,109 @@ impl Normalizer {
 
     /// Rewrites one schema (and everything below it) in place.
     fn schema(&mut self, schema: &mut Value, ptr: &str) {
-        let Some(obj) = schema.as_object_mut() else {
+        if let Value::Bool(accepts) = *schema {
             // `true`/`false` schemas are 3.1 (and 2019-09) forms.
-            if schema.is_boolean() {
-                self.refuse(ptr.to_owned(), "boolean schemas have no OpenAPI 3.0 form");
+            *schema = json!({});
+            if accepts {
+                self.report.hit(Rule::UntypedValue);
+            } else {
+                self.report.drop(
+                    Rule::UntypedValue,
+                    ptr.to_owned(),
+                    "the `false` schema (no value is valid)",
+                    "the client accepts any value here",
+                );
             }
+            return;
+        }
+        let Some(obj) = schema.as_object_mut() else {
             return;
         };
 
-        for key in STRUCTURAL_31 {
-            if obj.contains_key(*key) {
-                self.refuse(
+        for key in LOOSENING_31 {
+            if obj.remove(*key).is_some() {
+                self.report.drop(
+                    Rule::DroppedKeyword,
                     child(ptr, key),
-                    format!("`{key}` has no OpenAPI 3.0 equivalent"),
+                    format!("`{key}`"),
+                    "a constraint the generated types do not check",
                 );
             }
         }
         for key in ANNOTATIONS_31 {
             if obj.remove(*key).is_some() {
                 self.report.hit(Rule::DroppedKeyword);
+            }
+        }
+        if let Some(patterns) = obj.remove("patternProperties") {
+            let only = patterns
+                .as_object()
+                .filter(|p| p.len() == 1)
+                .and_then(|p| p.values().next());
+            match only {
+                // One key pattern, no other extra properties: a map.
+                Some(values) if !obj.contains_key("additionalProperties") => {
+                    obj.insert("additionalProperties".into(), values.clone());
+                    self.report.drop(
+                        Rule::DroppedKeyword,
+                        child(ptr, "patternProperties"),
+                        "the key pattern of `patternProperties`",
+                        "extra properties are typed by its schema, whatever their names",
+                    );
+                }
+                _ => self.report.drop(
+                    Rule::DroppedKeyword,
+                    child(ptr, "patternProperties"),
+                    "`patternProperties`",
+                    "properties matched by pattern are not typed",
+                ),
+            }
+        }
+        if obj.get("required").is_some_and(|r| !r.is_array()) {
+            obj.remove("required");
+            self.report.hit(Rule::Repaired);
+        }
+        if let Some(Value::Array(positions)) = obj.remove("prefixItems") {
+            self.tuple(obj, positions, ptr);
+        }
+        if obj.contains_key("anyOf") && obj.contains_key("oneOf") {
+            let any_of = obj.remove("anyOf").unwrap_or_default();
+            let one_of = obj.remove("oneOf").unwrap_or_default();
+            let all_of = obj.entry("allOf").or_insert_with(|| json!([]));
+            if let Some(all_of) = all_of.as_array_mut() {
+                all_of.push(json!({ "anyOf": any_of }));
+                all_of.push(json!({ "oneOf": one_of }));
+            }
+            self.report.hit(Rule::AnyOfAndOneOf);
+        }
+
+        self.property_names(obj, ptr);
+
+        // A draft-3 `required: true` inside a property belongs to the parent.
+        if let Some(props) = obj.get_mut("properties").and_then(Value::as_object_mut) {
+            let mut hoisted = Vec::new();
+            for (name, s) in props.iter_mut() {
+                if let Some(s) = s.as_object_mut()
+                    && let Some(flag) = s.get("required").filter(|r| !r.is_array()).cloned()
+                {
+                    s.remove("required");
+                    if flag == json!(true) || flag == json!("true") {
+                        hoisted.push(json!(name));
+                    }
+                    self.report.hit(Rule::Repaired);
+                }
+            }
+            if !hoisted.is_empty()
+                && let Some(required) = obj
+                    .entry("required")
+                    .or_insert_with(|| json!([]))
+                    .as_array_mut()
+            {
+                for name in hoisted {
+                    if !required.contains(&name) {
+                        required.push(name);
+                    }
+                }
             }
         }
 
@@ -709,15 +1722,15 @@ impl Normalizer {
             }
         }
 
-        self.nullable_type_array(obj, ptr);
+        self.nullable_type_array(obj);
         for key in ["anyOf", "oneOf"] {
-            self.nullable_union(obj, key, ptr);
+            self.nullable_union(obj, key);
         }
         if obj.get("type") == Some(&json!("null")) {
-            self.refuse(
-                child(ptr, "type"),
-                "a schema whose only type is null has no OpenAPI 3.0 form",
-            );
+            // Always null: an untyped value holds it (and anything else).
+            obj.remove("type");
+            obj.insert("nullable".into(), json!(true));
+            self.report.hit(Rule::UntypedValue);
         }
 
         if let Some(value) = obj.remove("const") {
@@ -738,17 +1751,252 @@ impl Normalizer {
                     }
                     self.report.hit(Rule::Examples);
                 }
-                _ => self.refuse(
-                    child(ptr, "examples"),
-                    "`examples` in a schema must be an array",
-                ),
+                _ => {
+                    // Not the 3.1 keyword's form: an annotation, dropped.
+                    obj.remove("examples");
+                    self.report.hit(Rule::DroppedKeyword);
+                }
             }
         }
-        self.exclusive_bound(obj, ptr, "exclusiveMinimum", "minimum", true);
-        self.exclusive_bound(obj, ptr, "exclusiveMaximum", "maximum", false);
+        self.exclusive_bound(obj, "exclusiveMinimum", "minimum", true);
+        self.exclusive_bound(obj, "exclusiveMaximum", "maximum", false);
+        self.pattern(obj, ptr);
+        self.enum_names(obj, ptr);
+        self.union_order(obj);
+        self.default_value(obj, ptr);
     }
 
-    fn nullable_type_array(&mut self, obj: &mut Map<String, Value>, ptr: &str) {
+    /// typify names a field by the snake_case form of its property, and a
+    /// required name with no property of its own gets a field too: two
+    /// names of one form (`client_id` beside `clientId`) give a struct two
+    /// fields of one name. The later property, or the undeclared required
+    /// name, is dropped, named.
+    fn property_names(&mut self, obj: &mut Map<String, Value>, ptr: &str) {
+        let Some(props) = obj.get_mut("properties").and_then(Value::as_object_mut) else {
+            return;
+        };
+        let mut fields: BTreeMap<String, String> = BTreeMap::new();
+        let mut clashing: Vec<(String, String)> = Vec::new();
+        for name in props.keys() {
+            let field = snake_key(name);
+            match fields.get(&field) {
+                Some(first) => clashing.push((name.clone(), first.clone())),
+                None => {
+                    fields.insert(field, name.clone());
+                }
+            }
+        }
+        for (name, first) in &clashing {
+            props.shift_remove(name);
+            self.report.drop(
+                Rule::Repaired,
+                child(&child(ptr, "properties"), name),
+                format!("the property `{name}`"),
+                format!(
+                    "its Rust field name is that of `{first}`; the client does not read or send it"
+                ),
+            );
+        }
+        let declared: BTreeSet<String> = props.keys().cloned().collect();
+        let Some(required) = obj.get_mut("required").and_then(Value::as_array_mut) else {
+            return;
+        };
+        let mut dropped = Vec::new();
+        required.retain(|r| {
+            let Some(name) = r.as_str() else { return false };
+            let clash =
+                !declared.contains(name) && fields.get(&snake_key(name)).is_some_and(|p| p != name);
+            if clash {
+                dropped.push(name.to_owned());
+            }
+            !clash
+        });
+        for name in dropped {
+            self.report.drop(
+                Rule::Repaired,
+                child(ptr, "required"),
+                format!("the requirement of undeclared `{name}`"),
+                "it names no property, and its Rust field name is a declared property's",
+            );
+        }
+    }
+
+    /// `prefixItems` (pydantic's tuples) as `items`: the one schema of every
+    /// position, or a union of them (named: position typing is lost).
+    fn tuple(&mut self, obj: &mut Map<String, Value>, positions: Vec<Value>, ptr: &str) {
+        let mut members: Vec<Value> = Vec::new();
+        let rest = obj.remove("items");
+        for m in positions.into_iter().chain(rest.filter(Value::is_object)) {
+            if !members.contains(&m) {
+                members.push(m);
+            }
+        }
+        match members.len() {
+            0 => {}
+            1 => {
+                obj.insert("items".into(), members.remove(0));
+                self.report.hit(Rule::Tuple);
+            }
+            _ => {
+                obj.insert("items".into(), json!({ "anyOf": members }));
+                self.report.drop(
+                    Rule::Tuple,
+                    child(ptr, "prefixItems"),
+                    "the type of each tuple position",
+                    "every item is typed as any of the positions' types",
+                );
+            }
+        }
+    }
+
+    /// typify compiles a `pattern` with regress (ECMAScript syntax) and
+    /// fails on one it cannot compile.
+    fn pattern(&mut self, obj: &mut Map<String, Value>, ptr: &str) {
+        let Some(Value::String(pattern)) = obj.get("pattern") else {
+            return;
+        };
+        // PCRE and Python name a group `(?P<name>..)`, ECMAScript `(?<name>..)`.
+        let rewritten = pattern.replace("(?P<", "(?<");
+        if regress::Regex::new(&rewritten).is_ok() {
+            if rewritten != *pattern {
+                obj.insert("pattern".into(), json!(rewritten));
+                self.report.hit(Rule::Pattern);
+            }
+            return;
+        }
+        let dropped = format!("the pattern `{pattern}`");
+        obj.remove("pattern");
+        self.report.drop(
+            Rule::Pattern,
+            child(ptr, "pattern"),
+            dropped,
+            "the ECMAScript engine of the generated code cannot compile it; values are not checked against it",
+        );
+    }
+
+    /// A string enum whose values give no Rust variant name, or two of the
+    /// same name, makes typify panic: keep it a string.
+    fn enum_names(&mut self, obj: &mut Map<String, Value>, ptr: &str) {
+        let Some(Value::Array(values)) = obj.get("enum") else {
+            return;
+        };
+        let names: Vec<String> = values
+            .iter()
+            .filter_map(Value::as_str)
+            .map(variant_key)
+            .collect();
+        let mut seen = BTreeSet::new();
+        let clash = names
+            .iter()
+            .any(|n| n.is_empty() || !seen.insert(n.clone()));
+        if !clash {
+            return;
+        }
+        let dropped = format!("the enum {}", Value::Array(values.clone()));
+        obj.remove("enum");
+        self.report.drop(
+            Rule::EnumAsString,
+            child(ptr, "enum"),
+            dropped,
+            "its values give no distinct Rust names: any string is accepted",
+        );
+    }
+
+    /// An untagged enum tries its variants in order: a member that accepts
+    /// anything must come last, or the typed members are never reached.
+    fn union_order(&mut self, obj: &mut Map<String, Value>) {
+        for key in ["anyOf", "oneOf"] {
+            let Some(Value::Array(members)) = obj.get_mut(key) else {
+                continue;
+            };
+            let Some(first_catch_all) = members.iter().position(accepts_anything) else {
+                continue;
+            };
+            if members[first_catch_all..].iter().all(accepts_anything) {
+                continue;
+            }
+            let (mut typed, catch_all): (Vec<Value>, Vec<Value>) =
+                members.drain(..).partition(|m| !accepts_anything(m));
+            typed.extend(catch_all);
+            *members = typed;
+            self.report.hit(Rule::UnionOrder);
+        }
+    }
+
+    /// Drops a `default` typify cannot render: of another JSON type than
+    /// the schema's, outside its enum, null where null is not allowed, or
+    /// on a union.
+    fn default_value(&mut self, obj: &mut Map<String, Value>, ptr: &str) {
+        let Some(default) = obj.get("default") else {
+            return;
+        };
+        let Some(why) = self.default_problem(obj, default) else {
+            return;
+        };
+        let dropped = format!("the default {default}");
+        obj.remove("default");
+        self.report.drop(
+            Rule::DroppedDefault,
+            child(ptr, "default"),
+            dropped,
+            format!("{why}; a value the server omits is not filled in"),
+        );
+    }
+
+    fn default_problem(&self, obj: &Map<String, Value>, default: &Value) -> Option<String> {
+        let nullable = obj.get("nullable") == Some(&json!(true));
+        if default.is_null() {
+            return (!nullable).then(|| "null, for a schema that does not allow null".into());
+        }
+        if ["anyOf", "oneOf"].iter().any(|k| obj.contains_key(*k)) {
+            return Some("on a union, which typify cannot render".into());
+        }
+        // `allOf: [{$ref}]`: check against what it refers to.
+        let target = match obj
+            .get("allOf")
+            .and_then(Value::as_array)
+            .map(Vec::as_slice)
+        {
+            Some([member]) => member
+                .get("$ref")
+                .and_then(Value::as_str)
+                .and_then(|r| r.strip_prefix("#/components/schemas/"))
+                .and_then(|name| {
+                    self.raw_schemas
+                        .get(&percent_decode(name).replace("~1", "/").replace("~0", "~"))
+                })
+                .and_then(Value::as_object),
+            Some(_) => {
+                return Some("on a combination of schemas, which typify cannot render".into());
+            }
+            None => None,
+        };
+        for schema in std::iter::once(obj).chain(target) {
+            if let Some(Value::Array(values)) = schema.get("enum")
+                && !values.contains(default)
+            {
+                return Some("not one of the enum's values".into());
+            }
+            if ["anyOf", "oneOf"].iter().any(|k| schema.contains_key(*k)) {
+                return Some("on a union, which typify cannot render".into());
+            }
+            let fits = match schema.get("type").and_then(Value::as_str) {
+                Some("string") => default.is_string(),
+                Some("integer") => default.is_i64() || default.is_u64(),
+                Some("number") => default.is_number(),
+                Some("boolean") => default.is_boolean(),
+                Some("array") => default.is_array(),
+                Some("object") => default.is_object(),
+                _ => true,
+            };
+            if !fits {
+                return Some("of another JSON type than the schema".into());
+            }
+        }
+        None
+    }
+
+    fn nullable_type_array(&mut self, obj: &mut Map<String, Value>) {
         let Some(Value::Array(types)) = obj.get("type") else {
             return;
         };
@@ -766,18 +2014,44 @@ impl Normalizer {
                 }
                 self.report.hit(Rule::NullableTypeArray);
             }
-            [] => self.refuse(
-                child(ptr, "type"),
-                "a schema whose only type is null has no OpenAPI 3.0 form",
-            ),
-            _ => self.refuse(
-                child(ptr, "type"),
-                "a type array with several non-null types has no OpenAPI 3.0 form (write it as anyOf)",
-            ),
+            [] => {
+                obj.remove("type");
+                obj.insert("nullable".into(), json!(true));
+                self.report.hit(Rule::UntypedValue);
+            }
+            several => {
+                // Each member takes the keywords of its own type.
+                let members: Vec<Value> = several
+                    .iter()
+                    .map(|t| {
+                        let mut member = Map::new();
+                        member.insert("type".into(), t.clone());
+                        for key in keywords_of_type(t.as_str().unwrap_or_default()) {
+                            if let Some(v) = obj.get(*key) {
+                                member.insert((*key).into(), v.clone());
+                            }
+                        }
+                        Value::Object(member)
+                    })
+                    .collect();
+                obj.remove("type");
+                for t in several {
+                    for key in keywords_of_type(t.as_str().unwrap_or_default()) {
+                        obj.remove(*key);
+                    }
+                }
+                if had_null {
+                    obj.insert("nullable".into(), json!(true));
+                }
+                if !obj.contains_key("anyOf") {
+                    obj.insert("anyOf".into(), Value::Array(members));
+                }
+                self.report.hit(Rule::TypeArrayUnion);
+            }
         }
     }
 
-    fn nullable_union(&mut self, obj: &mut Map<String, Value>, key: &str, ptr: &str) {
+    fn nullable_union(&mut self, obj: &mut Map<String, Value>, key: &str) {
         let Some(Value::Array(members)) = obj.get(key) else {
             return;
         };
@@ -792,10 +2066,9 @@ impl Normalizer {
         obj.remove(key);
         match rest.len() {
             0 => {
-                self.refuse(
-                    child(ptr, key),
-                    "a union whose only member is null has no OpenAPI 3.0 form",
-                );
+                // Only null: an untyped value holds it.
+                obj.insert("nullable".into(), json!(true));
+                self.report.hit(Rule::UntypedValue);
                 return;
             }
             1 => {
@@ -827,7 +2100,6 @@ impl Normalizer {
     fn exclusive_bound(
         &mut self,
         obj: &mut Map<String, Value>,
-        ptr: &str,
         exclusive: &str,
         inclusive: &str,
         lower: bool,
@@ -836,10 +2108,11 @@ impl Normalizer {
             return;
         };
         match bound {
-            Value::Bool(true) if !obj.contains_key(inclusive) => self.refuse(
-                child(ptr, exclusive),
-                format!("`{exclusive}: true` without `{inclusive}`"),
-            ),
+            Value::Bool(true) if !obj.contains_key(inclusive) => {
+                // Bounds nothing: meaningless, dropped.
+                obj.remove(exclusive);
+                self.report.hit(Rule::DroppedKeyword);
+            }
             Value::Bool(_) => {}
             Value::Number(n) => {
                 let Some(x) = n.as_f64() else { return };
@@ -856,10 +2129,10 @@ impl Normalizer {
                 }
                 self.report.hit(Rule::ExclusiveBound);
             }
-            _ => self.refuse(
-                child(ptr, exclusive),
-                format!("`{exclusive}` must be a number or a boolean"),
-            ),
+            _ => {
+                obj.remove(exclusive);
+                self.report.hit(Rule::DroppedKeyword);
+            }
         }
     }
 }
@@ -1091,7 +2364,7 @@ mod tests {
 
     fn norm_schema(s: Value) -> Result<Value, NormalizeError> {
         let doc = json!({"openapi": "3.1.0", "info": {"title": "t", "version": "1"},
-            "paths": {}, "components": {"schemas": {"S": s}}});
+            "paths": {}, "components": {"schemas": {"S": s, "X": {"type": "object"}}}});
         normalize(&doc).map(|(d, _)| d["components"]["schemas"]["S"].clone())
     }
 
@@ -1140,25 +2413,34 @@ mod tests {
     }
 
     #[test]
-    fn null_only_schema_is_refused_with_pointer() {
-        let err = norm_schema(json!({"type": "object", "properties": {"gone": {"type": "null"}}}))
-            .unwrap_err();
-        assert_eq!(
-            err.problems[0].pointer,
-            "/components/schemas/S/properties/gone/type"
-        );
+    fn null_only_schema_becomes_an_untyped_nullable_value() {
+        let out = norm_schema(json!({"type": "object", "properties": {
+            "gone": {"type": "null"}, "also": {"type": ["null"]},
+            "skip": {"anyOf": [{"type": "null", "x-stainless-skip": ["go"]}]}}}))
+        .unwrap();
+        for p in ["gone", "also", "skip"] {
+            assert_eq!(out["properties"][p], json!({"nullable": true}), "{p}");
+        }
     }
 
     #[test]
     fn pointer_tokens_are_escaped() {
         let doc = json!({"openapi": "3.1.0", "info": {"title": "t", "version": "1"},
             "paths": {"/a/{b}": {"get": {"responses": {"200": {"description": "ok",
-              "content": {"application/json": {"schema": {"type": ["null"]}}}}}}}}});
+              "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Gone"}}}}}}}}});
         let err = normalize(&doc).unwrap_err();
         assert_eq!(
             err.problems[0].pointer,
-            "/paths/~1a~1{b}/get/responses/200/content/application~1json/schema/type"
+            "/paths/~1a~1{b}/get/responses/200/content/application~1json/schema/$ref"
         );
+    }
+
+    #[test]
+    fn percent_encoded_references_resolve() {
+        let doc = json!({"openapi": "3.1.0", "info": {"title": "t", "version": "1"}, "paths": {},
+            "components": {"schemas": {"A B": {"type": "string"},
+              "S": {"type": "object", "properties": {"a": {"$ref": "#/components/schemas/A%20B"}}}}}});
+        assert!(normalize(&doc).is_ok());
     }
 
     fn op_doc(op: Value) -> Value {
@@ -1283,14 +2565,17 @@ mod tests {
     }
 
     #[test]
-    fn success_bodies_of_different_kinds_are_refused() {
-        let err = normalize(&op_doc(json!({"operationId": "x", "responses": {
+    fn success_response_of_another_kind_is_dropped_and_named() {
+        let (doc, report) = normalize(&op_doc(json!({"operationId": "x", "responses": {
             "200": json_body(json!({"type": "string"})),
             "206": {"description": "part", "content": {"text/csv": {"schema": {"type": "string"}}}}
         }})))
-        .unwrap_err();
-        assert_eq!(err.problems[0].pointer, "/paths/~1x/post/responses/206");
-        assert!(err.problems[0].reason.contains("non-JSON"));
+        .unwrap();
+        assert!(doc["paths"]["/x"]["post"]["responses"].get("206").is_none());
+        assert_eq!(report.count(Rule::MixedSuccess), 1);
+        let w = &report.warnings()[0];
+        assert_eq!(w.place, "POST /x (x) response 206");
+        assert!(w.dropped.contains("non-JSON"), "{w}");
     }
 
     #[test]

@@ -355,7 +355,12 @@ fn several_response_shapes() {
 #[test]
 fn every_rule_is_covered_by_a_fixture() {
     let mut covered = BTreeMap::new();
-    for name in ["nullable.json", "keywords.json", "responses.json"] {
+    for name in [
+        "nullable.json",
+        "keywords.json",
+        "responses.json",
+        "upstream.json",
+    ] {
         for (rule, n) in counts(&run(name).report) {
             *covered.entry(rule).or_insert(0) += n;
         }
@@ -383,7 +388,8 @@ fn every_fixture_is_exercised() {
             "keywords.json",
             "nullable.json",
             "refused.json",
-            "responses.json"
+            "responses.json",
+            "upstream.json"
         ],
         "a new fixture needs a test here"
     );
@@ -403,14 +409,190 @@ fn unconvertible_document_is_refused_with_pointers() {
     assert_eq!(
         pointers,
         [
-            "/components/schemas/Point/properties/coordinates/prefixItems",
-            "/components/schemas/Point/properties/label/type",
-            "/components/schemas/Point/properties/removed/type",
-            "/components/schemas/Point/properties/anything",
-            "/paths/~1points~1{point_id}/get/parameters/0/schema/type",
-            "/paths/~1points~1{point_id}/get/responses/204",
+            "/paths/~1points~1{point_id}/get/parameters/0/schema/$ref",
+            "/components/schemas/Point/properties/owner/$ref",
+            "/components/schemas/Point/properties/tags/items/$ref",
         ]
     );
     assert!(generated.is_some(), "generate must fail too");
     insta::assert_snapshot!("refused", err.to_string());
+}
+
+/// The constructs that made real published documents (FastAPI, Stainless,
+/// utoipa, Fern) fail, one or two of each: converted where that is
+/// faithful, dropped with a named warning where the generator cannot
+/// express them.
+#[test]
+fn constructs_of_real_upstream_documents() {
+    let Run {
+        normalized: n,
+        report,
+        shape,
+    } = run("upstream.json");
+    assert_eq!(
+        counts(&report),
+        BTreeMap::from([
+            (Rule::Version, 1),
+            (Rule::NullableUnion, 3),
+            // 404 (a `$ref` response, resolved) and 422 become one union.
+            (Rule::ErrorSchemas, 1),
+            // audio/mpeg + audio/wav; JSON + text/event-stream.
+            (Rule::MediaTypes, 2),
+            // propertyNames.
+            (Rule::DroppedKeyword, 1),
+            (Rule::OptionalParameter, 1),
+            // The multipart upload.
+            (Rule::DroppedOperation, 1),
+            // A cookie, a deepObject, a `content` parameter, an optional model.
+            (Rule::DroppedParameter, 4),
+            (Rule::ParameterAsString, 2),
+            (Rule::DroppedDefault, 2),
+            (Rule::Tuple, 2),
+            // `type: null` and `true`.
+            (Rule::UntypedValue, 2),
+            (Rule::TypeArrayUnion, 1),
+            // /things had none; /items/ clashed with /items.
+            (Rule::OperationId, 2),
+            // One rewritten, one dropped.
+            (Rule::Pattern, 2),
+            (Rule::EnumAsString, 1),
+            (Rule::UnionOrder, 1),
+            (Rule::AnyOfAndOneOf, 1),
+            (Rule::RenamedSchema, 1),
+            // info.version, a response description, `required: "true"`,
+            // a clashing property, a clashing undeclared required name.
+            (Rule::Repaired, 5),
+            (Rule::MixedSuccess, 1),
+            (Rule::NullableComponent, 1),
+            (Rule::InlineNameClash, 1),
+            (Rule::StreamingResponse, 2),
+        ]),
+        "{report}"
+    );
+    let warned: Vec<String> = report.warnings().iter().map(|w| w.place.clone()).collect();
+    for place in [
+        "POST /upload (upload_file)",
+        "GET /search (search) cookie parameter `session`",
+        "GET /search (search) query parameter `filter`",
+        "GET /search (search) query parameter `where`",
+        "GET /search (search) query parameter `page`",
+        "GET /search (search) response 204",
+        "GET /things (get_things) response 200",
+        "POST /chat (chat) response 200",
+        "/components/schemas/Record/properties/flag/default",
+        "/components/schemas/Record/properties/mode/default",
+        "/components/schemas/Record/properties/pair/prefixItems",
+        "/components/schemas/Record/properties/loose/pattern",
+        "/components/schemas/Record/properties/sep/enum",
+        "/components/schemas/Credentials/properties/clientId",
+    ] {
+        assert!(
+            warned.iter().any(|w| w == place),
+            "no warning for {place}: {warned:?}"
+        );
+    }
+    assert_eq!(report.dropped_operations(), 1);
+
+    let paths = &n["paths"];
+    assert!(paths["/upload"].get("post").is_none());
+    assert_eq!(n["info"]["version"], "");
+    let search = &paths["/search"]["get"];
+    assert_eq!(
+        search["parameters"],
+        json!([{"name": "since", "in": "query", "schema": {"type": "string"}},
+               {"name": "id", "in": "query", "required": true, "schema": {"type": "string"}}])
+    );
+    assert!(search["responses"].get("204").is_none());
+    assert_eq!(
+        search["responses"]["404"]["content"]["application/json"]["schema"],
+        json!({"$ref": "#/components/schemas/InvalidOrMissing"})
+    );
+    assert_eq!(paths["/things"]["get"]["operationId"], "get_things");
+    assert_eq!(
+        paths["/things"]["get"]["responses"]["200"]["description"],
+        ""
+    );
+    assert_eq!(
+        paths["/items/"]["get"]["operationId"],
+        "list_items_items__get_2"
+    );
+    assert_eq!(
+        paths["/speech"]["post"]["responses"]["200"]["content"],
+        json!({"audio/mpeg": {"schema": {"type": "string", "format": "binary"}}})
+    );
+
+    let s = &n["components"]["schemas"];
+    assert!(s.get("Default").is_none());
+    assert_eq!(
+        paths["/upload"].get("post").map(|_| ()),
+        None,
+        "the upload is gone, not renamed"
+    );
+    let r = &s["Record"]["properties"];
+    assert_eq!(s["Record"]["required"], json!(["id"]));
+    assert!(r["flag"].get("default").is_none());
+    assert!(r["mode"].get("default").is_none());
+    assert_eq!(r["size"]["items"], json!({"type": "integer"}));
+    assert_eq!(
+        r["pair"]["items"],
+        json!({"anyOf": [{"type": "string"}, {"type": "integer"}]})
+    );
+    assert_eq!(r["gone"], json!({"nullable": true}));
+    assert_eq!(r["anything"], json!({}));
+    assert_eq!(
+        r["files"],
+        json!({"type": "array", "items": {"type": "string"}, "nullable": true})
+    );
+    assert_eq!(
+        r["label"],
+        json!({"nullable": true, "anyOf": [{"type": "string", "maxLength": 10}, {"type": "integer", "minimum": 0}]})
+    );
+    assert_eq!(r["code"]["pattern"], "^(?<prefix>[a-z]+)-[0-9]+$");
+    assert_eq!(r["loose"], json!({"type": "string"}));
+    assert_eq!(r["sep"], json!({"type": "string"}));
+    assert_eq!(
+        r["value"]["anyOf"],
+        json!([{"type": "integer"}, {"description": "anything"}])
+    );
+    assert_eq!(
+        r["both"],
+        json!({"allOf": [{"anyOf": [{"type": "string"}, {"type": "integer"}]},
+                         {"oneOf": [{"type": "string", "minLength": 1}, {"type": "integer"}]}]})
+    );
+    assert!(r["scores"].get("propertyNames").is_none());
+    assert_eq!(r["owner"]["title"], "RecordOwnerProperty");
+    assert_eq!(
+        s["Stop"],
+        json!({"allOf": [{"$ref": "#/components/schemas/StopVariants"}], "nullable": true})
+    );
+    assert_eq!(
+        s["StopVariants"],
+        json!({"anyOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}]})
+    );
+    assert_eq!(
+        s["Credentials"]["properties"]
+            .as_object()
+            .map(|p| p.keys().cloned().collect::<Vec<_>>()),
+        Some(vec!["client_id".to_owned(), "client_secret".to_owned()])
+    );
+    assert_eq!(
+        paths["/upload"]["post"],
+        Value::Null,
+        "a dropped operation leaves nothing behind"
+    );
+
+    for line in [
+        "pub fn search(&self) -> builder::Search<'_>;",
+        "pub fn get_things(&self) -> builder::GetThings<'_>;",
+        "pub fn list_items_items_get(&self) -> builder::ListItemsItemsGet<'_>;",
+        "pub fn list_items_items_get_2(&self) -> builder::ListItemsItemsGet2<'_>;",
+        "pub struct DefaultSchema {",
+        "pub struct Stop(pub Option<StopVariants>);",
+        "pub owner: Option<RecordOwnerProperty>,",
+        "pub size: Option<[i64; 2usize]>,",
+        "pub gone: Option<serde_json::Value>,",
+    ] {
+        assert!(has_line(&shape, line), "missing `{line}` in\n{shape}");
+    }
+    assert!(!shape.contains("upload_file"), "{shape}");
 }
