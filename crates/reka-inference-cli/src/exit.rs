@@ -126,7 +126,7 @@ Exit codes:
     6  validation: the server refused the input (400, 409, 413, 422)
     7  rate limit: the key's quota is used up (429)
     8  server: the server failed (5xx) or answered something unreadable
-    9  timeout: --timeout reached while waiting (the job keeps running)
+    9  timeout: --timeout reached (a wait leaves the job running), or no answer in time
    10  connection: the server could not be reached
    11  job failed: the job ended with status FAILED
    12  job cancelled: the job was cancelled
