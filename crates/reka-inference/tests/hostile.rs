@@ -76,6 +76,23 @@ async fn an_announced_oversize_body_is_refused() {
     assert!(matches!(err, Error::BodyTooLarge { .. }), "{err:?}");
 }
 
+/// Finding 2: a download longer than the per-request timeout, but never
+/// silent for long, completes: streams are bounded by idleness, not length.
+#[tokio::test]
+async fn a_long_steady_download_is_not_cut_off() {
+    let server = Hostile::start(|_, _, _, _| Reply::Slow(20, Duration::from_millis(30))).await;
+    let client = builder(&server)
+        .request_timeout(Duration::from_millis(200))
+        .read_timeout(Duration::from_secs(5))
+        .build()
+        .unwrap();
+    let bytes = client
+        .download_bytes(&format!("{}/files/v", server.url), |_| {})
+        .await
+        .unwrap();
+    assert_eq!(bytes.len(), 20);
+}
+
 /// Finding 3: a silent server cannot hold a wait past its deadline.
 #[tokio::test]
 async fn a_silent_server_ends_a_wait_at_its_deadline() {

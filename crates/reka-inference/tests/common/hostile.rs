@@ -23,6 +23,8 @@ pub enum Reply {
     Endless,
     /// A 200 that sends one byte every `Duration`, forever.
     Drip(Duration),
+    /// A 200 that sends `n` bytes, one every `Duration`, then ends.
+    Slow(usize, Duration),
     /// Headers never come.
     Silent,
 }
@@ -130,6 +132,20 @@ async fn respond(reply: Reply) -> Response<Body> {
                 .status(StatusCode::OK)
                 .header("content-type", "application/json")
                 .body(Body::from_stream(drip))
+                .unwrap()
+        }
+        Reply::Slow(n, every) => {
+            let slow = futures::stream::unfold(0usize, move |i| async move {
+                if i == n {
+                    return None;
+                }
+                tokio::time::sleep(every).await;
+                Some((Ok::<_, Infallible>(Bytes::from_static(b"x")), i + 1))
+            });
+            Response::builder()
+                .status(StatusCode::OK)
+                .header("content-type", "video/mp4")
+                .body(Body::from_stream(slow))
                 .unwrap()
         }
         Reply::Silent => {
