@@ -97,7 +97,8 @@ pub fn generate_normalized_with(
     let tokens = progenitor_tokens(normalized, settings)?;
     let file: syn::File =
         syn::parse2(line_docs(tokens)).context("progenitor produced unparsable code")?;
-    let pretty = prettyplease::unparse(&file);
+    let pretty = guard::guarded(|| prettyplease::unparse(&file))
+        .map_err(|panic| anyhow::anyhow!("prettyplease panicked: {panic}"))?;
     let formatted = rustfmt(&pretty)?;
     Ok(format!("{HEADER}\n{formatted}"))
 }

@@ -97,7 +97,8 @@ pub enum Rule {
     DroppedParameter,
     /// A parameter typed as a union of scalars (`[date-time, date]`,
     /// `[uuid, string]`) is typed as a string: on the wire it is text either
-    /// way, and typify would make it an enum the generator cannot send.
+    /// way, and typify would make it an enum the generator cannot send. One
+    /// of a value or a list of them (`[string, array of string]`) is a list.
     ParameterAsString,
     /// A `default` that typify cannot render (of the wrong JSON type, not
     /// among its enum's values, or on a union) is dropped, named.
@@ -135,9 +136,10 @@ pub enum Rule {
     /// success responses (a 204 beside a JSON 200) is dropped, named: it
     /// reaches the caller as an unexpected response.
     MixedSuccess,
-    /// A component that is a nullable union keeps the null, and its union
-    /// moves to a new component `<Name>Variants`: typify gave both the
-    /// nullable wrapper and the union the component's name.
+    /// A component that is a nullable union (object, enum) keeps the null,
+    /// and its value moves to a new component `<Name>Variants`
+    /// (`<Name>Value`): typify gave both the nullable wrapper and the value
+    /// the component's name.
     NullableComponent,
     /// An untitled inline property schema whose type name (parent and
     /// property, as typify makes it) is a component's name gets a title of
@@ -202,7 +204,7 @@ impl Rule {
             Rule::SharedTitle => "inline schema title shared with another type dropped",
             Rule::DroppedOperation => "operation the generator cannot express dropped",
             Rule::DroppedParameter => "optional parameter the generator cannot express dropped",
-            Rule::ParameterAsString => "parameter typed as a union of scalars -> string",
+            Rule::ParameterAsString => "parameter typed as a union of scalars -> string or list",
             Rule::DroppedDefault => "default the generator cannot render dropped",
             Rule::Tuple => "prefixItems (tuple) -> items",
             Rule::UntypedValue => "`true` or null-only schema -> untyped value",
@@ -352,12 +354,13 @@ const PRELUDE_NAMES: &[&str] = &[
 ];
 
 /// How progenitor can send a parameter of a schema.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 enum ParameterShape {
     /// A scalar, an enum, or an array of them.
     Scalar,
-    /// A union of scalars: text on the wire, a string to the client.
-    ScalarUnion,
+    /// A union of scalars (text on the wire: a string to the client), or of
+    /// a scalar and a list of it (a list): the schema to send it as.
+    ScalarUnion(Value),
     /// A struct (a model, FastAPI's `Depends()`).
     Model,
 }
@@ -755,30 +758,41 @@ impl Normalizer {
         }
     }
 
-    /// A component `S` that is a nullable union made typify emit a
-    /// `struct S(Option<S>)` and an `enum S`. The union moves to a new
-    /// component `SVariants`; `S` becomes a nullable reference to it.
+    /// A component `S` that is a nullable union (or a nullable object or
+    /// enum) made typify emit a `struct S(Option<S>)` beside the union,
+    /// object or enum `S`. The value moves to a new component (`SVariants`
+    /// for a union, `SValue` otherwise); `S` becomes a nullable reference
+    /// to it.
     fn split_nullable_unions(&mut self, schemas: &mut Map<String, Value>) {
-        let nullable_unions: Vec<String> = schemas
+        let nullable_types: Vec<(String, &'static str)> = schemas
             .iter()
-            .filter(|(_, s)| {
-                s.get("nullable") == Some(&json!(true))
-                    && ["anyOf", "oneOf"].iter().any(|k| {
-                        s.get(*k)
-                            .and_then(Value::as_array)
-                            .is_some_and(|m| m.len() > 1)
-                    })
+            .filter(|(_, s)| s.get("nullable") == Some(&json!(true)))
+            .filter_map(|(name, s)| {
+                let union = ["anyOf", "oneOf"].iter().any(|k| {
+                    s.get(*k)
+                        .and_then(Value::as_array)
+                        .is_some_and(|m| m.len() > 1)
+                });
+                let named_type = s.get("properties").is_some()
+                    || s.get("enum").is_some()
+                    || s.get("type").and_then(Value::as_str) == Some("object");
+                if union {
+                    Some((name.clone(), "Variants"))
+                } else if named_type {
+                    Some((name.clone(), "Value"))
+                } else {
+                    None
+                }
             })
-            .map(|(name, _)| name.clone())
             .collect();
-        for name in nullable_unions {
+        for (name, suffix) in nullable_types {
             let Some(Value::Object(mut union)) = schemas.get_mut(&name).map(Value::take) else {
                 continue;
             };
             let variants = (0..)
                 .map(|n| match n {
-                    0 => format!("{name}Variants"),
-                    n => format!("{name}Variants{n}"),
+                    0 => format!("{name}{suffix}"),
+                    n => format!("{name}{suffix}{n}"),
                 })
                 .find(|c| !schemas.contains_key(c) && !self.new_schemas.contains_key(c))
                 .unwrap_or_default();
@@ -1241,16 +1255,31 @@ impl Normalizer {
                 "without a schema".into()
             });
         };
+        let in_query = location == "query";
+        let is_list = |schema: &Value| {
+            self.resolve(schema)
+                .is_some_and(|s| s.get("type").and_then(Value::as_str) == Some("array"))
+        };
         match self.parameter_shape(schema, 0) {
+            // progenitor writes path and header values with `to_string()`,
+            // which lists and models do not have.
+            ParameterShape::Scalar if !in_query && is_list(schema) => {
+                Some("a list, which progenitor cannot write into a path or header".into())
+            }
             ParameterShape::Scalar => None,
-            ParameterShape::ScalarUnion => {
-                let mut string = json!({"type": "string"});
+            ParameterShape::ScalarUnion(replacement) if !in_query && is_list(&replacement) => Some(
+                "a value or a list, which progenitor cannot write into a path or header".into(),
+            ),
+            ParameterShape::ScalarUnion(mut replacement) => {
                 if let Some(d) = schema.get("description") {
-                    string["description"] = d.clone();
+                    replacement["description"] = d.clone();
                 }
-                param["schema"] = string;
+                param["schema"] = replacement;
                 self.report.hit(Rule::ParameterAsString);
                 None
+            }
+            ParameterShape::Model if !in_query => {
+                Some("typed as a model, which progenitor cannot write into a path or header".into())
             }
             // progenitor sends a required model as its fields; an optional
             // one makes it panic (method.rs: optional builder parameter).
@@ -1287,17 +1316,28 @@ impl Normalizer {
             .flatten()
             .collect();
         if !union.is_empty() {
-            let scalar = union.iter().all(|m| {
-                self.parameter_shape(m, depth + 1) == ParameterShape::Scalar
-                    && self
-                        .resolve(m)
-                        .is_some_and(|m| m.get("type").and_then(Value::as_str) != Some("array"))
+            // `[string, array of string]`: one value or several. On the wire
+            // a single value is a list of one, so the list form says both.
+            let mut list_items: Option<Value> = None;
+            for member in &union {
+                let Some(resolved) = self.resolve(member) else {
+                    return ParameterShape::Model;
+                };
+                if let Some(items) = resolved.get("items") {
+                    if self.parameter_shape(items, depth + 1) != ParameterShape::Scalar
+                        || list_items.as_ref().is_some_and(|seen| seen != items)
+                    {
+                        return ParameterShape::Model;
+                    }
+                    list_items = Some(items.clone());
+                } else if self.parameter_shape(member, depth + 1) != ParameterShape::Scalar {
+                    return ParameterShape::Model;
+                }
+            }
+            return ParameterShape::ScalarUnion(match list_items {
+                Some(items) => json!({"type": "array", "items": items}),
+                None => json!({"type": "string"}),
             });
-            return if scalar {
-                ParameterShape::ScalarUnion
-            } else {
-                ParameterShape::Model
-            };
         }
         if let Some(items) = s.get("items") {
             return match self.parameter_shape(items, depth + 1) {
@@ -1933,6 +1973,13 @@ impl Normalizer {
         let Some(why) = self.default_problem(obj, default) else {
             return;
         };
+        if default.is_null() {
+            // An optional value the server omits is absent either way: the
+            // client loses nothing, so there is nothing to warn about.
+            obj.remove("default");
+            self.report.hit(Rule::DroppedDefault);
+            return;
+        }
         let dropped = format!("the default {default}");
         obj.remove("default");
         self.report.drop(

@@ -433,7 +433,7 @@ fn constructs_of_real_upstream_documents() {
         counts(&report),
         BTreeMap::from([
             (Rule::Version, 1),
-            (Rule::NullableUnion, 3),
+            (Rule::NullableUnion, 4),
             // 404 (a `$ref` response, resolved) and 422 become one union.
             (Rule::ErrorSchemas, 1),
             // audio/mpeg + audio/wav; JSON + text/event-stream.
@@ -463,7 +463,8 @@ fn constructs_of_real_upstream_documents() {
             // a clashing property, a clashing undeclared required name.
             (Rule::Repaired, 5),
             (Rule::MixedSuccess, 1),
-            (Rule::NullableComponent, 1),
+            // Stop (a union) and Location (an object).
+            (Rule::NullableComponent, 2),
             (Rule::InlineNameClash, 1),
             (Rule::StreamingResponse, 2),
         ]),
@@ -566,6 +567,14 @@ fn constructs_of_real_upstream_documents() {
         json!({"allOf": [{"$ref": "#/components/schemas/StopVariants"}], "nullable": true})
     );
     assert_eq!(
+        s["Location"],
+        json!({"allOf": [{"$ref": "#/components/schemas/LocationValue"}], "nullable": true})
+    );
+    assert_eq!(
+        s["LocationValue"]["properties"]["city"],
+        json!({"type": "string"})
+    );
+    assert_eq!(
         s["StopVariants"],
         json!({"anyOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}]})
     );
@@ -588,6 +597,7 @@ fn constructs_of_real_upstream_documents() {
         "pub fn list_items_items_get_2(&self) -> builder::ListItemsItemsGet2<'_>;",
         "pub struct DefaultSchema {",
         "pub struct Stop(pub Option<StopVariants>);",
+        "pub struct Location(pub Option<LocationValue>);",
         "pub owner: Option<RecordOwnerProperty>,",
         "pub size: Option<[i64; 2usize]>,",
         "pub gone: Option<serde_json::Value>,",
