@@ -29,7 +29,7 @@ use crate::output::{self, MediaRef, Progress};
 use crate::poll::{Estimates, PollPolicy};
 use crate::requests::Requests;
 use crate::retry::RetryPolicy;
-use crate::transport::{AddressPolicy, ApiTransport, AuthHeader, Credentials};
+use crate::transport::{AddressPolicy, ApiTransport, AuthHeader, Credentials, GuardedResolver};
 
 /// The service's base URL.
 pub const DEFAULT_BASE_URL: &str = "https://vision-agent.api.reka.ai";
@@ -576,6 +576,7 @@ impl ClientBuilder {
             // Redirects are followed by the transport, hop by hop, so that
             // the key is only ever sent to the API's own origin.
             .redirect(reqwest::redirect::Policy::none())
+            .dns_resolver(Arc::new(GuardedResolver))
             .build()
             .map_err(|e| Error::Config(format!("building the HTTP client: {e}")))?;
         let mut addresses = AddressPolicy::for_base_url(&base_url);

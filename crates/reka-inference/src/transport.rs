@@ -102,19 +102,8 @@ impl AddressPolicy {
             }
             None => return Err("the URL has no host".into()),
         };
-        let ip = match ip {
-            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
-            v4 => v4,
-        };
-        let never = match ip {
-            IpAddr::V4(v4) => {
-                v4.is_link_local() || v4.is_multicast() || v4.is_broadcast() || v4.is_unspecified()
-            }
-            IpAddr::V6(v6) => {
-                v6.is_multicast() || v6.is_unspecified() || (v6.segments()[0] & 0xffc0) == 0xfe80
-            }
-        };
-        if never {
+        let ip = canonical(ip);
+        if is_never_reachable(ip) {
             return Err(format!(
                 "{ip} is a link-local, multicast or unspecified address"
             ));
@@ -142,6 +131,50 @@ impl AddressPolicy {
             None => false,
         };
         AddressPolicy { allow_local }
+    }
+}
+
+/// An IPv4-mapped IPv6 address as the IPv4 address it is.
+fn canonical(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+        v4 => v4,
+    }
+}
+
+/// Addresses no request of the client may reach: link-local (cloud
+/// metadata services), multicast, broadcast, unspecified.
+fn is_never_reachable(ip: IpAddr) -> bool {
+    match canonical(ip) {
+        IpAddr::V4(v4) => {
+            v4.is_link_local() || v4.is_multicast() || v4.is_broadcast() || v4.is_unspecified()
+        }
+        IpAddr::V6(v6) => {
+            v6.is_multicast() || v6.is_unspecified() || (v6.segments()[0] & 0xffc0) == 0xfe80
+        }
+    }
+}
+
+/// Resolves host names as the system does, without the addresses no
+/// request may reach: a name that points at the metadata service gets no
+/// connection, whatever the URL looked like.
+pub(crate) struct GuardedResolver;
+
+impl reqwest::dns::Resolve for GuardedResolver {
+    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+        let host = name.as_str().to_owned();
+        Box::pin(async move {
+            let found = tokio::net::lookup_host((host.as_str(), 0)).await?;
+            let allowed: Vec<std::net::SocketAddr> =
+                found.filter(|a| !is_never_reachable(a.ip())).collect();
+            if allowed.is_empty() {
+                return Err(format!(
+                    "{host} resolves only to link-local, multicast or unspecified addresses"
+                )
+                .into());
+            }
+            Ok(Box::new(allowed.into_iter()) as reqwest::dns::Addrs)
+        })
     }
 }
 
@@ -675,6 +708,37 @@ mod tests {
         }
         assert!(strict.check(&url("https://cdn.example.com/a.png")).is_ok());
         assert!(strict.check(&url("https://93.184.216.34/a.png")).is_ok());
+    }
+
+    #[test]
+    fn resolved_addresses_are_screened_too() {
+        for never in [
+            "169.254.169.254",
+            "0.0.0.0",
+            "224.0.0.1",
+            "fe80::1",
+            "::ffff:169.254.1.1",
+        ] {
+            assert!(is_never_reachable(never.parse().unwrap()), "{never}");
+        }
+        for fine in [
+            "127.0.0.1",
+            "10.1.2.3",
+            "93.184.216.34",
+            "::1",
+            "2001:db8::1",
+        ] {
+            assert!(!is_never_reachable(fine.parse().unwrap()), "{fine}");
+        }
+    }
+
+    #[tokio::test]
+    async fn the_resolver_keeps_ordinary_names() {
+        use reqwest::dns::Resolve;
+        let name: reqwest::dns::Name = "localhost".parse().unwrap();
+        let addrs: Vec<_> = GuardedResolver.resolve(name).await.unwrap().collect();
+        assert!(addrs.iter().all(|a| a.ip().is_loopback()), "{addrs:?}");
+        assert!(!addrs.is_empty());
     }
 
     #[test]

@@ -422,6 +422,26 @@ async fn a_failing_list_is_not_hammered() {
     }
 }
 
+/// Finding 7: jobs attached by id (their age unknown) are polled on their
+/// own: a set of them never sweeps the key's whole history.
+#[tokio::test]
+async fn attached_jobs_never_trigger_history_sweeps() {
+    let server = Hostile::start(|_, path, _, _| {
+        let id = path.split('/').nth(4).unwrap_or("").to_owned();
+        Reply::Json(200, record(&id, "COMPLETED", Some(json!({"id": id}))))
+    })
+    .await;
+    let client = client(&server);
+    let mut set = client.job_set();
+    for i in 0..12 {
+        set.push(client.job(format!("req_{i}")));
+    }
+    let results = set.wait_all().await;
+    assert!(results.iter().all(Result::is_ok), "{results:?}");
+    assert_eq!(server.count("/v2/inference/requests"), 0);
+    assert_eq!(server.seen().len(), 12, "one record fetch per job");
+}
+
 /// Finding 7: a next_offset that never advances ends the listing with an
 /// error instead of looping forever.
 #[tokio::test]

