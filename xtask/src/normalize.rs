@@ -904,7 +904,7 @@ impl Normalizer {
                 .unwrap_or_default()
                 .to_owned();
             let place = format!("{} {path} ({id})", method.to_uppercase());
-            if let Some((what, loss)) = self.operation(op, &child(ptr, method), &place) {
+            if let Some((what, loss)) = self.operation(op, path, &child(ptr, method), &place) {
                 item.remove(method);
                 self.report.drop(Rule::DroppedOperation, place, what, loss);
             }
@@ -1118,7 +1118,13 @@ impl Normalizer {
 
     /// Rewrites one operation. Returns what to drop and what the user loses
     /// when the generator cannot express the operation at all.
-    fn operation(&mut self, op: &mut Value, ptr: &str, place: &str) -> Option<(String, String)> {
+    fn operation(
+        &mut self,
+        op: &mut Value,
+        path: &str,
+        ptr: &str,
+        place: &str,
+    ) -> Option<(String, String)> {
         let op_id = op
             .get("operationId")
             .and_then(Value::as_str)
@@ -1136,6 +1142,7 @@ impl Normalizer {
                 }
             }
         }
+        self.path_parameters(op, path);
         let mut unsupported = self.check_parameters(op, place);
         if let Some(body) = op.get_mut("requestBody") {
             let bptr = child(ptr, "requestBody");
@@ -1183,6 +1190,53 @@ impl Normalizer {
             self.merge_responses(responses, &op_name, false, place);
         }
         unsupported
+    }
+
+    /// Makes the path parameters those of the path template: progenitor
+    /// panics on a path parameter the template does not name, or one not
+    /// marked required, and writes a template variable without a
+    /// parameter into code that does not compile. A variable without a
+    /// parameter gets a string one; a parameter without a variable is
+    /// dropped (no URL can carry it).
+    fn path_parameters(&mut self, op: &mut Map<String, Value>, path: &str) {
+        let names: Vec<String> = path
+            .split('{')
+            .skip(1)
+            .filter_map(|rest| rest.split_once('}').map(|(name, _)| name.to_owned()))
+            .collect();
+        if names.is_empty() && !op.contains_key("parameters") {
+            return;
+        }
+        let Some(params) = op
+            .entry("parameters")
+            .or_insert_with(|| json!([]))
+            .as_array_mut()
+        else {
+            return;
+        };
+        let is_path = |p: &Value| p.get("in").and_then(Value::as_str) == Some("path");
+        let name_of = |p: &Value| p.get("name").and_then(Value::as_str).map(str::to_owned);
+        let before = params.len();
+        params.retain(|p| !is_path(p) || name_of(p).is_some_and(|n| names.contains(&n)));
+        let mut repaired = before - params.len();
+        for p in params.iter_mut().filter(|p| is_path(p)) {
+            if p.get("required") != Some(&Value::Bool(true)) {
+                p["required"] = json!(true);
+                repaired += 1;
+            }
+        }
+        for name in &names {
+            if !params
+                .iter()
+                .any(|p| is_path(p) && name_of(p).as_deref() == Some(name.as_str()))
+            {
+                params.push(json!({"name": name, "in": "path", "required": true, "schema": {"type": "string"}}));
+                repaired += 1;
+            }
+        }
+        for _ in 0..repaired {
+            self.report.hit(Rule::Repaired);
+        }
     }
 
     /// Drops the optional parameters progenitor cannot send (named), and

@@ -258,7 +258,16 @@ fn triggers() -> Vec<(&'static str, Value)> {
             "untyped union member first",
             body(json!({"anyOf": [{}, {"type": "integer"}]})),
         ),
-        // Beyond the list: `false` and `true` schemas, a +json body.
+        // Beyond the list: path parameters that disagree with the
+        // template, `false` and `true` schemas, a +json body.
+        (
+            "path parameters unlike the template",
+            json!({"openapi": "3.1.0", "info": {"title": "t", "version": "1"},
+            "paths": {"/a/{declared}/{undeclared}": {"get": {"operationId": "op",
+                "parameters": [{"name": "declared", "in": "path", "schema": {"type": "string"}},
+                               {"name": "stray", "in": "path", "required": true, "schema": {"type": "string"}}],
+                "responses": {"200": ok_json(json!({"type": "string"}))}}}}}),
+        ),
         (
             "boolean schemas",
             body(json!({"type": "object", "properties": {"t": true, "f": false}})),
