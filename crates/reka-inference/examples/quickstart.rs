@@ -35,7 +35,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let done = job.wait().await?;
     println!("output: {}", done.output);
     let dir = std::env::temp_dir().join("reka-quickstart");
-    for path in client.download_outputs(&done, &dir, |_, _, _| {}).await? {
+    for path in client.download_outputs(&done, &dir).await? {
         println!("saved {}", path.display());
     }
     Ok(())

@@ -20,16 +20,18 @@ use tokio::time::Instant;
 use url::Url;
 
 use crate::chat::Chat;
-use crate::endpoint::Endpoint;
+use crate::endpoint::IntoEndpoint;
 use crate::error::{Error, Result};
 use crate::http::{Http, Waits, check_request_id};
-use crate::job::{Completion, Job};
+use crate::job::{Job, JobOutput};
 use crate::job_set::JobSet;
+use crate::jobs::Jobs;
 use crate::output::{self, MediaRef, Progress};
 use crate::poll::{Estimates, PollPolicy};
-use crate::requests::Requests;
 use crate::retry::RetryPolicy;
-use crate::transport::{AddressPolicy, ApiTransport, AuthHeader, Credentials, GuardedResolver};
+use crate::transport::{
+    AddressPolicy, ApiTransport, AuthHeader, Credentials, GuardedResolver, RequestHook,
+};
 
 /// The service's base URL.
 pub const DEFAULT_BASE_URL: &str = "https://vision-agent.api.reka.ai";
@@ -79,10 +81,17 @@ impl fmt::Debug for Client {
 }
 
 impl Client {
-    /// A client configured from the environment: `REKA_API_KEY` (required)
-    /// and `REKA_BASE_URL` (default [`DEFAULT_BASE_URL`]).
+    /// A client configured from the environment: `REKA_API_KEY` (required:
+    /// [`Error::Config`] when it is missing, rather than a 401 on the first
+    /// call) and `REKA_BASE_URL` (default [`DEFAULT_BASE_URL`]).
     pub fn from_env() -> Result<Client> {
-        Client::builder().from_env().build()
+        let builder = Client::builder().from_env();
+        if builder.api_key.is_none() {
+            return Err(Error::Config(
+                "REKA_API_KEY is not set (or empty): the API needs a key".into(),
+            ));
+        }
+        builder.build()
     }
 
     /// A builder with the default settings.
@@ -101,9 +110,9 @@ impl Client {
         &self.api
     }
 
-    /// Listing and inspecting requests.
-    pub fn requests(&self) -> Requests {
-        Requests::new(self.http.clone())
+    /// Listing jobs, pages followed for you.
+    pub fn jobs(&self) -> Jobs {
+        Jobs::new(self.http.clone())
     }
 
     /// OpenAI-compatible chat completions.
@@ -138,11 +147,7 @@ impl Client {
     /// and 5xx answers, so a lost response never creates a second job; when
     /// the outcome stays unknown, the error is
     /// [`Error::SubmitOutcomeUnknown`] with the key to submit again with.
-    pub async fn submit(
-        &self,
-        endpoint: impl Into<Endpoint>,
-        input: impl Serialize,
-    ) -> Result<Job> {
+    pub async fn submit(&self, endpoint: impl IntoEndpoint, input: impl Serialize) -> Result<Job> {
         self.submit_with(endpoint, input, SubmitOptions::default())
             .await
     }
@@ -151,11 +156,11 @@ impl Client {
     #[tracing::instrument(level = "debug", skip_all, fields(endpoint))]
     pub async fn submit_with(
         &self,
-        endpoint: impl Into<Endpoint>,
+        endpoint: impl IntoEndpoint,
         input: impl Serialize,
         options: SubmitOptions,
     ) -> Result<Job> {
-        let endpoint = endpoint.into();
+        let endpoint = endpoint.into_endpoint()?;
         tracing::Span::current().record("endpoint", endpoint.as_str());
         let input = match serde_json::to_value(input) {
             Ok(Value::Object(map)) => map,
@@ -228,12 +233,35 @@ impl Client {
         Job::new(self.http.clone(), request_id.into(), None, None)
     }
 
+    /// [`Client::job`] for a request whose endpoint you know: its wait then
+    /// learns, and uses, how long that endpoint's jobs take.
+    ///
+    /// ```no_run
+    /// # async fn run(client: reka_inference::Client) -> reka_inference::Result<()> {
+    /// let job = client.job_for("veo-3.1/text-to-video", "0193f6a2-...")?;
+    /// let done = job.wait().await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn job_for(
+        &self,
+        endpoint: impl IntoEndpoint,
+        request_id: impl Into<String>,
+    ) -> Result<Job> {
+        let endpoint = endpoint.into_endpoint()?;
+        Ok(Job::new(
+            self.http.clone(),
+            request_id.into(),
+            Some(endpoint),
+            None,
+        ))
+    }
+
     /// Submits, waits with the default deadline, and returns the output.
     pub async fn run(
         &self,
-        endpoint: impl Into<Endpoint>,
+        endpoint: impl IntoEndpoint,
         input: impl Serialize,
-    ) -> Result<Completion> {
+    ) -> Result<JobOutput> {
         self.submit(endpoint, input).await?.wait().await
     }
 
@@ -261,18 +289,36 @@ impl Client {
         output::download_bytes(&self.http, url, progress).await
     }
 
-    /// Downloads every media file of a completed job into `dir` (created if
-    /// missing); returns the paths written, in output order. Each file is
-    /// named `<request id>-<index>.<ext>`, the extension from the media
-    /// type the server sends. `progress` gets the index of the file and its
-    /// progress.
+    /// Downloads every media file of a finished job into `dir` (created if
+    /// missing), up to four at a time; returns the paths written, in output
+    /// order. Each file is named `<request id>-<index>.<ext>`, the
+    /// extension from the media type the server sends.
+    ///
+    /// ```no_run
+    /// # async fn run(client: reka_inference::Client) -> reka_inference::Result<()> {
+    /// let done = client.run("nano-banana/text-to-image", serde_json::json!({"prompt": "a fox"})).await?;
+    /// for path in client.download_outputs(&done, "out").await? {
+    ///     println!("saved {}", path.display());
+    /// }
+    /// # Ok(()) }
+    /// ```
     pub async fn download_outputs(
         &self,
-        completion: &Completion,
+        output: &JobOutput,
+        dir: impl AsRef<Path>,
+    ) -> Result<Vec<PathBuf>> {
+        output::download_outputs(&self.http, output, dir.as_ref(), |_, _, _| {}).await
+    }
+
+    /// [`Client::download_outputs`], calling `progress` with the index of
+    /// the file, where it is, and how far its download has come.
+    pub async fn download_outputs_with(
+        &self,
+        output: &JobOutput,
         dir: impl AsRef<Path>,
         progress: impl FnMut(usize, &MediaRef, Progress) + Send,
     ) -> Result<Vec<PathBuf>> {
-        output::download_outputs(&self.http, completion, dir.as_ref(), progress).await
+        output::download_outputs(&self.http, output, dir.as_ref(), progress).await
     }
 }
 
@@ -343,7 +389,17 @@ fn json_kind(v: &Value) -> &'static str {
 }
 
 /// Options of [`Client::submit_with`].
+///
+/// ```
+/// use reka_inference::SubmitOptions;
+///
+/// let options = SubmitOptions::default()
+///     .idempotency_key("catalog-row-17")
+///     .webhook_url("https://hooks.example.com/reka");
+/// # let _ = options;
+/// ```
 #[derive(Debug, Clone, Default)]
+#[non_exhaustive]
 pub struct SubmitOptions {
     /// Called by the service with the request's record when it finishes.
     pub webhook_url: Option<String>,
@@ -405,6 +461,7 @@ pub struct ClientBuilder {
     retry: RetryPolicy,
     wait_timeout: Duration,
     http: Option<reqwest::ClientBuilder>,
+    hooks: Vec<Arc<dyn RequestHook>>,
 }
 
 impl fmt::Debug for ClientBuilder {
@@ -442,6 +499,7 @@ impl Default for ClientBuilder {
             retry: RetryPolicy::default(),
             wait_timeout: DEFAULT_WAIT_TIMEOUT,
             http: None,
+            hooks: Vec::new(),
         }
     }
 }
@@ -559,6 +617,13 @@ impl ClientBuilder {
         self
     }
 
+    /// Adds a [`RequestHook`]: your own code on every request the client
+    /// sends (headers for trace propagation, metrics), in the order added.
+    pub fn hook(mut self, hook: impl RequestHook) -> Self {
+        self.hooks.push(Arc::new(hook));
+        self
+    }
+
     /// Checks the settings and builds the client.
     pub fn build(self) -> Result<Client> {
         let base_url = parse_base_url(&self.base_url, self.allow_insecure_http)?;
@@ -588,6 +653,7 @@ impl ClientBuilder {
             self.request_timeout,
             self.max_body_bytes,
             addresses,
+            self.hooks,
         ));
         let hooks = Hooks::from_arc(transport.clone());
         let base = base_url.as_str().trim_end_matches('/');

@@ -140,6 +140,53 @@ impl From<&Endpoint> for Endpoint {
     }
 }
 
+/// Anything that names an endpoint: an [`Endpoint`], or its id as a string
+/// (checked when used; a malformed id is [`Error::InvalidInput`]).
+///
+/// ```no_run
+/// # async fn run(client: reka_inference::Client) -> reka_inference::Result<()> {
+/// use serde_json::json;
+/// use reka_inference::Endpoint;
+///
+/// client.submit(Endpoint::NANO_BANANA_TEXT_TO_IMAGE, json!({"prompt": "a fox"})).await?;
+/// client.submit("flux/text-to-image", json!({"prompt": "a fox"})).await?;
+/// # Ok(()) }
+/// ```
+pub trait IntoEndpoint {
+    /// The endpoint, or why the id is not one.
+    fn into_endpoint(self) -> Result<Endpoint, Error>;
+}
+
+impl IntoEndpoint for Endpoint {
+    fn into_endpoint(self) -> Result<Endpoint, Error> {
+        Ok(self)
+    }
+}
+
+impl IntoEndpoint for &Endpoint {
+    fn into_endpoint(self) -> Result<Endpoint, Error> {
+        Ok(self.clone())
+    }
+}
+
+impl IntoEndpoint for &str {
+    fn into_endpoint(self) -> Result<Endpoint, Error> {
+        Endpoint::new(self)
+    }
+}
+
+impl IntoEndpoint for String {
+    fn into_endpoint(self) -> Result<Endpoint, Error> {
+        Endpoint::new(self)
+    }
+}
+
+impl IntoEndpoint for &String {
+    fn into_endpoint(self) -> Result<Endpoint, Error> {
+        Endpoint::new(self.as_str())
+    }
+}
+
 impl fmt::Display for Endpoint {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.id)

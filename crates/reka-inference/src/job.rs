@@ -11,6 +11,7 @@
 use std::time::Duration;
 
 use futures::Stream;
+use reka_inference_api::RequestStatus;
 use reka_inference_api::types::{JobError, LogEntry, Metrics, ResultResponse, StatusResponse};
 use reqwest::Method;
 use serde::de::DeserializeOwned;
@@ -34,7 +35,7 @@ use crate::tracker::{LookKind, Tracker};
 /// let job = client
 ///     .submit(Endpoint::VEO_3_1_TEXT_TO_VIDEO, serde_json::json!({"prompt": "waves"}))
 ///     .await?;
-/// let mut events = std::pin::pin!(job.events());
+/// let mut events = job.events();
 /// while let Some(event) = events.next().await {
 ///     match event? {
 ///         JobEvent::Queued { position } => println!("queued at {position:?}"),
@@ -65,7 +66,8 @@ impl std::fmt::Debug for Job {
 
 /// A finished job's output.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Completion {
+#[non_exhaustive]
+pub struct JobOutput {
     /// The request id.
     pub request_id: String,
     /// The output object (its shape depends on the endpoint; it is not
@@ -75,9 +77,11 @@ pub struct Completion {
     pub metrics: Option<Metrics>,
 }
 
-impl Completion {
-    pub(crate) fn from_record(record: ResultResponse) -> Completion {
-        Completion {
+impl JobOutput {
+    /// The output of a record you fetched yourself
+    /// ([`Job::result`], a list item, a webhook delivery).
+    pub fn from_record(record: ResultResponse) -> JobOutput {
+        JobOutput {
             request_id: record.request_id,
             output: record.output.map(Value::Object).unwrap_or(Value::Null),
             metrics: record.metrics,
@@ -106,7 +110,7 @@ pub enum JobEvent {
     /// The job is waiting; `position` 0 is next. Reported again when the
     /// position changes.
     Queued {
-        /// Requests ahead of this one, when the server says.
+        /// Jobs ahead of this one, when the server says.
         position: Option<u64>,
     },
     /// The job was seen running. A short job may finish between two polls
@@ -118,7 +122,7 @@ pub enum JobEvent {
     /// on within the deadline; reported once per value.
     UnknownStatus(String),
     /// The job finished with an output (terminal).
-    Completed(Completion),
+    Completed(JobOutput),
     /// The job failed (terminal).
     Failed {
         /// The server's `error` object.
@@ -212,10 +216,16 @@ impl Job {
             .await
     }
 
-    /// The current status; with `with_logs`, the whole log so far.
+    /// The current status (and queue position while queued).
     #[tracing::instrument(level = "debug", skip(self), fields(request_id = %self.id))]
-    pub async fn status(&self, with_logs: bool) -> Result<StatusResponse> {
-        self.status_until(with_logs, None).await
+    pub async fn status(&self) -> Result<StatusResponse> {
+        self.status_until(false, None).await
+    }
+
+    /// The current status with the whole log so far.
+    #[tracing::instrument(level = "debug", skip(self), fields(request_id = %self.id))]
+    pub async fn status_with_logs(&self) -> Result<StatusResponse> {
+        self.status_until(true, None).await
     }
 
     /// The request's record, at any time: `output` is `None` until it
@@ -225,13 +235,35 @@ impl Job {
         self.result_until(None).await
     }
 
-    /// The output decoded into your type, or `None` while there is none.
+    /// The output decoded into your type: `Ok(None)` while the job is
+    /// still queued or running, [`Error::JobFailed`] or
+    /// [`Error::JobCancelled`] when it ended without one.
+    ///
+    /// ```no_run
+    /// # async fn run(job: reka_inference::Job) -> reka_inference::Result<()> {
+    /// match job.output::<serde_json::Value>().await? {
+    ///     Some(output) => println!("done: {output}"),
+    ///     None => println!("still running"),
+    /// }
+    /// # Ok(()) }
+    /// ```
     pub async fn output<T: DeserializeOwned>(&self) -> Result<Option<T>> {
         let record = self.result().await?;
-        if record.output.is_none() {
-            return Ok(None);
+        let failed_as_completed = record.output.is_none() && record.error.is_some();
+        match record.status {
+            RequestStatus::Completed if !failed_as_completed => {
+                JobOutput::from_record(record).output_as().map(Some)
+            }
+            RequestStatus::Completed | RequestStatus::Failed => Err(Error::JobFailed {
+                request_id: self.id.clone(),
+                error: record.error.clone(),
+                record: Box::new(record),
+            }),
+            RequestStatus::Cancelled => Err(Error::JobCancelled {
+                request_id: self.id.clone(),
+            }),
+            _ => Ok(None),
         }
-        Completion::from_record(record).output_as().map(Some)
     }
 
     pub(crate) async fn cancel_until(&self, deadline: Option<Instant>) -> Result<ResultResponse> {
@@ -256,13 +288,13 @@ impl Job {
     /// cancelled one [`Error::JobCancelled`], a deadline reached
     /// [`Error::Timeout`] (with the last status). The job keeps running when
     /// the wait ends or is dropped.
-    pub async fn wait(&self) -> Result<Completion> {
+    pub async fn wait(&self) -> Result<JobOutput> {
         self.wait_with(WaitOptions::default()).await
     }
 
     /// Waits with options (deadline, cancel on deadline, poll policy).
     #[tracing::instrument(level = "debug", skip_all, fields(request_id = %self.id))]
-    pub async fn wait_with(&self, options: WaitOptions) -> Result<Completion> {
+    pub async fn wait_with(&self, options: WaitOptions) -> Result<JobOutput> {
         let mut poller = Poller::new(self.clone(), options, false);
         while let Some(event) = poller.next().await {
             if let Some(outcome) = outcome_of(&self.id, event) {
@@ -275,26 +307,48 @@ impl Job {
     /// What happens to the job, until it finishes: see [`JobEvent`]. The
     /// stream ends after the terminal event, or after an error item
     /// (deadline, transport).
-    pub fn events(&self) -> impl Stream<Item = Result<JobEvent>> + Send + 'static {
+    pub fn events(&self) -> JobEvents {
         self.events_with(WaitOptions::default())
     }
 
     /// [`Job::events`] with options.
-    pub fn events_with(
-        &self,
-        options: WaitOptions,
-    ) -> impl Stream<Item = Result<JobEvent>> + Send + 'static {
+    pub fn events_with(&self, options: WaitOptions) -> JobEvents {
         let poller = Poller::new(self.clone(), options, true);
-        futures::stream::unfold(poller, |mut p| async move {
-            let item = p.next().await?;
-            Some((item, p))
-        })
+        JobEvents {
+            inner: Box::pin(futures::stream::unfold(poller, |mut p| async move {
+                let item = p.next().await?;
+                Some((item, p))
+            })),
+        }
+    }
+}
+
+/// The events of one job, from [`Job::events`]: a named, `Unpin` stream,
+/// so it can be kept in a struct and polled without pinning.
+pub struct JobEvents {
+    inner: std::pin::Pin<Box<dyn Stream<Item = Result<JobEvent>> + Send>>,
+}
+
+impl Stream for JobEvents {
+    type Item = Result<JobEvent>;
+
+    fn poll_next(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Self::Item>> {
+        self.inner.as_mut().poll_next(cx)
+    }
+}
+
+impl std::fmt::Debug for JobEvents {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("JobEvents").finish_non_exhaustive()
     }
 }
 
 /// The outcome a terminal event (or an error) means for a wait; `None` for
 /// an event along the way.
-pub(crate) fn outcome_of(id: &str, event: Result<JobEvent>) -> Option<Result<Completion>> {
+pub(crate) fn outcome_of(id: &str, event: Result<JobEvent>) -> Option<Result<JobOutput>> {
     match event {
         Err(e) => Some(Err(e)),
         Ok(JobEvent::Completed(done)) => Some(Ok(done)),

@@ -40,9 +40,9 @@ use tokio::time::Instant;
 use crate::endpoint::Endpoint;
 use crate::error::{Error, Result};
 use crate::http::{Http, deadline_after};
-use crate::job::{Completion, Job, outcome_of};
+use crate::job::{Job, JobOutput, outcome_of};
+use crate::jobs::{Jobs, ListFilter, MAX_PAGE_SIZE, next_offset};
 use crate::poll::PollPolicy;
-use crate::requests::{ListFilter, MAX_PAGE_SIZE, Requests, next_offset};
 use crate::tracker::{LookKind, Tracker, later};
 
 /// How a [`JobSet`] waits.
@@ -98,13 +98,14 @@ impl JobSetOptions {
 
 /// What became of one job of a set.
 #[derive(Debug)]
+#[non_exhaustive]
 pub struct JobOutcome {
     /// The job's position in the set, in the order it was added.
     pub index: usize,
     /// The job.
     pub job: Job,
     /// Its output, or why there is none.
-    pub result: Result<Completion>,
+    pub result: Result<JobOutput>,
 }
 
 /// Many jobs, waited for together.
@@ -118,7 +119,7 @@ pub struct JobOutcome {
 /// for prompt in ["a fox", "a heron", "an owl"] {
 ///     set.push(client.submit(Endpoint::NANO_BANANA_TEXT_TO_IMAGE, serde_json::json!({"prompt": prompt})).await?);
 /// }
-/// let mut done = std::pin::pin!(set.into_stream());
+/// let mut done = set.into_stream();
 /// while let Some(outcome) = done.next().await {
 ///     println!("job {} finished: {:?}", outcome.index, outcome.result.map(|c| c.output));
 /// }
@@ -170,10 +171,10 @@ impl JobSet {
     }
 
     /// Waits for every job; results in the order the jobs were added.
-    pub async fn wait_all(self) -> Vec<Result<Completion>> {
+    pub async fn wait_all(self) -> Vec<Result<JobOutput>> {
         let n = self.jobs.len();
-        let mut slots: Vec<Option<Result<Completion>>> = (0..n).map(|_| None).collect();
-        let mut stream = std::pin::pin!(self.into_stream());
+        let mut slots: Vec<Option<Result<JobOutput>>> = (0..n).map(|_| None).collect();
+        let mut stream = self.into_stream();
         while let Some(outcome) = stream.next().await {
             if let Some(slot) = slots.get_mut(outcome.index) {
                 *slot = Some(outcome.result);
@@ -186,12 +187,37 @@ impl JobSet {
     }
 
     /// The outcomes in the order the jobs finish.
-    pub fn into_stream(self) -> impl Stream<Item = JobOutcome> + Send + 'static {
+    pub fn into_stream(self) -> JobOutcomes {
         let driver = Driver::new(self);
-        futures::stream::unfold(driver, |mut d| async move {
-            let outcome = d.next().await?;
-            Some((outcome, d))
-        })
+        JobOutcomes {
+            inner: Box::pin(futures::stream::unfold(driver, |mut d| async move {
+                let outcome = d.next().await?;
+                Some((outcome, d))
+            })),
+        }
+    }
+}
+
+/// The outcomes of a [`JobSet`], in the order the jobs finish: a named,
+/// `Unpin` stream, so it can be kept in a struct and polled without pinning.
+pub struct JobOutcomes {
+    inner: std::pin::Pin<Box<dyn Stream<Item = JobOutcome> + Send>>,
+}
+
+impl Stream for JobOutcomes {
+    type Item = JobOutcome;
+
+    fn poll_next(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<JobOutcome>> {
+        self.inner.as_mut().poll_next(cx)
+    }
+}
+
+impl std::fmt::Debug for JobOutcomes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("JobOutcomes").finish_non_exhaustive()
     }
 }
 
@@ -358,7 +384,7 @@ impl Driver {
                 continue;
             }
             // Jobs due a little later join this round: fewer, fuller sweeps.
-            let horizon = later(now, self.policy.initial_interval() / 2);
+            let horizon = later(now, self.policy.first_interval() / 2);
             if self.use_list(now) && self.listed().any(|p| p.due_for_sweep(now)) {
                 self.sweep(horizon).await;
                 continue;
@@ -508,7 +534,7 @@ impl Driver {
         }
         let backoff = self
             .policy
-            .initial_interval()
+            .first_interval()
             .checked_mul(1u32 << self.list_failures.min(16))
             .unwrap_or(MAX_LIST_BACKOFF)
             .min(MAX_LIST_BACKOFF);
@@ -535,7 +561,7 @@ impl Driver {
         filter: &ListFilter,
         looked: &mut HashSet<String>,
     ) -> Result<()> {
-        let requests = Requests::new(self.http.clone());
+        let requests = Jobs::new(self.http.clone());
         let mut offset = 0u64;
         loop {
             let page = requests.page_until(filter, offset, self.deadline).await?;
@@ -592,7 +618,7 @@ impl Driver {
                 .collect()
         };
         let limit = self.options.misses_before_fallback;
-        let again = later(Instant::now(), self.policy.initial_interval());
+        let again = later(Instant::now(), self.policy.first_interval());
         for p in self.pending.values_mut() {
             let id = p.tracker.id();
             if p.own_polling || looked.contains(id) || !(full || in_range.contains(id)) {

@@ -4,18 +4,67 @@
 //!
 //! # Quick start
 //!
+//! Submit, wait, download:
+//!
 //! ```no_run
-//! use reka_inference::{Client, Endpoint};
+//! use reka_inference::Client;
 //! use serde_json::json;
 //!
 //! # async fn run() -> reka_inference::Result<()> {
 //! let client = Client::from_env()?; // REKA_API_KEY, optional REKA_BASE_URL
-//! let job = client
-//!     .submit(Endpoint::NANO_BANANA_TEXT_TO_IMAGE, json!({"prompt": "a lighthouse at dusk"}))
-//!     .await?;
-//! let done = job.wait().await?;
-//! for path in client.download_outputs(&done, "out", |_, _, _| {}).await? {
+//! let done = client.run("nano-banana/text-to-image", json!({"prompt": "a lighthouse at dusk"})).await?;
+//! for path in client.download_outputs(&done, "out").await? {
 //!     println!("saved {}", path.display());
+//! }
+//! # Ok(()) }
+//! ```
+//!
+//! # Common tasks
+//!
+//! Many jobs at once, through a few list requests:
+//!
+//! ```no_run
+//! # async fn run(client: reka_inference::Client) -> reka_inference::Result<()> {
+//! use futures::StreamExt;
+//!
+//! let mut set = client.job_set();
+//! for prompt in ["a fox", "a heron", "an owl"] {
+//!     set.push(client.submit("nano-banana/text-to-image", serde_json::json!({"prompt": prompt})).await?);
+//! }
+//! let mut finished = set.into_stream();
+//! while let Some(outcome) = finished.next().await {
+//!     println!("{}: {:?}", outcome.job.id(), outcome.result.map(|done| done.output));
+//! }
+//! # Ok(()) }
+//! ```
+//!
+//! Chat, streamed:
+//!
+//! ```no_run
+//! # async fn run(client: reka_inference::Client) -> reka_inference::Result<()> {
+//! use futures::StreamExt;
+//! use reka_inference::ChatRequest;
+//!
+//! let mut chunks = client.chat().create_stream(&ChatRequest::new("qwen3-vl-32b").user("Hi")).await?;
+//! while let Some(chunk) = chunks.next().await {
+//!     for choice in chunk?.choices {
+//!         print!("{}", choice.delta.content.unwrap_or_default());
+//!     }
+//! }
+//! # Ok(()) }
+//! ```
+//!
+//! Attach to a job submitted elsewhere (another process, before a restart),
+//! and cancel one:
+//!
+//! ```no_run
+//! # async fn run(client: reka_inference::Client) -> reka_inference::Result<()> {
+//! let job = client.job_for("veo-3.1/text-to-video", "0193f6a2-7c1e-7d2b-9f3a-1b2c3d4e5f60")?;
+//! match job.output::<serde_json::Value>().await? {
+//!     Some(output) => println!("finished: {output}"),
+//!     None => {
+//!         job.cancel().await?;
+//!     }
 //! }
 //! # Ok(()) }
 //! ```
@@ -31,13 +80,19 @@
 //!   Waits have a deadline ([`DEFAULT_WAIT_TIMEOUT`]) and never loop forever
 //!   on a status they do not know.
 //! - **Many jobs, few requests.** A [`JobSet`] follows thousands of jobs
-//!   through the list endpoint, 100 per request, in one task.
+//!   through the list endpoint, 100 per request, in one task, with the same
+//!   state machine as a lone wait.
+//! - **Bounded in time and memory.** Every call of a wait ends by its
+//!   deadline; every buffered answer is capped
+//!   ([`ClientBuilder::max_body_bytes`]); streams end when idle, not when
+//!   long; no value from a server or a caller can make it panic.
 //! - **Retries that are safe.** GETs and cancel retry on transport errors and
 //!   408/502/503/504 with jittered backoff; a 429's `Retry-After` is honoured
 //!   only when it fits ([`RetryPolicy`]).
 //! - **The key stays home.** It is redacted from every `Debug` and error and
 //!   sent only to the base URL's origin, never to a URL from a response or a
-//!   redirect elsewhere; plain `http` is refused except on loopback.
+//!   redirect elsewhere (redirects are followed by the client, hop by hop);
+//!   plain `http` is refused except on loopback.
 //! - **One error type.** [`Error`] keeps what the server said, raw body
 //!   included, in either of the API's two error shapes.
 //!
@@ -45,13 +100,14 @@
 //!
 //! | module | for |
 //! |---|---|
-//! | [`Client`], [`ClientBuilder`] | configuration, submit, attach, models |
-//! | [`Endpoint`] | `<model>/<capability>` ids, the documented ones as constants |
-//! | [`Job`], [`JobEvent`], [`WaitOptions`] | one request: status, result, cancel, wait, events |
-//! | [`JobSet`] | many requests waited for together |
+//! | [`Client`], [`ClientBuilder`], [`SubmitOptions`] | configuration, submit, attach, models, downloads |
+//! | [`Endpoint`], [`IntoEndpoint`] | `<model>/<capability>` ids, the documented ones as constants; plain strings work too |
+//! | [`Job`], [`JobEvent`], [`JobEvents`], [`WaitOptions`], [`JobOutput`] | one job: status, result, output, cancel, wait, events |
+//! | [`JobSet`], [`JobOutcomes`] | many jobs waited for together |
 //! | [`PollPolicy`] | when to poll |
 //! | [`RetryPolicy`] | when to retry |
-//! | [`Requests`], [`ListFilter`] | listing requests, pages followed for you |
+//! | [`Jobs`], [`ListFilter`] | listing jobs, pages followed for you |
+//! | [`RequestHook`] | your own code on every HTTP request (trace headers, metrics) |
 //! | [`Chat`], [`ChatRequest`] | OpenAI-compatible chat, whole or streamed |
 //! | [`find_media`], [`Client::download_to_file`] | output files |
 //! | [`Error`], [`ApiError`] | everything that can go wrong |
@@ -69,9 +125,9 @@ mod error;
 mod http;
 mod job;
 mod job_set;
+mod jobs;
 mod output;
 mod poll;
-mod requests;
 mod retry;
 mod tracker;
 mod transport;
@@ -81,15 +137,15 @@ pub use client::{
     Client, ClientBuilder, DEFAULT_BASE_URL, DEFAULT_MAX_BODY_BYTES, DEFAULT_WAIT_TIMEOUT,
     SubmitOptions,
 };
-pub use endpoint::Endpoint;
+pub use endpoint::{Endpoint, IntoEndpoint};
 pub use error::{ApiError, Error, Result};
-pub use job::{Completion, Job, JobEvent, WaitOptions};
-pub use job_set::{JobOutcome, JobSet, JobSetOptions};
+pub use job::{Job, JobEvent, JobEvents, JobOutput, WaitOptions};
+pub use job_set::{JobOutcome, JobOutcomes, JobSet, JobSetOptions};
+pub use jobs::{Jobs, ListFilter, MAX_PAGE_SIZE};
 pub use output::{MediaRef, Progress, find_media};
 pub use poll::{DurationEstimate, PollPolicy};
-pub use requests::{ListFilter, MAX_PAGE_SIZE, Requests};
 pub use retry::{RetryPolicy, parse_retry_after};
-pub use transport::AuthHeader;
+pub use transport::{AuthHeader, RequestHook};
 
 pub use reka_inference_api::RequestStatus;
 /// The API's request and response types, generated from the OpenAPI document.

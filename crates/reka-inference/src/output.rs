@@ -10,13 +10,13 @@
 use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
-use futures::StreamExt;
+use futures::{StreamExt, TryStreamExt};
 use serde_json::Value;
 use tokio::io::AsyncWriteExt;
 
 use crate::error::{Error, Result};
 use crate::http::Http;
-use crate::job::Completion;
+use crate::job::JobOutput;
 
 /// A media file an output points at.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -197,26 +197,41 @@ pub(crate) async fn download_bytes(
     Ok(buf.into())
 }
 
+/// Files of one output downloaded at once, at most.
+const CONCURRENT_DOWNLOADS: usize = 4;
+
 pub(crate) async fn download_outputs(
     http: &Http,
-    completion: &Completion,
+    completion: &JobOutput,
     dir: &Path,
-    mut progress: impl FnMut(usize, &MediaRef, Progress) + Send,
+    progress: impl FnMut(usize, &MediaRef, Progress) + Send,
 ) -> Result<Vec<PathBuf>> {
     tokio::fs::create_dir_all(dir).await?;
     let media = completion.media();
-    let mut written = Vec::with_capacity(media.len());
-    for (i, m) in media.iter().enumerate() {
-        let response = open(http, &m.url).await?;
-        // The answer's own type first: presigned URLs often have no
-        // extension, and the output's `content_type` may be missing.
-        let served = declared_type(&response);
-        let name = file_name(&completion.request_id, i, m, served.as_deref());
-        let path = dir.join(name);
-        save(response, &path, |p| progress(i, m, p)).await?;
-        written.push(path);
-    }
-    Ok(written)
+    // The callback is shared by downloads running at once.
+    let progress = std::sync::Mutex::new(progress);
+    let report = |i: usize, m: &MediaRef, p: Progress| {
+        if let Ok(mut f) = progress.lock() {
+            f(i, m, p);
+        }
+    };
+    futures::stream::iter(media.iter().enumerate())
+        .map(|(i, m)| {
+            let report = &report;
+            async move {
+                let response = open(http, &m.url).await?;
+                // The answer's own type first: presigned URLs often have no
+                // extension, and the output's `content_type` may be missing.
+                let served = declared_type(&response);
+                let name = file_name(&completion.request_id, i, m, served.as_deref());
+                let path = dir.join(name);
+                save(response, &path, |p| report(i, m, p)).await?;
+                Ok::<PathBuf, Error>(path)
+            }
+        })
+        .buffered(CONCURRENT_DOWNLOADS)
+        .try_collect()
+        .await
 }
 
 fn part_path(path: &Path) -> PathBuf {

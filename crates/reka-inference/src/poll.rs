@@ -25,17 +25,18 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-/// How jobs are polled. The defaults suit the real service; every duration
-/// can be scaled at once with [`PollPolicy::scaled`] (the simulator's
-/// `--time-scale` runs jobs faster, and the benchmarks scale the poller to
-/// match).
+/// How jobs are polled. The defaults suit the real service; most programs
+/// never set one.
 ///
 /// ```
 /// use std::time::Duration;
 /// use reka_inference::PollPolicy;
 ///
-/// let fast = PollPolicy::default().scaled(0.01);
-/// assert_eq!(fast.initial_interval(), Duration::from_millis(5));
+/// let eager = PollPolicy::default()
+///     .initial_interval(Duration::from_millis(250))
+///     .max_interval(Duration::from_secs(4));
+/// let naive = PollPolicy::fixed(Duration::from_secs(2));
+/// # let _ = (eager, naive);
 /// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct PollPolicy {
@@ -95,10 +96,64 @@ impl PollPolicy {
         }
     }
 
-    /// Every duration of the policy multiplied by `factor`, for a server
-    /// whose clock runs `1 / factor` times as fast (the simulator's
-    /// `--time-scale`): durations the server reports, such as
-    /// `metrics.inference_time`, are multiplied by `factor` too.
+    /// Sets the first gap after a submit or a status change.
+    pub fn initial_interval(mut self, d: Duration) -> Self {
+        self.initial = d;
+        self
+    }
+
+    /// Sets the longest gap while the duration is unknown.
+    pub fn max_interval(mut self, d: Duration) -> Self {
+        self.max = d;
+        self
+    }
+
+    /// Sets how much each gap grows over the last while backing off.
+    pub fn backoff_factor(mut self, f: f64) -> Self {
+        self.factor = if f.is_finite() { f.max(1.0) } else { 2.0 };
+        self
+    }
+
+    /// Sets the extra gap per queue position ahead of the job.
+    pub fn per_queue_position(mut self, d: Duration) -> Self {
+        self.per_queue_position = d;
+        self
+    }
+
+    /// Sets the longest gap between polls around an expected finish.
+    pub fn max_dense_interval(mut self, d: Duration) -> Self {
+        self.max_dense = d;
+        self
+    }
+
+    /// Turns learning of per-endpoint durations on or off.
+    pub fn learning(mut self, learn: bool) -> Self {
+        self.learn = learn;
+        self
+    }
+
+    /// Whether durations are learnt.
+    pub fn learns(&self) -> bool {
+        self.learn
+    }
+}
+
+/// Knobs for simulators and tests: a server whose clock runs faster than
+/// real time.
+impl PollPolicy {
+    /// **For simulators and tests.** Every duration of the policy
+    /// multiplied by `factor`, for a server whose clock runs `1 / factor`
+    /// times as fast (the simulator's `--time-scale`): durations the server
+    /// reports, such as `metrics.inference_time`, are multiplied by `factor`
+    /// too. Against the real service, leave it alone.
+    ///
+    /// ```
+    /// use reka_inference::PollPolicy;
+    ///
+    /// // A simulator running 100 times faster than real time.
+    /// let policy = PollPolicy::default().scaled(0.01);
+    /// assert_eq!(policy.time_scale(), 0.01);
+    /// ```
     pub fn scaled(mut self, factor: f64) -> Self {
         let f = if factor.is_finite() && factor > 0.0 {
             factor.clamp(1e-6, 1e6)
@@ -121,49 +176,8 @@ impl PollPolicy {
     }
 
     /// The first gap after a submit or a status change.
-    pub fn initial_interval(&self) -> Duration {
+    pub(crate) fn first_interval(&self) -> Duration {
         self.initial
-    }
-
-    /// Sets the first gap after a submit or a status change.
-    pub fn with_initial_interval(mut self, d: Duration) -> Self {
-        self.initial = d;
-        self
-    }
-
-    /// Sets the longest gap while the duration is unknown.
-    pub fn with_max_interval(mut self, d: Duration) -> Self {
-        self.max = d;
-        self
-    }
-
-    /// Sets how much each gap grows over the last while backing off.
-    pub fn with_backoff_factor(mut self, f: f64) -> Self {
-        self.factor = if f.is_finite() { f.max(1.0) } else { 2.0 };
-        self
-    }
-
-    /// Sets the extra gap per queue position ahead of the job.
-    pub fn with_per_queue_position(mut self, d: Duration) -> Self {
-        self.per_queue_position = d;
-        self
-    }
-
-    /// Sets the longest gap between polls around an expected finish.
-    pub fn with_max_dense_interval(mut self, d: Duration) -> Self {
-        self.max_dense = d;
-        self
-    }
-
-    /// Turns learning of per-endpoint durations on or off.
-    pub fn with_learning(mut self, learn: bool) -> Self {
-        self.learn = learn;
-        self
-    }
-
-    /// Whether durations are learnt.
-    pub fn learns(&self) -> bool {
-        self.learn
     }
 
     /// The factor given to [`PollPolicy::scaled`] (1 when never scaled).
@@ -519,10 +533,10 @@ mod tests {
             PollPolicy::default(),
             PollPolicy::default().scaled(1e300),
             PollPolicy::default().scaled(f64::MIN_POSITIVE),
-            PollPolicy::default().with_per_queue_position(Duration::MAX),
+            PollPolicy::default().per_queue_position(Duration::MAX),
             PollPolicy::default()
-                .with_max_interval(Duration::MAX)
-                .with_backoff_factor(1e300),
+                .max_interval(Duration::MAX)
+                .backoff_factor(1e300),
         ] {
             let mut s = Schedule::new(policy, Some(est), t0);
             for (i, phase) in [

@@ -34,7 +34,7 @@ use tokio::time::Instant;
 use crate::endpoint::Endpoint;
 use crate::error::{Error, Result};
 use crate::http::Http;
-use crate::job::{Completion, JobEvent};
+use crate::job::{JobEvent, JobOutput};
 use crate::poll::{Phase, Schedule};
 
 /// Looks of a job that may fail in a row before its wait gives up.
@@ -297,7 +297,7 @@ impl Tracker {
             RequestStatus::Completed => {
                 self.learn(&record);
                 self.last_status = Some(RequestStatus::Completed);
-                self.end(Ok(JobEvent::Completed(Completion::from_record(record))));
+                self.end(Ok(JobEvent::Completed(JobOutput::from_record(record))));
             }
             RequestStatus::Failed => self.resolve_failed(record),
             RequestStatus::Cancelled => {
@@ -378,7 +378,7 @@ impl Tracker {
     /// The gap after a failure: the policy's first gap, doubling per
     /// failure, or the server's `Retry-After` when longer.
     fn failure_gap(&self, retry_after: Option<Duration>) -> Duration {
-        let base = self.schedule.policy().initial_interval();
+        let base = self.schedule.policy().first_interval();
         let doubled = base
             .checked_mul(1u32 << self.failures.min(16))
             .unwrap_or(base);

@@ -54,6 +54,43 @@ const IDEMPOTENCY_KEY: HeaderName = HeaderName::from_static("idempotency-key");
 /// Redirect hops followed at most for one request.
 const MAX_REDIRECTS: usize = 5;
 
+/// Your own code on every request the client sends, without forking it:
+/// trace-context propagation, extra headers, metrics. Hooks run before each
+/// attempt and each redirect hop, before the key is attached (a hook never
+/// sees the key, and a key header it adds is replaced or, off the API's
+/// origin, removed).
+///
+/// ```
+/// use reka_inference::{Client, RequestHook};
+///
+/// struct Traceparent;
+///
+/// impl RequestHook for Traceparent {
+///     fn on_request(&self, request: &mut reqwest::Request, _operation: &str) {
+///         let value = reqwest::header::HeaderValue::from_static(
+///             "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+///         );
+///         request.headers_mut().insert("traceparent", value);
+///     }
+/// }
+///
+/// let client = Client::builder().api_key("sk-example").hook(Traceparent).build()?;
+/// # let _ = client;
+/// # Ok::<(), reka_inference::Error>(())
+/// ```
+pub trait RequestHook: Send + Sync + 'static {
+    /// Called with each request about to be sent, and the operation it is
+    /// for (`get_status`, `submit`, `download`, ...).
+    fn on_request(&self, request: &mut reqwest::Request, operation: &str) {
+        let _ = (request, operation);
+    }
+
+    /// Called with the status and headers of each answer.
+    fn on_response(&self, status: StatusCode, headers: &HeaderMap, operation: &str) {
+        let _ = (status, headers, operation);
+    }
+}
+
 /// The API key, never printed.
 #[derive(Clone)]
 pub(crate) struct Credentials {
@@ -290,6 +327,7 @@ pub(crate) struct ApiTransport {
     request_timeout: Duration,
     max_body_bytes: u64,
     addresses: AddressPolicy,
+    hooks: Vec<std::sync::Arc<dyn RequestHook>>,
 }
 
 impl ApiTransport {
@@ -300,6 +338,7 @@ impl ApiTransport {
         request_timeout: Duration,
         max_body_bytes: u64,
         addresses: AddressPolicy,
+        hooks: Vec<std::sync::Arc<dyn RequestHook>>,
     ) -> Self {
         ApiTransport {
             origin,
@@ -308,6 +347,7 @@ impl ApiTransport {
             request_timeout,
             max_body_bytes,
             addresses,
+            hooks,
         }
     }
 
@@ -378,7 +418,7 @@ impl ApiTransport {
                 let spare = request.try_clone();
                 let retry_allowed = spare.is_some() && attempt < self.retry.attempts();
                 let outcome = self
-                    .attempt(client, request, mode, redirects, deadline)
+                    .attempt(client, request, operation, mode, redirects, deadline)
                     .await;
                 let wait = match &outcome {
                     Ok(answer) => self.wait_before_retry(answer, attempt, idempotent),
@@ -448,6 +488,7 @@ impl ApiTransport {
         &self,
         client: &reqwest::Client,
         request: reqwest::Request,
+        operation: &str,
         mode: Mode,
         redirects: Redirects,
         deadline: Option<Instant>,
@@ -457,7 +498,7 @@ impl ApiTransport {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         };
-        let exchange = self.follow(client, request, mode, redirects);
+        let exchange = self.follow(client, request, operation, mode, redirects);
         match limit {
             Some(at) => tokio::time::timeout_at(at, exchange)
                 .await
@@ -470,6 +511,7 @@ impl ApiTransport {
         &self,
         client: &reqwest::Client,
         mut request: reqwest::Request,
+        operation: &str,
         mode: Mode,
         redirects: Redirects,
     ) -> std::result::Result<Answer, Failure> {
@@ -479,6 +521,9 @@ impl ApiTransport {
                     .check(request.url())
                     .map_err(|why| Failure::Refused(format!("{}: {why}", request.url())))?;
             }
+            for hook in &self.hooks {
+                hook.on_request(&mut request, operation);
+            }
             self.authorize(&mut request);
             let mut response = client
                 .execute(request.try_clone().ok_or(Failure::Refused(
@@ -486,6 +531,9 @@ impl ApiTransport {
                 ))?)
                 .await
                 .map_err(Failure::Transport)?;
+            for hook in &self.hooks {
+                hook.on_response(response.status(), response.headers(), operation);
+            }
             if let Some(next) = self.redirect_target(&request, &response, redirects)? {
                 tracing::debug!(to = %next.origin().ascii_serialization(), "following a redirect");
                 *request.url_mut() = next;

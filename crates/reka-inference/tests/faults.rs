@@ -109,7 +109,7 @@ async fn retry_after_of_two_seconds_gets_exactly_one_retry_after_two_seconds() {
     let started = Instant::now();
     let call = {
         let job = job.clone();
-        tokio::spawn(async move { job.status(false).await })
+        tokio::spawn(async move { job.status().await })
     };
     // Let the first attempt meet the 429, then lift the fault.
     while sim.stats().await.count("get_status", "429") == 0 {
@@ -134,7 +134,7 @@ async fn retry_after_of_a_day_is_a_typed_error_at_once() {
     let client = common::client(&sim);
     sim.set_faults("get_status:429=1@retry_after=86400".parse().unwrap());
     let started = Instant::now();
-    let err = client.job("req_x").status(false).await.unwrap_err();
+    let err = client.job("req_x").status().await.unwrap_err();
     assert!(started.elapsed() < Duration::from_secs(5));
     match err {
         Error::RateLimited { retry_after, api } => {
@@ -199,7 +199,7 @@ async fn a_wait_never_outlives_its_deadline_by_more_than_a_poll() {
         other => panic!("expected Timeout, got {other:?}"),
     }
     assert_eq!(
-        job.status(false).await.unwrap().status,
+        job.status().await.unwrap().status,
         reka_inference::RequestStatus::Cancelled
     );
 }

@@ -44,7 +44,7 @@ fn short_wait() -> WaitOptions {
 async fn an_endless_body_is_refused_at_the_limit() {
     let server = Hostile::start(|_, _, _, _| Reply::Endless).await;
     let client = builder(&server).max_body_bytes(1 << 20).build().unwrap();
-    let err = client.job("req_1").status(false).await.unwrap_err();
+    let err = client.job("req_1").status().await.unwrap_err();
     match err {
         Error::BodyTooLarge { operation, limit } => {
             assert_eq!(operation, "get_status");
@@ -69,7 +69,7 @@ async fn an_announced_oversize_body_is_refused() {
     .await;
     let client = builder(&server).max_body_bytes(1 << 20).build().unwrap();
     let err = client
-        .requests()
+        .jobs()
         .page(&ListFilter::default(), 0)
         .await
         .unwrap_err();
@@ -454,11 +454,7 @@ async fn a_list_that_never_advances_ends_with_an_error() {
     })
     .await;
     let client = client(&server);
-    let items: Vec<_> = client
-        .requests()
-        .list(ListFilter::default())
-        .collect()
-        .await;
+    let items: Vec<_> = client.jobs().list(ListFilter::default()).collect().await;
     assert_eq!(items.len(), 2, "one item, then the error");
     let err = items[1].as_ref().unwrap_err();
     assert!(err.to_string().contains("does not move past"), "{err}");
@@ -538,7 +534,7 @@ async fn request_ids_cannot_leave_their_path_segment() {
         assert!(matches!(err, Error::InvalidInput(_)), "{id}: {err:?}");
     }
     for id in ["a\\..\\..\\..\\..\\admin", "../../admin", "%2e%2e", "a?b#c"] {
-        let _ = client.job(id).status(false).await;
+        let _ = client.job(id).status().await;
     }
     for seen in server.seen() {
         let path = seen.target.split('?').next().unwrap().to_owned();
@@ -584,10 +580,7 @@ async fn downloads_are_safe_and_typed() {
     let url = format!("{}/cdn/a", server.url.replace("http://", "HTTP://"));
     let done = reka_inference_test_completion(&url);
     let dir = tempfile::tempdir().unwrap();
-    let files = client
-        .download_outputs(&done, dir.path(), |_, _, _| {})
-        .await
-        .unwrap();
+    let files = client.download_outputs(&done, dir.path()).await.unwrap();
     assert_eq!(files.len(), 1);
     assert!(
         files[0].to_string_lossy().ends_with("req_1-0.png"),
@@ -599,15 +592,11 @@ async fn downloads_are_safe_and_typed() {
 use bytes::Bytes;
 
 /// A completion whose output points at `url`, as a job's would.
-fn reka_inference_test_completion(url: &str) -> reka_inference::Completion {
+fn reka_inference_test_completion(url: &str) -> reka_inference::JobOutput {
     let server_record =
         json!({"request_id": "req_1", "status": "COMPLETED", "output": {"images": [{"url": url}]}});
     let record: reka_inference::types::ResultResponse =
         serde_json::from_value(server_record).unwrap();
     assert_eq!(record.status, RequestStatus::Completed);
-    reka_inference::Completion {
-        request_id: record.request_id,
-        output: serde_json::Value::Object(record.output.unwrap()),
-        metrics: None,
-    }
+    reka_inference::JobOutput::from_record(record)
 }

@@ -75,7 +75,7 @@ async fn events_follow_the_lifecycle_and_report_each_log_line_once() {
         })
         .collect();
     let final_log: Vec<String> = job
-        .status(true)
+        .status_with_logs()
         .await
         .unwrap()
         .logs
@@ -101,7 +101,7 @@ async fn cancel_stops_a_queued_job_and_wait_reports_it() {
         .submit("slow/text-to-image".parse::<Endpoint>().unwrap(), json!({}))
         .await
         .unwrap();
-    let status = second.status(false).await.unwrap();
+    let status = second.status().await.unwrap();
     assert_eq!(status.status, RequestStatus::InQueue);
     assert_eq!(status.queue_position, Some(0));
     let record = second.cancel().await.unwrap();
@@ -141,11 +141,7 @@ async fn attach_by_id_waits_for_a_job_submitted_elsewhere() {
     let again = job.wait().await.unwrap();
     assert_eq!(done.output, again.output);
     // Unknown ids are a typed not-found error.
-    let missing = other
-        .job("req_does_not_exist")
-        .status(false)
-        .await
-        .unwrap_err();
+    let missing = other.job("req_does_not_exist").status().await.unwrap_err();
     assert_eq!(
         missing.api_error().map(|a| a.kind.as_str()),
         Some("not_found_error")
@@ -228,7 +224,7 @@ async fn list_walks_every_page_newest_first_and_filters() {
         );
     }
     let all: Vec<_> = client
-        .requests()
+        .jobs()
         .list(ListFilter::default().page_size(25))
         .try_collect()
         .await
@@ -244,7 +240,7 @@ async fn list_walks_every_page_newest_first_and_filters() {
     assert_eq!(ids, newest_first);
 
     let bbox: Vec<_> = client
-        .requests()
+        .jobs()
         .list(
             ListFilter::default()
                 .endpoint(Endpoint::SAM3_IMAGE_TO_BBOX)
@@ -343,7 +339,7 @@ async fn downloads_stream_the_served_files_to_disk() {
     let dir = tempfile::tempdir().unwrap();
     let mut last = None;
     let paths = client
-        .download_outputs(&done, dir.path(), |_, _, p| last = Some(p))
+        .download_outputs_with(&done, dir.path(), |_, _, p| last = Some(p))
         .await
         .unwrap();
     assert_eq!(paths.len(), done.media().len());

@@ -101,7 +101,7 @@ async fn api_calls_do_not_follow_redirects_to_another_origin() {
         .base_url(&api)
         .build()
         .unwrap();
-    let err = client.job("req_1").status(false).await.unwrap_err();
+    let err = client.job("req_1").status().await.unwrap_err();
     assert_eq!(err.status().map(|s| s.as_u16()), Some(302));
     assert!(other_seen.lock().unwrap().is_empty());
 }

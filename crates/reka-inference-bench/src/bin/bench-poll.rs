@@ -178,7 +178,7 @@ async fn batch(
     let finished = futures::future::join_all(waits).await;
     let after = follow_requests(&sim.stats().await?);
     let completed: HashMap<String, DateTime<Utc>> = client
-        .requests()
+        .jobs()
         .list(ListFilter::default().endpoint(endpoint).limit(n as u64 * 2))
         .try_collect::<Vec<_>>()
         .await?

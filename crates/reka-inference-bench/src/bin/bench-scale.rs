@@ -8,7 +8,7 @@
 //!
 //! The simulator (a separate process, `--scale` of real time) runs every job
 //! at once on plentiful workers, durations lognormal around 30 s (p95 60 s).
-//! Requests are the status, result and list requests the simulator answered
+//! Jobs are the status, result and list requests the simulator answered
 //! while the client waited (submits excluded); peak rate is the highest of
 //! those per wall second; lag is from `completed_at` to the job set yielding
 //! the job, in simulated seconds.
@@ -164,7 +164,7 @@ async fn child(mode: &str, n: usize, base: &str, scale: f64) -> Result<Outcome> 
     let after = fetch(stats_http, stats_url).await?;
 
     let completed: HashMap<String, DateTime<Utc>> = client
-        .requests()
+        .jobs()
         .list(ListFilter::default().endpoint(&endpoint))
         .try_collect::<Vec<_>>()
         .await?

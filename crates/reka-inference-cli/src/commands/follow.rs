@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use reka_inference::{
-    Client, Completion, DEFAULT_WAIT_TIMEOUT, Error, Job, JobEvent, RequestStatus, WaitOptions,
+    Client, DEFAULT_WAIT_TIMEOUT, Error, Job, JobEvent, JobOutput, RequestStatus, WaitOptions,
 };
 use serde::Serialize;
 use serde_json::Value;
@@ -224,7 +224,7 @@ async fn wait_for(
     options: WaitOptions,
     spinner: &JobSpinner,
     out: &Output,
-) -> Result<Completion, Failure> {
+) -> Result<JobOutput, Failure> {
     let id = job.id().to_owned();
     let failed = |e: Error| job_failure(e, &id);
     if !out.progress {
@@ -345,7 +345,7 @@ async fn interrupted(ctx: &Ctx, job: &Job, cancel: bool, interrupt: &mut Interru
 async fn download(
     ctx: &Ctx,
     client: &Client,
-    done: &Completion,
+    done: &JobOutput,
     dir: &Path,
     interrupt: &mut Interrupt,
 ) -> Result<Vec<SavedFile>, Failure> {
@@ -356,7 +356,7 @@ async fn download(
     }
     let mut bars = DownloadBars::new(&ctx.out, media.len());
     let fetched = tokio::select! {
-        r = client.download_outputs(done, dir, |i, _, p| bars.update(i, p)) => Some(r),
+        r = client.download_outputs_with(done, dir, |i, _, p| bars.update(i, p)) => Some(r),
         _ = interrupt.recv() => None,
     };
     bars.clear();

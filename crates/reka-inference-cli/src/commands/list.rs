@@ -24,7 +24,7 @@ pub async fn run(ctx: &mut Ctx, args: ListArgs) -> Result<(), Failure> {
         None => filter,
     };
     let client = ctx.client().await?;
-    let mut items: Vec<RequestItem> = client.requests().list(filter).try_collect().await?;
+    let mut items: Vec<RequestItem> = client.jobs().list(filter).try_collect().await?;
     let more = shown.is_some_and(|n| items.len() as u64 > n);
     if let Some(n) = shown {
         items.truncate(usize::try_from(n).unwrap_or(usize::MAX));

@@ -13,11 +13,13 @@ use crate::output::{Output, indented_json, job_error_text, log_line, media_lines
 pub async fn status(ctx: &mut Ctx, id: &str, logs: bool) -> Result<(), Failure> {
     let id = check_id(id)?;
     let client = ctx.client().await?;
-    let status = client
-        .job(id)
-        .status(logs)
-        .await
-        .map_err(|e| Failure::from(e).about_request(id))?;
+    let job = client.job(id);
+    let status = if logs {
+        job.status_with_logs().await
+    } else {
+        job.status().await
+    }
+    .map_err(|e| Failure::from(e).about_request(id))?;
     let out = ctx.out;
     if out.json {
         out.json_value(&status);

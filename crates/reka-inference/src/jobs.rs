@@ -7,7 +7,7 @@ use reka_inference_api::types::{ListRequestsResponse, RequestItem};
 use reqwest::Method;
 use tokio::time::Instant;
 
-use crate::endpoint::Endpoint;
+use crate::endpoint::{Endpoint, IntoEndpoint};
 use crate::error::{Error, Result};
 use crate::http::Http;
 
@@ -27,6 +27,7 @@ pub const MAX_PAGE_SIZE: u32 = 100;
 /// # let _ = filter;
 /// ```
 #[derive(Debug, Clone, Default, PartialEq)]
+#[non_exhaustive]
 pub struct ListFilter {
     /// Only this endpoint.
     pub endpoint: Option<Endpoint>,
@@ -46,12 +47,18 @@ pub struct ListFilter {
     pub page_size: Option<u32>,
     /// Stop after this many items.
     pub limit: Option<u64>,
+    /// Why a value given to a builder method was refused.
+    invalid: Option<String>,
 }
 
 impl ListFilter {
-    /// Only requests to `endpoint`.
-    pub fn endpoint(mut self, endpoint: impl Into<Endpoint>) -> Self {
-        self.endpoint = Some(endpoint.into());
+    /// Only requests to `endpoint` (an [`Endpoint`] or its id; a malformed
+    /// id makes the listing fail with [`Error::InvalidInput`]).
+    pub fn endpoint(mut self, endpoint: impl IntoEndpoint) -> Self {
+        match endpoint.into_endpoint() {
+            Ok(e) => self.endpoint = Some(e),
+            Err(e) => self.invalid = Some(e.to_string()),
+        }
         self
     }
 
@@ -104,21 +111,21 @@ impl ListFilter {
     }
 }
 
-/// Listing and inspecting requests; from [`Client::requests`](crate::Client::requests).
+/// Listing jobs; from [`Client::jobs`](crate::Client::jobs).
 #[derive(Clone)]
-pub struct Requests {
+pub struct Jobs {
     http: Http,
 }
 
-impl std::fmt::Debug for Requests {
+impl std::fmt::Debug for Jobs {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Requests").finish_non_exhaustive()
+        f.debug_struct("Jobs").finish_non_exhaustive()
     }
 }
 
-impl Requests {
+impl Jobs {
     pub(crate) fn new(http: Http) -> Self {
-        Requests { http }
+        Jobs { http }
     }
 
     /// One page, as the API returns it.
@@ -132,6 +139,9 @@ impl Requests {
         offset: u64,
         deadline: Option<Instant>,
     ) -> Result<ListRequestsResponse> {
+        if let Some(why) = &filter.invalid {
+            return Err(Error::InvalidInput(why.clone()));
+        }
         let size = filter
             .page_size
             .unwrap_or(MAX_PAGE_SIZE)
@@ -179,7 +189,7 @@ impl Requests {
     /// use futures::TryStreamExt;
     /// use reka_inference::ListFilter;
     ///
-    /// let items: Vec<_> = client.requests().list(ListFilter::default().limit(250)).try_collect().await?;
+    /// let items: Vec<_> = client.jobs().list(ListFilter::default().limit(250)).try_collect().await?;
     /// # Ok(()) }
     /// ```
     pub fn list(
@@ -187,7 +197,7 @@ impl Requests {
         filter: ListFilter,
     ) -> impl Stream<Item = Result<RequestItem>> + Send + 'static {
         struct State {
-            requests: Requests,
+            requests: Jobs,
             filter: ListFilter,
             offset: Option<u64>,
             buffered: std::vec::IntoIter<RequestItem>,
