@@ -103,7 +103,7 @@ fn sim_binary() -> Result<PathBuf> {
     }
 }
 
-/// Jobs answered for the operations that follow jobs (status, result,
+/// Requests answered for the operations that follow jobs (status, result,
 /// list), whatever their status code.
 pub fn follow_requests(stats: &Stats) -> u64 {
     ["get_status", "get_result", "list_requests"]

@@ -8,7 +8,7 @@
 //!
 //! The simulator (a separate process, `--scale` of real time) runs every job
 //! at once on plentiful workers, durations lognormal around 30 s (p95 60 s).
-//! Jobs are the status, result and list requests the simulator answered
+//! Requests are the status, result and list requests the simulator answered
 //! while the client waited (submits excluded); peak rate is the highest of
 //! those per wall second; lag is from `completed_at` to the job set yielding
 //! the job, in simulated seconds.
