@@ -11,8 +11,7 @@ mod submit;
 
 use std::time::Duration;
 
-use reka_inference::{Client, Endpoint, PollPolicy};
-use reka_inference_sim::{DEV_API_KEY, RunningSim, SimConfig};
+use reka_inference::{Client, Endpoint};
 
 use crate::cli::{Command, Global};
 use crate::exit::{ExitClass, Failure};
@@ -20,6 +19,7 @@ use crate::output::Output;
 
 /// Wall seconds per simulated second under `--sim`: a 6 s image takes
 /// 0.3 s, a 60 s video 3 s, slow enough to see the progress display.
+#[cfg(feature = "sim")]
 pub const SIM_TIME_SCALE: f64 = 0.05;
 
 /// What every command gets.
@@ -28,7 +28,9 @@ pub struct Ctx {
     pub out: Output,
     global: Global,
     client: Option<Client>,
-    sim: Option<RunningSim>,
+    /// The in-process simulator of `--sim`, kept running while the command runs.
+    #[cfg(feature = "sim")]
+    sim: Option<reka_inference_sim::RunningSim>,
 }
 
 impl Ctx {
@@ -38,6 +40,7 @@ impl Ctx {
             out,
             global,
             client: None,
+            #[cfg(feature = "sim")]
             sim: None,
         }
     }
@@ -49,27 +52,7 @@ impl Ctx {
             return Ok(client.clone());
         }
         let client = if self.global.sim {
-            let sim = reka_inference_sim::start(SimConfig::new().time_scale(SIM_TIME_SCALE))
-                .await
-                .map_err(|e| {
-                    Failure::new(
-                        ExitClass::Other,
-                        format!("could not start the simulator: {e}"),
-                    )
-                })?;
-            self.out.note(&format!(
-                "reka-inference: --sim: using an in-process simulator at {} (no API key needed, \
-                 nothing leaves this machine, jobs run {:.0}x faster)",
-                sim.base_url(),
-                1.0 / SIM_TIME_SCALE
-            ));
-            let client = Client::builder()
-                .api_key(DEV_API_KEY)
-                .base_url(sim.base_url())
-                .poll_policy(PollPolicy::default().scaled(SIM_TIME_SCALE))
-                .build()?;
-            self.sim = Some(sim);
-            client
+            self.start_sim().await?
         } else {
             let key = self
                 .global
@@ -97,6 +80,42 @@ impl Ctx {
         tracing::debug!(base_url = %client.base_url(), "client ready");
         self.client = Some(client.clone());
         Ok(client)
+    }
+
+    /// Starts the in-process simulator and a client for it.
+    #[cfg(feature = "sim")]
+    async fn start_sim(&mut self) -> Result<Client, Failure> {
+        use reka_inference::PollPolicy;
+        use reka_inference_sim::{DEV_API_KEY, SimConfig};
+        let sim = reka_inference_sim::start(SimConfig::new().time_scale(SIM_TIME_SCALE))
+            .await
+            .map_err(|e| {
+                Failure::new(
+                    ExitClass::Other,
+                    format!("could not start the simulator: {e}"),
+                )
+            })?;
+        self.out.note(&format!(
+            "reka-inference: --sim: using an in-process simulator at {} (no API key needed, \
+             nothing leaves this machine, jobs run {:.0}x faster)",
+            sim.base_url(),
+            1.0 / SIM_TIME_SCALE
+        ));
+        let client = Client::builder()
+            .api_key(DEV_API_KEY)
+            .base_url(sim.base_url())
+            .poll_policy(PollPolicy::default().scaled(SIM_TIME_SCALE))
+            .build()?;
+        self.sim = Some(sim);
+        Ok(client)
+    }
+
+    /// Without the `sim` feature there is no simulator to start.
+    #[cfg(not(feature = "sim"))]
+    async fn start_sim(&mut self) -> Result<Client, Failure> {
+        Err(Failure::usage(
+            "--sim: this binary was built without the simulator (cargo feature `sim`)",
+        ))
     }
 
     /// How to pick up a job after this command stopped waiting for it.
