@@ -321,6 +321,21 @@ fn doc_text(attr: TokenStream) -> Option<String> {
     }
 }
 
+/// Whether two versions of the generated file are the same code: equal
+/// text, or, where the text differs, equal once both are parsed and printed
+/// by the same formatter. A rustfmt release that lays the same code out
+/// differently must not make the freshness check fail with no change to
+/// the document or the generator.
+pub fn same_code(checked_in: &str, regenerated: &str) -> bool {
+    if checked_in == regenerated {
+        return true;
+    }
+    match (syn::parse_file(checked_in), syn::parse_file(regenerated)) {
+        (Ok(a), Ok(b)) => prettyplease::unparse(&a) == prettyplease::unparse(&b),
+        _ => false,
+    }
+}
+
 /// Formats `code` with the stable `rustfmt` of the toolchain.
 fn rustfmt(code: &str) -> Result<String> {
     let rustfmt = std::env::var("RUSTFMT").unwrap_or_else(|_| "rustfmt".into());

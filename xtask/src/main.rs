@@ -88,9 +88,14 @@ fn run(cli: Cli) -> Result<ExitCode> {
             }
             if check {
                 let current = std::fs::read_to_string(&out_path).unwrap_or_default();
-                if current == generated.code {
+                if xtask::generate::same_code(&current, &generated.code) {
+                    let note = if current == generated.code {
+                        ""
+                    } else {
+                        " (the layout differs, the code does not: a rustfmt change?)"
+                    };
                     eprintln!(
-                        "{} is up to date ({:.2?})",
+                        "{} is up to date{note} ({:.2?})",
                         out_path.display(),
                         started.elapsed()
                     );
