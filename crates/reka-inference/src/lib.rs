@@ -148,5 +148,10 @@ pub use retry::{RetryPolicy, parse_retry_after};
 pub use transport::{AuthHeader, RequestHook};
 
 pub use reka_inference_api::RequestStatus;
+
+/// The README's examples, compiled as doctests so that they cannot go stale.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
 /// The API's request and response types, generated from the OpenAPI document.
 pub use reka_inference_api::types;
