@@ -108,7 +108,8 @@ pub enum Rule {
     Tuple,
     /// `true`, or a schema whose only type is null, becomes an untyped value.
     UntypedValue,
-    /// `type: [A, B]` with several non-null types becomes `anyOf`.
+    /// `type: [A, B]` with several non-null types, or an untyped enum of
+    /// values of several types, becomes `anyOf`.
     TypeArrayUnion,
     /// A missing `operationId` is made from the method and path, and one
     /// that gives the same method name as another is made unique.
@@ -125,8 +126,9 @@ pub enum Rule {
     UnionOrder,
     /// A schema with both `anyOf` and `oneOf` holds them under `allOf`.
     AnyOfAndOneOf,
-    /// A component schema whose name is a Rust prelude name (`Default`,
-    /// `Option`..) is renamed, with every reference to it.
+    /// A component schema whose type name is a Rust prelude name
+    /// (`Default`, `Option`..) or another component's (`foo_bar` beside
+    /// `FooBar`) is renamed `<name>Schema`, with every reference to it.
     RenamedSchema,
     /// A required field the document left out is filled (`info.version`, a
     /// response `description`), and a draft-3 `required: true` inside a
@@ -208,13 +210,13 @@ impl Rule {
             Rule::DroppedDefault => "default the generator cannot render dropped",
             Rule::Tuple => "prefixItems (tuple) -> items",
             Rule::UntypedValue => "`true` or null-only schema -> untyped value",
-            Rule::TypeArrayUnion => "type array of several types -> anyOf",
+            Rule::TypeArrayUnion => "type array or untyped enum of several types -> anyOf",
             Rule::OperationId => "missing or clashing operationId made",
             Rule::Pattern => "PCRE-only pattern rewritten or dropped",
             Rule::EnumAsString => "enum without distinct Rust names -> string",
             Rule::UnionOrder => "catch-all union member moved last",
             Rule::AnyOfAndOneOf => "anyOf and oneOf on one schema -> allOf of both",
-            Rule::RenamedSchema => "schema named like a Rust prelude item renamed",
+            Rule::RenamedSchema => "schema named like a prelude item or another schema renamed",
             Rule::Repaired => "missing required field filled or misplaced `required` moved",
             Rule::MixedSuccess => "success response of another body kind dropped",
             Rule::NullableComponent => {
@@ -617,7 +619,7 @@ impl Normalizer {
             return;
         };
         self.repair_info(root);
-        self.rename_prelude_schemas(root);
+        self.rename_clashing_schemas(root);
         self.raw_schemas = root
             .get("components")
             .and_then(|c| c.get("schemas"))
@@ -1021,8 +1023,9 @@ impl Normalizer {
     }
 
     /// Renames component schemas whose type name would be a Rust prelude
-    /// name: `struct Default` breaks every `Default` derive of the module.
-    fn rename_prelude_schemas(&mut self, root: &mut Map<String, Value>) {
+    /// name (`struct Default` breaks every `Default` derive of the module)
+    /// or another component's (`foo_bar` beside `FooBar`).
+    fn rename_clashing_schemas(&mut self, root: &mut Map<String, Value>) {
         let Some(schemas) = root
             .get("components")
             .and_then(|c| c.get("schemas"))
@@ -1031,17 +1034,23 @@ impl Normalizer {
             return;
         };
         let mut renames: Vec<(String, String)> = Vec::new();
+        // Type names already given, as typify spells them (`foo_bar` and
+        // `FooBar` are both `FooBar`).
+        let mut taken: BTreeSet<String> = BTreeSet::new();
         for name in schemas.keys() {
-            if PRELUDE_NAMES.contains(&pascal_key(name).as_str()) {
-                let new = (0..)
-                    .map(|n| match n {
-                        0 => format!("{name}Schema"),
-                        n => format!("{name}Schema{n}"),
-                    })
-                    .find(|c| !schemas.contains_key(c))
-                    .unwrap_or_default();
-                renames.push((name.clone(), new));
+            let key = pascal_key(name);
+            if !PRELUDE_NAMES.contains(&key.as_str()) && taken.insert(key) {
+                continue;
             }
+            let new = (0..)
+                .map(|n| match n {
+                    0 => format!("{name}Schema"),
+                    n => format!("{name}Schema{n}"),
+                })
+                .find(|c| !schemas.contains_key(c) && !taken.contains(&pascal_key(c)))
+                .unwrap_or_default();
+            taken.insert(pascal_key(&new));
+            renames.push((name.clone(), new));
         }
         if renames.is_empty() {
             return;
@@ -1854,6 +1863,16 @@ impl Normalizer {
         }
         self.exclusive_bound(obj, "exclusiveMinimum", "minimum", true);
         self.exclusive_bound(obj, "exclusiveMaximum", "maximum", false);
+        if obj.remove("not").is_some() {
+            // typify `todo!`s on most `not` schemas.
+            self.report.drop(
+                Rule::DroppedKeyword,
+                child(ptr, "not"),
+                "`not`",
+                "a constraint the generated types do not check",
+            );
+        }
+        self.enum_types(obj);
         self.pattern(obj, ptr);
         self.enum_names(obj, ptr);
         self.union_order(obj);
@@ -1966,6 +1985,54 @@ impl Normalizer {
             dropped,
             "the ECMAScript engine of the generated code cannot compile it; values are not checked against it",
         );
+    }
+
+    /// An enum's values must fit its type: a value of another type can
+    /// never be valid (the schema asks for both), and typify refuses it, so
+    /// it goes. An untyped enum of values of several types (typify panics)
+    /// becomes a union of one enum per type.
+    fn enum_types(&mut self, obj: &mut Map<String, Value>) {
+        let Some(Value::Array(values)) = obj.get("enum") else {
+            return;
+        };
+        let nullable = obj.get("nullable") == Some(&json!(true));
+        if let Some(t) = obj.get("type").and_then(Value::as_str) {
+            let fits = |v: &Value| match json_type(v) {
+                None => nullable,
+                Some("integer") => t == "integer" || t == "number",
+                Some(vt) => vt == t,
+            };
+            if values.iter().all(fits) {
+                return;
+            }
+            let kept: Vec<Value> = values.iter().filter(|v| fits(v)).cloned().collect();
+            obj.insert("enum".into(), Value::Array(kept));
+            self.report.hit(Rule::Repaired);
+            return;
+        }
+        let has_null = values.iter().any(Value::is_null);
+        let mut by_type: Vec<(&'static str, Vec<Value>)> = Vec::new();
+        for v in values {
+            let Some(t) = json_type(v) else { continue };
+            match by_type.iter_mut().find(|(seen, _)| *seen == t) {
+                Some((_, vs)) => vs.push(v.clone()),
+                None => by_type.push((t, vec![v.clone()])),
+            }
+        }
+        if by_type.len() < 2 {
+            // One type (typify infers it), or only null.
+            return;
+        }
+        let members: Vec<Value> = by_type
+            .into_iter()
+            .map(|(t, vs)| json!({"type": t, "enum": vs}))
+            .collect();
+        obj.remove("enum");
+        if has_null {
+            obj.insert("nullable".into(), json!(true));
+        }
+        obj.insert("anyOf".into(), Value::Array(members));
+        self.report.hit(Rule::TypeArrayUnion);
     }
 
     /// A string enum whose values give no Rust variant name, or two of the
@@ -2533,6 +2600,44 @@ mod tests {
         assert_eq!(
             err.problems[0].pointer,
             "/paths/~1a~1{b}/get/responses/200/content/application~1json/schema/$ref"
+        );
+    }
+
+    #[test]
+    fn enums_fit_their_type_and_untyped_mixed_enums_become_unions() {
+        let out = norm_schema(json!({"type": "object", "properties": {
+            "mixed": {"enum": [1, "a", null]},
+            "typed": {"type": "string", "enum": ["a", 2]},
+            "negated": {"type": "string", "not": {"enum": ["x"]}}}}))
+        .unwrap();
+        let p = &out["properties"];
+        assert_eq!(
+            p["mixed"],
+            json!({"nullable": true, "anyOf": [{"type": "integer", "enum": [1]}, {"type": "string", "enum": ["a"]}]})
+        );
+        assert_eq!(p["typed"], json!({"type": "string", "enum": ["a"]}));
+        assert_eq!(p["negated"], json!({"type": "string"}));
+    }
+
+    #[test]
+    fn components_of_one_type_name_are_renamed_with_their_references() {
+        let doc = json!({"openapi": "3.1.0", "info": {"title": "t", "version": "1"}, "paths": {},
+            "components": {"schemas": {"foo_bar": {"type": "string"}, "FooBar": {"type": "integer"},
+              "Option": {"type": "boolean"},
+              "S": {"type": "object", "properties": {"a": {"$ref": "#/components/schemas/FooBar"},
+                "b": {"$ref": "#/components/schemas/Option"}}}}}});
+        let (doc, report) = normalize(&doc).unwrap();
+        let s = &doc["components"]["schemas"];
+        assert_eq!(report.count(Rule::RenamedSchema), 2);
+        assert_eq!(s["foo_bar"], json!({"type": "string"}));
+        assert_eq!(s["FooBarSchema"], json!({"type": "integer"}));
+        assert_eq!(
+            s["S"]["properties"]["a"]["$ref"],
+            "#/components/schemas/FooBarSchema"
+        );
+        assert_eq!(
+            s["S"]["properties"]["b"]["$ref"],
+            "#/components/schemas/OptionSchema"
         );
     }
 

@@ -269,6 +269,107 @@ fn triggers() -> Vec<(&'static str, Value)> {
                 "responses": {"200": ok_json(json!({"type": "string"}))}}}}}),
         ),
         (
+            "enum with null",
+            body(json!({"type": "string", "enum": ["a", "b", null], "nullable": true})),
+        ),
+        ("enum of mixed types", body(json!({"enum": [1, "a", true]}))),
+        (
+            "integer enum",
+            body(json!({"type": "integer", "enum": [1, 2, 3]})),
+        ),
+        ("empty enum", body(json!({"type": "string", "enum": []}))),
+        (
+            "allOf of a model and a union",
+            with_op(
+                json!({"operationId": "op", "responses": {"200": ok_json(json!({"$ref": "#/components/schemas/A"}))}}),
+                json!({"B": {"type": "object", "properties": {"id": {"type": "string"}}},
+                   "A": {"allOf": [{"$ref": "#/components/schemas/B"}, {"oneOf": [
+                       {"type": "object", "properties": {"x": {"type": "integer"}}, "required": ["x"]},
+                       {"type": "object", "properties": {"y": {"type": "string"}}, "required": ["y"]}]}]}}),
+            ),
+        ),
+        ("not", body(json!({"not": {"type": "string"}}))),
+        (
+            "optional model body",
+            with_op(
+                json!({"operationId": "op",
+            "requestBody": {"required": false, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/M"}}}},
+            "responses": {"200": ok_json(json!({"type": "string"}))}}),
+                json!({"M": {"type": "object", "properties": {"a": {"type": "integer"}}}}),
+            ),
+        ),
+        (
+            "operationId of digits and dots",
+            with_op(
+                json!({"operationId": "2fa.enable",
+            "responses": {"200": ok_json(json!({"type": "string"}))}}),
+                json!({}),
+            ),
+        ),
+        (
+            "properties named like Rust keywords",
+            body(json!({"type": "object", "properties": {
+            "self": {"type": "string"}, "type": {"type": "string"}, "crate": {"type": "integer"}, "super": {"type": "boolean"}}})),
+        ),
+        (
+            "component names of one Rust name",
+            with_op(
+                json!({"operationId": "op", "responses": {"200": ok_json(json!({"$ref": "#/components/schemas/A"}))}}),
+                json!({"foo_bar": {"type": "object", "properties": {"a": {"type": "string"}}},
+                   "FooBar": {"type": "object", "properties": {"b": {"type": "integer"}}},
+                   "A": {"type": "object", "properties": {
+                       "one": {"$ref": "#/components/schemas/foo_bar"},
+                       "two": {"$ref": "#/components/schemas/FooBar"}}}}),
+            ),
+        ),
+        (
+            "self-referential schema",
+            with_op(
+                json!({"operationId": "op", "responses": {"200": ok_json(json!({"$ref": "#/components/schemas/Node"}))}}),
+                json!({"Node": {"type": "object", "properties": {"children": {"type": "array", "items": {"$ref": "#/components/schemas/Node"}},
+                "parent": {"anyOf": [{"$ref": "#/components/schemas/Node"}, {"type": "null"}]}}}}),
+            ),
+        ),
+        (
+            "discriminated union",
+            with_op(
+                json!({"operationId": "op", "responses": {"200": ok_json(json!({"$ref": "#/components/schemas/Pet"}))}}),
+                json!({"Cat": {"type": "object", "properties": {"kind": {"const": "cat"}, "lives": {"type": "integer"}}, "required": ["kind"]},
+                   "Dog": {"type": "object", "properties": {"kind": {"const": "dog"}, "good": {"type": "boolean"}}, "required": ["kind"]},
+                   "Pet": {"oneOf": [{"$ref": "#/components/schemas/Cat"}, {"$ref": "#/components/schemas/Dog"}],
+                           "discriminator": {"propertyName": "kind", "mapping": {"cat": "#/components/schemas/Cat", "dog": "#/components/schemas/Dog"}}}}),
+            ),
+        ),
+        (
+            "form-urlencoded body",
+            with_op(
+                json!({"operationId": "token",
+            "requestBody": {"content": {"application/x-www-form-urlencoded": {"schema": {"type": "object", "properties": {"grant_type": {"type": "string"}}}}}},
+            "responses": {"200": ok_json(json!({"type": "string"}))}}),
+                json!({}),
+            ),
+        ),
+        (
+            "2XX range and 3xx responses",
+            responses(
+                json!({"2XX": ok_json(json!({"type": "string"})), "302": {"description": "moved"}}),
+            ),
+        ),
+        (
+            "response header with a schema",
+            responses(json!({"200": {"description": "ok",
+            "headers": {"X-Rate": {"schema": {"type": ["integer", "null"]}}},
+            "content": {"application/json": {"schema": {"type": "string"}}}}})),
+        ),
+        (
+            "webhooks and callbacks",
+            json!({"openapi": "3.1.0", "info": {"title": "t", "version": "1"},
+            "webhooks": {"ping": {"post": {"responses": {"200": {"description": "ok"}}}}},
+            "paths": {"/x": {"post": {"operationId": "op",
+                "callbacks": {"cb": {"{$request.body#/url}": {"post": {"responses": {"200": {"description": "ok"}}}}}},
+                "responses": {"200": ok_json(json!({"type": "string"}))}}}}}),
+        ),
+        (
             "boolean schemas",
             body(json!({"type": "object", "properties": {"t": true, "f": false}})),
         ),
