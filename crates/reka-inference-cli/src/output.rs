@@ -121,6 +121,15 @@ pub fn metrics_text(metrics: Option<&Metrics>) -> Option<String> {
     Some(format!("{secs:.1}s of inference"))
 }
 
+/// `$0.039` (or `$0.00012`: small prices keep their digits).
+pub fn price_text(usd: f64) -> String {
+    if usd >= 0.01 || usd == 0.0 {
+        format!("${usd:.3}")
+    } else {
+        format!("${usd:.6}")
+    }
+}
+
 /// `inference_error: the model failed` from a job's error.
 pub fn job_error_text(error: Option<&JobError>) -> String {
     match error {

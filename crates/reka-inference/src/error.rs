@@ -287,11 +287,13 @@ impl ApiError {
             Some(Value::Object(body)) if body.get("error").is_some_and(Value::is_object) => {
                 let e = &body["error"];
                 // An empty `type` says nothing: keep the one the status implies.
-                if let Some(t) = e
-                    .get("type")
-                    .and_then(Value::as_str)
-                    .filter(|t| !t.trim().is_empty())
-                {
+                // `type` in Reka's inference envelope, `code` on its Vision
+                // pages and in OpenAI-style bodies.
+                if let Some(t) = ["type", "code"].iter().find_map(|k| {
+                    e.get(*k)
+                        .and_then(Value::as_str)
+                        .filter(|t| !t.trim().is_empty())
+                }) {
                     error.kind = t.to_owned();
                 }
                 error.message = e
@@ -473,6 +475,16 @@ mod tests {
         assert_eq!(e.kind, "server_error");
         assert_eq!(e.message, "<html>Bad Gateway</html>");
         assert!(Error::Api(Box::new(e)).is_retryable());
+    }
+
+    #[test]
+    fn reads_code_where_type_is_missing() {
+        let e = parse(
+            429,
+            r#"{"error":{"code":"rate_limit_exceeded","message":"slow down"}}"#,
+        );
+        assert_eq!(e.kind, "rate_limit_exceeded");
+        assert_eq!(e.message, "slow down");
     }
 
     /// Found by the property tests: an empty `type` left the kind empty.

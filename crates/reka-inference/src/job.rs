@@ -97,6 +97,45 @@ impl JobOutput {
         })
     }
 
+    /// What the service charged for the job, in US dollars, when the record
+    /// says (`output.usage.price_usd`, or `usage.price_usd` / `price_usd`
+    /// beside the output).
+    ///
+    /// ```
+    /// use reka_inference::JobOutput;
+    /// use reka_inference::types::ResultResponse;
+    ///
+    /// let record: ResultResponse = serde_json::from_value(serde_json::json!({
+    ///     "request_id": "r1", "status": "COMPLETED",
+    ///     "output": {"images": [{"url": "https://cdn.example/a"}], "usage": {"price_usd": 0.039}}
+    /// }))?;
+    /// assert_eq!(JobOutput::from_record(record).price_usd(), Some(0.039));
+    /// # Ok::<(), serde_json::Error>(())
+    /// ```
+    pub fn price_usd(&self) -> Option<f64> {
+        let number = |v: Option<&Value>| -> Option<f64> {
+            match v? {
+                Value::Number(n) => n.as_f64(),
+                // Some services send money as a string.
+                Value::String(s) => s.trim().parse().ok(),
+                _ => None,
+            }
+        };
+        let out = &self.output;
+        number(out.pointer("/usage/price_usd"))
+            .or_else(|| number(out.get("price_usd")))
+            .filter(|p| p.is_finite() && *p >= 0.0)
+    }
+
+    /// The summed price of `outputs`, over those whose record carries one;
+    /// `None` when none does.
+    pub fn total_price_usd<'a>(outputs: impl IntoIterator<Item = &'a JobOutput>) -> Option<f64> {
+        outputs
+            .into_iter()
+            .filter_map(JobOutput::price_usd)
+            .fold(None, |sum, p| Some(sum.unwrap_or(0.0) + p))
+    }
+
     /// The media files the output points at (every `url` in it).
     pub fn media(&self) -> Vec<MediaRef> {
         output::find_media(&self.output)

@@ -108,6 +108,7 @@
 //! | [`RetryPolicy`] | when to retry |
 //! | [`Jobs`], [`ListFilter`] | listing jobs, pages followed for you |
 //! | [`RequestHook`] | your own code on every HTTP request (trace headers, metrics) |
+//! | [`WebhookDelivery`] | a webhook delivery, in either known shape |
 //! | [`Chat`], [`ChatRequest`] | OpenAI-compatible chat, whole or streamed |
 //! | [`find_media`], [`Client::download_to_file`] | output files |
 //! | [`Error`], [`ApiError`] | everything that can go wrong |
@@ -131,6 +132,7 @@ mod poll;
 mod retry;
 mod tracker;
 mod transport;
+mod webhook;
 
 pub use chat::{Chat, ChatRequest};
 pub use client::{
@@ -146,6 +148,7 @@ pub use output::{MediaRef, Progress, find_media};
 pub use poll::{DurationEstimate, PollPolicy};
 pub use retry::{RetryPolicy, parse_retry_after};
 pub use transport::{AuthHeader, RequestHook};
+pub use webhook::{DeliveryShape, WebhookDelivery};
 
 pub use reka_inference_api::RequestStatus;
 

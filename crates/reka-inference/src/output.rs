@@ -38,7 +38,9 @@ pub struct Progress {
     pub total: Option<u64>,
 }
 
-/// Every `{"url": "http..."}` object in `output`, in document order.
+/// Every `{"url": ...}` object in `output` whose URL is http(s) (any case)
+/// or an inline `data:` URI, in document order: `images[].url`,
+/// `video.url`, `audio.url` and any other shape alike.
 ///
 /// ```
 /// use reka_inference::find_media;
@@ -62,16 +64,82 @@ fn is_http_url(url: &str) -> bool {
     })
 }
 
+/// Whether `url` is a `data:` URI (the file inline).
+fn is_data_uri(url: &str) -> bool {
+    url.get(..5)
+        .is_some_and(|s| s.eq_ignore_ascii_case("data:"))
+}
+
+/// A `data:` URI's media type and bytes (base64 or percent-encoded text).
+pub(crate) fn decode_data_uri(uri: &str) -> Result<(Option<String>, Vec<u8>)> {
+    use base64::Engine;
+    let bad = |why: &str| Error::InvalidInput(format!("a data: URI in the output {why}"));
+    let rest = uri.get(5..).ok_or_else(|| bad("is empty"))?;
+    let (meta, data) = rest.split_once(',').ok_or_else(|| bad("has no ','"))?;
+    let mut parts = meta.split(';');
+    let media_type = parts
+        .next()
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .map(str::to_ascii_lowercase);
+    let base64 = parts.any(|p| p.trim().eq_ignore_ascii_case("base64"));
+    let bytes = if base64 {
+        let compact: String = data.chars().filter(|c| !c.is_whitespace()).collect();
+        base64::engine::general_purpose::STANDARD
+            .decode(compact.as_bytes())
+            .or_else(|_| base64::engine::general_purpose::URL_SAFE.decode(compact.as_bytes()))
+            .map_err(|e| bad(&format!("is not valid base64: {e}")))?
+    } else {
+        percent_decode(data)
+    };
+    Ok((media_type, bytes))
+}
+
+fn percent_decode(text: &str) -> Vec<u8> {
+    let bytes = text.as_bytes();
+    let hex = |b: u8| (b as char).to_digit(16);
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let pair = bytes
+            .get(i + 1)
+            .copied()
+            .and_then(hex)
+            .zip(bytes.get(i + 2).copied().and_then(hex));
+        match (bytes[i], pair) {
+            (b'%', Some((h, l))) => {
+                out.push((h * 16 + l) as u8);
+                i += 3;
+            }
+            (b, _) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    out
+}
+
 fn walk(v: &Value, pointer: String, found: &mut Vec<MediaRef>) {
     match v {
         Value::Object(map) => {
             if let Some(url) = map.get("url").and_then(Value::as_str)
-                && is_http_url(url)
+                && (is_http_url(url) || is_data_uri(url))
             {
-                let content_type = ["content_type", "mime_type", "contentType"]
+                let declared = ["content_type", "mime_type", "contentType"]
                     .iter()
                     .find_map(|k| map.get(*k).and_then(Value::as_str))
                     .map(str::to_owned);
+                let inline = is_data_uri(url)
+                    .then(|| {
+                        url[5..]
+                            .split([';', ','])
+                            .next()
+                            .map(str::to_ascii_lowercase)
+                    })
+                    .flatten()
+                    .filter(|t| !t.is_empty());
+                let content_type = declared.or(inline);
                 found.push(MediaRef {
                     url: url.to_owned(),
                     content_type,
@@ -154,6 +222,22 @@ async fn save(
     }
 }
 
+/// Writes `bytes` to `path` through a `.part` file.
+async fn save_bytes(bytes: &[u8], path: &Path) -> Result<()> {
+    let part = part_path(path);
+    let written = async {
+        let mut file = tokio::fs::File::create(&part).await?;
+        file.write_all(bytes).await?;
+        file.sync_all().await?;
+        tokio::fs::rename(&part, path).await
+    }
+    .await;
+    if written.is_err() {
+        let _ = tokio::fs::remove_file(&part).await;
+    }
+    Ok(written?)
+}
+
 pub(crate) async fn download_to_file(
     http: &Http,
     url: &str,
@@ -219,6 +303,22 @@ pub(crate) async fn download_outputs(
         .map(|(i, m)| {
             let report = &report;
             async move {
+                if is_data_uri(&m.url) {
+                    let (media_type, bytes) = decode_data_uri(&m.url)?;
+                    let name = file_name(&completion.request_id, i, m, media_type.as_deref());
+                    let path = dir.join(name);
+                    save_bytes(&bytes, &path).await?;
+                    let n = bytes.len() as u64;
+                    report(
+                        i,
+                        m,
+                        Progress {
+                            received: n,
+                            total: Some(n),
+                        },
+                    );
+                    return Ok::<PathBuf, Error>(path);
+                }
                 let response = open(http, &m.url).await?;
                 // The answer's own type first: presigned URLs often have no
                 // extension, and the output's `content_type` may be missing.
@@ -318,6 +418,22 @@ mod tests {
                 ("/upper".to_owned(), "HTTPS://X/2.png".to_owned())
             ]
         );
+    }
+
+    #[test]
+    fn data_uris_are_media_too() {
+        let out = json!({"images": [{"url": "data:image/png;base64,iVBORw0KGgo="}], "text": {"url": "data:,hello%20there"}});
+        let media = find_media(&out);
+        assert_eq!(media.len(), 2);
+        assert_eq!(media[0].content_type.as_deref(), Some("image/png"));
+        let (t, bytes) = decode_data_uri(&media[0].url).unwrap();
+        assert_eq!(t.as_deref(), Some("image/png"));
+        assert_eq!(&bytes[..4], b"\x89PNG");
+        let (t, bytes) = decode_data_uri(&media[1].url).unwrap();
+        assert_eq!(t, None);
+        assert_eq!(bytes, b"hello there");
+        assert!(decode_data_uri("data:image/png;base64,@@@").is_err());
+        assert!(decode_data_uri("data:nocomma").is_err());
     }
 
     #[test]

@@ -19,7 +19,7 @@ use crate::commands::{Ctx, check_id, parse_endpoint};
 use crate::exit::{ExitClass, Failure};
 use crate::input;
 use crate::interrupt::Interrupt;
-use crate::output::{Output, human_bytes, job_error_text, log_line, metrics_text};
+use crate::output::{Output, human_bytes, job_error_text, log_line, metrics_text, price_text};
 use crate::progress::{DownloadBars, JobSpinner};
 use crate::time::human;
 
@@ -144,6 +144,8 @@ struct Finished<'a> {
     status: &'static str,
     output: &'a Value,
     metrics: Option<&'a reka_inference::types::Metrics>,
+    /// What the service charged, when the record says.
+    price_usd: Option<f64>,
     files: &'a [SavedFile],
 }
 
@@ -189,6 +191,7 @@ async fn follow(
             status: "COMPLETED",
             output: &done.output,
             metrics: done.metrics.as_ref(),
+            price_usd: done.price_usd(),
             files: &files,
         });
         return Ok(());
@@ -203,6 +206,9 @@ async fn follow(
         if ctx.is_sim() {
             line.push_str(" on the simulator's clock");
         }
+    }
+    if let Some(price) = done.price_usd() {
+        line.push_str(&format!(", {}", price_text(price)));
     }
     out.line(line);
     print_output(&out, &done.output);

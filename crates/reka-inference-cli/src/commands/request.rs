@@ -1,13 +1,15 @@
 //! `status`, `result` and `cancel`: one request, by id.
 
-use reka_inference::RequestStatus;
 use reka_inference::find_media;
 use reka_inference::types::ResultResponse;
+use reka_inference::{JobOutput, RequestStatus};
 use serde_json::Value;
 
 use crate::commands::{Ctx, check_id};
 use crate::exit::Failure;
-use crate::output::{Output, indented_json, job_error_text, log_line, media_lines, metrics_text};
+use crate::output::{
+    Output, indented_json, job_error_text, log_line, media_lines, metrics_text, price_text,
+};
 
 /// Prints where a request is.
 pub async fn status(ctx: &mut Ctx, id: &str, logs: bool) -> Result<(), Failure> {
@@ -82,13 +84,23 @@ pub async fn cancel(ctx: &mut Ctx, id: &str) -> Result<(), Failure> {
         out.json_value(&record);
         return Ok(());
     }
-    if record.status == RequestStatus::Cancelled {
-        out.line(format!("cancelled {id}"));
-    } else {
-        out.line(format!(
+    match record.status.is_terminal() {
+        _ if record.status == RequestStatus::Cancelled => out.line(format!("cancelled {id}")),
+        Some(true) => out.line(format!(
             "{id} had already finished ({}); nothing to cancel",
             record.status
-        ));
+        )),
+        // Cancelling a running job can take a while (fal-style services
+        // answer at once and stop the job later).
+        _ => {
+            out.line(format!(
+                "cancel requested for {id}; it is still {} for now",
+                record.status
+            ));
+            out.note(&format!(
+                "cancelling can take a moment: `reka-inference wait {id}` follows it to its end"
+            ));
+        }
     }
     Ok(())
 }
@@ -98,6 +110,9 @@ pub fn print_record(out: &Output, record: &ResultResponse) {
     let mut line = format!("{}  {}", record.request_id, record.status);
     if let Some(m) = metrics_text(record.metrics.as_ref()) {
         line.push_str(&format!("  ({m})"));
+    }
+    if let Some(price) = JobOutput::from_record(record.clone()).price_usd() {
+        line.push_str(&format!("  {}", price_text(price)));
     }
     out.line(line);
     if record.status == RequestStatus::Failed || record.error.is_some() {
