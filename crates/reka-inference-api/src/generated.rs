@@ -167,7 +167,35 @@ pub mod types {
             Default::default()
         }
     }
-    ///Why a request failed. Shape not published.
+    ///Any of the error bodies of the operation (made by the normaliser).
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
+    #[serde(untagged)]
+    pub enum ErrorResponseOrHttpValidationError {
+        ErrorResponse(ErrorResponse),
+        HttpValidationError(HttpValidationError),
+    }
+    impl ::std::convert::From<ErrorResponse> for ErrorResponseOrHttpValidationError {
+        fn from(value: ErrorResponse) -> Self {
+            Self::ErrorResponse(value)
+        }
+    }
+    impl ::std::convert::From<HttpValidationError> for ErrorResponseOrHttpValidationError {
+        fn from(value: HttpValidationError) -> Self {
+            Self::HttpValidationError(value)
+        }
+    }
+    ///FastAPI's 422 body.
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, Default, PartialEq)]
+    pub struct HttpValidationError {
+        #[serde(default, skip_serializing_if = "::std::vec::Vec::is_empty")]
+        pub detail: ::std::vec::Vec<ValidationError>,
+    }
+    impl HttpValidationError {
+        pub fn builder() -> builder::HttpValidationError {
+            Default::default()
+        }
+    }
+    ///Why a request failed: `message` (INFER) with `type` or `code` beside it (`code`, a string or a number, INFER-CODE: allowed as an additional property, not yet a typed field). Shape otherwise not published.
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, Default, PartialEq)]
     pub struct JobError {
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
@@ -183,10 +211,15 @@ pub mod types {
             Default::default()
         }
     }
-    ///The endpoints this key can use.
-    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
+    ///The endpoints this key can use, under one of two wrappers: `models` (seen live by third-party code, INFER-CODE) or `items` (INFERRED). A reader takes whichever is present.
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, Default, PartialEq)]
     pub struct ListModelsResponse {
+        ///The wrapper of our first reconstruction (INFERRED); kept because it may be what the service answers.
+        #[serde(default, skip_serializing_if = "::std::vec::Vec::is_empty")]
         pub items: ::std::vec::Vec<ModelInfo>,
+        ///The wrapper seen live (INFER-CODE).
+        #[serde(default, skip_serializing_if = "::std::vec::Vec::is_empty")]
+        pub models: ::std::vec::Vec<ModelInfo>,
     }
     impl ListModelsResponse {
         pub fn builder() -> builder::ListModelsResponse {
@@ -206,6 +239,26 @@ pub mod types {
     impl ListRequestsResponse {
         pub fn builder() -> builder::ListRequestsResponse {
             Default::default()
+        }
+    }
+    ///`LocationItem`
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
+    #[serde(untagged)]
+    pub enum LocationItem {
+        String(::std::string::String),
+        Integer(i64),
+    }
+    impl ::std::fmt::Display for LocationItem {
+        fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+            match self {
+                Self::String(x) => x.fmt(f),
+                Self::Integer(x) => x.fmt(f),
+            }
+        }
+    }
+    impl ::std::convert::From<i64> for LocationItem {
+        fn from(value: i64) -> Self {
+            Self::Integer(value)
         }
     }
     ///One log line of a request.
@@ -236,12 +289,14 @@ pub mod types {
             Default::default()
         }
     }
-    ///An endpoint that can be submitted to.
+    ///An endpoint that can be used. Only `model_id` and `capability` are certain (INFER-CODE).
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
     pub struct ModelInfo {
+        ///`image-to-video`, `text-to-image`, `edit`, `text-to-video`, `text-to-speech`, `image-to-bbox`, `chat`, ...
         pub capability: ::std::string::String,
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub description: ::std::option::Option<::std::string::String>,
+        ///`model_id/capability`. The `models` answer seen live omits it (INFER-CODE): a reader derives it so. Still listed as required here until the ergonomic crate reads it as optional.
         pub endpoint_id: ::std::string::String,
         pub model_id: ::std::string::String,
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
@@ -249,6 +304,35 @@ pub mod types {
     }
     impl ModelInfo {
         pub fn builder() -> builder::ModelInfo {
+            Default::default()
+        }
+    }
+    ///One item of `output.images`: an image output. Documents a part of the free-form `output`; not referenced by any operation.
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
+    pub struct OutputImage {
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub content_type: ::std::option::Option<::std::string::String>,
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub height: ::std::option::Option<u64>,
+        ///Where to download the image; may be a presigned storage URL without a file extension.
+        pub url: ::std::string::String,
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub width: ::std::option::Option<u64>,
+    }
+    impl OutputImage {
+        pub fn builder() -> builder::OutputImage {
+            Default::default()
+        }
+    }
+    ///`output.usage`: what a request cost. Documents a part of the free-form `output`; not referenced by any operation.
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, Default, PartialEq)]
+    pub struct OutputUsage {
+        ///What the request cost, in US dollars.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub price_usd: ::std::option::Option<f64>,
+    }
+    impl OutputUsage {
+        pub fn builder() -> builder::OutputUsage {
             Default::default()
         }
     }
@@ -290,11 +374,12 @@ pub mod types {
     ///A request's record: its output once completed, its error once failed.
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
     pub struct ResultResponse {
+        ///Set when the request failed: on `FAILED`, and on `COMPLETED` in fal's way of reporting a failure (FAL).
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub error: ::std::option::Option<JobError>,
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub metrics: ::std::option::Option<Metrics>,
-        ///Model-specific; null until `COMPLETED`.
+        ///Model-specific and free-form; null until `COMPLETED`. Known parts, all optional: `usage` (the job's price, schema `OutputUsage`, INFER-CODE), `images` (an array of `OutputImage`: image outputs, INFER-CODE; the URLs may be presigned storage URLs without a file extension: take the media type from the download's `Content-Type`). A `COMPLETED` record with a non-null `error` and no `output` is a failure (FAL).
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub output:
             ::std::option::Option<::serde_json::Map<::std::string::String, ::serde_json::Value>>,
@@ -339,20 +424,37 @@ pub mod types {
             Default::default()
         }
     }
-    ///The answer to a submit: where to follow the request.
+    ///The answer to a submit: where to follow the request. Only `request_id` is certain: the answer may be as lean as `{"request_id": ...}` (INFER); the URLs are then derived from the base URL: `{base}/v2/inference/requests/{request_id}/status`, `{base}/v2/inference/requests/{request_id}`, `{base}/v2/inference/requests/{request_id}/cancel`.
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
     pub struct SubmitResponse {
-        ///Absolute URL of `cancel_request` for this request.
-        pub cancel_url: ::std::string::String,
+        ///Absolute URL of `cancel_request` for this request. May be absent (INFER): derive it from the base URL and `request_id`.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub cancel_url: ::std::option::Option<::std::string::String>,
         pub request_id: ::std::string::String,
-        ///Absolute URL of `get_result` for this request.
-        pub response_url: ::std::string::String,
-        pub status: crate::RequestStatus,
-        ///Absolute URL of `get_status` for this request.
-        pub status_url: ::std::string::String,
+        ///Absolute URL of `get_result` for this request. May be absent (INFER): derive it from the base URL and `request_id`.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub response_url: ::std::option::Option<::std::string::String>,
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub status: ::std::option::Option<crate::RequestStatus>,
+        ///Absolute URL of `get_status` for this request. May be absent (INFER): derive it from the base URL and `request_id`.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub status_url: ::std::option::Option<::std::string::String>,
     }
     impl SubmitResponse {
         pub fn builder() -> builder::SubmitResponse {
+            Default::default()
+        }
+    }
+    ///One problem of a 422 body (FastAPI's shape).
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
+    pub struct ValidationError {
+        pub loc: ::std::vec::Vec<LocationItem>,
+        pub msg: ::std::string::String,
+        #[serde(rename = "type")]
+        pub type_: ::std::string::String,
+    }
+    impl ValidationError {
+        pub fn builder() -> builder::ValidationError {
             Default::default()
         }
     }
@@ -1174,6 +1276,49 @@ pub mod types {
             }
         }
         #[derive(Clone, Debug)]
+        pub struct HttpValidationError {
+            detail: ::std::result::Result<
+                ::std::vec::Vec<super::ValidationError>,
+                ::std::string::String,
+            >,
+        }
+        impl ::std::default::Default for HttpValidationError {
+            fn default() -> Self {
+                Self {
+                    detail: Ok(Default::default()),
+                }
+            }
+        }
+        impl HttpValidationError {
+            pub fn detail<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::vec::Vec<super::ValidationError>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.detail = value
+                    .try_into()
+                    .map_err(|e| format!("error converting supplied value for detail: {e}"));
+                self
+            }
+        }
+        impl ::std::convert::TryFrom<HttpValidationError> for super::HttpValidationError {
+            type Error = super::error::ConversionError;
+            fn try_from(
+                value: HttpValidationError,
+            ) -> ::std::result::Result<Self, super::error::ConversionError> {
+                Ok(Self {
+                    detail: value.detail?,
+                })
+            }
+        }
+        impl ::std::convert::From<super::HttpValidationError> for HttpValidationError {
+            fn from(value: super::HttpValidationError) -> Self {
+                Self {
+                    detail: Ok(value.detail),
+                }
+            }
+        }
+        #[derive(Clone, Debug)]
         pub struct JobError {
             message: ::std::result::Result<
                 ::std::option::Option<::std::string::String>,
@@ -1236,11 +1381,13 @@ pub mod types {
         #[derive(Clone, Debug)]
         pub struct ListModelsResponse {
             items: ::std::result::Result<::std::vec::Vec<super::ModelInfo>, ::std::string::String>,
+            models: ::std::result::Result<::std::vec::Vec<super::ModelInfo>, ::std::string::String>,
         }
         impl ::std::default::Default for ListModelsResponse {
             fn default() -> Self {
                 Self {
-                    items: Err("no value supplied for items".to_string()),
+                    items: Ok(Default::default()),
+                    models: Ok(Default::default()),
                 }
             }
         }
@@ -1255,6 +1402,16 @@ pub mod types {
                     .map_err(|e| format!("error converting supplied value for items: {e}"));
                 self
             }
+            pub fn models<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::vec::Vec<super::ModelInfo>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.models = value
+                    .try_into()
+                    .map_err(|e| format!("error converting supplied value for models: {e}"));
+                self
+            }
         }
         impl ::std::convert::TryFrom<ListModelsResponse> for super::ListModelsResponse {
             type Error = super::error::ConversionError;
@@ -1263,6 +1420,7 @@ pub mod types {
             ) -> ::std::result::Result<Self, super::error::ConversionError> {
                 Ok(Self {
                     items: value.items?,
+                    models: value.models?,
                 })
             }
         }
@@ -1270,6 +1428,7 @@ pub mod types {
             fn from(value: super::ListModelsResponse) -> Self {
                 Self {
                     items: Ok(value.items),
+                    models: Ok(value.models),
                 }
             }
         }
@@ -1575,6 +1734,131 @@ pub mod types {
                     endpoint_id: Ok(value.endpoint_id),
                     model_id: Ok(value.model_id),
                     title: Ok(value.title),
+                }
+            }
+        }
+        #[derive(Clone, Debug)]
+        pub struct OutputImage {
+            content_type: ::std::result::Result<
+                ::std::option::Option<::std::string::String>,
+                ::std::string::String,
+            >,
+            height: ::std::result::Result<::std::option::Option<u64>, ::std::string::String>,
+            url: ::std::result::Result<::std::string::String, ::std::string::String>,
+            width: ::std::result::Result<::std::option::Option<u64>, ::std::string::String>,
+        }
+        impl ::std::default::Default for OutputImage {
+            fn default() -> Self {
+                Self {
+                    content_type: Ok(Default::default()),
+                    height: Ok(Default::default()),
+                    url: Err("no value supplied for url".to_string()),
+                    width: Ok(Default::default()),
+                }
+            }
+        }
+        impl OutputImage {
+            pub fn content_type<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.content_type = value
+                    .try_into()
+                    .map_err(|e| format!("error converting supplied value for content_type: {e}"));
+                self
+            }
+            pub fn height<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<u64>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.height = value
+                    .try_into()
+                    .map_err(|e| format!("error converting supplied value for height: {e}"));
+                self
+            }
+            pub fn url<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::string::String>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.url = value
+                    .try_into()
+                    .map_err(|e| format!("error converting supplied value for url: {e}"));
+                self
+            }
+            pub fn width<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<u64>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.width = value
+                    .try_into()
+                    .map_err(|e| format!("error converting supplied value for width: {e}"));
+                self
+            }
+        }
+        impl ::std::convert::TryFrom<OutputImage> for super::OutputImage {
+            type Error = super::error::ConversionError;
+            fn try_from(
+                value: OutputImage,
+            ) -> ::std::result::Result<Self, super::error::ConversionError> {
+                Ok(Self {
+                    content_type: value.content_type?,
+                    height: value.height?,
+                    url: value.url?,
+                    width: value.width?,
+                })
+            }
+        }
+        impl ::std::convert::From<super::OutputImage> for OutputImage {
+            fn from(value: super::OutputImage) -> Self {
+                Self {
+                    content_type: Ok(value.content_type),
+                    height: Ok(value.height),
+                    url: Ok(value.url),
+                    width: Ok(value.width),
+                }
+            }
+        }
+        #[derive(Clone, Debug)]
+        pub struct OutputUsage {
+            price_usd: ::std::result::Result<::std::option::Option<f64>, ::std::string::String>,
+        }
+        impl ::std::default::Default for OutputUsage {
+            fn default() -> Self {
+                Self {
+                    price_usd: Ok(Default::default()),
+                }
+            }
+        }
+        impl OutputUsage {
+            pub fn price_usd<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<f64>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.price_usd = value
+                    .try_into()
+                    .map_err(|e| format!("error converting supplied value for price_usd: {e}"));
+                self
+            }
+        }
+        impl ::std::convert::TryFrom<OutputUsage> for super::OutputUsage {
+            type Error = super::error::ConversionError;
+            fn try_from(
+                value: OutputUsage,
+            ) -> ::std::result::Result<Self, super::error::ConversionError> {
+                Ok(Self {
+                    price_usd: value.price_usd?,
+                })
+            }
+        }
+        impl ::std::convert::From<super::OutputUsage> for OutputUsage {
+            fn from(value: super::OutputUsage) -> Self {
+                Self {
+                    price_usd: Ok(value.price_usd),
                 }
             }
         }
@@ -2092,27 +2376,39 @@ pub mod types {
         }
         #[derive(Clone, Debug)]
         pub struct SubmitResponse {
-            cancel_url: ::std::result::Result<::std::string::String, ::std::string::String>,
+            cancel_url: ::std::result::Result<
+                ::std::option::Option<::std::string::String>,
+                ::std::string::String,
+            >,
             request_id: ::std::result::Result<::std::string::String, ::std::string::String>,
-            response_url: ::std::result::Result<::std::string::String, ::std::string::String>,
-            status: ::std::result::Result<crate::RequestStatus, ::std::string::String>,
-            status_url: ::std::result::Result<::std::string::String, ::std::string::String>,
+            response_url: ::std::result::Result<
+                ::std::option::Option<::std::string::String>,
+                ::std::string::String,
+            >,
+            status: ::std::result::Result<
+                ::std::option::Option<crate::RequestStatus>,
+                ::std::string::String,
+            >,
+            status_url: ::std::result::Result<
+                ::std::option::Option<::std::string::String>,
+                ::std::string::String,
+            >,
         }
         impl ::std::default::Default for SubmitResponse {
             fn default() -> Self {
                 Self {
-                    cancel_url: Err("no value supplied for cancel_url".to_string()),
+                    cancel_url: Ok(Default::default()),
                     request_id: Err("no value supplied for request_id".to_string()),
-                    response_url: Err("no value supplied for response_url".to_string()),
-                    status: Err("no value supplied for status".to_string()),
-                    status_url: Err("no value supplied for status_url".to_string()),
+                    response_url: Ok(Default::default()),
+                    status: Ok(Default::default()),
+                    status_url: Ok(Default::default()),
                 }
             }
         }
         impl SubmitResponse {
             pub fn cancel_url<T>(mut self, value: T) -> Self
             where
-                T: ::std::convert::TryInto<::std::string::String>,
+                T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
                 T::Error: ::std::fmt::Display,
             {
                 self.cancel_url = value
@@ -2132,7 +2428,7 @@ pub mod types {
             }
             pub fn response_url<T>(mut self, value: T) -> Self
             where
-                T: ::std::convert::TryInto<::std::string::String>,
+                T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
                 T::Error: ::std::fmt::Display,
             {
                 self.response_url = value
@@ -2142,7 +2438,7 @@ pub mod types {
             }
             pub fn status<T>(mut self, value: T) -> Self
             where
-                T: ::std::convert::TryInto<crate::RequestStatus>,
+                T: ::std::convert::TryInto<::std::option::Option<crate::RequestStatus>>,
                 T::Error: ::std::fmt::Display,
             {
                 self.status = value
@@ -2152,7 +2448,7 @@ pub mod types {
             }
             pub fn status_url<T>(mut self, value: T) -> Self
             where
-                T: ::std::convert::TryInto<::std::string::String>,
+                T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
                 T::Error: ::std::fmt::Display,
             {
                 self.status_url = value
@@ -2183,6 +2479,74 @@ pub mod types {
                     response_url: Ok(value.response_url),
                     status: Ok(value.status),
                     status_url: Ok(value.status_url),
+                }
+            }
+        }
+        #[derive(Clone, Debug)]
+        pub struct ValidationError {
+            loc: ::std::result::Result<::std::vec::Vec<super::LocationItem>, ::std::string::String>,
+            msg: ::std::result::Result<::std::string::String, ::std::string::String>,
+            type_: ::std::result::Result<::std::string::String, ::std::string::String>,
+        }
+        impl ::std::default::Default for ValidationError {
+            fn default() -> Self {
+                Self {
+                    loc: Err("no value supplied for loc".to_string()),
+                    msg: Err("no value supplied for msg".to_string()),
+                    type_: Err("no value supplied for type_".to_string()),
+                }
+            }
+        }
+        impl ValidationError {
+            pub fn loc<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::vec::Vec<super::LocationItem>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.loc = value
+                    .try_into()
+                    .map_err(|e| format!("error converting supplied value for loc: {e}"));
+                self
+            }
+            pub fn msg<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::string::String>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.msg = value
+                    .try_into()
+                    .map_err(|e| format!("error converting supplied value for msg: {e}"));
+                self
+            }
+            pub fn type_<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::string::String>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.type_ = value
+                    .try_into()
+                    .map_err(|e| format!("error converting supplied value for type_: {e}"));
+                self
+            }
+        }
+        impl ::std::convert::TryFrom<ValidationError> for super::ValidationError {
+            type Error = super::error::ConversionError;
+            fn try_from(
+                value: ValidationError,
+            ) -> ::std::result::Result<Self, super::error::ConversionError> {
+                Ok(Self {
+                    loc: value.loc?,
+                    msg: value.msg?,
+                    type_: value.type_?,
+                })
+            }
+        }
+        impl ::std::convert::From<super::ValidationError> for ValidationError {
+            fn from(value: super::ValidationError) -> Self {
+                Self {
+                    loc: Ok(value.loc),
+                    msg: Ok(value.msg),
+                    type_: Ok(value.type_),
                 }
             }
         }
@@ -2217,7 +2581,7 @@ pub mod types {
 #[derive(Clone, Debug)]
 ///Client for Reka Vision Agent Inference API
 ///
-///The inference endpoints of the Reka Vision Agent API: image, video, speech and bounding-box jobs behind one queue, plus an OpenAI-compatible chat endpoint. Reconstructed from Reka's public API reference; every operation and inferred field carries `x-provenance` (DOC, DOC-implied, INFERRED, FAL).
+///The inference endpoints of the Reka Vision Agent API: image, video, speech and bounding-box jobs behind one queue, plus an OpenAI-compatible chat endpoint. Reconstructed from Reka's public API reference; every operation and inferred field carries `x-provenance` (DOC, DOC-implied, INFERRED, INFER, INFER-CODE, FAL).
 ///
 ///Version: 2.0.0
 pub struct Client {
@@ -2365,7 +2729,7 @@ impl Client {
     }
     ///Cancel Request
     ///
-    ///Cancels a queued or running request (it becomes `CANCELLED`). A finished request keeps its terminal status and its record is returned unchanged.
+    ///Cancels a queued or running request (it becomes `CANCELLED`). A finished request keeps its terminal status and its record is returned unchanged. Cancelling a running request may be asynchronous: the answer comes at once, and the record may stay `IN_PROGRESS` for a while before it becomes `CANCELLED` (fal behaves so, FAL); keep following the request.
     ///
     ///Sends a `POST` request to `/v2/inference/requests/{request_id}/cancel`
     ///
@@ -2397,7 +2761,7 @@ impl Client {
     }
     ///Submit kling-v3-pro/image-to-video
     ///
-    ///Animate a still image into a video clip. Queues a request and answers 202 at once; poll `status_url`, fetch `response_url`, or pass `webhook_url`. The `input` object is model-specific and its fields are not published.
+    ///Animate a still image into a video clip. Queues a request and answers 202 (or 200) at once; poll `status_url`, fetch `response_url`, or pass `webhook_url` (when the answer carries only `request_id`, the URLs are derived from the base URL). The `input` object is model-specific and its fields are not published.
     ///
     ///Sends a `POST` request to `/v2/inference/kling-v3-pro/image-to-video`
     ///
@@ -2416,7 +2780,7 @@ impl Client {
     }
     ///Submit veo-3.1/image-to-video
     ///
-    ///Animate a still image into a video clip. Queues a request and answers 202 at once; poll `status_url`, fetch `response_url`, or pass `webhook_url`. The `input` object is model-specific and its fields are not published.
+    ///Animate a still image into a video clip. Queues a request and answers 202 (or 200) at once; poll `status_url`, fetch `response_url`, or pass `webhook_url` (when the answer carries only `request_id`, the URLs are derived from the base URL). The `input` object is model-specific and its fields are not published.
     ///
     ///Sends a `POST` request to `/v2/inference/veo-3.1/image-to-video`
     ///
@@ -2435,7 +2799,7 @@ impl Client {
     }
     ///Submit sora-2-pro/image-to-video
     ///
-    ///Animate a still image into a video clip. Queues a request and answers 202 at once; poll `status_url`, fetch `response_url`, or pass `webhook_url`. The `input` object is model-specific and its fields are not published.
+    ///Animate a still image into a video clip. Queues a request and answers 202 (or 200) at once; poll `status_url`, fetch `response_url`, or pass `webhook_url` (when the answer carries only `request_id`, the URLs are derived from the base URL). The `input` object is model-specific and its fields are not published.
     ///
     ///Sends a `POST` request to `/v2/inference/sora-2-pro/image-to-video`
     ///
@@ -2454,7 +2818,7 @@ impl Client {
     }
     ///Submit Image To Video
     ///
-    ///Animate a still image into a video clip. Queues a request and answers 202 at once; poll `status_url`, fetch `response_url`, or pass `webhook_url`. The `input` object is model-specific and its fields are not published.
+    ///Animate a still image into a video clip. Queues a request and answers 202 (or 200) at once; poll `status_url`, fetch `response_url`, or pass `webhook_url` (when the answer carries only `request_id`, the URLs are derived from the base URL). The `input` object is model-specific and its fields are not published.
     ///
     ///Sends a `POST` request to `/v2/inference/{model}/image-to-video`
     ///
@@ -2475,7 +2839,7 @@ impl Client {
     }
     ///Submit nano-banana/text-to-image
     ///
-    ///Generate an image from a text prompt. Queues a request and answers 202 at once; poll `status_url`, fetch `response_url`, or pass `webhook_url`. The `input` object is model-specific and its fields are not published.
+    ///Generate an image from a text prompt. Queues a request and answers 202 (or 200) at once; poll `status_url`, fetch `response_url`, or pass `webhook_url` (when the answer carries only `request_id`, the URLs are derived from the base URL). The `input` object is model-specific and its fields are not published.
     ///
     ///Sends a `POST` request to `/v2/inference/nano-banana/text-to-image`
     ///
@@ -2494,7 +2858,7 @@ impl Client {
     }
     ///Submit Text To Image
     ///
-    ///Generate an image from a text prompt. Queues a request and answers 202 at once; poll `status_url`, fetch `response_url`, or pass `webhook_url`. The `input` object is model-specific and its fields are not published.
+    ///Generate an image from a text prompt. Queues a request and answers 202 (or 200) at once; poll `status_url`, fetch `response_url`, or pass `webhook_url` (when the answer carries only `request_id`, the URLs are derived from the base URL). The `input` object is model-specific and its fields are not published.
     ///
     ///Sends a `POST` request to `/v2/inference/{model}/text-to-image`
     ///
@@ -2515,7 +2879,7 @@ impl Client {
     }
     ///Submit Edit
     ///
-    ///Edit an image as a text instruction describes. Queues a request and answers 202 at once; poll `status_url`, fetch `response_url`, or pass `webhook_url`. The `input` object is model-specific and its fields are not published.
+    ///Edit an image as a text instruction describes. Queues a request and answers 202 (or 200) at once; poll `status_url`, fetch `response_url`, or pass `webhook_url` (when the answer carries only `request_id`, the URLs are derived from the base URL). The `input` object is model-specific and its fields are not published.
     ///
     ///Sends a `POST` request to `/v2/inference/{model}/edit`
     ///
@@ -2536,7 +2900,7 @@ impl Client {
     }
     ///Submit Text To Video
     ///
-    ///Generate a video clip from a text prompt. Queues a request and answers 202 at once; poll `status_url`, fetch `response_url`, or pass `webhook_url`. The `input` object is model-specific and its fields are not published.
+    ///Generate a video clip from a text prompt. Queues a request and answers 202 (or 200) at once; poll `status_url`, fetch `response_url`, or pass `webhook_url` (when the answer carries only `request_id`, the URLs are derived from the base URL). The `input` object is model-specific and its fields are not published.
     ///
     ///Sends a `POST` request to `/v2/inference/{model}/text-to-video`
     ///
@@ -2557,7 +2921,7 @@ impl Client {
     }
     ///Submit Text To Speech
     ///
-    ///Synthesize speech audio from text. Queues a request and answers 202 at once; poll `status_url`, fetch `response_url`, or pass `webhook_url`. The `input` object is model-specific and its fields are not published.
+    ///Synthesize speech audio from text. Queues a request and answers 202 (or 200) at once; poll `status_url`, fetch `response_url`, or pass `webhook_url` (when the answer carries only `request_id`, the URLs are derived from the base URL). The `input` object is model-specific and its fields are not published.
     ///
     ///Sends a `POST` request to `/v2/inference/{model}/text-to-speech`
     ///
@@ -2578,7 +2942,7 @@ impl Client {
     }
     ///Submit Image To Bbox
     ///
-    ///Find objects in an image and return their bounding boxes. Queues a request and answers 202 at once; poll `status_url`, fetch `response_url`, or pass `webhook_url`. The `input` object is model-specific and its fields are not published.
+    ///Find objects in an image and return their bounding boxes. Queues a request and answers 202 (or 200) at once; poll `status_url`, fetch `response_url`, or pass `webhook_url` (when the answer carries only `request_id`, the URLs are derived from the base URL). The `input` object is model-specific and its fields are not published.
     ///
     ///Sends a `POST` request to `/v2/inference/{model}/image-to-bbox`
     ///
@@ -2933,6 +3297,7 @@ pub mod builder {
             let response = result?;
             match response.status().as_u16() {
                 200u16 => ResponseValue::from_response(response).await,
+                202u16 => ResponseValue::from_response(response).await,
                 401u16 => Err(Error::ErrorResponse(
                     ResponseValue::from_response(response).await?,
                 )),
@@ -3029,6 +3394,7 @@ pub mod builder {
             let response = result?;
             match response.status().as_u16() {
                 200u16 => ResponseValue::from_response(response).await,
+                202u16 => ResponseValue::from_response(response).await,
                 400u16 => Err(Error::ErrorResponse(
                     ResponseValue::from_response(response).await?,
                 )),
@@ -3270,7 +3636,10 @@ pub mod builder {
         ///Sends a `POST` request to `/v2/inference/kling-v3-pro/image-to-video`
         pub async fn send(
             self,
-        ) -> Result<ResponseValue<types::SubmitResponse>, Error<types::ErrorResponse>> {
+        ) -> Result<
+            ResponseValue<types::SubmitResponse>,
+            Error<types::ErrorResponseOrHttpValidationError>,
+        > {
             let Self {
                 client,
                 idempotency_key,
@@ -3311,6 +3680,7 @@ pub mod builder {
             client.post(&result, &info).await?;
             let response = result?;
             match response.status().as_u16() {
+                200u16 => ResponseValue::from_response(response).await,
                 202u16 => ResponseValue::from_response(response).await,
                 400u16 => Err(Error::ErrorResponse(
                     ResponseValue::from_response(response).await?,
@@ -3327,10 +3697,22 @@ pub mod builder {
                 413u16 => Err(Error::ErrorResponse(
                     ResponseValue::from_response(response).await?,
                 )),
+                422u16 => Err(Error::ErrorResponse(
+                    ResponseValue::from_response(response).await?,
+                )),
                 429u16 => Err(Error::ErrorResponse(
                     ResponseValue::from_response(response).await?,
                 )),
                 500u16 => Err(Error::ErrorResponse(
+                    ResponseValue::from_response(response).await?,
+                )),
+                502u16 => Err(Error::ErrorResponse(
+                    ResponseValue::from_response(response).await?,
+                )),
+                503u16 => Err(Error::ErrorResponse(
+                    ResponseValue::from_response(response).await?,
+                )),
+                504u16 => Err(Error::ErrorResponse(
                     ResponseValue::from_response(response).await?,
                 )),
                 _ => Err(Error::UnexpectedResponse(response)),
@@ -3384,7 +3766,10 @@ pub mod builder {
         ///Sends a `POST` request to `/v2/inference/veo-3.1/image-to-video`
         pub async fn send(
             self,
-        ) -> Result<ResponseValue<types::SubmitResponse>, Error<types::ErrorResponse>> {
+        ) -> Result<
+            ResponseValue<types::SubmitResponse>,
+            Error<types::ErrorResponseOrHttpValidationError>,
+        > {
             let Self {
                 client,
                 idempotency_key,
@@ -3422,6 +3807,7 @@ pub mod builder {
             client.post(&result, &info).await?;
             let response = result?;
             match response.status().as_u16() {
+                200u16 => ResponseValue::from_response(response).await,
                 202u16 => ResponseValue::from_response(response).await,
                 400u16 => Err(Error::ErrorResponse(
                     ResponseValue::from_response(response).await?,
@@ -3438,10 +3824,22 @@ pub mod builder {
                 413u16 => Err(Error::ErrorResponse(
                     ResponseValue::from_response(response).await?,
                 )),
+                422u16 => Err(Error::ErrorResponse(
+                    ResponseValue::from_response(response).await?,
+                )),
                 429u16 => Err(Error::ErrorResponse(
                     ResponseValue::from_response(response).await?,
                 )),
                 500u16 => Err(Error::ErrorResponse(
+                    ResponseValue::from_response(response).await?,
+                )),
+                502u16 => Err(Error::ErrorResponse(
+                    ResponseValue::from_response(response).await?,
+                )),
+                503u16 => Err(Error::ErrorResponse(
+                    ResponseValue::from_response(response).await?,
+                )),
+                504u16 => Err(Error::ErrorResponse(
                     ResponseValue::from_response(response).await?,
                 )),
                 _ => Err(Error::UnexpectedResponse(response)),
@@ -3495,7 +3893,10 @@ pub mod builder {
         ///Sends a `POST` request to `/v2/inference/sora-2-pro/image-to-video`
         pub async fn send(
             self,
-        ) -> Result<ResponseValue<types::SubmitResponse>, Error<types::ErrorResponse>> {
+        ) -> Result<
+            ResponseValue<types::SubmitResponse>,
+            Error<types::ErrorResponseOrHttpValidationError>,
+        > {
             let Self {
                 client,
                 idempotency_key,
@@ -3533,6 +3934,7 @@ pub mod builder {
             client.post(&result, &info).await?;
             let response = result?;
             match response.status().as_u16() {
+                200u16 => ResponseValue::from_response(response).await,
                 202u16 => ResponseValue::from_response(response).await,
                 400u16 => Err(Error::ErrorResponse(
                     ResponseValue::from_response(response).await?,
@@ -3549,10 +3951,22 @@ pub mod builder {
                 413u16 => Err(Error::ErrorResponse(
                     ResponseValue::from_response(response).await?,
                 )),
+                422u16 => Err(Error::ErrorResponse(
+                    ResponseValue::from_response(response).await?,
+                )),
                 429u16 => Err(Error::ErrorResponse(
                     ResponseValue::from_response(response).await?,
                 )),
                 500u16 => Err(Error::ErrorResponse(
+                    ResponseValue::from_response(response).await?,
+                )),
+                502u16 => Err(Error::ErrorResponse(
+                    ResponseValue::from_response(response).await?,
+                )),
+                503u16 => Err(Error::ErrorResponse(
+                    ResponseValue::from_response(response).await?,
+                )),
+                504u16 => Err(Error::ErrorResponse(
                     ResponseValue::from_response(response).await?,
                 )),
                 _ => Err(Error::UnexpectedResponse(response)),
@@ -3617,7 +4031,10 @@ pub mod builder {
         ///Sends a `POST` request to `/v2/inference/{model}/image-to-video`
         pub async fn send(
             self,
-        ) -> Result<ResponseValue<types::SubmitResponse>, Error<types::ErrorResponse>> {
+        ) -> Result<
+            ResponseValue<types::SubmitResponse>,
+            Error<types::ErrorResponseOrHttpValidationError>,
+        > {
             let Self {
                 client,
                 model,
@@ -3661,6 +4078,7 @@ pub mod builder {
             client.post(&result, &info).await?;
             let response = result?;
             match response.status().as_u16() {
+                200u16 => ResponseValue::from_response(response).await,
                 202u16 => ResponseValue::from_response(response).await,
                 400u16 => Err(Error::ErrorResponse(
                     ResponseValue::from_response(response).await?,
@@ -3677,10 +4095,22 @@ pub mod builder {
                 413u16 => Err(Error::ErrorResponse(
                     ResponseValue::from_response(response).await?,
                 )),
+                422u16 => Err(Error::ErrorResponse(
+                    ResponseValue::from_response(response).await?,
+                )),
                 429u16 => Err(Error::ErrorResponse(
                     ResponseValue::from_response(response).await?,
                 )),
                 500u16 => Err(Error::ErrorResponse(
+                    ResponseValue::from_response(response).await?,
+                )),
+                502u16 => Err(Error::ErrorResponse(
+                    ResponseValue::from_response(response).await?,
+                )),
+                503u16 => Err(Error::ErrorResponse(
+                    ResponseValue::from_response(response).await?,
+                )),
+                504u16 => Err(Error::ErrorResponse(
                     ResponseValue::from_response(response).await?,
                 )),
                 _ => Err(Error::UnexpectedResponse(response)),
@@ -3734,7 +4164,10 @@ pub mod builder {
         ///Sends a `POST` request to `/v2/inference/nano-banana/text-to-image`
         pub async fn send(
             self,
-        ) -> Result<ResponseValue<types::SubmitResponse>, Error<types::ErrorResponse>> {
+        ) -> Result<
+            ResponseValue<types::SubmitResponse>,
+            Error<types::ErrorResponseOrHttpValidationError>,
+        > {
             let Self {
                 client,
                 idempotency_key,
@@ -3772,6 +4205,7 @@ pub mod builder {
             client.post(&result, &info).await?;
             let response = result?;
             match response.status().as_u16() {
+                200u16 => ResponseValue::from_response(response).await,
                 202u16 => ResponseValue::from_response(response).await,
                 400u16 => Err(Error::ErrorResponse(
                     ResponseValue::from_response(response).await?,
@@ -3788,10 +4222,22 @@ pub mod builder {
                 413u16 => Err(Error::ErrorResponse(
                     ResponseValue::from_response(response).await?,
                 )),
+                422u16 => Err(Error::ErrorResponse(
+                    ResponseValue::from_response(response).await?,
+                )),
                 429u16 => Err(Error::ErrorResponse(
                     ResponseValue::from_response(response).await?,
                 )),
                 500u16 => Err(Error::ErrorResponse(
+                    ResponseValue::from_response(response).await?,
+                )),
+                502u16 => Err(Error::ErrorResponse(
+                    ResponseValue::from_response(response).await?,
+                )),
+                503u16 => Err(Error::ErrorResponse(
+                    ResponseValue::from_response(response).await?,
+                )),
+                504u16 => Err(Error::ErrorResponse(
                     ResponseValue::from_response(response).await?,
                 )),
                 _ => Err(Error::UnexpectedResponse(response)),
@@ -3856,7 +4302,10 @@ pub mod builder {
         ///Sends a `POST` request to `/v2/inference/{model}/text-to-image`
         pub async fn send(
             self,
-        ) -> Result<ResponseValue<types::SubmitResponse>, Error<types::ErrorResponse>> {
+        ) -> Result<
+            ResponseValue<types::SubmitResponse>,
+            Error<types::ErrorResponseOrHttpValidationError>,
+        > {
             let Self {
                 client,
                 model,
@@ -3900,6 +4349,7 @@ pub mod builder {
             client.post(&result, &info).await?;
             let response = result?;
             match response.status().as_u16() {
+                200u16 => ResponseValue::from_response(response).await,
                 202u16 => ResponseValue::from_response(response).await,
                 400u16 => Err(Error::ErrorResponse(
                     ResponseValue::from_response(response).await?,
@@ -3916,10 +4366,22 @@ pub mod builder {
                 413u16 => Err(Error::ErrorResponse(
                     ResponseValue::from_response(response).await?,
                 )),
+                422u16 => Err(Error::ErrorResponse(
+                    ResponseValue::from_response(response).await?,
+                )),
                 429u16 => Err(Error::ErrorResponse(
                     ResponseValue::from_response(response).await?,
                 )),
                 500u16 => Err(Error::ErrorResponse(
+                    ResponseValue::from_response(response).await?,
+                )),
+                502u16 => Err(Error::ErrorResponse(
+                    ResponseValue::from_response(response).await?,
+                )),
+                503u16 => Err(Error::ErrorResponse(
+                    ResponseValue::from_response(response).await?,
+                )),
+                504u16 => Err(Error::ErrorResponse(
                     ResponseValue::from_response(response).await?,
                 )),
                 _ => Err(Error::UnexpectedResponse(response)),
@@ -3984,7 +4446,10 @@ pub mod builder {
         ///Sends a `POST` request to `/v2/inference/{model}/edit`
         pub async fn send(
             self,
-        ) -> Result<ResponseValue<types::SubmitResponse>, Error<types::ErrorResponse>> {
+        ) -> Result<
+            ResponseValue<types::SubmitResponse>,
+            Error<types::ErrorResponseOrHttpValidationError>,
+        > {
             let Self {
                 client,
                 model,
@@ -4028,6 +4493,7 @@ pub mod builder {
             client.post(&result, &info).await?;
             let response = result?;
             match response.status().as_u16() {
+                200u16 => ResponseValue::from_response(response).await,
                 202u16 => ResponseValue::from_response(response).await,
                 400u16 => Err(Error::ErrorResponse(
                     ResponseValue::from_response(response).await?,
@@ -4044,10 +4510,22 @@ pub mod builder {
                 413u16 => Err(Error::ErrorResponse(
                     ResponseValue::from_response(response).await?,
                 )),
+                422u16 => Err(Error::ErrorResponse(
+                    ResponseValue::from_response(response).await?,
+                )),
                 429u16 => Err(Error::ErrorResponse(
                     ResponseValue::from_response(response).await?,
                 )),
                 500u16 => Err(Error::ErrorResponse(
+                    ResponseValue::from_response(response).await?,
+                )),
+                502u16 => Err(Error::ErrorResponse(
+                    ResponseValue::from_response(response).await?,
+                )),
+                503u16 => Err(Error::ErrorResponse(
+                    ResponseValue::from_response(response).await?,
+                )),
+                504u16 => Err(Error::ErrorResponse(
                     ResponseValue::from_response(response).await?,
                 )),
                 _ => Err(Error::UnexpectedResponse(response)),
@@ -4112,7 +4590,10 @@ pub mod builder {
         ///Sends a `POST` request to `/v2/inference/{model}/text-to-video`
         pub async fn send(
             self,
-        ) -> Result<ResponseValue<types::SubmitResponse>, Error<types::ErrorResponse>> {
+        ) -> Result<
+            ResponseValue<types::SubmitResponse>,
+            Error<types::ErrorResponseOrHttpValidationError>,
+        > {
             let Self {
                 client,
                 model,
@@ -4156,6 +4637,7 @@ pub mod builder {
             client.post(&result, &info).await?;
             let response = result?;
             match response.status().as_u16() {
+                200u16 => ResponseValue::from_response(response).await,
                 202u16 => ResponseValue::from_response(response).await,
                 400u16 => Err(Error::ErrorResponse(
                     ResponseValue::from_response(response).await?,
@@ -4172,10 +4654,22 @@ pub mod builder {
                 413u16 => Err(Error::ErrorResponse(
                     ResponseValue::from_response(response).await?,
                 )),
+                422u16 => Err(Error::ErrorResponse(
+                    ResponseValue::from_response(response).await?,
+                )),
                 429u16 => Err(Error::ErrorResponse(
                     ResponseValue::from_response(response).await?,
                 )),
                 500u16 => Err(Error::ErrorResponse(
+                    ResponseValue::from_response(response).await?,
+                )),
+                502u16 => Err(Error::ErrorResponse(
+                    ResponseValue::from_response(response).await?,
+                )),
+                503u16 => Err(Error::ErrorResponse(
+                    ResponseValue::from_response(response).await?,
+                )),
+                504u16 => Err(Error::ErrorResponse(
                     ResponseValue::from_response(response).await?,
                 )),
                 _ => Err(Error::UnexpectedResponse(response)),
@@ -4240,7 +4734,10 @@ pub mod builder {
         ///Sends a `POST` request to `/v2/inference/{model}/text-to-speech`
         pub async fn send(
             self,
-        ) -> Result<ResponseValue<types::SubmitResponse>, Error<types::ErrorResponse>> {
+        ) -> Result<
+            ResponseValue<types::SubmitResponse>,
+            Error<types::ErrorResponseOrHttpValidationError>,
+        > {
             let Self {
                 client,
                 model,
@@ -4284,6 +4781,7 @@ pub mod builder {
             client.post(&result, &info).await?;
             let response = result?;
             match response.status().as_u16() {
+                200u16 => ResponseValue::from_response(response).await,
                 202u16 => ResponseValue::from_response(response).await,
                 400u16 => Err(Error::ErrorResponse(
                     ResponseValue::from_response(response).await?,
@@ -4300,10 +4798,22 @@ pub mod builder {
                 413u16 => Err(Error::ErrorResponse(
                     ResponseValue::from_response(response).await?,
                 )),
+                422u16 => Err(Error::ErrorResponse(
+                    ResponseValue::from_response(response).await?,
+                )),
                 429u16 => Err(Error::ErrorResponse(
                     ResponseValue::from_response(response).await?,
                 )),
                 500u16 => Err(Error::ErrorResponse(
+                    ResponseValue::from_response(response).await?,
+                )),
+                502u16 => Err(Error::ErrorResponse(
+                    ResponseValue::from_response(response).await?,
+                )),
+                503u16 => Err(Error::ErrorResponse(
+                    ResponseValue::from_response(response).await?,
+                )),
+                504u16 => Err(Error::ErrorResponse(
                     ResponseValue::from_response(response).await?,
                 )),
                 _ => Err(Error::UnexpectedResponse(response)),
@@ -4368,7 +4878,10 @@ pub mod builder {
         ///Sends a `POST` request to `/v2/inference/{model}/image-to-bbox`
         pub async fn send(
             self,
-        ) -> Result<ResponseValue<types::SubmitResponse>, Error<types::ErrorResponse>> {
+        ) -> Result<
+            ResponseValue<types::SubmitResponse>,
+            Error<types::ErrorResponseOrHttpValidationError>,
+        > {
             let Self {
                 client,
                 model,
@@ -4412,6 +4925,7 @@ pub mod builder {
             client.post(&result, &info).await?;
             let response = result?;
             match response.status().as_u16() {
+                200u16 => ResponseValue::from_response(response).await,
                 202u16 => ResponseValue::from_response(response).await,
                 400u16 => Err(Error::ErrorResponse(
                     ResponseValue::from_response(response).await?,
@@ -4428,10 +4942,22 @@ pub mod builder {
                 413u16 => Err(Error::ErrorResponse(
                     ResponseValue::from_response(response).await?,
                 )),
+                422u16 => Err(Error::ErrorResponse(
+                    ResponseValue::from_response(response).await?,
+                )),
                 429u16 => Err(Error::ErrorResponse(
                     ResponseValue::from_response(response).await?,
                 )),
                 500u16 => Err(Error::ErrorResponse(
+                    ResponseValue::from_response(response).await?,
+                )),
+                502u16 => Err(Error::ErrorResponse(
+                    ResponseValue::from_response(response).await?,
+                )),
+                503u16 => Err(Error::ErrorResponse(
+                    ResponseValue::from_response(response).await?,
+                )),
+                504u16 => Err(Error::ErrorResponse(
                     ResponseValue::from_response(response).await?,
                 )),
                 _ => Err(Error::UnexpectedResponse(response)),

@@ -46,7 +46,9 @@ fn read_all(status: &str) -> Vec<(&'static str, RequestStatus, Value)> {
         go::<StatusResponse>("StatusResponse", s, |b| b.status.clone()),
         go::<ResultResponse>("ResultResponse", r, |b| b.status.clone()),
         go::<RequestItem>("RequestItem", i, |b| b.status.clone()),
-        go::<SubmitResponse>("SubmitResponse", sub, |b| b.status.clone()),
+        go::<SubmitResponse>("SubmitResponse", sub, |b| {
+            b.status.clone().expect("the body carries a status")
+        }),
     ]
 }
 
