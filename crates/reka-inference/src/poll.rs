@@ -54,23 +54,24 @@ pub struct PollPolicy {
 }
 
 impl Default for PollPolicy {
-    /// First poll 0.5 s after submit, backoff x2 up to 8 s while the
-    /// duration is unknown; 0.5 s per queue position ahead; around an
-    /// expected finish, a window of at least 0.2 s (or 1% of the expected
-    /// duration, or two standard deviations) polled every half margin, at
-    /// most 1 s apart (so a wide spread of durations costs requests, not
-    /// lag) and never more often than every 50 ms.
+    /// While the duration is unknown: first look 0.5 s after submit, then
+    /// gaps doubling to 2 s, never more (a naive poller's 2 s is the lag
+    /// not to lose to). In the queue: 0.5 s per position ahead. Once
+    /// durations are learnt: sleep to the 1st percentile of the learnt
+    /// (lognormal) distribution, then spread about six looks over its 1st
+    /// to 99th percentile, each gap between 50 ms and 1.8 s, and past the
+    /// 99th percentile grow the gap by 1.25 a look, up to 1.8 s.
     fn default() -> Self {
         PollPolicy {
             initial: Duration::from_millis(500),
             factor: 2.0,
-            max: Duration::from_secs(8),
+            max: Duration::from_secs(2),
             per_queue_position: Duration::from_millis(500),
             min: Duration::from_millis(50),
             min_margin: Duration::from_millis(200),
             margin_fraction: 0.01,
             max_sleep: Duration::from_secs(60),
-            max_dense: Duration::from_secs(1),
+            max_dense: Duration::from_millis(1800),
             learn: true,
             scale: 1.0,
         }
@@ -197,13 +198,27 @@ fn scale_duration(d: Duration, f: f64) -> Duration {
 
 /// A running estimate of how long an endpoint's jobs run.
 #[derive(Debug, Clone, Copy, PartialEq)]
+#[non_exhaustive]
 pub struct DurationEstimate {
     /// Mean running time, seconds.
     pub mean: f64,
     /// Standard deviation of the running time, seconds.
     pub std_dev: f64,
+    /// Mean of the natural log of the running time (generation times are
+    /// closer to lognormal than to normal: a long tail, never negative).
+    pub log_mean: f64,
+    /// Standard deviation of the natural log of the running time.
+    pub log_std_dev: f64,
     /// How many finished jobs it is built from.
     pub samples: u64,
+}
+
+impl DurationEstimate {
+    /// The `p`-quantile (0 to 1, z-score `z`) of the learnt distribution,
+    /// seconds.
+    fn quantile_at_z(&self, z: f64) -> f64 {
+        (self.log_mean + z * self.log_std_dev).exp()
+    }
 }
 
 /// How fast the gap grows once a job has outlasted its expected window.
@@ -222,6 +237,8 @@ struct Welford {
     n: u64,
     mean: f64,
     var: f64,
+    log_mean: f64,
+    log_var: f64,
 }
 
 const WEIGHT_FLOOR: f64 = 0.1;
@@ -236,6 +253,8 @@ impl Estimates {
         Some(DurationEstimate {
             mean: w.mean,
             std_dev: w.var.max(0.0).sqrt(),
+            log_mean: w.log_mean,
+            log_std_dev: w.log_var.max(0.0).sqrt(),
             samples: w.n,
         })
     }
@@ -258,6 +277,11 @@ impl Estimates {
         let delta = seconds - w.mean;
         w.mean += alpha * delta;
         w.var = (1.0 - alpha) * (w.var + alpha * delta * delta);
+        // A millisecond floor keeps ln finite for instant jobs.
+        let log = seconds.max(1e-3).ln();
+        let log_delta = log - w.log_mean;
+        w.log_mean += alpha * log_delta;
+        w.log_var = (1.0 - alpha) * (w.log_var + alpha * log_delta * log_delta);
     }
 }
 
@@ -363,8 +387,10 @@ impl Schedule {
         current
     }
 
-    /// Sleep to the window around the expected finish, then poll densely in
-    /// it, then back off.
+    /// Sleep to the window where the learnt distribution puts the finish
+    /// (its 1st to 99th percentile, widened to at least the minimum
+    /// margin), spread about [`LOOKS_PER_WINDOW`] looks over it, then back
+    /// off gently, never past the dense cap.
     fn learnt_delay(
         &mut self,
         est: DurationEstimate,
@@ -374,34 +400,42 @@ impl Schedule {
         let secs = |s: f64| {
             Duration::try_from_secs_f64(s.clamp(0.0, MAX_LEARNT_SECONDS)).unwrap_or_default()
         };
-        let mean = secs(est.mean);
-        let margin = secs((2.0 * est.std_dev).max(est.mean * self.policy.margin_fraction))
-            .max(self.policy.min_margin);
+        let median = secs(est.quantile_at_z(0.0));
+        let margin = secs(est.mean * self.policy.margin_fraction).max(self.policy.min_margin);
+        let low = secs(est.quantile_at_z(-Z_99)).min(median.saturating_sub(margin));
+        let high = secs(est.quantile_at_z(Z_99)).max(median + margin);
         let far = |t: Instant, d: Duration| t.checked_add(d).unwrap_or(t);
-        let window_start = far(earliest, mean).checked_sub(margin).unwrap_or(earliest);
-        let window_end = far(far(latest, mean), margin);
+        let window_start = far(earliest, low);
+        let window_end = far(latest, high);
         if far(now, self.policy.min) < window_start {
             return window_start - now;
         }
-        // Half the margin (at least two looks inside any window), capped so
-        // that a wide spread of durations does not mean a late look.
-        let dense = (margin / 2).min(self.policy.max_dense);
+        // Looks spread over the window where the finish is likely: a narrow
+        // window is watched closely, a wide one at up to the dense cap.
+        let width = window_end.saturating_duration_since(window_start);
+        let dense = (width / LOOKS_PER_WINDOW).clamp(self.policy.min, self.policy.max_dense);
         if now < window_end {
             return dense;
         }
-        // The estimate was too short for this job: it is likely to end
-        // soon, and few jobs get here, so back off gently from the dense
-        // gap rather than doubling from scratch.
+        // Past the 99th percentile: back off gently from the dense gap,
+        // never past the dense cap (a naive 2 s poller must not win here).
         if !self.overdue {
             self.overdue = true;
             self.backoff = dense;
         }
-        let current = self.backoff.min(self.policy.max);
-        self.backoff = scale_duration(self.backoff, self.policy.factor.min(OVERDUE_GROWTH))
-            .min(self.policy.max);
+        let cap = self.policy.max_dense.max(self.policy.min);
+        let current = self.backoff.min(cap);
+        self.backoff =
+            scale_duration(self.backoff, self.policy.factor.min(OVERDUE_GROWTH)).min(cap);
         current
     }
 }
+
+/// The z-score of the 99th percentile.
+const Z_99: f64 = 2.326;
+
+/// About how many looks a window of likely finishes gets.
+const LOOKS_PER_WINDOW: u32 = 6;
 
 #[cfg(test)]
 mod tests {
@@ -411,8 +445,21 @@ mod tests {
         Duration::from_secs_f64(s)
     }
 
+    /// An estimate of lognormal durations with this median and
+    /// p95 / median ratio.
+    fn lognormal(median: f64, spread: f64) -> DurationEstimate {
+        let log_std_dev = spread.ln() / 1.645;
+        DurationEstimate {
+            mean: median * (log_std_dev * log_std_dev / 2.0).exp(),
+            std_dev: 0.0,
+            log_mean: median.ln(),
+            log_std_dev,
+            samples: 5,
+        }
+    }
+
     #[test]
-    fn unknown_duration_backs_off_geometrically_and_resets_on_change() {
+    fn unknown_duration_backs_off_to_a_naive_pollers_gap_and_resets_on_change() {
         let t0 = Instant::now();
         let mut s = Schedule::new(PollPolicy::default(), None, t0);
         let d: Vec<_> = (0..6)
@@ -424,9 +471,9 @@ mod tests {
                 secs(0.5),
                 secs(1.0),
                 secs(2.0),
-                secs(4.0),
-                secs(8.0),
-                secs(8.0)
+                secs(2.0),
+                secs(2.0),
+                secs(2.0)
             ]
         );
         // A status change starts over.
@@ -456,49 +503,43 @@ mod tests {
     }
 
     #[test]
-    fn learnt_duration_sleeps_to_the_window_then_polls_densely() {
+    fn fixed_durations_get_a_narrow_window_watched_closely() {
         let t0 = Instant::now();
-        let est = DurationEstimate {
-            mean: 30.0,
-            std_dev: 0.0,
-            samples: 5,
-        };
-        let mut s = Schedule::new(PollPolicy::default(), Some(est), t0);
-        // First seen running at 0.5 s: it started in (0, 0.5].
-        let first = s.observe(Phase::Running, t0 + secs(0.5));
-        // Margin is max(0, 0.3, 0.2) = 0.3 s: sleep to 29.7 s.
-        assert_eq!(first, secs(29.2));
+        let mut s = Schedule::new(PollPolicy::default(), Some(lognormal(30.0, 1.0)), t0);
+        // First seen running at 0.5 s: it started in (0, 0.5]. The window
+        // is 30 s -+ 0.3 s (1% of the mean), from 29.7 s to 30.8 s.
+        assert_eq!(s.observe(Phase::Running, t0 + secs(0.5)), secs(29.2));
         let dense = s.observe(Phase::Running, t0 + secs(29.7));
-        assert_eq!(dense, secs(0.15));
-        // Past the window (30.5 + 0.3), back off gently from the dense gap.
+        assert!(dense <= secs(0.2) && dense >= secs(0.05), "{dense:?}");
+        // Past the window: gently longer gaps.
         let late = s.observe(Phase::Running, t0 + secs(31.0));
-        assert_eq!(late, secs(0.15));
-        assert_eq!(s.observe(Phase::Running, t0 + secs(31.2)), secs(0.1875));
+        assert_eq!(late, dense);
+        assert!(s.observe(Phase::Running, t0 + secs(31.2)) > dense);
     }
 
     #[test]
-    fn a_wide_spread_does_not_mean_late_looks() {
+    fn spread_durations_sleep_to_the_first_percentile_and_never_gap_past_the_cap() {
         let t0 = Instant::now();
-        let est = DurationEstimate {
-            mean: 120.0,
-            std_dev: 7.0,
-            samples: 5,
-        };
-        let mut s = Schedule::new(PollPolicy::default(), Some(est), t0);
-        // Window from 120 - 14 = 106 s; inside it, 1 s gaps, not 7 s.
-        assert_eq!(s.observe(Phase::Running, t0 + secs(0.5)), secs(60.0));
-        assert_eq!(s.observe(Phase::Running, t0 + secs(106.0)), secs(1.0));
+        for spread in [1.1, 1.5, 2.0, 4.0] {
+            let est = lognormal(30.0, spread);
+            let p1 = est.quantile_at_z(-Z_99);
+            let mut s = Schedule::new(PollPolicy::default(), Some(est), t0);
+            let first = s.observe(Phase::Running, t0);
+            assert!((first.as_secs_f64() - p1).abs() < 0.01, "{spread}: {first:?} vs {p1}");
+            // From there on, no gap is longer than 1.8 s, however late.
+            let mut at = t0 + first;
+            for _ in 0..200 {
+                let gap = s.observe(Phase::Running, at);
+                assert!(gap <= secs(1.8), "{spread}: {gap:?}");
+                at += gap;
+            }
+        }
     }
 
     #[test]
     fn long_sleeps_are_capped() {
         let t0 = Instant::now();
-        let est = DurationEstimate {
-            mean: 600.0,
-            std_dev: 1.0,
-            samples: 3,
-        };
-        let mut s = Schedule::new(PollPolicy::default(), Some(est), t0);
+        let mut s = Schedule::new(PollPolicy::default(), Some(lognormal(600.0, 1.0)), t0);
         assert_eq!(s.observe(Phase::Running, t0), secs(60.0));
     }
 
@@ -557,6 +598,8 @@ mod tests {
         let huge = DurationEstimate {
             mean: f64::MAX,
             std_dev: f64::INFINITY,
+            log_mean: f64::MAX,
+            log_std_dev: f64::NAN,
             samples: 1,
         };
         let mut s = Schedule::new(PollPolicy::default(), Some(huge), t0);
