@@ -217,12 +217,18 @@ impl Client {
             Err(e) => return Err(e),
         };
         tracing::debug!(request_id = %accepted.request_id, "submitted");
-        Ok(Job::new(
+        let job = Job::new(
             self.http.clone(),
             accepted.request_id,
             Some(endpoint),
             Some(submitted_at),
-        ))
+        );
+        #[cfg(feature = "webhooks")]
+        let job = match &options.receiver {
+            Some(r) => job.with_receiver(r.clone()),
+            None => job,
+        };
+        Ok(job)
     }
 
     /// A handle on a request submitted elsewhere (another process, before a
@@ -408,6 +414,9 @@ pub struct SubmitOptions {
     pub idempotency_key: Option<String>,
     /// The submit, retries included, ends by this instant.
     pub deadline: Option<Instant>,
+    /// The receiver whose URL is the webhook: waits park on its deliveries.
+    #[cfg(feature = "webhooks")]
+    pub(crate) receiver: Option<crate::receiver::WebhookReceiver>,
 }
 
 impl SubmitOptions {
@@ -420,6 +429,16 @@ impl SubmitOptions {
     /// Sets the idempotency key.
     pub fn idempotency_key(mut self, key: impl Into<String>) -> Self {
         self.idempotency_key = Some(key.into());
+        self
+    }
+
+    /// Sends `receiver`'s URL as the webhook, and makes the job's waits end
+    /// at its delivery (confirmed by one fetch of the record) rather than
+    /// at a poll; a sparse safety-net poll covers lost deliveries.
+    #[cfg(feature = "webhooks")]
+    pub fn webhook(mut self, receiver: &crate::receiver::WebhookReceiver) -> Self {
+        self.webhook_url = Some(receiver.url().to_string());
+        self.receiver = Some(receiver.clone());
         self
     }
 

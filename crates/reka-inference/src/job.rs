@@ -53,6 +53,9 @@ pub struct Job {
     id: String,
     endpoint: Option<Endpoint>,
     submitted_at: Option<Instant>,
+    /// Where this job's webhook deliveries arrive, if it was submitted with one.
+    #[cfg(feature = "webhooks")]
+    receiver: Option<crate::receiver::WebhookReceiver>,
 }
 
 impl std::fmt::Debug for Job {
@@ -214,7 +217,16 @@ impl Job {
             id,
             endpoint,
             submitted_at,
+            #[cfg(feature = "webhooks")]
+            receiver: None,
         }
+    }
+
+    /// Waits of this handle park on `receiver`'s deliveries for it.
+    #[cfg(feature = "webhooks")]
+    pub fn with_receiver(mut self, receiver: crate::receiver::WebhookReceiver) -> Job {
+        self.receiver = Some(receiver);
+        self
     }
 
     /// The request id.
@@ -413,6 +425,9 @@ struct Poller {
     job: Job,
     tracker: Tracker,
     cancel_on_timeout: bool,
+    /// The count of webhook deliveries for the job, when it has a receiver.
+    #[cfg(feature = "webhooks")]
+    deliveries: Option<tokio::sync::watch::Receiver<u64>>,
 }
 
 impl Poller {
@@ -430,11 +445,43 @@ impl Poller {
             deadline,
             with_logs,
         );
+        #[cfg(feature = "webhooks")]
+        let (tracker, deliveries) = match &job.receiver {
+            Some(r) => {
+                let mut deliveries = r.deliveries(&job.id);
+                let mut tracker = tracker.with_safety_net();
+                // Delivered before this wait began: look now.
+                if *deliveries.borrow_and_update() > 0 {
+                    tracker.delivery_hint(Instant::now());
+                }
+                (tracker, Some(deliveries))
+            }
+            None => (tracker, None),
+        };
         Poller {
             job,
             tracker,
             cancel_on_timeout: options.cancel_on_timeout,
+            #[cfg(feature = "webhooks")]
+            deliveries,
         }
+    }
+
+    /// Sleeps until `wake`, or until a webhook delivery for the job.
+    async fn sleep_until(&mut self, wake: Instant) {
+        #[cfg(feature = "webhooks")]
+        if let Some(deliveries) = &mut self.deliveries {
+            tokio::select! {
+                () = tokio::time::sleep_until(wake) => {}
+                changed = deliveries.changed() => match changed {
+                    Ok(()) => self.tracker.delivery_hint(Instant::now()),
+                    // The receiver is gone: the safety net goes on alone.
+                    Err(_) => self.deliveries = None,
+                },
+            }
+            return;
+        }
+        tokio::time::sleep_until(wake).await;
     }
 
     async fn next(&mut self) -> Option<Result<JobEvent>> {
@@ -451,7 +498,7 @@ impl Poller {
             }
             if at > Instant::now() {
                 let wake = deadline.map_or(at, |d| at.min(d));
-                tokio::time::sleep_until(wake).await;
+                self.sleep_until(wake).await;
                 continue;
             }
             let look = match kind {

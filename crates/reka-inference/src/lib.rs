@@ -109,6 +109,7 @@
 //! | [`Jobs`], [`ListFilter`] | listing jobs, pages followed for you |
 //! | [`RequestHook`] | your own code on every HTTP request (trace headers, metrics) |
 //! | [`WebhookDelivery`] | a webhook delivery, in either known shape |
+//! | `WebhookReceiver` (feature `webhooks`) | waits that end at the webhook delivery, confirmed by one fetch |
 //! | [`Chat`], [`ChatRequest`] | OpenAI-compatible chat, whole or streamed |
 //! | [`find_media`], [`Client::download_to_file`] | output files |
 //! | [`Error`], [`ApiError`] | everything that can go wrong |
@@ -129,6 +130,8 @@ mod job_set;
 mod jobs;
 mod output;
 mod poll;
+#[cfg(feature = "webhooks")]
+mod receiver;
 mod retry;
 mod tracker;
 mod transport;
@@ -149,6 +152,8 @@ pub use poll::{DurationEstimate, PollPolicy};
 pub use retry::{RetryPolicy, parse_retry_after};
 pub use transport::{AuthHeader, RequestHook};
 pub use webhook::{DeliveryShape, WebhookDelivery};
+#[cfg(feature = "webhooks")]
+pub use receiver::{DeliveryVerifier, WebhookReceiver};
 
 pub use reka_inference_api::RequestStatus;
 

@@ -335,6 +335,11 @@ impl Schedule {
         self.policy.initial
     }
 
+    /// What was learnt of the endpoint when the schedule began.
+    pub(crate) fn estimate(&self) -> Option<DurationEstimate> {
+        self.estimate
+    }
+
     /// The policy this schedule follows.
     pub(crate) fn policy(&self) -> &PollPolicy {
         &self.policy

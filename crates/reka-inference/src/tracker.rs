@@ -37,6 +37,13 @@ use crate::http::Http;
 use crate::job::{JobEvent, JobOutput};
 use crate::poll::{Phase, Schedule};
 
+/// The safety net's first look when nothing is learnt, and its first gap.
+const SAFETY_FIRST: Duration = Duration::from_secs(10);
+/// How long past the learnt 99th percentile the safety net first looks.
+const SAFETY_SLACK: Duration = Duration::from_secs(2);
+/// The safety net's longest gap.
+const SAFETY_MAX: Duration = Duration::from_secs(60);
+
 /// Looks of a job that may fail in a row before its wait gives up.
 pub(crate) const MAX_FAILURES: u32 = 5;
 
@@ -73,6 +80,9 @@ pub(crate) struct Tracker {
     disagreement: Option<String>,
     events: VecDeque<Result<JobEvent>>,
     finished: bool,
+    /// Webhook mode: deliveries wake the job; polls are only a safety net,
+    /// this far apart next.
+    safety_gap: Option<Duration>,
 }
 
 impl Tracker {
@@ -117,7 +127,51 @@ impl Tracker {
             disagreement: None,
             events: VecDeque::new(),
             finished: false,
+            safety_gap: None,
         }
+    }
+
+    /// Webhook mode: the job is looked at when a delivery says so, and
+    /// otherwise only by a sparse safety net (deliveries can be lost): first
+    /// just past the learnt 99th percentile of the endpoint's durations
+    /// (10 s when nothing is learnt), then at gaps doubling to a minute,
+    /// all scaled like the poll policy.
+    pub(crate) fn with_safety_net(mut self) -> Self {
+        let scale = self.schedule.policy().time_scale();
+        let scaled = |s: f64| Duration::try_from_secs_f64(s * scale).unwrap_or(Duration::MAX);
+        let first = self
+            .schedule
+            .estimate()
+            .map_or(SAFETY_FIRST, |e| {
+                let p99 = (e.log_mean + 2.326 * e.log_std_dev).exp();
+                Duration::try_from_secs_f64(p99.clamp(0.0, 86_400.0)).unwrap_or(SAFETY_FIRST)
+                    + SAFETY_SLACK
+            });
+        let first = scaled(first.as_secs_f64());
+        self.safety_gap = Some(scaled(SAFETY_FIRST.as_secs_f64()));
+        // From the submit (or now, for an attached job).
+        self.next_at = later(self.began.min(self.next_at), first);
+        self
+    }
+
+    /// A webhook delivery for the job arrived: fetch the record now, and
+    /// believe it, not the delivery.
+    pub(crate) fn delivery_hint(&mut self, now: Instant) {
+        if self.finished {
+            return;
+        }
+        self.want_record = true;
+        self.next_at = self.next_at.min(now);
+    }
+
+    fn safety_next(&mut self, now: Instant) -> Option<Instant> {
+        let gap = self.safety_gap?;
+        let max = Duration::try_from_secs_f64(
+            SAFETY_MAX.as_secs_f64() * self.schedule.policy().time_scale(),
+        )
+        .unwrap_or(SAFETY_MAX);
+        self.safety_gap = Some(gap.saturating_mul(2).min(max));
+        Some(later(now, gap))
     }
 
     pub(crate) fn id(&self) -> &str {
@@ -227,7 +281,8 @@ impl Tracker {
         // A status that went back from terminal (a lagging replica): follow it.
         self.want_record = false;
         let phase = self.note_status(status, position);
-        self.next_at = later(now, self.schedule.observe(phase, now));
+        let polled = later(now, self.schedule.observe(phase, now));
+        self.next_at = self.safety_next(now).unwrap_or(polled);
     }
 
     /// Records a non-terminal status and the events it implies.
@@ -320,8 +375,12 @@ impl Tracker {
                     );
                     return;
                 }
+                // A delivery that came early, or a spoof: the record is
+                // the truth, and the job goes on being followed.
+                self.want_record = false;
                 let phase = self.note_status(status, None);
-                self.next_at = later(now, self.schedule.observe(phase, now));
+                let polled = later(now, self.schedule.observe(phase, now));
+                self.next_at = self.safety_next(now).unwrap_or(polled);
             }
         }
     }
