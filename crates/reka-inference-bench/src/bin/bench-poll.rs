@@ -1,18 +1,22 @@
-//! Polling benchmark: status requests per job, detection lag and client CPU
-//! of the default `wait` next to fixed-interval pollers (2 s: Reka's own
-//! CLI; 0.5 s: Replicate; 0.1 s: fal), in one run against one simulator.
+//! Polling benchmark: status requests per job and detection lag of the
+//! default `wait` and of webhook-driven waits, next to fixed-interval
+//! pollers (2 s: Reka's own CLI; 0.5 s: Replicate; 0.1 s: fal), in one run
+//! against one simulator.
 //!
 //! `cargo make bench-poll` (or build the simulator and this crate in release
 //! mode and run `bench-poll`). Writes `docs/bench-poll.svg` and the
 //! `bench-poll` section of `docs/PERFORMANCE.md`.
 //!
-//! Jobs of about 1 s, 30 s and 120 s (simulated; three endpoints with tight
-//! lognormal durations) run on a simulator at `--scale` of real time, every
-//! poller scaled alike. For each poller (a fresh client: nothing learnt)
-//! and endpoint, one job runs alone first, then `--rounds` rounds of
-//! `--concurrency` jobs. Detection lag is the time from the simulator
-//! marking a job done (`completed_at`) to `wait` returning, in simulated
-//! seconds.
+//! Jobs of about 1 s, 30 s and 120 s (simulated), their durations spread so
+//! that p95 = `spread` x median for each spread of `--spreads` (1 = fixed),
+//! on endpoints with two workers for `--concurrency` jobs, so that most jobs
+//! wait in a queue before they start, as on a busy service. For each poller
+//! (a fresh client: nothing learnt), spread and length, one job runs alone
+//! first, then `--rounds` rounds of `--concurrency` jobs. Requests are the
+//! status, result and list requests per job after its submit (the webhook
+//! row's confirming fetch included); detection lag is the time from the
+//! simulator marking a job done (`completed_at`) to `wait` returning, in
+//! simulated seconds.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -21,20 +25,23 @@ use anyhow::{Context, Result};
 use chrono::{DateTime, Utc};
 use futures::TryStreamExt;
 use plotters::prelude::*;
-use reka_inference::{Client, Endpoint, ListFilter, PollPolicy};
+use reka_inference::{Client, Endpoint, ListFilter, PollPolicy, SubmitOptions, WebhookReceiver};
 use reka_inference_bench::{
     SimProcess, catalog_json, cpu_time, docs_dir, follow_requests, machine, mean, percentile,
     replace_section, write_catalog,
 };
 use serde_json::json;
 
-/// `(endpoint model, median s, p95 s)`; `--spread` widens the p95.
+/// `(endpoint model, median s)`.
 const LENGTHS: [(&str, f64); 3] = [("short", 1.0), ("medium", 30.0), ("long", 120.0)];
+
+/// Workers per endpoint: fewer than the concurrent jobs, so jobs queue.
+const WORKERS: u32 = 2;
 
 struct Args {
     scale: f64,
-    /// p95 / median of the job durations (1 = fixed durations).
-    spread: f64,
+    /// p95 / median of the job durations, one run each (1 = fixed).
+    spreads: Vec<f64>,
     rounds: usize,
     concurrency: usize,
     write_docs: bool,
@@ -43,8 +50,8 @@ struct Args {
 fn args() -> Result<Args> {
     let mut a = Args {
         scale: 0.05,
-        spread: 1.0,
-        rounds: 3,
+        spreads: vec![1.0, 1.1, 1.5, 2.0],
+        rounds: 2,
         concurrency: 4,
         write_docs: true,
     };
@@ -53,12 +60,17 @@ fn args() -> Result<Args> {
         let mut value = || it.next().context("a flag needs a value");
         match flag.as_str() {
             "--scale" => a.scale = value()?.parse()?,
-            "--spread" => a.spread = value()?.parse()?,
+            "--spreads" => {
+                a.spreads = value()?
+                    .split(',')
+                    .map(|s| s.trim().parse::<f64>())
+                    .collect::<Result<_, _>>()?
+            }
             "--rounds" => a.rounds = value()?.parse()?,
             "--concurrency" => a.concurrency = value()?.parse()?,
             "--no-docs" => a.write_docs = false,
             other => anyhow::bail!(
-                "unknown flag {other} (--scale F --spread F --rounds N --concurrency N --no-docs)"
+                "unknown flag {other} (--scale F --spreads F,F,.. --rounds N --concurrency N --no-docs)"
             ),
         }
     }
@@ -75,62 +87,82 @@ struct Measure {
 
 struct PollerResult {
     name: &'static str,
+    spread: f64,
     by_length: Vec<Measure>,
     cpu: Duration,
+}
+
+/// The endpoint id of one length at one spread.
+fn model_id(length: &str, spread_index: usize) -> String {
+    format!("{length}-s{spread_index}")
 }
 
 #[tokio::main]
 async fn main() -> Result<()> {
     let args = args()?;
-    let catalog = write_catalog(
-        "poll",
-        &catalog_json(&LENGTHS.map(|(id, median)| (id, median, median * args.spread, 64))),
-    )?;
+    let mut models = Vec::new();
+    for (si, spread) in args.spreads.iter().enumerate() {
+        for (id, median) in LENGTHS {
+            models.push((model_id(id, si), median, median * spread, WORKERS));
+        }
+    }
+    let models: Vec<(&str, f64, f64, u32)> = models
+        .iter()
+        .map(|(id, m, p, w)| (id.as_str(), *m, *p, *w))
+        .collect();
+    let catalog = write_catalog("poll", &catalog_json(&models))?;
     let sim = SimProcess::start(&[
         "--time-scale".into(),
         args.scale.to_string(),
         "--catalog".into(),
         catalog.display().to_string(),
     ])?;
-    let pollers: [(&'static str, PollPolicy); 4] = [
-        ("default", PollPolicy::default()),
-        ("fixed 2 s", PollPolicy::fixed(Duration::from_secs(2))),
-        ("fixed 0.5 s", PollPolicy::fixed(Duration::from_millis(500))),
-        ("fixed 0.1 s", PollPolicy::fixed(Duration::from_millis(100))),
+    let receiver = WebhookReceiver::listen("127.0.0.1:0".parse()?, None).await?;
+    let pollers: [(&'static str, PollPolicy, bool); 5] = [
+        ("webhook", PollPolicy::default(), true),
+        ("default", PollPolicy::default(), false),
+        ("fixed 2 s", PollPolicy::fixed(Duration::from_secs(2)), false),
+        ("fixed 0.5 s", PollPolicy::fixed(Duration::from_millis(500)), false),
+        ("fixed 0.1 s", PollPolicy::fixed(Duration::from_millis(100)), false),
     ];
     let mut results = Vec::new();
-    for (name, policy) in pollers {
-        eprintln!("bench-poll: {name}");
-        sim.reset().await?;
-        let client = Client::builder()
-            .api_key(reka_inference_sim::DEV_API_KEY)
-            .base_url(sim.base_url())
-            .poll_policy(policy.scaled(args.scale))
-            .build()?;
-        let cpu0 = cpu_time();
-        let mut by_length = Vec::new();
-        for (id, _) in LENGTHS {
-            let endpoint: Endpoint = format!("{id}/text-to-image").parse()?;
-            let (first_requests, first_lags) =
-                batch(&client, &sim, &endpoint, 1, args.scale).await?;
-            let mut m = Measure {
-                first_requests,
-                first_lag: first_lags[0],
-                ..Measure::default()
-            };
-            for _ in 0..args.rounds {
-                let (requests, lags) =
-                    batch(&client, &sim, &endpoint, args.concurrency, args.scale).await?;
-                m.requests.push(requests);
-                m.lags.extend(lags);
+    for (si, &spread) in args.spreads.iter().enumerate() {
+        for (name, policy, webhook) in &pollers {
+            eprintln!("bench-poll: spread {spread}, {name}");
+            sim.reset().await?;
+            let client = Client::builder()
+                .api_key(reka_inference_sim::DEV_API_KEY)
+                .base_url(sim.base_url())
+                .poll_policy(policy.clone().scaled(args.scale))
+                .build()?;
+            let hook = webhook.then_some(&receiver);
+            let cpu0 = cpu_time();
+            let mut by_length = Vec::new();
+            for (id, _) in LENGTHS {
+                let endpoint: Endpoint = format!("{}/text-to-image", model_id(id, si)).parse()?;
+                let (first_requests, first_lags) =
+                    batch(&client, &sim, &endpoint, 1, args.scale, hook).await?;
+                let mut m = Measure {
+                    first_requests,
+                    first_lag: first_lags[0],
+                    ..Measure::default()
+                };
+                for _ in 0..args.rounds {
+                    let (requests, lags) =
+                        batch(&client, &sim, &endpoint, args.concurrency, args.scale, hook)
+                            .await?;
+                    m.requests.push(requests);
+                    m.lags.extend(lags);
+                }
+                by_length.push(m);
             }
-            by_length.push(m);
+            results.push(PollerResult {
+                name,
+                spread,
+                by_length,
+                cpu: cpu_time() - cpu0,
+            });
         }
-        results.push(PollerResult {
-            name,
-            by_length,
-            cpu: cpu_time() - cpu0,
-        });
     }
     let _ = std::fs::remove_file(&catalog);
 
@@ -139,15 +171,8 @@ async fn main() -> Result<()> {
     if args.write_docs {
         let docs = docs_dir();
         std::fs::create_dir_all(&docs)?;
-        if args.spread <= 1.0 {
-            chart(&results, &docs.join("bench-poll.svg"))?;
-        }
-        let section = if args.spread > 1.0 {
-            "bench-poll-spread"
-        } else {
-            "bench-poll"
-        };
-        replace_section(&docs.join("PERFORMANCE.md"), section, &report)?;
+        chart(&results, &docs.join("bench-poll.svg"))?;
+        replace_section(&docs.join("PERFORMANCE.md"), "bench-poll", &report)?;
         eprintln!(
             "wrote {}/bench-poll.svg and the bench-poll section of PERFORMANCE.md",
             docs.display()
@@ -163,12 +188,17 @@ async fn batch(
     endpoint: &Endpoint,
     n: usize,
     scale: f64,
+    webhook: Option<&WebhookReceiver>,
 ) -> Result<(f64, Vec<f64>)> {
     let before = follow_requests(&sim.stats().await?);
     let mut waits = Vec::new();
     for i in 0..n {
+        let mut options = SubmitOptions::default();
+        if let Some(r) = webhook {
+            options = options.webhook(r);
+        }
         let job = client
-            .submit(endpoint, json!({"prompt": format!("bench {i}")}))
+            .submit_with(endpoint, json!({"prompt": format!("bench {i}")}), options)
             .await?;
         waits.push(async move {
             let done = job.wait().await;
@@ -185,6 +215,7 @@ async fn batch(
         .into_iter()
         .filter_map(|i| Some((i.request_id, i.completed_at?)))
         .collect();
+    // (The listing above is the benchmark's own: `after` was read before it.)
     let mut lags = Vec::new();
     for (id, returned) in finished {
         let returned = returned?;
@@ -195,81 +226,89 @@ async fn batch(
     Ok(((after - before) as f64 / n as f64, lags))
 }
 
+/// Requests per job, mean lag and p95 lag over every length.
+fn totals(r: &PollerResult) -> (f64, f64, f64) {
+    let req: f64 =
+        r.by_length.iter().map(|m| mean(&m.requests)).sum::<f64>() / r.by_length.len() as f64;
+    let lags: Vec<f64> = r
+        .by_length
+        .iter()
+        .flat_map(|m| m.lags.iter().copied())
+        .collect();
+    (req, mean(&lags), percentile(&lags, 95.0))
+}
+
 fn render(results: &[PollerResult], args: &Args) -> String {
     let mut out = String::new();
     out.push_str(&format!(
-        "Measured {} on {}; simulator at {} of real time; job durations {}; {} rounds of {} concurrent jobs per length after one job alone.\n\n",
+        "Measured {} on {}; simulator at {} of real time; {} workers per endpoint for {} concurrent jobs (most jobs queue first); {} rounds per length after one job alone; spreads are p95 / median of the job durations (1 = fixed).\n\n",
         Utc::now().format("%Y-%m-%d"),
         machine(),
         args.scale,
-        if args.spread > 1.0 { format!("lognormal with p95 = {} x median", args.spread) } else { "fixed".to_owned() },
+        WORKERS,
+        args.concurrency,
         args.rounds,
-        args.concurrency
     ));
-    out.push_str("| job | poller | requests/job, first job | requests/job | mean lag (s) | p95 lag (s) | first-job lag (s) |\n");
-    out.push_str("|---|---|---:|---:|---:|---:|---:|\n");
-    for (i, (id, median)) in LENGTHS.iter().enumerate() {
-        for r in results {
-            let m = &r.by_length[i];
+    out.push_str("| spread | poller | requests/job | mean lag (s) | p95 lag (s) | first jobs: requests | first jobs: mean lag (s) | requests vs fixed 2 s | mean lag vs fixed 2 s | p95 lag vs fixed 2 s |\n");
+    out.push_str("|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+    for &spread in &args.spreads {
+        let here: Vec<&PollerResult> = results.iter().filter(|r| r.spread == spread).collect();
+        let base = here.iter().find(|r| r.name == "fixed 2 s").map(|r| totals(r));
+        for r in &here {
+            let t = totals(r);
+            let first_req: f64 = r.by_length.iter().map(|m| m.first_requests).sum::<f64>()
+                / r.by_length.len() as f64;
+            let first_lags: Vec<f64> = r.by_length.iter().map(|m| m.first_lag).collect();
+            let (rr, lr, pr) =
+                base.map_or((f64::NAN, f64::NAN, f64::NAN), |b| (t.0 / b.0, t.1 / b.1, t.2 / b.2));
             out.push_str(&format!(
-                "| {id} ({median} s) | {} | {:.1} | {:.1} | {:.2} | {:.2} | {:.2} |\n",
+                "| {spread} | {} | {:.1} | {:.2} | {:.2} | {:.1} | {:.2} | {:.2} | {:.2} | {:.2} |\n",
                 r.name,
-                m.first_requests,
-                mean(&m.requests),
-                mean(&m.lags),
-                percentile(&m.lags, 95.0),
-                m.first_lag
+                t.0,
+                t.1,
+                t.2,
+                first_req,
+                mean(&first_lags),
+                rr,
+                lr,
+                pr
             ));
         }
     }
-    out.push_str("\n| poller | requests/job (all lengths) | mean lag (s) | p95 lag (s) | client CPU (ms) | requests vs fixed 2 s | mean lag vs fixed 2 s |\n");
-    out.push_str("|---|---:|---:|---:|---:|---:|---:|\n");
-    let totals: Vec<(f64, f64, f64)> = results
-        .iter()
-        .map(|r| {
-            let req: f64 = r.by_length.iter().map(|m| mean(&m.requests)).sum::<f64>()
-                / r.by_length.len() as f64;
-            let lags: Vec<f64> = r
-                .by_length
-                .iter()
-                .flat_map(|m| m.lags.iter().copied())
-                .collect();
-            (req, mean(&lags), percentile(&lags, 95.0))
-        })
-        .collect();
-    let base = results
-        .iter()
-        .position(|r| r.name == "fixed 2 s")
-        .map(|i| totals[i]);
-    for (r, t) in results.iter().zip(&totals) {
-        let (rr, lr) = base.map_or((f64::NAN, f64::NAN), |b| (t.0 / b.0, t.1 / b.1));
+    out.push_str("\nPer length (requests/job; mean lag s; p95 lag s):\n\n| spread | poller | short (1 s) | medium (30 s) | long (120 s) | client CPU (ms) |\n|---:|---|---|---|---|---:|\n");
+    for r in results {
+        let cells: Vec<String> = r
+            .by_length
+            .iter()
+            .map(|m| {
+                format!(
+                    "{:.1}; {:.2}; {:.2}",
+                    mean(&m.requests),
+                    mean(&m.lags),
+                    percentile(&m.lags, 95.0)
+                )
+            })
+            .collect();
         out.push_str(&format!(
-            "| {} | {:.1} | {:.2} | {:.2} | {} | {:.2} | {:.2} |\n",
+            "| {} | {} | {} | {} |\n",
+            r.spread,
             r.name,
-            t.0,
-            t.1,
-            t.2,
-            r.cpu.as_millis(),
-            rr,
-            lr
+            cells.join(" | "),
+            r.cpu.as_millis()
         ));
     }
-    let first_ok = results
-        .iter()
-        .find(|r| r.name == "default")
-        .zip(results.iter().find(|r| r.name == "fixed 2 s"));
-    if let Some((ours, fixed)) = first_ok {
-        let ours_first: f64 = ours.by_length.iter().map(|m| m.first_requests).sum();
-        let fixed_first: f64 = fixed.by_length.iter().map(|m| m.first_requests).sum();
-        out.push_str(&format!(
-            "\nFirst jobs (nothing learnt): {ours_first:.0} requests for the three lengths with the default schedule, {fixed_first:.0} with fixed 2 s.\n"
-        ));
-    }
-    out.push_str("\n![requests per job and mean lag by poller](bench-poll.svg)\n");
+    out.push_str("\n![requests per job and mean lag by poller, spread 1.5](bench-poll.svg)\n");
     out
 }
 
-fn chart(results: &[PollerResult], path: &std::path::Path) -> Result<()> {
+fn chart(all: &[PollerResult], path: &std::path::Path) -> Result<()> {
+    let shown = all
+        .iter()
+        .map(|r| r.spread)
+        .find(|s| (*s - 1.5).abs() < 1e-9)
+        .or_else(|| all.first().map(|r| r.spread))
+        .unwrap_or(1.0);
+    let results: Vec<&PollerResult> = all.iter().filter(|r| r.spread == shown).collect();
     let root = SVGBackend::new(path, (900, 420)).into_drawing_area();
     root.fill(&WHITE)?;
     let (left, right) = root.split_horizontally(450);
