@@ -1256,7 +1256,22 @@ impl Normalizer {
         op: &mut Map<String, Value>,
         place: &str,
     ) -> Option<(String, String)> {
+        let has_body = op.contains_key("requestBody");
         let params = op.get_mut("parameters")?.as_array_mut()?;
+        // progenitor makes each parameter a builder field and setter named
+        // by its snake_case form, beside the builder's `client` and `body`:
+        // two of one name do not compile. Path parameters come first.
+        let mut taken: BTreeSet<String> = BTreeSet::from(["client".to_owned()]);
+        if has_body {
+            taken.insert("body".to_owned());
+        }
+        for p in params.iter() {
+            if p.get("in").and_then(Value::as_str) == Some("path")
+                && let Some(name) = p.get("name").and_then(Value::as_str)
+            {
+                taken.insert(snake_key(name));
+            }
+        }
         let mut kept = Vec::with_capacity(params.len());
         let mut unsupported = None;
         for mut p in std::mem::take(params) {
@@ -1271,7 +1286,16 @@ impl Normalizer {
                 .unwrap_or_default()
                 .to_owned();
             let required = p.get("required") == Some(&Value::Bool(true)) || location == "path";
-            match self.unsendable(&mut p, required) {
+            let clash = location != "path" && !taken.insert(snake_key(&name));
+            let why = if clash {
+                Some(format!(
+                    "named `{}` in Rust like another parameter of the operation or the builder's own field",
+                    snake_key(&name)
+                ))
+            } else {
+                self.unsendable(&mut p, required)
+            };
+            match why {
                 None => kept.push(p),
                 Some(why) if required => {
                     unsupported.get_or_insert((

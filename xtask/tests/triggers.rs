@@ -269,6 +269,27 @@ fn triggers() -> Vec<(&'static str, Value)> {
                 "responses": {"200": ok_json(json!({"type": "string"}))}}}}}),
         ),
         (
+            "parameters of one Rust name",
+            with_op(
+                json!({"operationId": "op",
+            "parameters": [{"name": "page-size", "in": "query", "schema": {"type": "integer"}},
+                           {"name": "page_size", "in": "header", "schema": {"type": "string"}},
+                           {"name": "client", "in": "query", "schema": {"type": "string"}},
+                           {"name": "body", "in": "query", "schema": {"type": "string"}}],
+            "requestBody": {"content": {"application/json": {"schema": {"type": "object"}}}},
+            "responses": {"200": ok_json(json!({"type": "string"}))}}),
+                json!({}),
+            ),
+        ),
+        (
+            "a path and a query parameter of one name",
+            json!({"openapi": "3.1.0", "info": {"title": "t", "version": "1"},
+            "paths": {"/a/{id}": {
+                "parameters": [{"name": "id", "in": "path", "required": true, "schema": {"type": "string"}}],
+                "get": {"operationId": "op", "parameters": [{"name": "id", "in": "query", "schema": {"type": "string"}}],
+                    "responses": {"200": ok_json(json!({"type": "string"}))}}}}}),
+        ),
+        (
             "enum with null",
             body(json!({"type": "string", "enum": ["a", "b", null], "nullable": true})),
         ),
