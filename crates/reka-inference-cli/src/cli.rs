@@ -233,6 +233,19 @@ pub struct RunArgs {
     /// when a submit's outcome is unknown).
     #[arg(long, value_name = "KEY")]
     pub idempotency_key: Option<String>,
+
+    /// Receive the job's webhook on this address (e.g. 0.0.0.0:8080) and end
+    /// the wait when it arrives, confirmed by one fetch of the record;
+    /// polls only as a rare safety net.
+    #[cfg(feature = "webhooks")]
+    #[arg(long, value_name = "ADDR", conflicts_with = "webhook")]
+    pub webhook_listen: Option<String>,
+
+    /// The public URL the service should call for --webhook-listen (a
+    /// tunnel, a load balancer), when it is not http://ADDR/.
+    #[cfg(feature = "webhooks")]
+    #[arg(long, value_name = "URL", requires = "webhook_listen")]
+    pub webhook_url: Option<String>,
 }
 
 /// `list`.

@@ -29,6 +29,25 @@ pub async fn run(ctx: &mut Ctx, args: RunArgs, timeout: Option<Duration>) -> Res
     let input = input::build(&args.input, std::io::stdin().lock())?;
     let mut options = submit_options(args.webhook, args.idempotency_key)?;
     let plan = Plan::new(&args.follow, timeout)?;
+    #[cfg(feature = "webhooks")]
+    if let Some(addr) = &args.webhook_listen {
+        let addr: std::net::SocketAddr = addr.trim().parse().map_err(|_| {
+            Failure::usage(format!(
+                "--webhook-listen {addr:?}: not an address; use HOST:PORT, e.g. 0.0.0.0:8080"
+            ))
+        })?;
+        let receiver = reka_inference::WebhookReceiver::listen(addr, args.webhook_url.as_deref())
+            .await
+            .map_err(|e| {
+                Failure::new(
+                    ExitClass::Other,
+                    format!("--webhook-listen {addr}: could not listen: {e}"),
+                )
+            })?;
+        ctx.out
+            .note(&format!("receiving the job's webhook at {}", receiver.url()));
+        options = options.webhook(&receiver);
+    }
     // The submit is part of the command's time: it cannot outlast it.
     let submit_bound = timeout.unwrap_or(DEFAULT_WAIT_TIMEOUT);
     if let Some(deadline) = tokio::time::Instant::now().checked_add(submit_bound) {

@@ -6,3 +6,4 @@ mod common;
 mod errors;
 mod hostile;
 mod interrupt;
+mod webhook;
