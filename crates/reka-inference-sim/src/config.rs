@@ -3,6 +3,7 @@
 use std::net::{Ipv4Addr, SocketAddr};
 
 use crate::catalog::Catalog;
+use crate::dialect::Dialect;
 use crate::faults::FaultConfig;
 
 /// The API key accepted when no keys are configured.
@@ -21,6 +22,7 @@ pub struct SimConfig {
     pub(crate) failure_rate: Option<f64>,
     pub(crate) rate_limit: Option<u64>,
     pub(crate) advertised_base_url: Option<String>,
+    pub(crate) dialect: Dialect,
 }
 
 impl Default for SimConfig {
@@ -43,6 +45,7 @@ impl SimConfig {
             failure_rate: None,
             rate_limit: None,
             advertised_base_url: None,
+            dialect: Dialect::Reka,
         }
     }
 
@@ -99,6 +102,12 @@ impl SimConfig {
     /// output file URLs, instead of the real bound URL.
     pub fn advertised_base_url(mut self, url: impl Into<String>) -> SimConfig {
         self.advertised_base_url = Some(url.into());
+        self
+    }
+
+    /// Which variant of the service to play (default [`Dialect::Reka`]).
+    pub fn dialect(mut self, dialect: Dialect) -> SimConfig {
+        self.dialect = dialect;
         self
     }
 

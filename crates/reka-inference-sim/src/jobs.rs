@@ -84,6 +84,9 @@ pub(crate) struct Job {
     pub(crate) wall: Duration,
     /// Whether the job ends `FAILED` instead of `COMPLETED`.
     pub(crate) fails: bool,
+    /// When a cancel asked a running job to stop (it stops at this instant
+    /// unless it ends earlier on its own).
+    pub(crate) cancel_at: Option<Duration>,
 }
 
 impl Job {
@@ -219,8 +222,16 @@ impl JobStore {
         self.lanes[job.lane].queue.binary_search(&idx).ok()
     }
 
-    /// Cancels a queued or running job; returns false when it had already finished.
-    pub(crate) fn cancel(&mut self, idx: usize, now: Duration, done: &mut Vec<usize>) -> bool {
+    /// Cancels a queued or running job; returns false when it had already
+    /// finished. A running job stops `delay` later (it stays `IN_PROGRESS`
+    /// meanwhile, and completes normally if it ends sooner); zero stops it now.
+    pub(crate) fn cancel(
+        &mut self,
+        idx: usize,
+        now: Duration,
+        delay: Duration,
+        done: &mut Vec<usize>,
+    ) -> bool {
         let lane = self.jobs[idx].lane;
         self.advance(lane, now, done);
         match self.jobs[idx].status {
@@ -228,6 +239,18 @@ impl JobStore {
                 if let Ok(pos) = self.lanes[lane].queue.binary_search(&idx) {
                     self.lanes[lane].queue.remove(pos);
                 }
+            }
+            Status::InProgress if !delay.is_zero() => {
+                let at = now.saturating_add(delay);
+                let job = &mut self.jobs[idx];
+                let at = job.cancel_at.map_or(at, |earlier| earlier.min(at));
+                job.cancel_at = Some(at);
+                for r in &mut self.lanes[lane].running {
+                    if r.0 == idx {
+                        r.1 = r.1.min(at);
+                    }
+                }
+                return true;
             }
             Status::InProgress => {
                 self.lanes[lane].running.retain(|&(j, _)| j != idx);
@@ -264,7 +287,9 @@ impl JobStore {
             let Some((pos, idx, end)) = next else { break };
             self.lanes[lane].running.swap_remove(pos);
             let job = &mut self.jobs[idx];
-            job.status = if job.fails {
+            job.status = if job.cancel_at.is_some_and(|at| at <= end) {
+                Status::Cancelled
+            } else if job.fails {
                 Status::Failed
             } else {
                 Status::Completed
@@ -334,6 +359,7 @@ mod tests {
             sim_secs: 1.0,
             wall: Duration::from_millis(wall_ms),
             fails: false,
+            cancel_at: None,
         }
     }
 
@@ -360,13 +386,34 @@ mod tests {
         let a = s.create(job("a", 0, 100), &mut done);
         let b = s.create(job("b", 0, 100), &mut done);
         let c = s.create(job("c", 0, 100), &mut done);
-        assert!(s.cancel(b, Duration::from_millis(10), &mut done));
+        assert!(s.cancel(b, Duration::from_millis(10), Duration::ZERO, &mut done));
         assert_eq!(s.queue_position(c), Some(0));
-        assert!(s.cancel(a, Duration::from_millis(20), &mut done));
+        assert!(s.cancel(a, Duration::from_millis(20), Duration::ZERO, &mut done));
         assert_eq!(s.job(c).status, Status::InProgress);
         assert_eq!(s.job(c).started, Some(Duration::from_millis(20)));
         s.advance(0, Duration::from_millis(500), &mut done);
-        assert!(!s.cancel(c, Duration::from_millis(500), &mut done));
+        assert!(!s.cancel(c, Duration::from_millis(500), Duration::ZERO, &mut done));
         assert_eq!(s.job(c).status, Status::Completed);
+    }
+
+    #[test]
+    fn a_delayed_cancel_keeps_the_job_running_until_then() {
+        let mut s = JobStore::new(&catalog(1), 0);
+        let mut done = Vec::new();
+        let a = s.create(job("a", 0, 1000), &mut done);
+        let b = s.create(job("b", 0, 1000), &mut done);
+        let delay = Duration::from_millis(50);
+        assert!(s.cancel(a, Duration::from_millis(10), delay, &mut done));
+        assert_eq!(s.job(a).status, Status::InProgress);
+        s.advance(0, Duration::from_millis(59), &mut done);
+        assert_eq!(s.job(a).status, Status::InProgress);
+        s.advance(0, Duration::from_millis(60), &mut done);
+        assert_eq!(s.job(a).status, Status::Cancelled);
+        assert_eq!(s.job(a).ended, Some(Duration::from_millis(60)));
+        assert_eq!(s.job(b).started, Some(Duration::from_millis(60)));
+        // A job that ends on its own before the cancel takes effect completes.
+        assert!(s.cancel(b, Duration::from_millis(1050), delay, &mut done));
+        s.advance(0, Duration::from_millis(2000), &mut done);
+        assert_eq!(s.job(b).status, Status::Completed);
     }
 }

@@ -19,6 +19,7 @@
 //! | module | what it holds |
 //! |---|---|
 //! | [`config`] | [`SimConfig`], [`DEV_API_KEY`] |
+//! | `dialect` | [`Dialect`]: the variants of the service (`reka`, `infer`, `fal`), in one place |
 //! | [`catalog`] | [`Catalog`]: endpoints, worker counts, duration distributions |
 //! | [`faults`] | [`FaultConfig`] and the `--faults` SPEC grammar |
 //! | [`stats`] | [`Stats`], the body of `GET /_sim/stats` |
@@ -33,6 +34,7 @@
 pub mod catalog;
 mod clock;
 pub mod config;
+mod dialect;
 pub mod faults;
 mod http;
 pub mod jobs;
@@ -49,6 +51,7 @@ mod webhook;
 
 pub use catalog::{Catalog, DurationDist, ModelSpec, OutputKind};
 pub use config::{DEV_API_KEY, SimConfig};
+pub use dialect::Dialect;
 pub use faults::{FaultConfig, FaultSet, FaultSpecError};
 pub use jobs::Status;
 pub use server::{RunningSim, start};

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
-use reka_inference_sim::{Catalog, FaultConfig, SimConfig, start};
+use reka_inference_sim::{Catalog, Dialect, FaultConfig, SimConfig, start};
 
 /// A faithful local simulator of the Reka Vision Agent inference API.
 #[derive(Debug, Parser)]
@@ -38,13 +38,19 @@ struct Args {
     /// Per-key quota of API requests per 24 simulated hours.
     #[arg(long, value_name = "N")]
     rate_limit: Option<u64>,
+    /// Variant of the service to play: reka (the reconstruction), infer
+    /// (Infer's shapes: lean submit, `models`, 422, presigned URLs, prices)
+    /// or fal (202 while running, COMPLETED+error, async cancel, fal webhooks).
+    #[arg(long, value_name = "DIALECT", default_value_t = Dialect::Reka)]
+    dialect: Dialect,
 }
 
 fn config(args: Args) -> Result<SimConfig, String> {
     let mut config = SimConfig::new()
         .addr(args.addr)
         .time_scale(args.time_scale)
-        .seed(args.seed);
+        .seed(args.seed)
+        .dialect(args.dialect);
     for key in args.api_keys {
         config = config.api_key(key);
     }

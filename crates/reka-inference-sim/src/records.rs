@@ -7,8 +7,8 @@ use serde_json::{Map, Value, json};
 
 use crate::catalog::Catalog;
 use crate::clock::SimClock;
+use crate::dialect::{Ctx, Dialect};
 use crate::jobs::{Job, JobStore, Status};
-use crate::outputs;
 
 /// What rendering needs besides the job.
 pub(crate) struct View<'a> {
@@ -16,6 +16,8 @@ pub(crate) struct View<'a> {
     pub(crate) catalog: &'a Catalog,
     /// The advertised base URL, without a trailing slash.
     pub(crate) base_url: &'a str,
+    pub(crate) dialect: Dialect,
+    pub(crate) seed: u64,
 }
 
 impl View<'_> {
@@ -30,7 +32,7 @@ impl View<'_> {
         let job = store.job(idx);
         json!({
             "request_id": job.id,
-            "status": job.status.as_str(),
+            "status": self.status_word(job),
             "queue_position": store.queue_position(idx),
             "logs": if with_logs { Value::Array(self.logs(job, now)) } else { Value::Null },
             "metrics": self.metrics(job),
@@ -41,7 +43,7 @@ impl View<'_> {
     pub(crate) fn result(&self, job: &Job) -> Value {
         json!({
             "request_id": job.id,
-            "status": job.status.as_str(),
+            "status": self.status_word(job),
             "output": self.output(job),
             "error": self.error(job),
             "metrics": self.metrics(job),
@@ -58,7 +60,7 @@ impl View<'_> {
         item.insert("endpoint_id".into(), json!(spec.endpoint_id()));
         item.insert("model_id".into(), json!(spec.model_id));
         item.insert("capability".into(), json!(spec.capability));
-        item.insert("status".into(), json!(job.status.as_str()));
+        item.insert("status".into(), json!(self.status_word(job)));
         item.insert("created_at".into(), json!(self.clock.rfc3339(job.created)));
         item.insert(
             "updated_at".into(),
@@ -81,26 +83,22 @@ impl View<'_> {
         }
     }
 
+    /// The status word shown for a job (fal shows some failures as `COMPLETED`).
+    pub(crate) fn status_word(&self, job: &Job) -> &'static str {
+        self.dialect.status_word(self.seed, job)
+    }
+
     fn output(&self, job: &Job) -> Value {
-        if job.status != Status::Completed {
-            return Value::Null;
-        }
-        let kind = self.catalog.models[job.lane].output_kind();
-        outputs::output_json(
-            kind,
-            &job.input,
-            &format!("{}/_sim/files/{}", self.base_url, job.id),
-        )
+        let ctx = Ctx {
+            seed: self.seed,
+            base_url: self.base_url,
+        };
+        self.dialect
+            .output(&ctx, &self.catalog.models[job.lane], job)
     }
 
     fn error(&self, job: &Job) -> Value {
-        match job.status {
-            Status::Failed => json!({
-                "type": "inference_error",
-                "message": "the model failed to produce an output (simulated failure)"
-            }),
-            _ => Value::Null,
-        }
+        self.dialect.error(job)
     }
 
     fn metrics(&self, job: &Job) -> Value {

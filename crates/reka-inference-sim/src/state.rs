@@ -11,6 +11,7 @@ use tokio::sync::{Notify, mpsc};
 use crate::catalog::Catalog;
 use crate::clock::SimClock;
 use crate::config::SimConfig;
+use crate::dialect::Dialect;
 use crate::faults::{Decision, FaultConfig};
 use crate::jobs::{JobStore, Status};
 use crate::ratelimit::RateLimiter;
@@ -43,6 +44,7 @@ struct FaultState {
 pub(crate) struct AppState {
     pub(crate) keys: Vec<Arc<str>>,
     pub(crate) seed: u64,
+    pub(crate) dialect: Dialect,
     pub(crate) catalog: Catalog,
     pub(crate) failure_override: Option<f64>,
     pub(crate) clock: SimClock,
@@ -69,6 +71,7 @@ impl AppState {
         AppState {
             keys: config.accepted_keys().into_iter().map(Arc::from).collect(),
             seed: config.seed,
+            dialect: config.dialect,
             catalog: config.catalog.clone(),
             failure_override: config.failure_rate,
             rate: RateLimiter::new(config.rate_limit, window),
@@ -91,6 +94,8 @@ impl AppState {
             clock: &self.clock,
             catalog: &self.catalog,
             base_url: &self.base_url,
+            dialect: self.dialect,
+            seed: self.seed,
         }
     }
 
@@ -109,7 +114,8 @@ impl AppState {
             for idx in done {
                 let job = store.job(idx);
                 if let Some(url) = &job.webhook_url {
-                    let body = Bytes::from(view.result(job).to_string());
+                    let body = self.dialect.webhook_body(self.seed, view.result(job));
+                    let body = Bytes::from(body.to_string());
                     let _ = self.webhooks.send(WebhookJob {
                         url: url.clone(),
                         request_id: job.id.clone(),

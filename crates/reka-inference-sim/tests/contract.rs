@@ -2,13 +2,14 @@
 //! OpenAPI document (success and error paths) and validates every response
 //! body against the schema the document declares for that operation and
 //! status code. A status the operation does not declare fails the test.
+//! The scenario runs once per dialect (`reka`, `infer`, `fal`).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Mutex;
 use std::time::Duration;
 
 use jsonschema::Validator;
-use reka_inference_sim::{FaultConfig, RunningSim, SimConfig, start};
+use reka_inference_sim::{Dialect, FaultConfig, RunningSim, SimConfig, start};
 use serde_json::{Value, json};
 
 const KEY: &str = "contract-key";
@@ -26,7 +27,13 @@ impl Spec {
             "/../../openapi/reka-inference.json"
         );
         let text = std::fs::read_to_string(path).expect("vendored OpenAPI document");
-        let doc: Value = serde_json::from_str(&text).unwrap();
+        let mut doc: Value = serde_json::from_str(&text).unwrap();
+        // Pending fact (reference section 13 row 6, INFER-CODE): the live
+        // `models` answer has no `endpoint_id`. The vendored document still
+        // requires it until the ergonomic crate reads it as optional; the
+        // simulator's `infer` dialect already omits it. Remove this line
+        // once the document says so.
+        doc["components"]["schemas"]["ModelInfo"]["required"] = json!(["model_id", "capability"]);
         assert_eq!(
             doc["openapi"].as_str().map(|v| v.starts_with("3.1")),
             Some(true)
@@ -294,12 +301,60 @@ fn the_harness_rejects_what_the_spec_forbids() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn every_operation_answers_as_the_spec_says() {
+async fn every_operation_answers_as_the_spec_says_reka() {
+    every_operation_answers_as_the_spec_says(Dialect::Reka).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_operation_answers_as_the_spec_says_infer() {
+    every_operation_answers_as_the_spec_says(Dialect::Infer).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_operation_answers_as_the_spec_says_fal() {
+    every_operation_answers_as_the_spec_says(Dialect::Fal).await;
+}
+
+/// Checks the documented parts of a free-form `output` (`usage`, `images`)
+/// against `OutputUsage` and `OutputImage`.
+fn check_output(spec: &Spec, output: &Value) {
+    let mut errors: Vec<String> = Vec::new();
+    if let Some(usage) = output.get("usage") {
+        errors.extend(
+            spec.component("OutputUsage")
+                .iter_errors(usage)
+                .map(|e| e.to_string()),
+        );
+    }
+    for image in output["images"].as_array().into_iter().flatten() {
+        errors.extend(
+            spec.component("OutputImage")
+                .iter_errors(image)
+                .map(|e| e.to_string()),
+        );
+    }
+    assert!(
+        errors.is_empty(),
+        "output {output} violates the spec: {errors:#?}"
+    );
+}
+
+async fn every_operation_answers_as_the_spec_says(dialect: Dialect) {
     let spec = Spec::load();
     assert_eq!(spec.operation_ids().len(), 16);
-    let sim = start(SimConfig::new().api_key(KEY).time_scale(0.001).seed(1))
-        .await
-        .unwrap();
+    let sim = start(
+        SimConfig::new()
+            .api_key(KEY)
+            .time_scale(0.001)
+            .seed(1)
+            .dialect(dialect),
+    )
+    .await
+    .unwrap();
+    // Infer answers a bad submit 422 (FastAPI); the others 400.
+    let bad = if dialect == Dialect::Infer { 422 } else { 400 };
+    // fal answers status and result 202 until the request is done.
+    let polled = if dialect == Dialect::Fal { 202 } else { 200 };
     let http = reqwest::Client::builder().no_proxy().build().unwrap();
     let mut h = Harness {
         spec: &spec,
@@ -310,7 +365,12 @@ async fn every_operation_answers_as_the_spec_says() {
 
     // Models.
     let models = h.expect(Call::new("list_models"), 200).await;
-    assert!(!models["items"].as_array().unwrap().is_empty());
+    let wrapper = if dialect == Dialect::Infer {
+        "models"
+    } else {
+        "items"
+    };
+    assert!(!models[wrapper].as_array().unwrap().is_empty());
     h.expect(Call::new("list_models").key(None), 401).await;
 
     // Every submit operation: success, unknown model where the route takes
@@ -324,11 +384,11 @@ async fn every_operation_answers_as_the_spec_says() {
             )
             .await;
         ids.push(body["request_id"].as_str().unwrap().to_string());
-        h.expect(Call::new(op).json(json!({"webhook_url": null})), 400)
+        h.expect(Call::new(op).json(json!({"webhook_url": null})), bad)
             .await;
         h.expect(
             Call::new(op).json(json!({"input": {}, "webhook_url": "not a url"})),
-            400,
+            bad,
         )
         .await;
         h.expect(
@@ -341,7 +401,7 @@ async fn every_operation_answers_as_the_spec_says() {
                 Call::new(op)
                     .param("model", "no-such-model")
                     .json(json!({"input": {}})),
-                400,
+                bad,
             )
             .await;
         }
@@ -392,18 +452,18 @@ async fn every_operation_answers_as_the_spec_says() {
     }
     let last = queued.last().unwrap().clone();
     let status = h
-        .expect(Call::new("get_status").param("request_id", &last), 200)
+        .expect(Call::new("get_status").param("request_id", &last), polled)
         .await;
     assert!(status["logs"].is_null());
     h.expect(
         Call::new("get_status")
             .param("request_id", &last)
             .query("with_logs", "true"),
-        200,
+        polled,
     )
     .await;
     let result = h
-        .expect(Call::new("get_result").param("request_id", &last), 200)
+        .expect(Call::new("get_result").param("request_id", &last), polled)
         .await;
     assert!(result["output"].is_null());
     h.expect(Call::new("cancel_request").param("request_id", &last), 200)
@@ -422,14 +482,14 @@ async fn every_operation_answers_as_the_spec_says() {
     for id in &ids {
         let mut done = false;
         for _ in 0..400 {
-            let s = h
-                .expect(
+            let (code, s, _) = h
+                .send(
                     Call::new("get_status")
                         .param("request_id", id)
                         .query("with_logs", "true"),
-                    200,
                 )
                 .await;
+            assert!(code == 200 || code == polled, "get_status {code}: {s}");
             if s["status"] == "COMPLETED" {
                 done = true;
                 break;
@@ -441,6 +501,8 @@ async fn every_operation_answers_as_the_spec_says() {
             .expect(Call::new("get_result").param("request_id", id), 200)
             .await;
         assert!(r["output"].is_object());
+        check_output(&spec, &r["output"]);
+        assert_eq!(r["output"].get("usage").is_some(), dialect != Dialect::Reka);
         // Cancelling a finished request returns it unchanged.
         let c = h
             .expect(Call::new("cancel_request").param("request_id", id), 200)
@@ -530,6 +592,54 @@ async fn every_operation_answers_as_the_spec_says() {
         assert!(statuses.iter().any(|s| *s >= 400), "{op}: no error path");
     }
     sim.shutdown().await;
+}
+
+/// Failed jobs, as each dialect shows them (fal: some as `COMPLETED` with an
+/// `error`), in status, result, cancel and list answers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failed_records_match_the_spec_in_every_dialect() {
+    let spec = Spec::load();
+    for dialect in Dialect::ALL {
+        let sim = start(
+            SimConfig::new()
+                .api_key(KEY)
+                .time_scale(0.0)
+                .failure_rate(1.0)
+                .seed(3)
+                .dialect(dialect),
+        )
+        .await
+        .unwrap();
+        let http = reqwest::Client::builder().no_proxy().build().unwrap();
+        let mut h = Harness {
+            spec: &spec,
+            sim: &sim,
+            http,
+            seen: BTreeMap::new(),
+        };
+        for i in 0..6 {
+            let body = h
+                .expect(
+                    Call::new("submit_text_to_image")
+                        .json(json!({"input": {"prompt": format!("f{i}")}})),
+                    202,
+                )
+                .await;
+            let id = body["request_id"].as_str().unwrap().to_string();
+            h.expect(Call::new("get_status").param("request_id", &id), 200)
+                .await;
+            let r = h
+                .expect(Call::new("get_result").param("request_id", &id), 200)
+                .await;
+            assert!(r["error"]["message"].is_string(), "{dialect}: {r}");
+            assert!(r["output"].is_null(), "{dialect}: {r}");
+            h.expect(Call::new("cancel_request").param("request_id", &id), 200)
+                .await;
+        }
+        h.expect(Call::new("list_requests").query("expand", "payloads"), 200)
+            .await;
+        sim.shutdown().await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -81,6 +81,33 @@ pub(crate) async fn file(
         .into_response())
 }
 
+/// `GET /_sim/blobs/{key}`: a completed job's output file under a
+/// presigned-storage-style URL without an extension (the `infer` dialect);
+/// the query string (`X-Amz-Signature`, ...) is not checked.
+pub(crate) async fn blob(
+    State(state): State<Arc<AppState>>,
+    Path(key): Path<String>,
+) -> Result<Response, ApiError> {
+    let id = crate::dialect::blob_request_id(&key)
+        .ok_or_else(|| ApiError::not_found(format!("no blob {key:?}")))?;
+    let found = state.with_store(|store, now, done| {
+        let idx = store.find_any(&id, now, done)?;
+        let job = store.job(idx);
+        if job.status != Status::Completed {
+            return None;
+        }
+        let kind = state.catalog.models[job.lane].output_kind();
+        outputs::file(kind, &job.input, outputs::file_name(kind)?)
+    });
+    let (content_type, bytes) =
+        found.ok_or_else(|| ApiError::not_found(format!("no blob {key:?}")))?;
+    Ok((
+        [(header::CONTENT_TYPE, HeaderValue::from_static(content_type))],
+        bytes,
+    )
+        .into_response())
+}
+
 /// Any path no route matches.
 pub(crate) async fn fallback(method: axum::http::Method, uri: axum::http::Uri) -> ApiError {
     ApiError::not_found(format!("no route for {method} {}", uri.path()))

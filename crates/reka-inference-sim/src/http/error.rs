@@ -14,6 +14,8 @@ pub(crate) struct ApiError {
     pub(crate) param: Option<String>,
     pub(crate) details: Option<Vec<Value>>,
     pub(crate) headers: Vec<(HeaderName, HeaderValue)>,
+    /// Rendered as FastAPI's `{"detail": details}` instead of the envelope.
+    pub(crate) fastapi_detail: bool,
 }
 
 impl ApiError {
@@ -30,6 +32,7 @@ impl ApiError {
             param: None,
             details: None,
             headers: Vec::new(),
+            fastapi_detail: false,
         }
     }
 
@@ -73,6 +76,9 @@ impl ApiError {
 
     /// The envelope as JSON.
     pub(crate) fn body(&self) -> Value {
+        if self.fastapi_detail {
+            return json!({ "detail": self.details.clone().unwrap_or_default() });
+        }
         let mut error = json!({"type": self.kind, "message": self.message});
         if let Some(p) = &self.param {
             error["param"] = json!(p);

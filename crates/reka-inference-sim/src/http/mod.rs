@@ -49,7 +49,8 @@ pub(crate) fn router(state: Arc<AppState>) -> Router {
             get(admin::get_faults).put(admin::put_faults),
         )
         .route("/_sim/reset", post(admin::reset))
-        .route("/_sim/files/{request_id}/{name}", get(admin::file));
+        .route("/_sim/files/{request_id}/{name}", get(admin::file))
+        .route("/_sim/blobs/{key}", get(admin::blob));
     api.merge(admin)
         .fallback(admin::fallback)
         .layer(from_fn_with_state(state.clone(), layers::outer))

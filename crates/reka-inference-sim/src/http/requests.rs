@@ -5,6 +5,7 @@ use std::sync::Arc;
 use axum::Extension;
 use axum::Json;
 use axum::extract::{Path, RawQuery, State};
+use axum::http::StatusCode;
 use serde_json::{Value, json};
 
 use crate::http::error::ApiError;
@@ -23,7 +24,7 @@ pub(crate) async fn get_status(
     Extension(Caller(caller)): Extension<Caller>,
     Path(id): Path<String>,
     RawQuery(raw): RawQuery,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<(StatusCode, Json<Value>), ApiError> {
     let pairs = query::pairs(raw.as_deref());
     let with_logs = match query::last(&pairs, "with_logs") {
         Some(v) => query::boolean("with_logs", v)?,
@@ -34,7 +35,8 @@ pub(crate) async fn get_status(
         let idx = store
             .find(&caller, &id, now, done)
             .ok_or_else(|| unknown(&id))?;
-        Ok(Json(view.status(store, idx, with_logs, now)))
+        let body = view.status(store, idx, with_logs, now);
+        Ok(polled(&state, body))
     })
 }
 
@@ -43,18 +45,27 @@ pub(crate) async fn get_result(
     State(state): State<Arc<AppState>>,
     Extension(Caller(caller)): Extension<Caller>,
     Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<(StatusCode, Json<Value>), ApiError> {
     let view = state.view();
     state.with_store(|store, now, done| {
         let idx = store
             .find(&caller, &id, now, done)
             .ok_or_else(|| unknown(&id))?;
-        Ok(Json(view.result(store.job(idx))))
+        Ok(polled(&state, view.result(store.job(idx))))
     })
 }
 
+/// A status or result body with the HTTP status the dialect answers it with.
+fn polled(state: &AppState, body: Value) -> (StatusCode, Json<Value>) {
+    let code = state
+        .dialect
+        .poll_status(body["status"].as_str().unwrap_or_default());
+    (code, Json(body))
+}
+
 /// `POST /v2/inference/requests/{request_id}/cancel`: queued or running jobs
-/// become `CANCELLED`; finished ones are returned unchanged.
+/// become `CANCELLED` (a running one after the dialect's delay, meanwhile
+/// still `IN_PROGRESS`); finished ones are returned unchanged.
 pub(crate) async fn cancel_request(
     State(state): State<Arc<AppState>>,
     Extension(Caller(caller)): Extension<Caller>,
@@ -65,7 +76,8 @@ pub(crate) async fn cancel_request(
         let idx = store
             .find(&caller, &id, now, done)
             .ok_or_else(|| unknown(&id))?;
-        store.cancel(idx, now, done);
+        let delay = state.dialect.cancel_delay(|secs| state.clock.wall(secs));
+        store.cancel(idx, now, delay, done);
         Ok::<_, ApiError>(view.result(store.job(idx)))
     })?;
     state.wake.notify_one();

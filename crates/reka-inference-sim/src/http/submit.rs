@@ -10,7 +10,7 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use crate::catalog::CAPABILITIES;
 use crate::http::body::read_json;
@@ -135,8 +135,21 @@ enum Outcome {
     Conflict,
 }
 
-/// Handles every submit route.
+/// Handles every submit route; errors as the dialect answers them.
 pub(crate) async fn submit(
+    State(state): State<Arc<AppState>>,
+    caller: Extension<Caller>,
+    path: Path<(String, String)>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let dialect = state.dialect;
+    submit_inner(State(state), caller, path, headers, body)
+        .await
+        .map_err(|e| dialect.submit_error(e))
+}
+
+async fn submit_inner(
     State(state): State<Arc<AppState>>,
     Extension(Caller(caller)): Extension<Caller>,
     Path((model, capability)): Path<(String, String)>,
@@ -193,17 +206,7 @@ pub(crate) async fn submit(
             .into_uuid()
             .to_string();
         let sim_secs = spec.duration.sample(draw(3), draw(4));
-        let base = &state.base_url;
-        let response = Bytes::from(
-            json!({
-                "request_id": id,
-                "status": Status::InQueue.as_str(),
-                "status_url": format!("{base}/v2/inference/requests/{id}/status"),
-                "response_url": format!("{base}/v2/inference/requests/{id}"),
-                "cancel_url": format!("{base}/v2/inference/requests/{id}/cancel"),
-            })
-            .to_string(),
-        );
+        let response = Bytes::from(state.dialect.submit_body(&id, &state.base_url).to_string());
         store.create(
             Job {
                 id,
@@ -218,6 +221,7 @@ pub(crate) async fn submit(
                 sim_secs,
                 wall: state.clock.wall(sim_secs),
                 fails: draw(5) < failure_rate,
+                cancel_at: None,
             },
             done,
         );

@@ -3,6 +3,7 @@
 
 mod bad_input;
 mod common;
+mod dialects;
 mod faults;
 mod lifecycle;
 mod listing;
