@@ -234,6 +234,12 @@ impl Job {
         &self.id
     }
 
+    /// Where this job's webhook deliveries arrive, if anywhere.
+    #[cfg(feature = "webhooks")]
+    pub(crate) fn receiver(&self) -> Option<&crate::receiver::WebhookReceiver> {
+        self.receiver.as_ref()
+    }
+
     /// When this handle's submit was accepted, if it came from one.
     pub(crate) fn submitted_at(&self) -> Option<Instant> {
         self.submitted_at

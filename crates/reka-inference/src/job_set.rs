@@ -232,6 +232,9 @@ struct Pending {
     created: Option<DateTime<Utc>>,
     misses: u32,
     own_polling: bool,
+    /// The count of webhook deliveries for the job, when it has a receiver.
+    #[cfg(feature = "webhooks")]
+    deliveries: Option<tokio::sync::watch::Receiver<u64>>,
 }
 
 impl Pending {
@@ -283,6 +286,9 @@ struct Driver {
     /// Every job of the set whose `created_at` is known, in list order.
     placed: Vec<(DateTime<Utc>, String)>,
     chunks: Vec<Chunk>,
+    /// "Some delivery arrived", one watch per distinct receiver of the set.
+    #[cfg(feature = "webhooks")]
+    any_delivery: Vec<tokio::sync::watch::Receiver<u64>>,
 }
 
 impl Driver {
@@ -299,6 +305,8 @@ impl Driver {
         let mut common: Option<Option<Endpoint>> = None;
         let mut pending = HashMap::with_capacity(set.jobs.len());
         let mut by_id: HashMap<String, Vec<usize>> = HashMap::with_capacity(set.jobs.len());
+        #[cfg(feature = "webhooks")]
+        let mut receivers: Vec<crate::receiver::WebhookReceiver> = Vec::new();
         for (index, job) in set.jobs.into_iter().enumerate() {
             let endpoint = job.endpoint().cloned();
             common = Some(match common {
@@ -322,6 +330,27 @@ impl Driver {
             )
             .without_record_looks_while_running();
             by_id.entry(job.id().to_owned()).or_default().push(index);
+            // A job with a webhook parks on its delivery and is looked at on
+            // its own (confirming fetch, safety net), never through sweeps.
+            #[cfg(feature = "webhooks")]
+            let (tracker, deliveries) = match job.receiver() {
+                Some(r) => {
+                    if !receivers.iter().any(|known: &crate::receiver::WebhookReceiver| known.same_as(r)) {
+                        receivers.push(r.clone());
+                    }
+                    let mut deliveries = r.deliveries(job.id());
+                    let mut tracker = tracker.with_safety_net();
+                    if *deliveries.borrow_and_update() > 0 {
+                        tracker.delivery_hint(now);
+                    }
+                    (tracker, Some(deliveries))
+                }
+                None => (tracker, None),
+            };
+            #[cfg(feature = "webhooks")]
+            let webhook = deliveries.is_some();
+            #[cfg(not(feature = "webhooks"))]
+            let webhook = false;
             pending.insert(
                 index,
                 Pending {
@@ -333,7 +362,9 @@ impl Driver {
                     misses: 0,
                     // An attached job's age is unknown: a sweep for it would
                     // have no lower bound and read the key's whole history.
-                    own_polling: submitted.is_none(),
+                    own_polling: submitted.is_none() || webhook,
+                    #[cfg(feature = "webhooks")]
+                    deliveries,
                 },
             );
         }
@@ -351,7 +382,39 @@ impl Driver {
             common_endpoint: common.flatten(),
             placed: Vec::new(),
             chunks: Vec::new(),
+            #[cfg(feature = "webhooks")]
+            any_delivery: receivers.iter().map(|r| r.any_deliveries()).collect(),
         }
+    }
+
+    /// Sleeps until `at`, or until a webhook delivery arrives for the set;
+    /// then hints every job whose own delivery count moved.
+    async fn sleep_until(&mut self, at: Instant) {
+        #[cfg(feature = "webhooks")]
+        if !self.any_delivery.is_empty() {
+            let changed = futures::future::select_all(
+                self.any_delivery.iter_mut().map(|w| Box::pin(w.changed())),
+            );
+            let gone = tokio::select! {
+                () = tokio::time::sleep_until(at) => None,
+                (result, index, _) = changed => result.is_err().then_some(index),
+            };
+            if let Some(index) = gone {
+                // That receiver is gone: its jobs rely on the safety net.
+                self.any_delivery.remove(index);
+            }
+            let now = Instant::now();
+            for p in self.pending.values_mut() {
+                if let Some(d) = &mut p.deliveries
+                    && d.has_changed().unwrap_or(false)
+                {
+                    d.borrow_and_update();
+                    p.tracker.delivery_hint(now);
+                }
+            }
+            return;
+        }
+        tokio::time::sleep_until(at).await;
     }
 
     fn listed(&self) -> impl Iterator<Item = &Pending> {
@@ -418,7 +481,7 @@ impl Driver {
                 .chain(self.deadline)
                 .min();
             match wake {
-                Some(at) => tokio::time::sleep_until(at).await,
+                Some(at) => self.sleep_until(at).await,
                 // Every job has finished and its outcome is collected next.
                 None => continue,
             }

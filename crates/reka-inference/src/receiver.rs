@@ -206,6 +206,21 @@ impl WebhookReceiver {
         }
     }
 
+    /// A watch of the number of deliveries for any id.
+    pub(crate) fn any_deliveries(&self) -> watch::Receiver<u64> {
+        let Ok(mut seen) = self.inner.seen.lock() else {
+            return watch::channel(0).1;
+        };
+        seen.any
+            .get_or_insert_with(|| watch::channel(0u64).0)
+            .subscribe()
+    }
+
+    /// Whether two handles are the same receiver.
+    pub(crate) fn same_as(&self, other: &WebhookReceiver) -> bool {
+        Arc::ptr_eq(&self.inner, &other.inner)
+    }
+
     /// A watch of the number of deliveries for `id` (0 until the first).
     pub(crate) fn deliveries(&self, id: &str) -> watch::Receiver<u64> {
         let Ok(mut seen) = self.inner.seen.lock() else {

@@ -110,3 +110,31 @@ async fn garbage_deliveries_are_refused() {
     let unknown = br#"{"request_id": "never-submitted", "status": "COMPLETED"}"#.to_vec();
     assert_eq!(post(unknown).await.unwrap().status(), 200);
 }
+
+#[tokio::test]
+async fn a_job_set_parks_on_deliveries_too() {
+    let sim = common::sim().await;
+    let client = common::client(&sim);
+    let receiver = WebhookReceiver::listen("127.0.0.1:0".parse().unwrap(), None)
+        .await
+        .unwrap();
+    let mut set = client.job_set();
+    for i in 0..6 {
+        set.push(
+            client
+                .submit_with(
+                    "nano-banana/text-to-image",
+                    json!({"prompt": format!("p{i}")}),
+                    SubmitOptions::default().webhook(&receiver),
+                )
+                .await
+                .unwrap(),
+        );
+    }
+    let results = set.wait_all().await;
+    assert!(results.iter().all(Result::is_ok), "{results:?}");
+    let stats = sim.stats().await;
+    assert_eq!(stats.count("list_requests", "200"), 0, "{stats:?}");
+    let looks = stats.count("get_status", "200") + stats.count("get_result", "200");
+    assert!(looks <= 2 * 6, "{stats:?}");
+}
