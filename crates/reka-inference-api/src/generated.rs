@@ -195,9 +195,12 @@ pub mod types {
             Default::default()
         }
     }
-    ///Why a request failed: `message` (INFER) with `type` or `code` beside it (`code`, a string or a number, INFER-CODE: allowed as an additional property, not yet a typed field). Shape otherwise not published.
+    ///Why a request failed: `message` (INFER) with `type` or `code` beside it. Shape otherwise not published.
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, Default, PartialEq)]
     pub struct JobError {
+        ///A machine-readable code, when the service gives one (a string or a number; not published).
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub code: ::std::option::Option<::serde_json::Value>,
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub message: ::std::option::Option<::std::string::String>,
         #[serde(
@@ -296,8 +299,9 @@ pub mod types {
         pub capability: ::std::string::String,
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub description: ::std::option::Option<::std::string::String>,
-        ///`model_id/capability`. The `models` answer seen live omits it (INFER-CODE): a reader derives it so. Still listed as required here until the ergonomic crate reads it as optional.
-        pub endpoint_id: ::std::string::String,
+        ///`model_id/capability`; absent from the `models` answer (INFER-CODE): derive it so.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub endpoint_id: ::std::option::Option<::std::string::String>,
         pub model_id: ::std::string::String,
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub title: ::std::option::Option<::std::string::String>,
@@ -1320,6 +1324,10 @@ pub mod types {
         }
         #[derive(Clone, Debug)]
         pub struct JobError {
+            code: ::std::result::Result<
+                ::std::option::Option<::serde_json::Value>,
+                ::std::string::String,
+            >,
             message: ::std::result::Result<
                 ::std::option::Option<::std::string::String>,
                 ::std::string::String,
@@ -1332,12 +1340,23 @@ pub mod types {
         impl ::std::default::Default for JobError {
             fn default() -> Self {
                 Self {
+                    code: Ok(Default::default()),
                     message: Ok(Default::default()),
                     type_: Ok(Default::default()),
                 }
             }
         }
         impl JobError {
+            pub fn code<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<::serde_json::Value>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.code = value
+                    .try_into()
+                    .map_err(|e| format!("error converting supplied value for code: {e}"));
+                self
+            }
             pub fn message<T>(mut self, value: T) -> Self
             where
                 T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
@@ -1365,6 +1384,7 @@ pub mod types {
                 value: JobError,
             ) -> ::std::result::Result<Self, super::error::ConversionError> {
                 Ok(Self {
+                    code: value.code?,
                     message: value.message?,
                     type_: value.type_?,
                 })
@@ -1373,6 +1393,7 @@ pub mod types {
         impl ::std::convert::From<super::JobError> for JobError {
             fn from(value: super::JobError) -> Self {
                 Self {
+                    code: Ok(value.code),
                     message: Ok(value.message),
                     type_: Ok(value.type_),
                 }
@@ -1642,7 +1663,10 @@ pub mod types {
                 ::std::option::Option<::std::string::String>,
                 ::std::string::String,
             >,
-            endpoint_id: ::std::result::Result<::std::string::String, ::std::string::String>,
+            endpoint_id: ::std::result::Result<
+                ::std::option::Option<::std::string::String>,
+                ::std::string::String,
+            >,
             model_id: ::std::result::Result<::std::string::String, ::std::string::String>,
             title: ::std::result::Result<
                 ::std::option::Option<::std::string::String>,
@@ -1654,7 +1678,7 @@ pub mod types {
                 Self {
                     capability: Err("no value supplied for capability".to_string()),
                     description: Ok(Default::default()),
-                    endpoint_id: Err("no value supplied for endpoint_id".to_string()),
+                    endpoint_id: Ok(Default::default()),
                     model_id: Err("no value supplied for model_id".to_string()),
                     title: Ok(Default::default()),
                 }
@@ -1683,7 +1707,7 @@ pub mod types {
             }
             pub fn endpoint_id<T>(mut self, value: T) -> Self
             where
-                T: ::std::convert::TryInto<::std::string::String>,
+                T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
                 T::Error: ::std::fmt::Display,
             {
                 self.endpoint_id = value

@@ -27,13 +27,7 @@ impl Spec {
             "/../../openapi/reka-inference.json"
         );
         let text = std::fs::read_to_string(path).expect("vendored OpenAPI document");
-        let mut doc: Value = serde_json::from_str(&text).unwrap();
-        // Pending fact (reference section 13 row 6, INFER-CODE): the live
-        // `models` answer has no `endpoint_id`. The vendored document still
-        // requires it until the ergonomic crate reads it as optional; the
-        // simulator's `infer` dialect already omits it. Remove this line
-        // once the document says so.
-        doc["components"]["schemas"]["ModelInfo"]["required"] = json!(["model_id", "capability"]);
+        let doc: Value = serde_json::from_str(&text).unwrap();
         assert_eq!(
             doc["openapi"].as_str().map(|v| v.starts_with("3.1")),
             Some(true)

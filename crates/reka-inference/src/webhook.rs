@@ -111,6 +111,7 @@ impl WebhookDelivery {
         let error = (!ok || message.is_some()).then(|| JobError {
             message: message.or_else(|| Some("the job failed".into())),
             type_: None,
+            code: None,
         });
         let status = if ok && output.is_some() {
             RequestStatus::Completed

@@ -24,7 +24,9 @@ pub async fn run(ctx: &mut Ctx) -> Result<(), Failure> {
     ]];
     for m in &models {
         rows.push(vec![
-            m.endpoint_id.clone(),
+            m.endpoint_id
+                .clone()
+                .unwrap_or_else(|| format!("{}/{}", m.model_id, m.capability)),
             m.title.clone().unwrap_or_default(),
             m.description.clone().unwrap_or_default(),
         ]);

@@ -17,7 +17,9 @@ fn models_lists_the_catalog() {
         .collect();
     assert!(ids.contains(&"nano-banana/text-to-image"), "{ids:?}");
     assert!(ids.contains(&"sam3/image-to-bbox"), "{ids:?}");
-    assert_eq!(ids.len(), 9);
+    // The chat models are listed too, with capability `chat`.
+    assert!(ids.contains(&"qwen3-vl-32b/chat"), "{ids:?}");
+    assert_eq!(ids.len(), 12);
     let nano = models
         .as_array()
         .and_then(|a| {
@@ -31,7 +33,7 @@ fn models_lists_the_catalog() {
     let text = run_ok(sim.cmd().arg("models"));
     let first = text.stdout.lines().next().unwrap_or_default();
     assert!(first.starts_with("ENDPOINT"), "{first}");
-    assert_eq!(text.stdout.lines().count(), 10, "{}", text.stdout);
+    assert_eq!(text.stdout.lines().count(), 13, "{}", text.stdout);
     assert!(text.stdout.contains("Nano Banana (text to image)"));
 }
 
