@@ -47,9 +47,7 @@
 //!
 //! let mut chunks = client.chat().create_stream(&ChatRequest::new("qwen3-vl-32b").user("Hi")).await?;
 //! while let Some(chunk) = chunks.next().await {
-//!     for choice in chunk?.choices {
-//!         print!("{}", choice.delta.content.unwrap_or_default());
-//!     }
+//!     print!("{}", chunk?.text());
 //! }
 //! # Ok(()) }
 //! ```
@@ -110,7 +108,7 @@
 //! | [`RequestHook`] | your own code on every HTTP request (trace headers, metrics) |
 //! | [`WebhookDelivery`] | a webhook delivery, in either known shape |
 //! | `WebhookReceiver` (feature `webhooks`) | waits that end at the webhook delivery, confirmed by one fetch |
-//! | [`Chat`], [`ChatRequest`] | OpenAI-compatible chat, whole or streamed |
+//! | [`Chat`], [`ChatRequest`], [`Message`], [`ChatCompletion`], [`ChatStream`], [`openai`] | OpenAI-compatible chat with OpenAI's types (tools, images, usage), whole or streamed, with Reka or any compatible server |
 //! | [`find_media`], [`Client::download_to_file`] | output files |
 //! | [`Error`], [`ApiError`] | everything that can go wrong |
 //! | [`types`] | the API's request and response types (generated) |
@@ -137,7 +135,10 @@ mod tracker;
 mod transport;
 mod webhook;
 
-pub use chat::{Chat, ChatRequest};
+pub use chat::{
+    Chat, ChatBuilder, ChatCollector, ChatCompletion, ChatCompletionChunk, ChatRequest, ChatStream,
+    Message, function_tool, image_data_uri,
+};
 pub use client::{
     Client, ClientBuilder, DEFAULT_BASE_URL, DEFAULT_MAX_BODY_BYTES, DEFAULT_WAIT_TIMEOUT,
     SubmitOptions,
@@ -161,5 +162,8 @@ pub use reka_inference_api::RequestStatus;
 #[cfg(doctest)]
 #[doc = include_str!("../README.md")]
 pub struct ReadmeDoctests;
+/// OpenAI's chat types (`async-openai`'s, types only), so that no other
+/// crate is needed to build requests or read answers.
+pub use async_openai::types::chat as openai;
 /// The API's request and response types, generated from the OpenAPI document.
 pub use reka_inference_api::types;

@@ -368,10 +368,7 @@ async fn chat_completes_whole_and_streamed_with_the_same_text() {
     let client = common::client(&sim);
     let request = reka_inference::ChatRequest::new("qwen3-vl-32b").user("Describe a lighthouse.");
     let whole = client.chat().create(&request).await.unwrap();
-    let text = match &whole.choices[0].message.content {
-        Some(reka_inference::types::ChatMessageContent::String(s)) => s.clone(),
-        other => panic!("{other:?}"),
-    };
+    let text = whole.text().expect("a text answer").to_owned();
     assert!(!text.is_empty());
     let mut streamed = String::new();
     let mut chunks = client.chat().create_stream(&request).await.unwrap();
@@ -379,9 +376,7 @@ async fn chat_completes_whole_and_streamed_with_the_same_text() {
     while let Some(chunk) = chunks.next().await {
         let chunk = chunk.unwrap();
         n += 1;
-        for c in chunk.choices {
-            streamed.push_str(&c.delta.content.unwrap_or_default());
-        }
+        streamed.push_str(&chunk.text());
     }
     assert!(n > 1, "several chunks");
     assert_eq!(streamed, text);

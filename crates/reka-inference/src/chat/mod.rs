@@ -1,137 +1,142 @@
-//! OpenAI-compatible chat completions (proxied by Reka to Qwen models).
+//! OpenAI-compatible chat completions, with OpenAI's own types.
 //!
-//! The request is sent as built here rather than through the generated
-//! operation, whose body type cannot carry OpenAI's many optional fields
-//! (`temperature`, `max_tokens`, ...): [`ChatRequest::extra`] passes them
-//! through. Answers use the generated types. Streams are read by a small
-//! linear-time `text/event-stream` reader with a bound on event size, and
-//! yield [`ChatCompletionChunk`]s until `data: [DONE]`; a stream that ends
-//! without it is an error, never a silently partial answer.
+//! Requests, answers and stream chunks are `async-openai`'s chat types
+//! (types only: requests go through this crate's transport, with its key
+//! rule, retries, limits and tracing). Answers keep the JSON they were read
+//! from beside the typed view, so a field the types do not know (a
+//! `reasoning_content`, a vendor field on a choice) is never dropped and
+//! survives a round trip. Streams are read by a small linear-time
+//! `text/event-stream` reader with a bound on event size, and end at
+//! `data: [DONE]`; a stream that ends without it is an error, never a
+//! silently partial answer.
+//!
+//! The same code talks to Reka or to any OpenAI-compatible server:
+//! [`Chat::with_base_url`] and [`Chat::builder`] take a `.../v1`-style base
+//! URL, used as is.
 
-use std::collections::VecDeque;
+mod answer;
+mod collect;
+mod request;
+mod sse;
+
+use std::pin::Pin;
+use std::task::{Context, Poll};
 
 use futures::{Stream, StreamExt};
-use reka_inference_api::types::{
-    ChatCompletionChunk, ChatCompletionResponse, ChatMessage, ChatMessageContent,
-};
 use reqwest::Method;
-use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value};
+use serde_json::Value;
+use url::Url;
 
-use crate::error::{ApiError, Error, Result};
+pub use answer::{ChatCompletion, ChatCompletionChunk};
+pub use collect::ChatCollector;
+pub use request::{ChatRequest, Message, function_tool, image_data_uri};
+
+use crate::client::{Client, ClientBuilder};
+use crate::error::{Error, Result};
 use crate::http::Http;
+use crate::retry::RetryPolicy;
+use crate::transport::{AuthHeader, RequestHook};
 
-/// A chat completion request.
+const OPERATION: &str = "create_chat_completion";
+
+/// Chat completions; from [`Client::chat`](crate::Client::chat), or
+/// [`Chat::builder`] for any OpenAI-compatible server.
 ///
-/// ```
-/// use reka_inference::ChatRequest;
-///
-/// let req = ChatRequest::new("qwen3-vl-32b")
-///     .system("Answer in one word.")
-///     .user("What colour is the sky?")
-///     .with("temperature", 0.2);
-/// let body = serde_json::to_value(&req)?;
-/// assert_eq!(body["messages"][1]["content"], "What colour is the sky?");
-/// assert_eq!(body["temperature"], 0.2);
-/// # Ok::<(), serde_json::Error>(())
-/// ```
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ChatRequest {
-    /// An allow-listed model id.
-    pub model: String,
-    /// The conversation so far.
-    pub messages: Vec<ChatMessage>,
-    /// Any other OpenAI field, passed through as is.
-    #[serde(flatten)]
-    pub extra: Map<String, Value>,
-}
-
-impl ChatRequest {
-    /// A request to `model` with no messages yet.
-    pub fn new(model: impl Into<String>) -> Self {
-        ChatRequest {
-            model: model.into(),
-            messages: Vec::new(),
-            extra: Map::new(),
-        }
-    }
-
-    /// Adds a message with a text content.
-    pub fn message(mut self, role: impl Into<String>, text: impl Into<String>) -> Self {
-        self.messages.push(ChatMessage {
-            role: role.into(),
-            content: Some(ChatMessageContent::String(text.into())),
-            name: None,
-        });
-        self
-    }
-
-    /// Adds a system message.
-    pub fn system(self, text: impl Into<String>) -> Self {
-        self.message("system", text)
-    }
-
-    /// Adds a user message.
-    pub fn user(self, text: impl Into<String>) -> Self {
-        self.message("user", text)
-    }
-
-    /// Sets another OpenAI field (`temperature`, `max_tokens`, ...).
-    pub fn with(mut self, field: impl Into<String>, value: impl Into<Value>) -> Self {
-        self.extra.insert(field.into(), value.into());
-        self
-    }
-
-    fn body(&self, stream: bool) -> Result<Value> {
-        if self.messages.is_empty() {
-            return Err(Error::InvalidInput(
-                "a chat request needs at least one message".into(),
-            ));
-        }
-        let mut body = serde_json::to_value(self).map_err(|e| {
-            Error::InvalidInput(format!("the chat request does not serialise: {e}"))
-        })?;
-        if let Some(map) = body.as_object_mut() {
-            map.insert("stream".into(), Value::Bool(stream));
-        }
-        Ok(body)
-    }
-}
-
-/// Chat completions; from [`Client::chat`](crate::Client::chat).
+/// Which key goes where: a `Chat` sends its client's key only to its
+/// client's origin. [`Client::chat`] with [`with_base_url`](Self::with_base_url)
+/// on another origin therefore sends no key at all; to talk to another
+/// server with a key of its own, build the chat with [`Chat::builder`],
+/// whose key goes to that server's origin only.
 #[derive(Clone)]
 pub struct Chat {
     http: Http,
+    /// `<base>/chat/completions` of an OpenAI-style base URL; `None` for
+    /// the Reka API's own path.
+    url: Option<Url>,
 }
 
 impl std::fmt::Debug for Chat {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Chat").finish_non_exhaustive()
+        f.debug_struct("Chat")
+            .field(
+                "url",
+                &self.url().map(|u| u.to_string()).unwrap_or_default(),
+            )
+            .finish_non_exhaustive()
     }
 }
 
 impl Chat {
     pub(crate) fn new(http: Http) -> Self {
-        Chat { http }
+        Chat { http, url: None }
+    }
+
+    /// A chat client for an OpenAI-compatible server at `base_url` (the
+    /// base URL of its OpenAI-style API, such as `http://localhost:4000/v1`:
+    /// requests go to `<base_url>/chat/completions`), with a key of its own.
+    ///
+    /// ```
+    /// use reka_inference::{AuthHeader, Chat};
+    ///
+    /// let chat = Chat::builder("http://localhost:4000/v1")
+    ///     .api_key("sk-litellm")
+    ///     .auth_header(AuthHeader::Bearer)
+    ///     .build()?;
+    /// assert_eq!(chat.url()?.as_str(), "http://localhost:4000/v1/chat/completions");
+    /// # Ok::<(), reka_inference::Error>(())
+    /// ```
+    pub fn builder(base_url: impl Into<String>) -> ChatBuilder {
+        ChatBuilder {
+            base_url: base_url.into(),
+            client: Client::builder(),
+        }
+    }
+
+    /// This chat with its requests sent to `<base_url>/chat/completions`,
+    /// `base_url` used as is (`https://host/v1`). The client's key is sent
+    /// only when `base_url` is on the client's own origin.
+    pub fn with_base_url(mut self, base_url: &str) -> Result<Chat> {
+        self.url = Some(completions_url(base_url)?);
+        Ok(self)
+    }
+
+    /// Where requests go.
+    pub fn url(&self) -> Result<Url> {
+        match &self.url {
+            Some(u) => Ok(u.clone()),
+            None => self.http.api_url(&["chat", "completions"]),
+        }
     }
 
     /// Sends `request` and returns the whole completion.
     #[tracing::instrument(level = "debug", skip_all, fields(model = %request.model))]
-    pub async fn create(&self, request: &ChatRequest) -> Result<ChatCompletionResponse> {
+    pub async fn create(&self, request: &ChatRequest) -> Result<ChatCompletion> {
         let body = request.body(false)?;
-        let url = self.http.api_url(&["chat", "completions"])?;
-        self.http
-            .call(Method::POST, url, "create_chat_completion")
-            .json(&body)
-            .decode()
-            .await
+        let response = self.post(&body, false).await?;
+        let status = response.status();
+        let limit = self.http.transport().max_body_bytes();
+        let raw = sse::read_limited(response, limit).await?;
+        let decode_error = |message: String| Error::Decode {
+            status,
+            message,
+            raw_body: raw.clone(),
+        };
+        let value: Value = serde_json::from_slice(&raw)
+            .map_err(|e| decode_error(format!("the chat answer did not decode: {e}")))?;
+        if let Some(api) = sse::error_event(status, &value, &raw) {
+            return Err(api);
+        }
+        ChatCompletion::from_value(value)
+            .map_err(|e| decode_error(format!("the chat answer did not decode: {e}")))
     }
 
     /// Sends `request` with `stream: true` and yields the chunks as they
-    /// arrive. The stream ends at `data: [DONE]`; an error item ends it too,
-    /// and so does a stream that stops before `[DONE]` (an error: the answer
-    /// is incomplete). A server that answers the streaming request with a
-    /// whole JSON completion yields it as one chunk.
+    /// arrive. The stream ends at `data: [DONE]`; an error item ends it too
+    /// (an `{"error": ...}` event is [`Error::Api`]), and so does a stream
+    /// that stops before `[DONE]` (an error: the answer is incomplete). A
+    /// server that answers the streaming request with a whole JSON
+    /// completion yields it as one chunk. [`ChatStream::answer`] gathers
+    /// the chunks into the whole answer.
     ///
     /// ```no_run
     /// # async fn run(client: reka_inference::Client) -> reka_inference::Result<()> {
@@ -140,26 +145,14 @@ impl Chat {
     ///
     /// let mut chunks = client.chat().create_stream(&ChatRequest::new("qwen3-vl-32b").user("Hi")).await?;
     /// while let Some(chunk) = chunks.next().await {
-    ///     for choice in chunk?.choices {
-    ///         print!("{}", choice.delta.content.unwrap_or_default());
-    ///     }
+    ///     print!("{}", chunk?.text());
     /// }
     /// # Ok(()) }
     /// ```
     #[tracing::instrument(level = "debug", skip_all, fields(model = %request.model))]
-    pub async fn create_stream(
-        &self,
-        request: &ChatRequest,
-    ) -> Result<impl Stream<Item = Result<ChatCompletionChunk>> + Send + Unpin + 'static> {
+    pub async fn create_stream(&self, request: &ChatRequest) -> Result<ChatStream> {
         let body = request.body(true)?;
-        let url = self.http.api_url(&["chat", "completions"])?;
-        let response = self
-            .http
-            .call(Method::POST, url, "create_chat_completion")
-            .header("accept", "text/event-stream")
-            .json(&body)
-            .stream()
-            .await?;
+        let response = self.post(&body, true).await?;
         let status = response.status();
         let is_json = response
             .headers()
@@ -172,398 +165,237 @@ impl Chat {
             });
         if is_json {
             let limit = self.http.transport().max_body_bytes();
-            let whole = read_limited(response, limit).await?;
-            let chunk = whole_answer_as_chunk(status, whole);
-            return Ok(futures::stream::iter(vec![chunk]).left_stream());
+            let whole = sse::read_limited(response, limit).await?;
+            let chunk = sse::whole_answer_as_chunk(status, whole);
+            return Ok(ChatStream::new(futures::stream::iter(vec![chunk])));
         }
-        Ok(chunk_stream(response.bytes_stream(), status).right_stream())
+        Ok(ChatStream::new(sse::chunk_stream(
+            response.bytes_stream(),
+            status,
+        )))
     }
-}
 
-/// The largest event a chat stream may send: far above any real chunk, far
-/// below what would hurt the machine.
-pub(crate) const MAX_EVENT_BYTES: usize = 8 << 20;
-
-/// Reads a whole body, up to `limit` bytes.
-async fn read_limited(response: reqwest::Response, limit: u64) -> Result<bytes::Bytes> {
-    let mut body = response.bytes_stream();
-    let mut buf = Vec::new();
-    while let Some(chunk) = body.next().await {
-        let chunk = chunk.map_err(Error::Transport)?;
-        if buf.len() as u64 + chunk.len() as u64 > limit {
-            return Err(Error::BodyTooLarge {
-                operation: "create_chat_completion".into(),
-                limit,
-            });
-        }
-        buf.extend_from_slice(&chunk);
-    }
-    Ok(buf.into())
-}
-
-/// A whole completion, sent where a stream was asked for, as one chunk:
-/// each choice's `message` becomes its `delta`.
-fn whole_answer_as_chunk(
-    status: reqwest::StatusCode,
-    body: bytes::Bytes,
-) -> Result<ChatCompletionChunk> {
-    let decode_error = |message: String| Error::Decode {
-        status,
-        message,
-        raw_body: body.clone(),
-    };
-    let mut value: Value = serde_json::from_slice(&body)
-        .map_err(|e| decode_error(format!("the chat answer did not decode: {e}")))?;
-    if let Some(api) = error_event(status, &value, &body) {
-        return Err(api);
-    }
-    if let Some(choices) = value.get_mut("choices").and_then(Value::as_array_mut) {
-        for choice in choices {
-            if let Some(map) = choice.as_object_mut()
-                && let Some(message) = map.remove("message")
-            {
-                map.insert("delta".into(), message);
-            }
-        }
-    }
-    if let Some(map) = value.as_object_mut() {
-        map.insert("object".into(), Value::from("chat.completion.chunk"));
-    }
-    serde_json::from_value(value)
-        .map_err(|e| decode_error(format!("the chat answer did not decode: {e}")))
-}
-
-/// An `{"error": {...}}` payload, as an API error.
-fn error_event(status: reqwest::StatusCode, value: &Value, raw: &bytes::Bytes) -> Option<Error> {
-    value.get("error").filter(|e| e.is_object())?;
-    // The HTTP status was a success; the error is the server's word.
-    let status = if status.is_success() {
-        reqwest::StatusCode::INTERNAL_SERVER_ERROR
-    } else {
-        status
-    };
-    Some(Error::Api(Box::new(ApiError::from_parts(
-        status,
-        &reqwest::header::HeaderMap::new(),
-        raw.clone(),
-    ))))
-}
-
-/// Reads `text/event-stream` lines in linear time: bytes are scanned once
-/// for line ends, and an event larger than [`MAX_EVENT_BYTES`] is an error
-/// rather than an ever-growing buffer.
-#[derive(Default)]
-struct SseReader {
-    buf: Vec<u8>,
-    /// Where the unread part of `buf` starts.
-    start: usize,
-    /// Where to look for the next line end (bytes before it have none).
-    scanned: usize,
-    /// The `data` lines of the event being read.
-    data: Vec<u8>,
-    has_data: bool,
-}
-
-impl SseReader {
-    /// Takes more bytes; returns the events they complete.
-    fn feed(&mut self, bytes: &[u8]) -> std::result::Result<Vec<Vec<u8>>, String> {
-        self.buf.extend_from_slice(bytes);
-        let mut events = Vec::new();
-        while let Some(at) = self.buf[self.scanned..].iter().position(|&b| b == b'\n') {
-            let end = self.scanned + at;
-            let mut line = &self.buf[self.start..end];
-            if line.last() == Some(&b'\r') {
-                line = &line[..line.len() - 1];
-            }
-            if line.is_empty() {
-                if self.has_data {
-                    events.push(std::mem::take(&mut self.data));
-                    self.has_data = false;
-                }
-            } else if let Some(value) = line.strip_prefix(b"data") {
-                if let Some(value) = value.strip_prefix(b":") {
-                    let value = value.strip_prefix(b" ").unwrap_or(value);
-                    if self.has_data {
-                        self.data.push(b'\n');
-                    }
-                    self.data.extend_from_slice(value);
-                    self.has_data = true;
-                } else if value.is_empty() {
-                    if self.has_data {
-                        self.data.push(b'\n');
-                    }
-                    self.has_data = true;
-                }
-            }
-            // Comments (`:`) and other fields (`event`, `id`, `retry`) are
-            // not used by chat streams.
-            if self.data.len() > MAX_EVENT_BYTES {
-                return Err(format!("an event is larger than {MAX_EVENT_BYTES} bytes"));
-            }
-            self.start = end + 1;
-            self.scanned = self.start;
-        }
-        self.scanned = self.buf.len();
-        if self.buf.len() - self.start > MAX_EVENT_BYTES {
-            return Err(format!("a line is longer than {MAX_EVENT_BYTES} bytes"));
-        }
-        // Drop what was read, without moving bytes on every chunk.
-        if self.start > 0 && self.start >= self.buf.len() / 2 {
-            self.buf.drain(..self.start);
-            self.scanned -= self.start;
-            self.start = 0;
-        }
-        Ok(events)
-    }
-}
-
-/// Parses a `text/event-stream` body into chunks, ending at `data: [DONE]`.
-/// An error item ends the stream after it is yielded: a chunk that does not
-/// decode, an `{"error": ...}` event, invalid UTF-8, an oversized event, or
-/// the end of the body before `[DONE]`.
-pub(crate) fn chunk_stream<S, B>(
-    body: S,
-    status: reqwest::StatusCode,
-) -> impl Stream<Item = Result<ChatCompletionChunk>> + Send + Unpin + 'static
-where
-    S: Stream<Item = std::result::Result<B, reqwest::Error>> + Send + 'static,
-    B: AsRef<[u8]> + Send,
-{
-    struct State<S> {
-        body: std::pin::Pin<Box<S>>,
-        reader: SseReader,
-        ready: VecDeque<Vec<u8>>,
-        done: bool,
-    }
-    let malformed = move |message: String, raw: Vec<u8>| Error::Decode {
-        status,
-        message,
-        raw_body: raw.into(),
-    };
-    let state = State {
-        body: Box::pin(body),
-        reader: SseReader::default(),
-        ready: VecDeque::new(),
-        done: false,
-    };
-    Box::pin(futures::stream::unfold(state, move |mut s| async move {
+    /// Posts the body. A chat request is not idempotent, so the transport
+    /// never retries it; here it is retried only when the connection could
+    /// not be made (nothing reached the server), never once a byte was
+    /// sent.
+    async fn post(&self, body: &Value, stream: bool) -> Result<reqwest::Response> {
+        let url = self.url()?;
+        let policy: RetryPolicy = self.http.transport().retry_policy().clone();
+        let mut attempt = 1u32;
         loop {
-            if s.done {
-                return None;
+            let mut call = self.http.call(Method::POST, url.clone(), OPERATION);
+            if stream {
+                call = call.header("accept", "text/event-stream");
             }
-            if let Some(data) = s.ready.pop_front() {
-                let text = match std::str::from_utf8(&data) {
-                    Ok(t) => t,
-                    Err(e) => {
-                        s.done = true;
-                        let err = malformed(format!("an event is not UTF-8: {e}"), data);
-                        return Some((Err(err), s));
-                    }
-                };
-                let text = text.trim();
-                if text == "[DONE]" {
-                    return None;
+            match call.json(body).stream().await {
+                Err(Error::Transport(e)) if e.is_connect() && attempt < policy.attempts() => {
+                    let wait = policy.backoff(attempt);
+                    tracing::debug!(error = %e, attempt, wait_ms = wait.as_millis() as u64,
+                        "no connection: nothing was sent, retrying");
+                    tokio::time::sleep(wait).await;
+                    attempt += 1;
                 }
-                if text.is_empty() {
-                    continue;
-                }
-                let item = match serde_json::from_str::<Value>(text) {
-                    Ok(value) => match error_event(status, &value, &data.clone().into()) {
-                        Some(err) => Err(err),
-                        None => serde_json::from_value::<ChatCompletionChunk>(value).map_err(|e| {
-                            malformed(format!("a chat chunk did not decode: {e}"), data.clone())
-                        }),
-                    },
-                    Err(e) => Err(malformed(
-                        format!("a chat chunk did not decode: {e}"),
-                        data.clone(),
-                    )),
-                };
-                s.done = item.is_err();
-                return Some((item, s));
-            }
-            match s.body.next().await {
-                Some(Ok(bytes)) => match s.reader.feed(bytes.as_ref()) {
-                    Ok(events) => s.ready.extend(events),
-                    Err(why) => {
-                        s.done = true;
-                        return Some((
-                            Err(malformed(
-                                format!("the event stream is malformed: {why}"),
-                                Vec::new(),
-                            )),
-                            s,
-                        ));
-                    }
-                },
-                Some(Err(e)) => {
-                    s.done = true;
-                    return Some((Err(Error::Transport(e)), s));
-                }
-                None => {
-                    // A last event without its blank line still counts.
-                    if let Ok(events) = s.reader.feed(b"\n\n")
-                        && !events.is_empty()
-                    {
-                        s.ready.extend(events);
-                        continue;
-                    }
-                    s.done = true;
-                    let err = malformed(
-                        "the stream ended before `data: [DONE]`: the answer is incomplete".into(),
-                        Vec::new(),
-                    );
-                    return Some((Err(err), s));
-                }
+                other => return other,
             }
         }
-    }))
+    }
+}
+
+/// `<base>/chat/completions`, `base` used as is.
+fn completions_url(base: &str) -> Result<Url> {
+    let mut url = Url::parse(base.trim())
+        .map_err(|e| Error::Config(format!("chat base URL {base:?} is not a URL: {e}")))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(Error::Config(format!(
+            "chat base URL scheme {:?} is not http(s)",
+            url.scheme()
+        )));
+    }
+    if url.host().is_none() || url.query().is_some() || url.fragment().is_some() {
+        return Err(Error::Config(format!(
+            "chat base URL {base:?} must be an origin with an optional path, without query or fragment"
+        )));
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(Error::Config(
+            "chat base URL must not carry credentials".into(),
+        ));
+    }
+    let path = format!("{}/chat/completions", url.path().trim_end_matches('/'));
+    url.set_path(&path);
+    Ok(url)
+}
+
+/// Builds a [`Chat`] for an OpenAI-compatible server; from
+/// [`Chat::builder`]. Its settings are those of [`ClientBuilder`], with no
+/// key unless one is given here: the key goes to the base URL's origin
+/// only, and plain `http` is refused off loopback unless allowed.
+#[derive(Debug)]
+pub struct ChatBuilder {
+    base_url: String,
+    client: ClientBuilder,
+}
+
+impl ChatBuilder {
+    /// The server's key.
+    pub fn api_key(mut self, key: impl Into<String>) -> Self {
+        self.client = self.client.api_key(key);
+        self
+    }
+
+    /// Which header carries the key (default `X-Api-Key`; most
+    /// OpenAI-compatible servers want [`AuthHeader::Bearer`]).
+    pub fn auth_header(mut self, style: AuthHeader) -> Self {
+        self.client = self.client.auth_header(style);
+        self
+    }
+
+    /// See [`ClientBuilder::allow_insecure_http`].
+    pub fn allow_insecure_http(mut self, allow: bool) -> Self {
+        self.client = self.client.allow_insecure_http(allow);
+        self
+    }
+
+    /// See [`ClientBuilder::request_timeout`].
+    pub fn request_timeout(mut self, d: std::time::Duration) -> Self {
+        self.client = self.client.request_timeout(d);
+        self
+    }
+
+    /// See [`ClientBuilder::read_timeout`].
+    pub fn read_timeout(mut self, d: std::time::Duration) -> Self {
+        self.client = self.client.read_timeout(d);
+        self
+    }
+
+    /// See [`ClientBuilder::connect_timeout`].
+    pub fn connect_timeout(mut self, d: std::time::Duration) -> Self {
+        self.client = self.client.connect_timeout(d);
+        self
+    }
+
+    /// See [`ClientBuilder::max_body_bytes`].
+    pub fn max_body_bytes(mut self, limit: u64) -> Self {
+        self.client = self.client.max_body_bytes(limit);
+        self
+    }
+
+    /// See [`ClientBuilder::retry_policy`]: here it bounds the retries of
+    /// a connection that could not be made.
+    pub fn retry_policy(mut self, p: RetryPolicy) -> Self {
+        self.client = self.client.retry_policy(p);
+        self
+    }
+
+    /// See [`ClientBuilder::hook`].
+    pub fn hook(mut self, hook: impl RequestHook) -> Self {
+        self.client = self.client.hook(hook);
+        self
+    }
+
+    /// See [`ClientBuilder::http_client_builder`].
+    pub fn http_client_builder(mut self, builder: reqwest::ClientBuilder) -> Self {
+        self.client = self.client.http_client_builder(builder);
+        self
+    }
+
+    /// Checks the settings and builds the chat client.
+    pub fn build(self) -> Result<Chat> {
+        let url = completions_url(&self.base_url)?;
+        let origin = url.origin().ascii_serialization();
+        let client = self.client.base_url(origin).build()?;
+        Ok(Chat {
+            http: client.chat().http,
+            url: Some(url),
+        })
+    }
+}
+
+/// The chunks of a streamed chat completion; from [`Chat::create_stream`].
+pub struct ChatStream {
+    inner: Pin<Box<dyn Stream<Item = Result<ChatCompletionChunk>> + Send>>,
+}
+
+impl std::fmt::Debug for ChatStream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ChatStream").finish_non_exhaustive()
+    }
+}
+
+impl ChatStream {
+    fn new(s: impl Stream<Item = Result<ChatCompletionChunk>> + Send + 'static) -> Self {
+        ChatStream { inner: Box::pin(s) }
+    }
+
+    /// Reads the rest of the stream and returns the whole answer: content,
+    /// tool calls and usage put together ([`ChatCollector`]). An error
+    /// item, or a stream that ends before `[DONE]`, is the error.
+    pub async fn answer(mut self) -> Result<ChatCompletion> {
+        let mut all = ChatCollector::default();
+        while let Some(chunk) = self.next().await {
+            all.push(&chunk?);
+        }
+        all.finish().map_err(|e| Error::Decode {
+            status: reqwest::StatusCode::OK,
+            message: format!("the streamed chunks do not make an answer: {e}"),
+            raw_body: bytes::Bytes::new(),
+        })
+    }
+}
+
+impl Stream for ChatStream {
+    type Item = Result<ChatCompletionChunk>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        self.inner.as_mut().poll_next(cx)
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use proptest::prelude::*;
 
-    fn stream_text(n: usize) -> String {
-        let mut text = String::new();
-        for i in 0..n {
-            let chunk = serde_json::json!({
-                "id": "c1", "object": "chat.completion.chunk", "created": 1, "model": "m",
-                "choices": [{"index": 0, "delta": {"content": format!("w{i} ")}, "finish_reason": null}]
-            });
-            text.push_str(&format!("data: {chunk}\n\n"));
+    #[test]
+    fn a_base_url_is_used_as_is() {
+        for (base, want) in [
+            (
+                "http://127.0.0.1:4000/v1",
+                "http://127.0.0.1:4000/v1/chat/completions",
+            ),
+            (
+                "http://127.0.0.1:4000/v1/",
+                "http://127.0.0.1:4000/v1/chat/completions",
+            ),
+            (
+                "https://api.example.com",
+                "https://api.example.com/chat/completions",
+            ),
+            (
+                "https://vision-agent.api.reka.ai/v2/inference",
+                "https://vision-agent.api.reka.ai/v2/inference/chat/completions",
+            ),
+        ] {
+            assert_eq!(completions_url(base).unwrap().as_str(), want);
         }
-        text.push_str(": a comment line\n\ndata: [DONE]\n\ndata: {\"ignored\": true}\n\n");
-        text
-    }
-
-    fn collect(pieces: Vec<Vec<u8>>) -> Vec<Result<String>> {
-        let body = futures::stream::iter(pieces.into_iter().map(Ok::<_, reqwest::Error>));
-        let stream = chunk_stream(body, reqwest::StatusCode::OK);
-        futures::executor::block_on(
-            stream
-                .map(|c| {
-                    c.map(|c| {
-                        c.choices
-                            .into_iter()
-                            .filter_map(|ch| ch.delta.content)
-                            .collect::<String>()
-                    })
-                })
-                .collect(),
-        )
-    }
-
-    fn chunk_event(text: &str) -> String {
-        let chunk = serde_json::json!({
-            "id": "c1", "object": "chat.completion.chunk", "created": 1, "model": "m",
-            "choices": [{"index": 0, "delta": {"content": text}, "finish_reason": null}]
-        });
-        format!("data: {chunk}\n\n")
-    }
-
-    #[test]
-    fn a_stream_that_stops_before_done_is_an_error() {
-        let items = collect(vec![chunk_event("partial").into_bytes()]);
-        assert_eq!(items.len(), 2);
-        assert_eq!(items[0].as_ref().unwrap(), "partial");
-        let err = items[1].as_ref().unwrap_err();
-        assert!(err.to_string().contains("[DONE]"), "{err}");
-    }
-
-    #[test]
-    fn invalid_utf8_is_an_error_not_silence() {
-        let mut bytes = chunk_event("before").into_bytes();
-        bytes.extend_from_slice(b"data: {\"x\": \"\xff\"}\n\n");
-        bytes.extend_from_slice(chunk_event("after").as_bytes());
-        bytes.extend_from_slice(b"data: [DONE]\n\n");
-        let items = collect(vec![bytes]);
-        assert_eq!(items.len(), 2, "{items:?}");
-        assert_eq!(items[0].as_ref().unwrap(), "before");
-        assert!(items[1].as_ref().unwrap_err().to_string().contains("UTF-8"));
-    }
-
-    #[test]
-    fn an_error_event_is_an_api_error() {
-        let mut text = chunk_event("a");
-        text.push_str("data: {\"error\": {\"type\": \"server_error\", \"message\": \"model overloaded\"}}\n\n");
-        let items = collect(vec![text.into_bytes()]);
-        assert_eq!(items.len(), 2);
-        match &items[1] {
-            Err(Error::Api(api)) => {
-                assert_eq!(api.kind, "server_error");
-                assert_eq!(api.message, "model overloaded");
-            }
-            other => panic!("{other:?}"),
+        for bad in [
+            "ftp://x/v1",
+            "http://x/v1?a=b",
+            "http://u:p@x/v1",
+            "not a url",
+        ] {
+            assert!(completions_url(bad).is_err(), "{bad}");
         }
     }
 
     #[test]
-    fn a_large_event_is_read_whole_and_an_oversized_one_refused() {
-        // 4 MiB of content in one event, fed in 1 KiB pieces: every byte is
-        // scanned once, so this is quick whatever the piece size.
-        let big = "x".repeat(4 << 20);
-        let text = format!("{}data: [DONE]\n\n", chunk_event(&big)).into_bytes();
-        let pieces: Vec<Vec<u8>> = text.chunks(1024).map(<[u8]>::to_vec).collect();
-        let items = collect(pieces);
-        assert_eq!(items.len(), 1);
-        assert_eq!(items[0].as_ref().unwrap().len(), 4 << 20);
-
-        let huge = format!("data: {}", "y".repeat(MAX_EVENT_BYTES + 10)).into_bytes();
-        let pieces: Vec<Vec<u8>> = huge.chunks(64 << 10).map(<[u8]>::to_vec).collect();
-        let items = collect(pieces);
-        assert_eq!(items.len(), 1);
+    fn plain_http_off_loopback_needs_consent() {
+        assert!(Chat::builder("http://api.example.com/v1").build().is_err());
         assert!(
-            items[0]
-                .as_ref()
-                .unwrap_err()
-                .to_string()
-                .contains("malformed")
+            Chat::builder("http://api.example.com/v1")
+                .allow_insecure_http(true)
+                .build()
+                .is_ok()
         );
-    }
-
-    #[test]
-    fn a_whole_answer_to_a_stream_request_is_one_chunk() {
-        let body = serde_json::json!({
-            "id": "c1", "object": "chat.completion", "created": 1, "model": "m",
-            "choices": [{"index": 0, "message": {"role": "assistant", "content": "whole"}, "finish_reason": "stop"}]
-        });
-        let chunk =
-            whole_answer_as_chunk(reqwest::StatusCode::OK, body.to_string().into()).unwrap();
-        assert_eq!(chunk.choices[0].delta.content.as_deref(), Some("whole"));
-        assert_eq!(chunk.choices[0].finish_reason.as_deref(), Some("stop"));
-    }
-
-    proptest! {
-        /// However the bytes are split on the wire, the same chunks come
-        /// out, and nothing after `[DONE]`.
-        #[test]
-        fn chunks_do_not_depend_on_how_bytes_are_split(n in 0usize..8, cuts in proptest::collection::vec(0usize..2000, 0..12)) {
-            let text = stream_text(n).into_bytes();
-            let mut cuts: Vec<usize> = cuts.into_iter().map(|c| c % (text.len() + 1)).collect();
-            cuts.sort_unstable();
-            let mut pieces = Vec::new();
-            let mut last = 0;
-            for c in cuts.into_iter().chain([text.len()]) {
-                pieces.push(text[last..c].to_vec());
-                last = c;
-            }
-            let got: Vec<String> = collect(pieces).into_iter().map(|r| r.unwrap()).collect();
-            let want: Vec<String> = (0..n).map(|i| format!("w{i} ")).collect();
-            prop_assert_eq!(got, want);
-        }
-
-        /// Arbitrary bytes never panic; whatever is not a chunk is one
-        /// error that ends the stream.
-        #[test]
-        fn arbitrary_bytes_end_in_at_most_one_error(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
-            let items = collect(vec![bytes]);
-            let errors = items.iter().filter(|r| r.is_err()).count();
-            prop_assert!(errors <= 1);
-            if errors == 1 {
-                prop_assert!(items.last().is_some_and(|r| r.is_err()));
-            }
-        }
     }
 }
