@@ -64,8 +64,9 @@ pub enum Error {
     JobFailed {
         /// The failed request.
         request_id: String,
-        /// The server's `error` object, if it sent one.
-        error: Option<JobError>,
+        /// The server's `error` object, if it sent one (boxed: errors stay
+        /// small to move).
+        error: Option<Box<JobError>>,
         /// The whole final record.
         record: Box<ResultResponse>,
     },
@@ -170,8 +171,8 @@ fn retry_after_text(d: Option<Duration>) -> String {
     }
 }
 
-fn job_error_text(e: &Option<JobError>) -> String {
-    match e {
+fn job_error_text(e: &Option<Box<JobError>>) -> String {
+    match e.as_deref() {
         Some(e) => match (&e.type_, &e.message) {
             (Some(t), Some(m)) => format!("{t}: {m}"),
             (None, Some(m)) => m.clone(),

@@ -313,7 +313,7 @@ impl Job {
             }
             RequestStatus::Completed | RequestStatus::Failed => Err(Error::JobFailed {
                 request_id: self.id.clone(),
-                error: record.error.clone(),
+                error: record.error.clone().map(Box::new),
                 record: Box::new(record),
             }),
             RequestStatus::Cancelled => Err(Error::JobCancelled {
@@ -411,7 +411,7 @@ pub(crate) fn outcome_of(id: &str, event: Result<JobEvent>) -> Option<Result<Job
         Ok(JobEvent::Completed(done)) => Some(Ok(done)),
         Ok(JobEvent::Failed { error, record }) => Some(Err(Error::JobFailed {
             request_id: id.to_owned(),
-            error,
+            error: error.map(Box::new),
             record,
         })),
         Ok(JobEvent::Cancelled) => Some(Err(Error::JobCancelled {

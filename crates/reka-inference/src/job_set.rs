@@ -335,7 +335,10 @@ impl Driver {
             #[cfg(feature = "webhooks")]
             let (tracker, deliveries) = match job.receiver() {
                 Some(r) => {
-                    if !receivers.iter().any(|known: &crate::receiver::WebhookReceiver| known.same_as(r)) {
+                    if !receivers
+                        .iter()
+                        .any(|known: &crate::receiver::WebhookReceiver| known.same_as(r))
+                    {
                         receivers.push(r.clone());
                     }
                     let mut deliveries = r.deliveries(job.id());

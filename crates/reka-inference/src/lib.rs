@@ -150,11 +150,11 @@ pub use job_set::{JobOutcome, JobOutcomes, JobSet, JobSetOptions};
 pub use jobs::{Jobs, ListFilter, MAX_PAGE_SIZE};
 pub use output::{MediaRef, Progress, find_media};
 pub use poll::{DurationEstimate, PollPolicy};
+#[cfg(feature = "webhooks")]
+pub use receiver::{DeliveryVerifier, WebhookReceiver};
 pub use retry::{RetryPolicy, parse_retry_after};
 pub use transport::{AuthHeader, RequestHook};
 pub use webhook::{DeliveryShape, WebhookDelivery};
-#[cfg(feature = "webhooks")]
-pub use receiver::{DeliveryVerifier, WebhookReceiver};
 
 pub use reka_inference_api::RequestStatus;
 

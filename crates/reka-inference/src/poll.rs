@@ -336,6 +336,7 @@ impl Schedule {
     }
 
     /// What was learnt of the endpoint when the schedule began.
+    #[cfg(feature = "webhooks")]
     pub(crate) fn estimate(&self) -> Option<DurationEstimate> {
         self.estimate
     }
@@ -530,7 +531,10 @@ mod tests {
             let p1 = est.quantile_at_z(-Z_99);
             let mut s = Schedule::new(PollPolicy::default(), Some(est), t0);
             let first = s.observe(Phase::Running, t0);
-            assert!((first.as_secs_f64() - p1).abs() < 0.01, "{spread}: {first:?} vs {p1}");
+            assert!(
+                (first.as_secs_f64() - p1).abs() < 0.01,
+                "{spread}: {first:?} vs {p1}"
+            );
             // From there on, no gap is longer than 1.8 s, however late.
             let mut at = t0 + first;
             for _ in 0..200 {

@@ -253,7 +253,10 @@ mod tests {
         let r = WebhookReceiver::new("http://127.0.0.1:9/hook").unwrap();
         let h = HeaderMap::new();
         assert_eq!(r.accept(&h, b"nope"), StatusCode::BAD_REQUEST);
-        assert_eq!(r.accept(&h, &vec![b' '; MAX_DELIVERY_BYTES + 1]), StatusCode::PAYLOAD_TOO_LARGE);
+        assert_eq!(
+            r.accept(&h, &vec![b' '; MAX_DELIVERY_BYTES + 1]),
+            StatusCode::PAYLOAD_TOO_LARGE
+        );
         let watch = r.deliveries("r1");
         assert_eq!(*watch.borrow(), 0);
         let body = br#"{"request_id":"r1","status":"COMPLETED","output":{}}"#;
@@ -261,7 +264,10 @@ mod tests {
         assert_eq!(r.accept(&h, body), StatusCode::OK, "a duplicate is fine");
         assert_eq!(*watch.borrow(), 2);
         // A delivery for an id nobody waits for is fine too, and remembered.
-        assert_eq!(r.accept(&h, br#"{"request_id":"r9","status":"OK","payload":{}}"#), StatusCode::OK);
+        assert_eq!(
+            r.accept(&h, br#"{"request_id":"r9","status":"OK","payload":{}}"#),
+            StatusCode::OK
+        );
         assert_eq!(*r.deliveries("r9").borrow(), 1);
     }
 

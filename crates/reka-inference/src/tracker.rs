@@ -38,8 +38,10 @@ use crate::job::{JobEvent, JobOutput};
 use crate::poll::{Phase, Schedule};
 
 /// The safety net's first look when nothing is learnt, and its first gap.
+#[cfg(feature = "webhooks")]
 const SAFETY_FIRST: Duration = Duration::from_secs(10);
 /// How long past the learnt 99th percentile the safety net first looks.
+#[cfg(feature = "webhooks")]
 const SAFETY_SLACK: Duration = Duration::from_secs(2);
 /// The safety net's longest gap.
 const SAFETY_MAX: Duration = Duration::from_secs(60);
@@ -136,17 +138,15 @@ impl Tracker {
     /// just past the learnt 99th percentile of the endpoint's durations
     /// (10 s when nothing is learnt), then at gaps doubling to a minute,
     /// all scaled like the poll policy.
+    #[cfg(feature = "webhooks")]
     pub(crate) fn with_safety_net(mut self) -> Self {
         let scale = self.schedule.policy().time_scale();
         let scaled = |s: f64| Duration::try_from_secs_f64(s * scale).unwrap_or(Duration::MAX);
-        let first = self
-            .schedule
-            .estimate()
-            .map_or(SAFETY_FIRST, |e| {
-                let p99 = (e.log_mean + 2.326 * e.log_std_dev).exp();
-                Duration::try_from_secs_f64(p99.clamp(0.0, 86_400.0)).unwrap_or(SAFETY_FIRST)
-                    + SAFETY_SLACK
-            });
+        let first = self.schedule.estimate().map_or(SAFETY_FIRST, |e| {
+            let p99 = (e.log_mean + 2.326 * e.log_std_dev).exp();
+            Duration::try_from_secs_f64(p99.clamp(0.0, 86_400.0)).unwrap_or(SAFETY_FIRST)
+                + SAFETY_SLACK
+        });
         let first = scaled(first.as_secs_f64());
         self.safety_gap = Some(scaled(SAFETY_FIRST.as_secs_f64()));
         // From the submit (or now, for an attached job).
@@ -156,6 +156,7 @@ impl Tracker {
 
     /// A webhook delivery for the job arrived: fetch the record now, and
     /// believe it, not the delivery.
+    #[cfg(feature = "webhooks")]
     pub(crate) fn delivery_hint(&mut self, now: Instant) {
         if self.finished {
             return;

@@ -261,7 +261,10 @@ async fn models_come_from_the_catalog() {
     let sim = common::sim().await;
     let client = common::client(&sim);
     let models = client.models().await.unwrap();
-    let ids: HashSet<_> = models.iter().filter_map(|m| m.endpoint_id.as_deref()).collect();
+    let ids: HashSet<_> = models
+        .iter()
+        .filter_map(|m| m.endpoint_id.as_deref())
+        .collect();
     for e in Endpoint::KNOWN {
         assert!(ids.contains(e.as_str()), "{e} missing from {ids:?}");
     }

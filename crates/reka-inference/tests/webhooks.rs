@@ -41,7 +41,10 @@ async fn a_delivery_ends_the_wait_with_one_confirming_fetch() {
     // fetch, and at most one safety-net look.
     let looks = stats.count("get_status", "200") + stats.count("get_result", "200");
     assert!(looks <= 2 * 5, "{stats:?}");
-    assert!(stats.count("get_result", "200") >= 5, "every delivery is confirmed");
+    assert!(
+        stats.count("get_result", "200") >= 5,
+        "every delivery is confirmed"
+    );
 }
 
 #[tokio::test]

@@ -121,9 +121,21 @@ async fn main() -> Result<()> {
     let pollers: [(&'static str, PollPolicy, bool); 5] = [
         ("webhook", PollPolicy::default(), true),
         ("default", PollPolicy::default(), false),
-        ("fixed 2 s", PollPolicy::fixed(Duration::from_secs(2)), false),
-        ("fixed 0.5 s", PollPolicy::fixed(Duration::from_millis(500)), false),
-        ("fixed 0.1 s", PollPolicy::fixed(Duration::from_millis(100)), false),
+        (
+            "fixed 2 s",
+            PollPolicy::fixed(Duration::from_secs(2)),
+            false,
+        ),
+        (
+            "fixed 0.5 s",
+            PollPolicy::fixed(Duration::from_millis(500)),
+            false,
+        ),
+        (
+            "fixed 0.1 s",
+            PollPolicy::fixed(Duration::from_millis(100)),
+            false,
+        ),
     ];
     let mut results = Vec::new();
     for (si, &spread) in args.spreads.iter().enumerate() {
@@ -149,8 +161,7 @@ async fn main() -> Result<()> {
                 };
                 for _ in 0..args.rounds {
                     let (requests, lags) =
-                        batch(&client, &sim, &endpoint, args.concurrency, args.scale, hook)
-                            .await?;
+                        batch(&client, &sim, &endpoint, args.concurrency, args.scale, hook).await?;
                     m.requests.push(requests);
                     m.lags.extend(lags);
                 }
@@ -253,14 +264,18 @@ fn render(results: &[PollerResult], args: &Args) -> String {
     out.push_str("|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|\n");
     for &spread in &args.spreads {
         let here: Vec<&PollerResult> = results.iter().filter(|r| r.spread == spread).collect();
-        let base = here.iter().find(|r| r.name == "fixed 2 s").map(|r| totals(r));
+        let base = here
+            .iter()
+            .find(|r| r.name == "fixed 2 s")
+            .map(|r| totals(r));
         for r in &here {
             let t = totals(r);
             let first_req: f64 = r.by_length.iter().map(|m| m.first_requests).sum::<f64>()
                 / r.by_length.len() as f64;
             let first_lags: Vec<f64> = r.by_length.iter().map(|m| m.first_lag).collect();
-            let (rr, lr, pr) =
-                base.map_or((f64::NAN, f64::NAN, f64::NAN), |b| (t.0 / b.0, t.1 / b.1, t.2 / b.2));
+            let (rr, lr, pr) = base.map_or((f64::NAN, f64::NAN, f64::NAN), |b| {
+                (t.0 / b.0, t.1 / b.1, t.2 / b.2)
+            });
             out.push_str(&format!(
                 "| {spread} | {} | {:.1} | {:.2} | {:.2} | {:.1} | {:.2} | {:.2} | {:.2} | {:.2} |\n",
                 r.name,

@@ -44,8 +44,10 @@ pub async fn run(ctx: &mut Ctx, args: RunArgs, timeout: Option<Duration>) -> Res
                     format!("--webhook-listen {addr}: could not listen: {e}"),
                 )
             })?;
-        ctx.out
-            .note(&format!("receiving the job's webhook at {}", receiver.url()));
+        ctx.out.note(&format!(
+            "receiving the job's webhook at {}",
+            receiver.url()
+        ));
         options = options.webhook(&receiver);
     }
     // The submit is part of the command's time: it cannot outlast it.
@@ -318,7 +320,7 @@ fn job_failure(e: Error, id: &str) -> Failure {
         }
         Error::JobFailed { error, .. } => Failure::new(
             ExitClass::JobFailed,
-            format!("request {id} failed: {}", job_error_text(error.as_ref())),
+            format!("request {id} failed: {}", job_error_text(error.as_deref())),
         )
         .about_request(id),
         _ => Failure::from(e).about_request(id),
