@@ -4,6 +4,7 @@
 mod chat_compat;
 mod commands;
 mod common;
+mod dialects;
 mod errors;
 mod hostile;
 mod interrupt;
