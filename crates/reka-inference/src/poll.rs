@@ -243,6 +243,15 @@ struct Welford {
 
 const WEIGHT_FLOOR: f64 = 0.1;
 
+/// The small-sample correction of a variance, n / (n - 1), at most 2.
+fn bessel(n: u64) -> f64 {
+    if n < 2 {
+        1.0
+    } else {
+        n as f64 / (n - 1) as f64
+    }
+}
+
 /// The longest job duration learnt: a day. Longer reports are clamped.
 pub(crate) const MAX_LEARNT_SECONDS: f64 = 24.0 * 3600.0;
 
@@ -254,7 +263,9 @@ impl Estimates {
             mean: w.mean,
             std_dev: w.var.max(0.0).sqrt(),
             log_mean: w.log_mean,
-            log_std_dev: w.log_var.max(0.0).sqrt(),
+            // Corrected for few samples (the weighted variance of two jobs
+            // is half their squared difference).
+            log_std_dev: (w.log_var.max(0.0) * bessel(w.n)).sqrt(),
             samples: w.n,
         })
     }
@@ -408,8 +419,11 @@ impl Schedule {
         };
         let median = secs(est.quantile_at_z(0.0));
         let margin = secs(est.mean * self.policy.margin_fraction).max(self.policy.min_margin);
-        let low = secs(est.quantile_at_z(-Z_99)).min(median.saturating_sub(margin));
-        let high = secs(est.quantile_at_z(Z_99)).max(median + margin);
+        // Few samples say little about the spread: widen the window while
+        // they are few (an estimate too narrow means a late look).
+        let z = window_z(est.samples);
+        let low = secs(est.quantile_at_z(-z)).min(median.saturating_sub(margin));
+        let high = secs(est.quantile_at_z(z)).max(median + margin);
         let far = |t: Instant, d: Duration| t.checked_add(d).unwrap_or(t);
         let window_start = far(earliest, low);
         let window_end = far(latest, high);
@@ -439,6 +453,12 @@ impl Schedule {
 
 /// The z-score of the 99th percentile.
 const Z_99: f64 = 2.326;
+
+/// The z-score of the window's edges after `samples` finished jobs: the
+/// 99th percentile's, widened while the spread rests on few jobs.
+fn window_z(samples: u64) -> f64 {
+    Z_99 + 3.0 / (samples.max(1) as f64).sqrt()
+}
 
 /// About how many looks a window of likely finishes gets.
 const LOOKS_PER_WINDOW: u32 = 6;
@@ -528,7 +548,7 @@ mod tests {
         let t0 = Instant::now();
         for spread in [1.1, 1.5, 2.0, 4.0] {
             let est = lognormal(30.0, spread);
-            let p1 = est.quantile_at_z(-Z_99);
+            let p1 = est.quantile_at_z(-window_z(est.samples));
             let mut s = Schedule::new(PollPolicy::default(), Some(est), t0);
             let first = s.observe(Phase::Running, t0);
             assert!(

@@ -37,14 +37,11 @@ use crate::http::Http;
 use crate::job::{JobEvent, JobOutput};
 use crate::poll::{Phase, Schedule};
 
-/// The safety net's first look when nothing is learnt, and its first gap.
+/// The safety net's earliest first look (a queue wait comes before the run).
 #[cfg(feature = "webhooks")]
-const SAFETY_FIRST: Duration = Duration::from_secs(10);
-/// How long past the learnt 99th percentile the safety net first looks.
-#[cfg(feature = "webhooks")]
-const SAFETY_SLACK: Duration = Duration::from_secs(2);
+const SAFETY_FIRST: Duration = Duration::from_secs(120);
 /// The safety net's longest gap.
-const SAFETY_MAX: Duration = Duration::from_secs(60);
+const SAFETY_MAX: Duration = Duration::from_secs(600);
 
 /// Looks of a job that may fail in a row before its wait gives up.
 pub(crate) const MAX_FAILURES: u32 = 5;
@@ -135,22 +132,25 @@ impl Tracker {
 
     /// Webhook mode: the job is looked at when a delivery says so, and
     /// otherwise only by a sparse safety net (deliveries can be lost): first
-    /// just past the learnt 99th percentile of the endpoint's durations
-    /// (10 s when nothing is learnt), then at gaps doubling to a minute,
-    /// all scaled like the poll policy.
+    /// at three times the learnt 99th percentile of the endpoint's running
+    /// time, and at least two minutes after the submit (a queue comes
+    /// first), then at gaps doubling to ten minutes, all scaled like the
+    /// poll policy. A lost delivery costs lag, never a wrong end.
     #[cfg(feature = "webhooks")]
     pub(crate) fn with_safety_net(mut self) -> Self {
         let scale = self.schedule.policy().time_scale();
-        let scaled = |s: f64| Duration::try_from_secs_f64(s * scale).unwrap_or(Duration::MAX);
+        let scaled = |d: Duration| {
+            Duration::try_from_secs_f64(d.as_secs_f64() * scale).unwrap_or(Duration::MAX)
+        };
         let first = self.schedule.estimate().map_or(SAFETY_FIRST, |e| {
-            let p99 = (e.log_mean + 2.326 * e.log_std_dev).exp();
-            Duration::try_from_secs_f64(p99.clamp(0.0, 86_400.0)).unwrap_or(SAFETY_FIRST)
-                + SAFETY_SLACK
+            let p99 = (e.log_mean + 2.326 * e.log_std_dev).exp() * 3.0;
+            Duration::try_from_secs_f64(p99.clamp(0.0, 86_400.0))
+                .unwrap_or(SAFETY_FIRST)
+                .max(SAFETY_FIRST)
         });
-        let first = scaled(first.as_secs_f64());
-        self.safety_gap = Some(scaled(SAFETY_FIRST.as_secs_f64()));
+        self.safety_gap = Some(scaled(first));
         // From the submit (or now, for an attached job).
-        self.next_at = later(self.began.min(self.next_at), first);
+        self.next_at = later(self.began.min(self.next_at), scaled(first));
         self
     }
 
