@@ -67,9 +67,20 @@ fn a_document_and_its_normalised_form_differ_only_by_the_normalisers_unions() {
     // The diff reads both nullable forms alike, so the 3.0.3 document
     // progenitor sees differs from the upstream 3.1 one only where the
     // normaliser made one union of an operation's several error (or
-    // success) schemas: the client's error type is that union.
+    // success) schemas (the client's error type is that union), and where
+    // it dropped a media type its report names (the streaming form of
+    // chat beside the JSON one).
     let spec = load_spec(&workspace_root().join(SPEC_PATH)).expect("vendored spec");
-    let (normalized, _) = normalize::normalize(&spec).expect("normalises");
+    let (normalized, report) = normalize::normalize(&spec).expect("normalises");
+    // "METHOD /path (op) response 200" -> "METHOD /path (op) 200 response: media types"
+    let dropped_media: Vec<String> = report
+        .warnings()
+        .iter()
+        .filter_map(|w| {
+            let (op, code) = w.place.rsplit_once(" response ")?;
+            Some(format!("{op} {code} response: media types "))
+        })
+        .collect();
     let names = |doc: &serde_json::Value| -> Vec<String> {
         doc.pointer("/components/schemas")
             .and_then(serde_json::Value::as_object)
@@ -95,6 +106,7 @@ fn a_document_and_its_normalised_form_differ_only_by_the_normalisers_unions() {
                 l.contains(&format!("-> {u}")) || l.contains(&format!("{u}: schema added"))
             })
         })
+        .filter(|l| !dropped_media.iter().any(|d| l.trim_start().starts_with(d)))
         .collect();
     assert!(unexplained.is_empty(), "{report}");
 }

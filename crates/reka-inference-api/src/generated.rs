@@ -12,10 +12,14 @@ pub mod types {
     ///One completion choice.
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
     pub struct ChatChoice {
+        ///Why the model stopped: `stop`, `length`, `tool_calls`, `content_filter` or `function_call` (OpenAI's values); other values may come and must be accepted.
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub finish_reason: ::std::option::Option<::std::string::String>,
         pub index: i64,
-        pub message: ChatMessage,
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub logprobs:
+            ::std::option::Option<::serde_json::Map<::std::string::String, ::serde_json::Value>>,
+        pub message: ChatResponseMessage,
     }
     impl ChatChoice {
         pub fn builder() -> builder::ChatChoice {
@@ -26,41 +30,251 @@ pub mod types {
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
     pub struct ChatChunkChoice {
         pub delta: ChatDelta,
+        ///Why the model stopped: `stop`, `length`, `tool_calls`, `content_filter` or `function_call` (OpenAI's values); other values may come and must be accepted.
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub finish_reason: ::std::option::Option<::std::string::String>,
         pub index: i64,
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub logprobs:
+            ::std::option::Option<::serde_json::Map<::std::string::String, ::serde_json::Value>>,
     }
     impl ChatChunkChoice {
         pub fn builder() -> builder::ChatChunkChoice {
             Default::default()
         }
     }
+    ///Part of a tool call's function.
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, Default, PartialEq)]
+    pub struct ChatChunkFunctionCall {
+        ///The next piece of the arguments' JSON text.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub arguments: ::std::option::Option<::std::string::String>,
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub name: ::std::option::Option<::std::string::String>,
+    }
+    impl ChatChunkFunctionCall {
+        pub fn builder() -> builder::ChatChunkFunctionCall {
+            Default::default()
+        }
+    }
+    ///Part of a tool call: the first part has `id`, `type` and `function.name`; the next ones add to `function.arguments`.
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
+    pub struct ChatChunkToolCall {
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub function: ::std::option::Option<ChatChunkFunctionCall>,
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub id: ::std::option::Option<::std::string::String>,
+        ///Which tool call of the message this part belongs to.
+        pub index: i64,
+        #[serde(
+            rename = "type",
+            skip_serializing_if = "::std::option::Option::is_none"
+        )]
+        pub type_: ::std::option::Option<ChatChunkToolCallType>,
+    }
+    impl ChatChunkToolCall {
+        pub fn builder() -> builder::ChatChunkToolCall {
+            Default::default()
+        }
+    }
+    ///`ChatChunkToolCallType`
+    #[derive(
+        ::serde::Deserialize,
+        ::serde::Serialize,
+        Clone,
+        Copy,
+        Debug,
+        Eq,
+        Hash,
+        Ord,
+        PartialEq,
+        PartialOrd,
+    )]
+    pub enum ChatChunkToolCallType {
+        #[serde(rename = "function")]
+        Function,
+    }
+    impl ::std::fmt::Display for ChatChunkToolCallType {
+        fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+            match *self {
+                Self::Function => f.write_str("function"),
+            }
+        }
+    }
+    impl ::std::str::FromStr for ChatChunkToolCallType {
+        type Err = self::error::ConversionError;
+        fn from_str(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
+            match value {
+                "function" => Ok(Self::Function),
+                _ => Err("invalid value".into()),
+            }
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for ChatChunkToolCallType {
+        type Error = self::error::ConversionError;
+        fn try_from(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String> for ChatChunkToolCallType {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
     ///One `data:` event of a streamed chat completion.
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
     pub struct ChatCompletionChunk {
+        ///Empty in the last chunk when `stream_options.include_usage` was asked.
         pub choices: ::std::vec::Vec<ChatChunkChoice>,
         pub created: i64,
         pub id: ::std::string::String,
         pub model: ::std::string::String,
         pub object: ::std::string::String,
+        ///`null` except in the last chunk, when `stream_options.include_usage` was asked.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub usage: ::std::option::Option<ChatUsage>,
     }
     impl ChatCompletionChunk {
         pub fn builder() -> builder::ChatCompletionChunk {
             Default::default()
         }
     }
-    ///OpenAI-compatible request; other OpenAI fields (`temperature`, `max_tokens`, ...) are passed through.
+    ///OpenAI-compatible request (OpenAI's published chat request); other OpenAI fields are passed through.
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
     pub struct ChatCompletionRequest {
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub logprobs: ::std::option::Option<bool>,
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub max_completion_tokens: ::std::option::Option<i64>,
+        ///Deprecated by OpenAI in favour of `max_completion_tokens`; still accepted.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub max_tokens: ::std::option::Option<i64>,
         pub messages: ::std::vec::Vec<ChatMessage>,
         ///An allow-listed Qwen model id.
         pub model: ::std::string::String,
+        ///How many choices to generate.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub n: ::std::option::Option<::std::num::NonZeroU64>,
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub response_format: ::std::option::Option<ChatResponseFormat>,
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub seed: ::std::option::Option<i64>,
+        ///Up to 4 sequences where generation stops.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub stop: ::std::option::Option<ChatCompletionRequestStop>,
+        ///With `true` the answer is a `text/event-stream` of `ChatCompletionChunk` objects ending with `data: [DONE]`.
         #[serde(default)]
         pub stream: bool,
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub stream_options: ::std::option::Option<ChatStreamOptions>,
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub temperature: ::std::option::Option<f64>,
+        ///`none`, `auto`, `required`, or an object naming the function to call.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub tool_choice: ::std::option::Option<ChatCompletionRequestToolChoice>,
+        ///Function tools the model may call.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub tools: ::std::option::Option<::std::vec::Vec<ChatTool>>,
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub top_logprobs: ::std::option::Option<i64>,
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub top_p: ::std::option::Option<f64>,
+        ///An end-user identifier.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub user: ::std::option::Option<::std::string::String>,
     }
     impl ChatCompletionRequest {
         pub fn builder() -> builder::ChatCompletionRequest {
             Default::default()
+        }
+    }
+    ///`ChatCompletionRequestStop`
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
+    #[serde(untagged)]
+    pub enum ChatCompletionRequestStop {
+        String(::std::string::String),
+        Array(::std::vec::Vec<::std::string::String>),
+    }
+    impl ::std::convert::From<::std::vec::Vec<::std::string::String>> for ChatCompletionRequestStop {
+        fn from(value: ::std::vec::Vec<::std::string::String>) -> Self {
+            Self::Array(value)
+        }
+    }
+    ///`ChatCompletionRequestToolChoice`
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
+    #[serde(untagged)]
+    pub enum ChatCompletionRequestToolChoice {
+        String(ChatCompletionRequestToolChoiceString),
+        ChatNamedToolChoice(ChatNamedToolChoice),
+    }
+    impl ::std::convert::From<ChatCompletionRequestToolChoiceString>
+        for ChatCompletionRequestToolChoice
+    {
+        fn from(value: ChatCompletionRequestToolChoiceString) -> Self {
+            Self::String(value)
+        }
+    }
+    impl ::std::convert::From<ChatNamedToolChoice> for ChatCompletionRequestToolChoice {
+        fn from(value: ChatNamedToolChoice) -> Self {
+            Self::ChatNamedToolChoice(value)
+        }
+    }
+    ///`ChatCompletionRequestToolChoiceString`
+    #[derive(
+        ::serde::Deserialize,
+        ::serde::Serialize,
+        Clone,
+        Copy,
+        Debug,
+        Eq,
+        Hash,
+        Ord,
+        PartialEq,
+        PartialOrd,
+    )]
+    pub enum ChatCompletionRequestToolChoiceString {
+        #[serde(rename = "none")]
+        None,
+        #[serde(rename = "auto")]
+        Auto,
+        #[serde(rename = "required")]
+        Required,
+    }
+    impl ::std::fmt::Display for ChatCompletionRequestToolChoiceString {
+        fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+            match *self {
+                Self::None => f.write_str("none"),
+                Self::Auto => f.write_str("auto"),
+                Self::Required => f.write_str("required"),
+            }
+        }
+    }
+    impl ::std::str::FromStr for ChatCompletionRequestToolChoiceString {
+        type Err = self::error::ConversionError;
+        fn from_str(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
+            match value {
+                "none" => Ok(Self::None),
+                "auto" => Ok(Self::Auto),
+                "required" => Ok(Self::Required),
+                _ => Err("invalid value".into()),
+            }
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for ChatCompletionRequestToolChoiceString {
+        type Error = self::error::ConversionError;
+        fn try_from(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String> for ChatCompletionRequestToolChoiceString {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
         }
     }
     ///An OpenAI `chat.completion` object.
@@ -79,27 +293,594 @@ pub mod types {
             Default::default()
         }
     }
+    ///Breakdown of the completion tokens.
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, Default, PartialEq)]
+    pub struct ChatCompletionTokensDetails {
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub accepted_prediction_tokens: ::std::option::Option<i64>,
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub audio_tokens: ::std::option::Option<i64>,
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub reasoning_tokens: ::std::option::Option<i64>,
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub rejected_prediction_tokens: ::std::option::Option<i64>,
+    }
+    impl ChatCompletionTokensDetails {
+        pub fn builder() -> builder::ChatCompletionTokensDetails {
+            Default::default()
+        }
+    }
+    ///One part of a message's content.
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
+    #[serde(untagged)]
+    pub enum ChatContentPart {
+        Text(ChatContentPartText),
+        Image(ChatContentPartImage),
+        Audio(ChatContentPartAudio),
+        File(ChatContentPartFile),
+        Refusal(ChatContentPartRefusal),
+    }
+    impl ::std::convert::From<ChatContentPartText> for ChatContentPart {
+        fn from(value: ChatContentPartText) -> Self {
+            Self::Text(value)
+        }
+    }
+    impl ::std::convert::From<ChatContentPartImage> for ChatContentPart {
+        fn from(value: ChatContentPartImage) -> Self {
+            Self::Image(value)
+        }
+    }
+    impl ::std::convert::From<ChatContentPartAudio> for ChatContentPart {
+        fn from(value: ChatContentPartAudio) -> Self {
+            Self::Audio(value)
+        }
+    }
+    impl ::std::convert::From<ChatContentPartFile> for ChatContentPart {
+        fn from(value: ChatContentPartFile) -> Self {
+            Self::File(value)
+        }
+    }
+    impl ::std::convert::From<ChatContentPartRefusal> for ChatContentPart {
+        fn from(value: ChatContentPartRefusal) -> Self {
+            Self::Refusal(value)
+        }
+    }
+    ///Audio.
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
+    pub struct ChatContentPartAudio {
+        pub input_audio: ChatInputAudio,
+        #[serde(rename = "type")]
+        pub type_: ChatContentPartAudioType,
+    }
+    impl ChatContentPartAudio {
+        pub fn builder() -> builder::ChatContentPartAudio {
+            Default::default()
+        }
+    }
+    ///`ChatContentPartAudioType`
+    #[derive(
+        ::serde::Deserialize,
+        ::serde::Serialize,
+        Clone,
+        Copy,
+        Debug,
+        Eq,
+        Hash,
+        Ord,
+        PartialEq,
+        PartialOrd,
+    )]
+    pub enum ChatContentPartAudioType {
+        #[serde(rename = "input_audio")]
+        InputAudio,
+    }
+    impl ::std::fmt::Display for ChatContentPartAudioType {
+        fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+            match *self {
+                Self::InputAudio => f.write_str("input_audio"),
+            }
+        }
+    }
+    impl ::std::str::FromStr for ChatContentPartAudioType {
+        type Err = self::error::ConversionError;
+        fn from_str(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
+            match value {
+                "input_audio" => Ok(Self::InputAudio),
+                _ => Err("invalid value".into()),
+            }
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for ChatContentPartAudioType {
+        type Error = self::error::ConversionError;
+        fn try_from(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String> for ChatContentPartAudioType {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    ///A file.
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
+    pub struct ChatContentPartFile {
+        pub file: ChatFile,
+        #[serde(rename = "type")]
+        pub type_: ChatContentPartFileType,
+    }
+    impl ChatContentPartFile {
+        pub fn builder() -> builder::ChatContentPartFile {
+            Default::default()
+        }
+    }
+    ///`ChatContentPartFileType`
+    #[derive(
+        ::serde::Deserialize,
+        ::serde::Serialize,
+        Clone,
+        Copy,
+        Debug,
+        Eq,
+        Hash,
+        Ord,
+        PartialEq,
+        PartialOrd,
+    )]
+    pub enum ChatContentPartFileType {
+        #[serde(rename = "file")]
+        File,
+    }
+    impl ::std::fmt::Display for ChatContentPartFileType {
+        fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+            match *self {
+                Self::File => f.write_str("file"),
+            }
+        }
+    }
+    impl ::std::str::FromStr for ChatContentPartFileType {
+        type Err = self::error::ConversionError;
+        fn from_str(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
+            match value {
+                "file" => Ok(Self::File),
+                _ => Err("invalid value".into()),
+            }
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for ChatContentPartFileType {
+        type Error = self::error::ConversionError;
+        fn try_from(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String> for ChatContentPartFileType {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    ///An image.
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
+    pub struct ChatContentPartImage {
+        pub image_url: ChatImageUrl,
+        #[serde(rename = "type")]
+        pub type_: ChatContentPartImageType,
+    }
+    impl ChatContentPartImage {
+        pub fn builder() -> builder::ChatContentPartImage {
+            Default::default()
+        }
+    }
+    ///`ChatContentPartImageType`
+    #[derive(
+        ::serde::Deserialize,
+        ::serde::Serialize,
+        Clone,
+        Copy,
+        Debug,
+        Eq,
+        Hash,
+        Ord,
+        PartialEq,
+        PartialOrd,
+    )]
+    pub enum ChatContentPartImageType {
+        #[serde(rename = "image_url")]
+        ImageUrl,
+    }
+    impl ::std::fmt::Display for ChatContentPartImageType {
+        fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+            match *self {
+                Self::ImageUrl => f.write_str("image_url"),
+            }
+        }
+    }
+    impl ::std::str::FromStr for ChatContentPartImageType {
+        type Err = self::error::ConversionError;
+        fn from_str(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
+            match value {
+                "image_url" => Ok(Self::ImageUrl),
+                _ => Err("invalid value".into()),
+            }
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for ChatContentPartImageType {
+        type Error = self::error::ConversionError;
+        fn try_from(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String> for ChatContentPartImageType {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    ///A refusal (assistant messages).
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
+    pub struct ChatContentPartRefusal {
+        pub refusal: ::std::string::String,
+        #[serde(rename = "type")]
+        pub type_: ChatContentPartRefusalType,
+    }
+    impl ChatContentPartRefusal {
+        pub fn builder() -> builder::ChatContentPartRefusal {
+            Default::default()
+        }
+    }
+    ///`ChatContentPartRefusalType`
+    #[derive(
+        ::serde::Deserialize,
+        ::serde::Serialize,
+        Clone,
+        Copy,
+        Debug,
+        Eq,
+        Hash,
+        Ord,
+        PartialEq,
+        PartialOrd,
+    )]
+    pub enum ChatContentPartRefusalType {
+        #[serde(rename = "refusal")]
+        Refusal,
+    }
+    impl ::std::fmt::Display for ChatContentPartRefusalType {
+        fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+            match *self {
+                Self::Refusal => f.write_str("refusal"),
+            }
+        }
+    }
+    impl ::std::str::FromStr for ChatContentPartRefusalType {
+        type Err = self::error::ConversionError;
+        fn from_str(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
+            match value {
+                "refusal" => Ok(Self::Refusal),
+                _ => Err("invalid value".into()),
+            }
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for ChatContentPartRefusalType {
+        type Error = self::error::ConversionError;
+        fn try_from(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String> for ChatContentPartRefusalType {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    ///Text.
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
+    pub struct ChatContentPartText {
+        pub text: ::std::string::String,
+        #[serde(rename = "type")]
+        pub type_: ChatContentPartTextType,
+    }
+    impl ChatContentPartText {
+        pub fn builder() -> builder::ChatContentPartText {
+            Default::default()
+        }
+    }
+    ///`ChatContentPartTextType`
+    #[derive(
+        ::serde::Deserialize,
+        ::serde::Serialize,
+        Clone,
+        Copy,
+        Debug,
+        Eq,
+        Hash,
+        Ord,
+        PartialEq,
+        PartialOrd,
+    )]
+    pub enum ChatContentPartTextType {
+        #[serde(rename = "text")]
+        Text,
+    }
+    impl ::std::fmt::Display for ChatContentPartTextType {
+        fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+            match *self {
+                Self::Text => f.write_str("text"),
+            }
+        }
+    }
+    impl ::std::str::FromStr for ChatContentPartTextType {
+        type Err = self::error::ConversionError;
+        fn from_str(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
+            match value {
+                "text" => Ok(Self::Text),
+                _ => Err("invalid value".into()),
+            }
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for ChatContentPartTextType {
+        type Error = self::error::ConversionError;
+        fn try_from(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String> for ChatContentPartTextType {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
     ///The part of a message a chunk adds.
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, Default, PartialEq)]
     pub struct ChatDelta {
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub content: ::std::option::Option<::std::string::String>,
+        ///Reasoning text, from servers that send it; not OpenAI's.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub reasoning_content: ::std::option::Option<::std::string::String>,
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub refusal: ::std::option::Option<::std::string::String>,
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub role: ::std::option::Option<::std::string::String>,
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub tool_calls: ::std::option::Option<::std::vec::Vec<ChatChunkToolCall>>,
     }
     impl ChatDelta {
         pub fn builder() -> builder::ChatDelta {
             Default::default()
         }
     }
-    ///A chat message; `content` is text or an array of OpenAI content parts.
+    ///A file, inline or by id.
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, Default, PartialEq)]
+    pub struct ChatFile {
+        ///Base64-encoded file.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub file_data: ::std::option::Option<::std::string::String>,
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub file_id: ::std::option::Option<::std::string::String>,
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub filename: ::std::option::Option<::std::string::String>,
+    }
+    impl ChatFile {
+        pub fn builder() -> builder::ChatFile {
+            Default::default()
+        }
+    }
+    ///The function and arguments of a tool call.
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
+    pub struct ChatFunctionCall {
+        ///The arguments, as JSON text (not always valid JSON).
+        pub arguments: ::std::string::String,
+        pub name: ::std::string::String,
+    }
+    impl ChatFunctionCall {
+        pub fn builder() -> builder::ChatFunctionCall {
+            Default::default()
+        }
+    }
+    ///A function the model may call.
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
+    pub struct ChatFunctionDefinition {
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub description: ::std::option::Option<::std::string::String>,
+        pub name: ::std::string::String,
+        ///A JSON Schema of the arguments.
+        #[serde(default, skip_serializing_if = "::serde_json::Map::is_empty")]
+        pub parameters: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub strict: ::std::option::Option<bool>,
+    }
+    impl ChatFunctionDefinition {
+        pub fn builder() -> builder::ChatFunctionDefinition {
+            Default::default()
+        }
+    }
+    ///A function, by name.
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
+    pub struct ChatFunctionName {
+        pub name: ::std::string::String,
+    }
+    impl ChatFunctionName {
+        pub fn builder() -> builder::ChatFunctionName {
+            Default::default()
+        }
+    }
+    ///An image, by URL.
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
+    pub struct ChatImageUrl {
+        ///`auto` when absent.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub detail: ::std::option::Option<ChatImageUrlDetail>,
+        ///An image URL or a `data:` URI.
+        pub url: ::std::string::String,
+    }
+    impl ChatImageUrl {
+        pub fn builder() -> builder::ChatImageUrl {
+            Default::default()
+        }
+    }
+    ///`auto` when absent.
+    #[derive(
+        ::serde::Deserialize,
+        ::serde::Serialize,
+        Clone,
+        Copy,
+        Debug,
+        Eq,
+        Hash,
+        Ord,
+        PartialEq,
+        PartialOrd,
+    )]
+    pub enum ChatImageUrlDetail {
+        #[serde(rename = "auto")]
+        Auto,
+        #[serde(rename = "low")]
+        Low,
+        #[serde(rename = "high")]
+        High,
+    }
+    impl ::std::fmt::Display for ChatImageUrlDetail {
+        fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+            match *self {
+                Self::Auto => f.write_str("auto"),
+                Self::Low => f.write_str("low"),
+                Self::High => f.write_str("high"),
+            }
+        }
+    }
+    impl ::std::str::FromStr for ChatImageUrlDetail {
+        type Err = self::error::ConversionError;
+        fn from_str(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
+            match value {
+                "auto" => Ok(Self::Auto),
+                "low" => Ok(Self::Low),
+                "high" => Ok(Self::High),
+                _ => Err("invalid value".into()),
+            }
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for ChatImageUrlDetail {
+        type Error = self::error::ConversionError;
+        fn try_from(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String> for ChatImageUrlDetail {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    ///Base64 audio.
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
+    pub struct ChatInputAudio {
+        ///Base64-encoded audio.
+        pub data: ::std::string::String,
+        pub format: ChatInputAudioFormat,
+    }
+    impl ChatInputAudio {
+        pub fn builder() -> builder::ChatInputAudio {
+            Default::default()
+        }
+    }
+    ///`ChatInputAudioFormat`
+    #[derive(
+        ::serde::Deserialize,
+        ::serde::Serialize,
+        Clone,
+        Copy,
+        Debug,
+        Eq,
+        Hash,
+        Ord,
+        PartialEq,
+        PartialOrd,
+    )]
+    pub enum ChatInputAudioFormat {
+        #[serde(rename = "wav")]
+        Wav,
+        #[serde(rename = "mp3")]
+        Mp3,
+    }
+    impl ::std::fmt::Display for ChatInputAudioFormat {
+        fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+            match *self {
+                Self::Wav => f.write_str("wav"),
+                Self::Mp3 => f.write_str("mp3"),
+            }
+        }
+    }
+    impl ::std::str::FromStr for ChatInputAudioFormat {
+        type Err = self::error::ConversionError;
+        fn from_str(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
+            match value {
+                "wav" => Ok(Self::Wav),
+                "mp3" => Ok(Self::Mp3),
+                _ => Err("invalid value".into()),
+            }
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for ChatInputAudioFormat {
+        type Error = self::error::ConversionError;
+        fn try_from(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String> for ChatInputAudioFormat {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    ///A JSON Schema the answer must match.
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
+    pub struct ChatJsonSchema {
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub description: ::std::option::Option<::std::string::String>,
+        pub name: ::std::string::String,
+        #[serde(default, skip_serializing_if = "::serde_json::Map::is_empty")]
+        pub schema: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub strict: ::std::option::Option<bool>,
+    }
+    impl ChatJsonSchema {
+        pub fn builder() -> builder::ChatJsonSchema {
+            Default::default()
+        }
+    }
+    ///A chat message of the request; `content` is text or an array of OpenAI content parts.
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
     pub struct ChatMessage {
+        ///Text, or an array of content parts; `null` on an assistant message with `tool_calls`.
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub content: ::std::option::Option<ChatMessageContent>,
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub name: ::std::option::Option<::std::string::String>,
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub refusal: ::std::option::Option<::std::string::String>,
+        ///`system`, `user`, `assistant` or `tool` (OpenAI also has `developer`).
         pub role: ::std::string::String,
+        ///On a `tool` message: the call it answers.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub tool_call_id: ::std::option::Option<::std::string::String>,
+        ///The calls an assistant message made.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub tool_calls: ::std::option::Option<::std::vec::Vec<ChatToolCall>>,
     }
     impl ChatMessage {
         pub fn builder() -> builder::ChatMessage {
@@ -111,24 +892,312 @@ pub mod types {
     #[serde(untagged)]
     pub enum ChatMessageContent {
         String(::std::string::String),
-        Array(::std::vec::Vec<::serde_json::Map<::std::string::String, ::serde_json::Value>>),
+        Array(::std::vec::Vec<ChatContentPart>),
     }
-    impl
-        ::std::convert::From<
-            ::std::vec::Vec<::serde_json::Map<::std::string::String, ::serde_json::Value>>,
-        > for ChatMessageContent
-    {
-        fn from(
-            value: ::std::vec::Vec<::serde_json::Map<::std::string::String, ::serde_json::Value>>,
-        ) -> Self {
+    impl ::std::convert::From<::std::vec::Vec<ChatContentPart>> for ChatMessageContent {
+        fn from(value: ::std::vec::Vec<ChatContentPart>) -> Self {
             Self::Array(value)
+        }
+    }
+    ///Forces a call of the named function.
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
+    pub struct ChatNamedToolChoice {
+        pub function: ChatFunctionName,
+        #[serde(rename = "type")]
+        pub type_: ChatNamedToolChoiceType,
+    }
+    impl ChatNamedToolChoice {
+        pub fn builder() -> builder::ChatNamedToolChoice {
+            Default::default()
+        }
+    }
+    ///`ChatNamedToolChoiceType`
+    #[derive(
+        ::serde::Deserialize,
+        ::serde::Serialize,
+        Clone,
+        Copy,
+        Debug,
+        Eq,
+        Hash,
+        Ord,
+        PartialEq,
+        PartialOrd,
+    )]
+    pub enum ChatNamedToolChoiceType {
+        #[serde(rename = "function")]
+        Function,
+    }
+    impl ::std::fmt::Display for ChatNamedToolChoiceType {
+        fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+            match *self {
+                Self::Function => f.write_str("function"),
+            }
+        }
+    }
+    impl ::std::str::FromStr for ChatNamedToolChoiceType {
+        type Err = self::error::ConversionError;
+        fn from_str(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
+            match value {
+                "function" => Ok(Self::Function),
+                _ => Err("invalid value".into()),
+            }
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for ChatNamedToolChoiceType {
+        type Error = self::error::ConversionError;
+        fn try_from(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String> for ChatNamedToolChoiceType {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    ///Breakdown of the prompt tokens.
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, Default, PartialEq)]
+    pub struct ChatPromptTokensDetails {
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub audio_tokens: ::std::option::Option<i64>,
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub cached_tokens: ::std::option::Option<i64>,
+    }
+    impl ChatPromptTokensDetails {
+        pub fn builder() -> builder::ChatPromptTokensDetails {
+            Default::default()
+        }
+    }
+    ///The format of the answer: text, any JSON object, or JSON matching `json_schema` (with `type: json_schema`).
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
+    pub struct ChatResponseFormat {
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub json_schema: ::std::option::Option<ChatJsonSchema>,
+        #[serde(rename = "type")]
+        pub type_: ChatResponseFormatType,
+    }
+    impl ChatResponseFormat {
+        pub fn builder() -> builder::ChatResponseFormat {
+            Default::default()
+        }
+    }
+    ///`ChatResponseFormatType`
+    #[derive(
+        ::serde::Deserialize,
+        ::serde::Serialize,
+        Clone,
+        Copy,
+        Debug,
+        Eq,
+        Hash,
+        Ord,
+        PartialEq,
+        PartialOrd,
+    )]
+    pub enum ChatResponseFormatType {
+        #[serde(rename = "text")]
+        Text,
+        #[serde(rename = "json_object")]
+        JsonObject,
+        #[serde(rename = "json_schema")]
+        JsonSchema,
+    }
+    impl ::std::fmt::Display for ChatResponseFormatType {
+        fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+            match *self {
+                Self::Text => f.write_str("text"),
+                Self::JsonObject => f.write_str("json_object"),
+                Self::JsonSchema => f.write_str("json_schema"),
+            }
+        }
+    }
+    impl ::std::str::FromStr for ChatResponseFormatType {
+        type Err = self::error::ConversionError;
+        fn from_str(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
+            match value {
+                "text" => Ok(Self::Text),
+                "json_object" => Ok(Self::JsonObject),
+                "json_schema" => Ok(Self::JsonSchema),
+                _ => Err("invalid value".into()),
+            }
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for ChatResponseFormatType {
+        type Error = self::error::ConversionError;
+        fn try_from(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String> for ChatResponseFormatType {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    ///The message of an answer's choice.
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
+    pub struct ChatResponseMessage {
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub content: ::std::option::Option<::std::string::String>,
+        ///The model's reasoning, from servers that send it (vLLM, DeepSeek, Qwen); not OpenAI's.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub reasoning_content: ::std::option::Option<::std::string::String>,
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub refusal: ::std::option::Option<::std::string::String>,
+        pub role: ::std::string::String,
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub tool_calls: ::std::option::Option<::std::vec::Vec<ChatToolCall>>,
+    }
+    impl ChatResponseMessage {
+        pub fn builder() -> builder::ChatResponseMessage {
+            Default::default()
+        }
+    }
+    ///Options of a streamed answer.
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, Default, PartialEq)]
+    pub struct ChatStreamOptions {
+        ///Send a last chunk with `choices: []` and the `usage` of the whole request.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub include_usage: ::std::option::Option<bool>,
+    }
+    impl ChatStreamOptions {
+        pub fn builder() -> builder::ChatStreamOptions {
+            Default::default()
+        }
+    }
+    ///A function tool.
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
+    pub struct ChatTool {
+        pub function: ChatFunctionDefinition,
+        #[serde(rename = "type")]
+        pub type_: ChatToolType,
+    }
+    impl ChatTool {
+        pub fn builder() -> builder::ChatTool {
+            Default::default()
+        }
+    }
+    ///A call of a function tool.
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
+    pub struct ChatToolCall {
+        pub function: ChatFunctionCall,
+        pub id: ::std::string::String,
+        #[serde(rename = "type")]
+        pub type_: ChatToolCallType,
+    }
+    impl ChatToolCall {
+        pub fn builder() -> builder::ChatToolCall {
+            Default::default()
+        }
+    }
+    ///`ChatToolCallType`
+    #[derive(
+        ::serde::Deserialize,
+        ::serde::Serialize,
+        Clone,
+        Copy,
+        Debug,
+        Eq,
+        Hash,
+        Ord,
+        PartialEq,
+        PartialOrd,
+    )]
+    pub enum ChatToolCallType {
+        #[serde(rename = "function")]
+        Function,
+    }
+    impl ::std::fmt::Display for ChatToolCallType {
+        fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+            match *self {
+                Self::Function => f.write_str("function"),
+            }
+        }
+    }
+    impl ::std::str::FromStr for ChatToolCallType {
+        type Err = self::error::ConversionError;
+        fn from_str(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
+            match value {
+                "function" => Ok(Self::Function),
+                _ => Err("invalid value".into()),
+            }
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for ChatToolCallType {
+        type Error = self::error::ConversionError;
+        fn try_from(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String> for ChatToolCallType {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    ///`ChatToolType`
+    #[derive(
+        ::serde::Deserialize,
+        ::serde::Serialize,
+        Clone,
+        Copy,
+        Debug,
+        Eq,
+        Hash,
+        Ord,
+        PartialEq,
+        PartialOrd,
+    )]
+    pub enum ChatToolType {
+        #[serde(rename = "function")]
+        Function,
+    }
+    impl ::std::fmt::Display for ChatToolType {
+        fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+            match *self {
+                Self::Function => f.write_str("function"),
+            }
+        }
+    }
+    impl ::std::str::FromStr for ChatToolType {
+        type Err = self::error::ConversionError;
+        fn from_str(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
+            match value {
+                "function" => Ok(Self::Function),
+                _ => Err("invalid value".into()),
+            }
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for ChatToolType {
+        type Error = self::error::ConversionError;
+        fn try_from(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String> for ChatToolType {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
         }
     }
     ///Token counts.
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
     pub struct ChatUsage {
         pub completion_tokens: i64,
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub completion_tokens_details: ::std::option::Option<ChatCompletionTokensDetails>,
         pub prompt_tokens: i64,
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub prompt_tokens_details: ::std::option::Option<ChatPromptTokensDetails>,
         pub total_tokens: i64,
     }
     impl ChatUsage {
@@ -524,13 +1593,20 @@ pub mod types {
                 ::std::string::String,
             >,
             index: ::std::result::Result<i64, ::std::string::String>,
-            message: ::std::result::Result<super::ChatMessage, ::std::string::String>,
+            logprobs: ::std::result::Result<
+                ::std::option::Option<
+                    ::serde_json::Map<::std::string::String, ::serde_json::Value>,
+                >,
+                ::std::string::String,
+            >,
+            message: ::std::result::Result<super::ChatResponseMessage, ::std::string::String>,
         }
         impl ::std::default::Default for ChatChoice {
             fn default() -> Self {
                 Self {
                     finish_reason: Ok(Default::default()),
                     index: Err("no value supplied for index".to_string()),
+                    logprobs: Ok(Default::default()),
                     message: Err("no value supplied for message".to_string()),
                 }
             }
@@ -556,9 +1632,23 @@ pub mod types {
                     .map_err(|e| format!("error converting supplied value for index: {e}"));
                 self
             }
+            pub fn logprobs<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<
+                        ::std::option::Option<
+                            ::serde_json::Map<::std::string::String, ::serde_json::Value>,
+                        >,
+                    >,
+                T::Error: ::std::fmt::Display,
+            {
+                self.logprobs = value
+                    .try_into()
+                    .map_err(|e| format!("error converting supplied value for logprobs: {e}"));
+                self
+            }
             pub fn message<T>(mut self, value: T) -> Self
             where
-                T: ::std::convert::TryInto<super::ChatMessage>,
+                T: ::std::convert::TryInto<super::ChatResponseMessage>,
                 T::Error: ::std::fmt::Display,
             {
                 self.message = value
@@ -575,6 +1665,7 @@ pub mod types {
                 Ok(Self {
                     finish_reason: value.finish_reason?,
                     index: value.index?,
+                    logprobs: value.logprobs?,
                     message: value.message?,
                 })
             }
@@ -584,6 +1675,7 @@ pub mod types {
                 Self {
                     finish_reason: Ok(value.finish_reason),
                     index: Ok(value.index),
+                    logprobs: Ok(value.logprobs),
                     message: Ok(value.message),
                 }
             }
@@ -596,6 +1688,12 @@ pub mod types {
                 ::std::string::String,
             >,
             index: ::std::result::Result<i64, ::std::string::String>,
+            logprobs: ::std::result::Result<
+                ::std::option::Option<
+                    ::serde_json::Map<::std::string::String, ::serde_json::Value>,
+                >,
+                ::std::string::String,
+            >,
         }
         impl ::std::default::Default for ChatChunkChoice {
             fn default() -> Self {
@@ -603,6 +1701,7 @@ pub mod types {
                     delta: Err("no value supplied for delta".to_string()),
                     finish_reason: Ok(Default::default()),
                     index: Err("no value supplied for index".to_string()),
+                    logprobs: Ok(Default::default()),
                 }
             }
         }
@@ -637,6 +1736,20 @@ pub mod types {
                     .map_err(|e| format!("error converting supplied value for index: {e}"));
                 self
             }
+            pub fn logprobs<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<
+                        ::std::option::Option<
+                            ::serde_json::Map<::std::string::String, ::serde_json::Value>,
+                        >,
+                    >,
+                T::Error: ::std::fmt::Display,
+            {
+                self.logprobs = value
+                    .try_into()
+                    .map_err(|e| format!("error converting supplied value for logprobs: {e}"));
+                self
+            }
         }
         impl ::std::convert::TryFrom<ChatChunkChoice> for super::ChatChunkChoice {
             type Error = super::error::ConversionError;
@@ -647,6 +1760,7 @@ pub mod types {
                     delta: value.delta?,
                     finish_reason: value.finish_reason?,
                     index: value.index?,
+                    logprobs: value.logprobs?,
                 })
             }
         }
@@ -656,6 +1770,158 @@ pub mod types {
                     delta: Ok(value.delta),
                     finish_reason: Ok(value.finish_reason),
                     index: Ok(value.index),
+                    logprobs: Ok(value.logprobs),
+                }
+            }
+        }
+        #[derive(Clone, Debug)]
+        pub struct ChatChunkFunctionCall {
+            arguments: ::std::result::Result<
+                ::std::option::Option<::std::string::String>,
+                ::std::string::String,
+            >,
+            name: ::std::result::Result<
+                ::std::option::Option<::std::string::String>,
+                ::std::string::String,
+            >,
+        }
+        impl ::std::default::Default for ChatChunkFunctionCall {
+            fn default() -> Self {
+                Self {
+                    arguments: Ok(Default::default()),
+                    name: Ok(Default::default()),
+                }
+            }
+        }
+        impl ChatChunkFunctionCall {
+            pub fn arguments<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.arguments = value
+                    .try_into()
+                    .map_err(|e| format!("error converting supplied value for arguments: {e}"));
+                self
+            }
+            pub fn name<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.name = value
+                    .try_into()
+                    .map_err(|e| format!("error converting supplied value for name: {e}"));
+                self
+            }
+        }
+        impl ::std::convert::TryFrom<ChatChunkFunctionCall> for super::ChatChunkFunctionCall {
+            type Error = super::error::ConversionError;
+            fn try_from(
+                value: ChatChunkFunctionCall,
+            ) -> ::std::result::Result<Self, super::error::ConversionError> {
+                Ok(Self {
+                    arguments: value.arguments?,
+                    name: value.name?,
+                })
+            }
+        }
+        impl ::std::convert::From<super::ChatChunkFunctionCall> for ChatChunkFunctionCall {
+            fn from(value: super::ChatChunkFunctionCall) -> Self {
+                Self {
+                    arguments: Ok(value.arguments),
+                    name: Ok(value.name),
+                }
+            }
+        }
+        #[derive(Clone, Debug)]
+        pub struct ChatChunkToolCall {
+            function: ::std::result::Result<
+                ::std::option::Option<super::ChatChunkFunctionCall>,
+                ::std::string::String,
+            >,
+            id: ::std::result::Result<
+                ::std::option::Option<::std::string::String>,
+                ::std::string::String,
+            >,
+            index: ::std::result::Result<i64, ::std::string::String>,
+            type_: ::std::result::Result<
+                ::std::option::Option<super::ChatChunkToolCallType>,
+                ::std::string::String,
+            >,
+        }
+        impl ::std::default::Default for ChatChunkToolCall {
+            fn default() -> Self {
+                Self {
+                    function: Ok(Default::default()),
+                    id: Ok(Default::default()),
+                    index: Err("no value supplied for index".to_string()),
+                    type_: Ok(Default::default()),
+                }
+            }
+        }
+        impl ChatChunkToolCall {
+            pub fn function<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<super::ChatChunkFunctionCall>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.function = value
+                    .try_into()
+                    .map_err(|e| format!("error converting supplied value for function: {e}"));
+                self
+            }
+            pub fn id<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.id = value
+                    .try_into()
+                    .map_err(|e| format!("error converting supplied value for id: {e}"));
+                self
+            }
+            pub fn index<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<i64>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.index = value
+                    .try_into()
+                    .map_err(|e| format!("error converting supplied value for index: {e}"));
+                self
+            }
+            pub fn type_<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<super::ChatChunkToolCallType>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.type_ = value
+                    .try_into()
+                    .map_err(|e| format!("error converting supplied value for type_: {e}"));
+                self
+            }
+        }
+        impl ::std::convert::TryFrom<ChatChunkToolCall> for super::ChatChunkToolCall {
+            type Error = super::error::ConversionError;
+            fn try_from(
+                value: ChatChunkToolCall,
+            ) -> ::std::result::Result<Self, super::error::ConversionError> {
+                Ok(Self {
+                    function: value.function?,
+                    id: value.id?,
+                    index: value.index?,
+                    type_: value.type_?,
+                })
+            }
+        }
+        impl ::std::convert::From<super::ChatChunkToolCall> for ChatChunkToolCall {
+            fn from(value: super::ChatChunkToolCall) -> Self {
+                Self {
+                    function: Ok(value.function),
+                    id: Ok(value.id),
+                    index: Ok(value.index),
+                    type_: Ok(value.type_),
                 }
             }
         }
@@ -669,6 +1935,10 @@ pub mod types {
             id: ::std::result::Result<::std::string::String, ::std::string::String>,
             model: ::std::result::Result<::std::string::String, ::std::string::String>,
             object: ::std::result::Result<::std::string::String, ::std::string::String>,
+            usage: ::std::result::Result<
+                ::std::option::Option<super::ChatUsage>,
+                ::std::string::String,
+            >,
         }
         impl ::std::default::Default for ChatCompletionChunk {
             fn default() -> Self {
@@ -678,6 +1948,7 @@ pub mod types {
                     id: Err("no value supplied for id".to_string()),
                     model: Err("no value supplied for model".to_string()),
                     object: Err("no value supplied for object".to_string()),
+                    usage: Ok(Default::default()),
                 }
             }
         }
@@ -732,6 +2003,16 @@ pub mod types {
                     .map_err(|e| format!("error converting supplied value for object: {e}"));
                 self
             }
+            pub fn usage<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<super::ChatUsage>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.usage = value
+                    .try_into()
+                    .map_err(|e| format!("error converting supplied value for usage: {e}"));
+                self
+            }
         }
         impl ::std::convert::TryFrom<ChatCompletionChunk> for super::ChatCompletionChunk {
             type Error = super::error::ConversionError;
@@ -744,6 +2025,7 @@ pub mod types {
                     id: value.id?,
                     model: value.model?,
                     object: value.object?,
+                    usage: value.usage?,
                 })
             }
         }
@@ -755,26 +2037,107 @@ pub mod types {
                     id: Ok(value.id),
                     model: Ok(value.model),
                     object: Ok(value.object),
+                    usage: Ok(value.usage),
                 }
             }
         }
         #[derive(Clone, Debug)]
         pub struct ChatCompletionRequest {
+            logprobs: ::std::result::Result<::std::option::Option<bool>, ::std::string::String>,
+            max_completion_tokens:
+                ::std::result::Result<::std::option::Option<i64>, ::std::string::String>,
+            max_tokens: ::std::result::Result<::std::option::Option<i64>, ::std::string::String>,
             messages:
                 ::std::result::Result<::std::vec::Vec<super::ChatMessage>, ::std::string::String>,
             model: ::std::result::Result<::std::string::String, ::std::string::String>,
+            n: ::std::result::Result<
+                ::std::option::Option<::std::num::NonZeroU64>,
+                ::std::string::String,
+            >,
+            response_format: ::std::result::Result<
+                ::std::option::Option<super::ChatResponseFormat>,
+                ::std::string::String,
+            >,
+            seed: ::std::result::Result<::std::option::Option<i64>, ::std::string::String>,
+            stop: ::std::result::Result<
+                ::std::option::Option<super::ChatCompletionRequestStop>,
+                ::std::string::String,
+            >,
             stream: ::std::result::Result<bool, ::std::string::String>,
+            stream_options: ::std::result::Result<
+                ::std::option::Option<super::ChatStreamOptions>,
+                ::std::string::String,
+            >,
+            temperature: ::std::result::Result<::std::option::Option<f64>, ::std::string::String>,
+            tool_choice: ::std::result::Result<
+                ::std::option::Option<super::ChatCompletionRequestToolChoice>,
+                ::std::string::String,
+            >,
+            tools: ::std::result::Result<
+                ::std::option::Option<::std::vec::Vec<super::ChatTool>>,
+                ::std::string::String,
+            >,
+            top_logprobs: ::std::result::Result<::std::option::Option<i64>, ::std::string::String>,
+            top_p: ::std::result::Result<::std::option::Option<f64>, ::std::string::String>,
+            user: ::std::result::Result<
+                ::std::option::Option<::std::string::String>,
+                ::std::string::String,
+            >,
         }
         impl ::std::default::Default for ChatCompletionRequest {
             fn default() -> Self {
                 Self {
+                    logprobs: Ok(Default::default()),
+                    max_completion_tokens: Ok(Default::default()),
+                    max_tokens: Ok(Default::default()),
                     messages: Err("no value supplied for messages".to_string()),
                     model: Err("no value supplied for model".to_string()),
+                    n: Ok(Default::default()),
+                    response_format: Ok(Default::default()),
+                    seed: Ok(Default::default()),
+                    stop: Ok(Default::default()),
                     stream: Ok(Default::default()),
+                    stream_options: Ok(Default::default()),
+                    temperature: Ok(Default::default()),
+                    tool_choice: Ok(Default::default()),
+                    tools: Ok(Default::default()),
+                    top_logprobs: Ok(Default::default()),
+                    top_p: Ok(Default::default()),
+                    user: Ok(Default::default()),
                 }
             }
         }
         impl ChatCompletionRequest {
+            pub fn logprobs<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<bool>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.logprobs = value
+                    .try_into()
+                    .map_err(|e| format!("error converting supplied value for logprobs: {e}"));
+                self
+            }
+            pub fn max_completion_tokens<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<i64>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.max_completion_tokens = value.try_into().map_err(|e| {
+                    format!("error converting supplied value for max_completion_tokens: {e}")
+                });
+                self
+            }
+            pub fn max_tokens<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<i64>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.max_tokens = value
+                    .try_into()
+                    .map_err(|e| format!("error converting supplied value for max_tokens: {e}"));
+                self
+            }
             pub fn messages<T>(mut self, value: T) -> Self
             where
                 T: ::std::convert::TryInto<::std::vec::Vec<super::ChatMessage>>,
@@ -795,6 +2158,46 @@ pub mod types {
                     .map_err(|e| format!("error converting supplied value for model: {e}"));
                 self
             }
+            pub fn n<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<::std::num::NonZeroU64>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.n = value
+                    .try_into()
+                    .map_err(|e| format!("error converting supplied value for n: {e}"));
+                self
+            }
+            pub fn response_format<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<super::ChatResponseFormat>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.response_format = value.try_into().map_err(|e| {
+                    format!("error converting supplied value for response_format: {e}")
+                });
+                self
+            }
+            pub fn seed<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<i64>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.seed = value
+                    .try_into()
+                    .map_err(|e| format!("error converting supplied value for seed: {e}"));
+                self
+            }
+            pub fn stop<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<super::ChatCompletionRequestStop>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.stop = value
+                    .try_into()
+                    .map_err(|e| format!("error converting supplied value for stop: {e}"));
+                self
+            }
             pub fn stream<T>(mut self, value: T) -> Self
             where
                 T: ::std::convert::TryInto<bool>,
@@ -805,6 +2208,78 @@ pub mod types {
                     .map_err(|e| format!("error converting supplied value for stream: {e}"));
                 self
             }
+            pub fn stream_options<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<super::ChatStreamOptions>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.stream_options = value.try_into().map_err(|e| {
+                    format!("error converting supplied value for stream_options: {e}")
+                });
+                self
+            }
+            pub fn temperature<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<f64>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.temperature = value
+                    .try_into()
+                    .map_err(|e| format!("error converting supplied value for temperature: {e}"));
+                self
+            }
+            pub fn tool_choice<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<
+                        ::std::option::Option<super::ChatCompletionRequestToolChoice>,
+                    >,
+                T::Error: ::std::fmt::Display,
+            {
+                self.tool_choice = value
+                    .try_into()
+                    .map_err(|e| format!("error converting supplied value for tool_choice: {e}"));
+                self
+            }
+            pub fn tools<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<::std::vec::Vec<super::ChatTool>>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.tools = value
+                    .try_into()
+                    .map_err(|e| format!("error converting supplied value for tools: {e}"));
+                self
+            }
+            pub fn top_logprobs<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<i64>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.top_logprobs = value
+                    .try_into()
+                    .map_err(|e| format!("error converting supplied value for top_logprobs: {e}"));
+                self
+            }
+            pub fn top_p<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<f64>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.top_p = value
+                    .try_into()
+                    .map_err(|e| format!("error converting supplied value for top_p: {e}"));
+                self
+            }
+            pub fn user<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.user = value
+                    .try_into()
+                    .map_err(|e| format!("error converting supplied value for user: {e}"));
+                self
+            }
         }
         impl ::std::convert::TryFrom<ChatCompletionRequest> for super::ChatCompletionRequest {
             type Error = super::error::ConversionError;
@@ -812,18 +2287,46 @@ pub mod types {
                 value: ChatCompletionRequest,
             ) -> ::std::result::Result<Self, super::error::ConversionError> {
                 Ok(Self {
+                    logprobs: value.logprobs?,
+                    max_completion_tokens: value.max_completion_tokens?,
+                    max_tokens: value.max_tokens?,
                     messages: value.messages?,
                     model: value.model?,
+                    n: value.n?,
+                    response_format: value.response_format?,
+                    seed: value.seed?,
+                    stop: value.stop?,
                     stream: value.stream?,
+                    stream_options: value.stream_options?,
+                    temperature: value.temperature?,
+                    tool_choice: value.tool_choice?,
+                    tools: value.tools?,
+                    top_logprobs: value.top_logprobs?,
+                    top_p: value.top_p?,
+                    user: value.user?,
                 })
             }
         }
         impl ::std::convert::From<super::ChatCompletionRequest> for ChatCompletionRequest {
             fn from(value: super::ChatCompletionRequest) -> Self {
                 Self {
+                    logprobs: Ok(value.logprobs),
+                    max_completion_tokens: Ok(value.max_completion_tokens),
+                    max_tokens: Ok(value.max_tokens),
                     messages: Ok(value.messages),
                     model: Ok(value.model),
+                    n: Ok(value.n),
+                    response_format: Ok(value.response_format),
+                    seed: Ok(value.seed),
+                    stop: Ok(value.stop),
                     stream: Ok(value.stream),
+                    stream_options: Ok(value.stream_options),
+                    temperature: Ok(value.temperature),
+                    tool_choice: Ok(value.tool_choice),
+                    tools: Ok(value.tools),
+                    top_logprobs: Ok(value.top_logprobs),
+                    top_p: Ok(value.top_p),
+                    user: Ok(value.user),
                 }
             }
         }
@@ -942,8 +2445,371 @@ pub mod types {
             }
         }
         #[derive(Clone, Debug)]
+        pub struct ChatCompletionTokensDetails {
+            accepted_prediction_tokens:
+                ::std::result::Result<::std::option::Option<i64>, ::std::string::String>,
+            audio_tokens: ::std::result::Result<::std::option::Option<i64>, ::std::string::String>,
+            reasoning_tokens:
+                ::std::result::Result<::std::option::Option<i64>, ::std::string::String>,
+            rejected_prediction_tokens:
+                ::std::result::Result<::std::option::Option<i64>, ::std::string::String>,
+        }
+        impl ::std::default::Default for ChatCompletionTokensDetails {
+            fn default() -> Self {
+                Self {
+                    accepted_prediction_tokens: Ok(Default::default()),
+                    audio_tokens: Ok(Default::default()),
+                    reasoning_tokens: Ok(Default::default()),
+                    rejected_prediction_tokens: Ok(Default::default()),
+                }
+            }
+        }
+        impl ChatCompletionTokensDetails {
+            pub fn accepted_prediction_tokens<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<i64>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.accepted_prediction_tokens = value.try_into().map_err(|e| {
+                    format!("error converting supplied value for accepted_prediction_tokens: {e}")
+                });
+                self
+            }
+            pub fn audio_tokens<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<i64>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.audio_tokens = value
+                    .try_into()
+                    .map_err(|e| format!("error converting supplied value for audio_tokens: {e}"));
+                self
+            }
+            pub fn reasoning_tokens<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<i64>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.reasoning_tokens = value.try_into().map_err(|e| {
+                    format!("error converting supplied value for reasoning_tokens: {e}")
+                });
+                self
+            }
+            pub fn rejected_prediction_tokens<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<i64>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.rejected_prediction_tokens = value.try_into().map_err(|e| {
+                    format!("error converting supplied value for rejected_prediction_tokens: {e}")
+                });
+                self
+            }
+        }
+        impl ::std::convert::TryFrom<ChatCompletionTokensDetails> for super::ChatCompletionTokensDetails {
+            type Error = super::error::ConversionError;
+            fn try_from(
+                value: ChatCompletionTokensDetails,
+            ) -> ::std::result::Result<Self, super::error::ConversionError> {
+                Ok(Self {
+                    accepted_prediction_tokens: value.accepted_prediction_tokens?,
+                    audio_tokens: value.audio_tokens?,
+                    reasoning_tokens: value.reasoning_tokens?,
+                    rejected_prediction_tokens: value.rejected_prediction_tokens?,
+                })
+            }
+        }
+        impl ::std::convert::From<super::ChatCompletionTokensDetails> for ChatCompletionTokensDetails {
+            fn from(value: super::ChatCompletionTokensDetails) -> Self {
+                Self {
+                    accepted_prediction_tokens: Ok(value.accepted_prediction_tokens),
+                    audio_tokens: Ok(value.audio_tokens),
+                    reasoning_tokens: Ok(value.reasoning_tokens),
+                    rejected_prediction_tokens: Ok(value.rejected_prediction_tokens),
+                }
+            }
+        }
+        #[derive(Clone, Debug)]
+        pub struct ChatContentPartAudio {
+            input_audio: ::std::result::Result<super::ChatInputAudio, ::std::string::String>,
+            type_: ::std::result::Result<super::ChatContentPartAudioType, ::std::string::String>,
+        }
+        impl ::std::default::Default for ChatContentPartAudio {
+            fn default() -> Self {
+                Self {
+                    input_audio: Err("no value supplied for input_audio".to_string()),
+                    type_: Err("no value supplied for type_".to_string()),
+                }
+            }
+        }
+        impl ChatContentPartAudio {
+            pub fn input_audio<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<super::ChatInputAudio>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.input_audio = value
+                    .try_into()
+                    .map_err(|e| format!("error converting supplied value for input_audio: {e}"));
+                self
+            }
+            pub fn type_<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<super::ChatContentPartAudioType>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.type_ = value
+                    .try_into()
+                    .map_err(|e| format!("error converting supplied value for type_: {e}"));
+                self
+            }
+        }
+        impl ::std::convert::TryFrom<ChatContentPartAudio> for super::ChatContentPartAudio {
+            type Error = super::error::ConversionError;
+            fn try_from(
+                value: ChatContentPartAudio,
+            ) -> ::std::result::Result<Self, super::error::ConversionError> {
+                Ok(Self {
+                    input_audio: value.input_audio?,
+                    type_: value.type_?,
+                })
+            }
+        }
+        impl ::std::convert::From<super::ChatContentPartAudio> for ChatContentPartAudio {
+            fn from(value: super::ChatContentPartAudio) -> Self {
+                Self {
+                    input_audio: Ok(value.input_audio),
+                    type_: Ok(value.type_),
+                }
+            }
+        }
+        #[derive(Clone, Debug)]
+        pub struct ChatContentPartFile {
+            file: ::std::result::Result<super::ChatFile, ::std::string::String>,
+            type_: ::std::result::Result<super::ChatContentPartFileType, ::std::string::String>,
+        }
+        impl ::std::default::Default for ChatContentPartFile {
+            fn default() -> Self {
+                Self {
+                    file: Err("no value supplied for file".to_string()),
+                    type_: Err("no value supplied for type_".to_string()),
+                }
+            }
+        }
+        impl ChatContentPartFile {
+            pub fn file<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<super::ChatFile>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.file = value
+                    .try_into()
+                    .map_err(|e| format!("error converting supplied value for file: {e}"));
+                self
+            }
+            pub fn type_<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<super::ChatContentPartFileType>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.type_ = value
+                    .try_into()
+                    .map_err(|e| format!("error converting supplied value for type_: {e}"));
+                self
+            }
+        }
+        impl ::std::convert::TryFrom<ChatContentPartFile> for super::ChatContentPartFile {
+            type Error = super::error::ConversionError;
+            fn try_from(
+                value: ChatContentPartFile,
+            ) -> ::std::result::Result<Self, super::error::ConversionError> {
+                Ok(Self {
+                    file: value.file?,
+                    type_: value.type_?,
+                })
+            }
+        }
+        impl ::std::convert::From<super::ChatContentPartFile> for ChatContentPartFile {
+            fn from(value: super::ChatContentPartFile) -> Self {
+                Self {
+                    file: Ok(value.file),
+                    type_: Ok(value.type_),
+                }
+            }
+        }
+        #[derive(Clone, Debug)]
+        pub struct ChatContentPartImage {
+            image_url: ::std::result::Result<super::ChatImageUrl, ::std::string::String>,
+            type_: ::std::result::Result<super::ChatContentPartImageType, ::std::string::String>,
+        }
+        impl ::std::default::Default for ChatContentPartImage {
+            fn default() -> Self {
+                Self {
+                    image_url: Err("no value supplied for image_url".to_string()),
+                    type_: Err("no value supplied for type_".to_string()),
+                }
+            }
+        }
+        impl ChatContentPartImage {
+            pub fn image_url<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<super::ChatImageUrl>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.image_url = value
+                    .try_into()
+                    .map_err(|e| format!("error converting supplied value for image_url: {e}"));
+                self
+            }
+            pub fn type_<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<super::ChatContentPartImageType>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.type_ = value
+                    .try_into()
+                    .map_err(|e| format!("error converting supplied value for type_: {e}"));
+                self
+            }
+        }
+        impl ::std::convert::TryFrom<ChatContentPartImage> for super::ChatContentPartImage {
+            type Error = super::error::ConversionError;
+            fn try_from(
+                value: ChatContentPartImage,
+            ) -> ::std::result::Result<Self, super::error::ConversionError> {
+                Ok(Self {
+                    image_url: value.image_url?,
+                    type_: value.type_?,
+                })
+            }
+        }
+        impl ::std::convert::From<super::ChatContentPartImage> for ChatContentPartImage {
+            fn from(value: super::ChatContentPartImage) -> Self {
+                Self {
+                    image_url: Ok(value.image_url),
+                    type_: Ok(value.type_),
+                }
+            }
+        }
+        #[derive(Clone, Debug)]
+        pub struct ChatContentPartRefusal {
+            refusal: ::std::result::Result<::std::string::String, ::std::string::String>,
+            type_: ::std::result::Result<super::ChatContentPartRefusalType, ::std::string::String>,
+        }
+        impl ::std::default::Default for ChatContentPartRefusal {
+            fn default() -> Self {
+                Self {
+                    refusal: Err("no value supplied for refusal".to_string()),
+                    type_: Err("no value supplied for type_".to_string()),
+                }
+            }
+        }
+        impl ChatContentPartRefusal {
+            pub fn refusal<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::string::String>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.refusal = value
+                    .try_into()
+                    .map_err(|e| format!("error converting supplied value for refusal: {e}"));
+                self
+            }
+            pub fn type_<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<super::ChatContentPartRefusalType>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.type_ = value
+                    .try_into()
+                    .map_err(|e| format!("error converting supplied value for type_: {e}"));
+                self
+            }
+        }
+        impl ::std::convert::TryFrom<ChatContentPartRefusal> for super::ChatContentPartRefusal {
+            type Error = super::error::ConversionError;
+            fn try_from(
+                value: ChatContentPartRefusal,
+            ) -> ::std::result::Result<Self, super::error::ConversionError> {
+                Ok(Self {
+                    refusal: value.refusal?,
+                    type_: value.type_?,
+                })
+            }
+        }
+        impl ::std::convert::From<super::ChatContentPartRefusal> for ChatContentPartRefusal {
+            fn from(value: super::ChatContentPartRefusal) -> Self {
+                Self {
+                    refusal: Ok(value.refusal),
+                    type_: Ok(value.type_),
+                }
+            }
+        }
+        #[derive(Clone, Debug)]
+        pub struct ChatContentPartText {
+            text: ::std::result::Result<::std::string::String, ::std::string::String>,
+            type_: ::std::result::Result<super::ChatContentPartTextType, ::std::string::String>,
+        }
+        impl ::std::default::Default for ChatContentPartText {
+            fn default() -> Self {
+                Self {
+                    text: Err("no value supplied for text".to_string()),
+                    type_: Err("no value supplied for type_".to_string()),
+                }
+            }
+        }
+        impl ChatContentPartText {
+            pub fn text<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::string::String>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.text = value
+                    .try_into()
+                    .map_err(|e| format!("error converting supplied value for text: {e}"));
+                self
+            }
+            pub fn type_<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<super::ChatContentPartTextType>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.type_ = value
+                    .try_into()
+                    .map_err(|e| format!("error converting supplied value for type_: {e}"));
+                self
+            }
+        }
+        impl ::std::convert::TryFrom<ChatContentPartText> for super::ChatContentPartText {
+            type Error = super::error::ConversionError;
+            fn try_from(
+                value: ChatContentPartText,
+            ) -> ::std::result::Result<Self, super::error::ConversionError> {
+                Ok(Self {
+                    text: value.text?,
+                    type_: value.type_?,
+                })
+            }
+        }
+        impl ::std::convert::From<super::ChatContentPartText> for ChatContentPartText {
+            fn from(value: super::ChatContentPartText) -> Self {
+                Self {
+                    text: Ok(value.text),
+                    type_: Ok(value.type_),
+                }
+            }
+        }
+        #[derive(Clone, Debug)]
         pub struct ChatDelta {
             content: ::std::result::Result<
+                ::std::option::Option<::std::string::String>,
+                ::std::string::String,
+            >,
+            reasoning_content: ::std::result::Result<
+                ::std::option::Option<::std::string::String>,
+                ::std::string::String,
+            >,
+            refusal: ::std::result::Result<
                 ::std::option::Option<::std::string::String>,
                 ::std::string::String,
             >,
@@ -951,12 +2817,19 @@ pub mod types {
                 ::std::option::Option<::std::string::String>,
                 ::std::string::String,
             >,
+            tool_calls: ::std::result::Result<
+                ::std::option::Option<::std::vec::Vec<super::ChatChunkToolCall>>,
+                ::std::string::String,
+            >,
         }
         impl ::std::default::Default for ChatDelta {
             fn default() -> Self {
                 Self {
                     content: Ok(Default::default()),
+                    reasoning_content: Ok(Default::default()),
+                    refusal: Ok(Default::default()),
                     role: Ok(Default::default()),
+                    tool_calls: Ok(Default::default()),
                 }
             }
         }
@@ -971,6 +2844,26 @@ pub mod types {
                     .map_err(|e| format!("error converting supplied value for content: {e}"));
                 self
             }
+            pub fn reasoning_content<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.reasoning_content = value.try_into().map_err(|e| {
+                    format!("error converting supplied value for reasoning_content: {e}")
+                });
+                self
+            }
+            pub fn refusal<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.refusal = value
+                    .try_into()
+                    .map_err(|e| format!("error converting supplied value for refusal: {e}"));
+                self
+            }
             pub fn role<T>(mut self, value: T) -> Self
             where
                 T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
@@ -981,6 +2874,18 @@ pub mod types {
                     .map_err(|e| format!("error converting supplied value for role: {e}"));
                 self
             }
+            pub fn tool_calls<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<
+                        ::std::option::Option<::std::vec::Vec<super::ChatChunkToolCall>>,
+                    >,
+                T::Error: ::std::fmt::Display,
+            {
+                self.tool_calls = value
+                    .try_into()
+                    .map_err(|e| format!("error converting supplied value for tool_calls: {e}"));
+                self
+            }
         }
         impl ::std::convert::TryFrom<ChatDelta> for super::ChatDelta {
             type Error = super::error::ConversionError;
@@ -989,7 +2894,10 @@ pub mod types {
             ) -> ::std::result::Result<Self, super::error::ConversionError> {
                 Ok(Self {
                     content: value.content?,
+                    reasoning_content: value.reasoning_content?,
+                    refusal: value.refusal?,
                     role: value.role?,
+                    tool_calls: value.tool_calls?,
                 })
             }
         }
@@ -997,7 +2905,470 @@ pub mod types {
             fn from(value: super::ChatDelta) -> Self {
                 Self {
                     content: Ok(value.content),
+                    reasoning_content: Ok(value.reasoning_content),
+                    refusal: Ok(value.refusal),
                     role: Ok(value.role),
+                    tool_calls: Ok(value.tool_calls),
+                }
+            }
+        }
+        #[derive(Clone, Debug)]
+        pub struct ChatFile {
+            file_data: ::std::result::Result<
+                ::std::option::Option<::std::string::String>,
+                ::std::string::String,
+            >,
+            file_id: ::std::result::Result<
+                ::std::option::Option<::std::string::String>,
+                ::std::string::String,
+            >,
+            filename: ::std::result::Result<
+                ::std::option::Option<::std::string::String>,
+                ::std::string::String,
+            >,
+        }
+        impl ::std::default::Default for ChatFile {
+            fn default() -> Self {
+                Self {
+                    file_data: Ok(Default::default()),
+                    file_id: Ok(Default::default()),
+                    filename: Ok(Default::default()),
+                }
+            }
+        }
+        impl ChatFile {
+            pub fn file_data<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.file_data = value
+                    .try_into()
+                    .map_err(|e| format!("error converting supplied value for file_data: {e}"));
+                self
+            }
+            pub fn file_id<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.file_id = value
+                    .try_into()
+                    .map_err(|e| format!("error converting supplied value for file_id: {e}"));
+                self
+            }
+            pub fn filename<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.filename = value
+                    .try_into()
+                    .map_err(|e| format!("error converting supplied value for filename: {e}"));
+                self
+            }
+        }
+        impl ::std::convert::TryFrom<ChatFile> for super::ChatFile {
+            type Error = super::error::ConversionError;
+            fn try_from(
+                value: ChatFile,
+            ) -> ::std::result::Result<Self, super::error::ConversionError> {
+                Ok(Self {
+                    file_data: value.file_data?,
+                    file_id: value.file_id?,
+                    filename: value.filename?,
+                })
+            }
+        }
+        impl ::std::convert::From<super::ChatFile> for ChatFile {
+            fn from(value: super::ChatFile) -> Self {
+                Self {
+                    file_data: Ok(value.file_data),
+                    file_id: Ok(value.file_id),
+                    filename: Ok(value.filename),
+                }
+            }
+        }
+        #[derive(Clone, Debug)]
+        pub struct ChatFunctionCall {
+            arguments: ::std::result::Result<::std::string::String, ::std::string::String>,
+            name: ::std::result::Result<::std::string::String, ::std::string::String>,
+        }
+        impl ::std::default::Default for ChatFunctionCall {
+            fn default() -> Self {
+                Self {
+                    arguments: Err("no value supplied for arguments".to_string()),
+                    name: Err("no value supplied for name".to_string()),
+                }
+            }
+        }
+        impl ChatFunctionCall {
+            pub fn arguments<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::string::String>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.arguments = value
+                    .try_into()
+                    .map_err(|e| format!("error converting supplied value for arguments: {e}"));
+                self
+            }
+            pub fn name<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::string::String>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.name = value
+                    .try_into()
+                    .map_err(|e| format!("error converting supplied value for name: {e}"));
+                self
+            }
+        }
+        impl ::std::convert::TryFrom<ChatFunctionCall> for super::ChatFunctionCall {
+            type Error = super::error::ConversionError;
+            fn try_from(
+                value: ChatFunctionCall,
+            ) -> ::std::result::Result<Self, super::error::ConversionError> {
+                Ok(Self {
+                    arguments: value.arguments?,
+                    name: value.name?,
+                })
+            }
+        }
+        impl ::std::convert::From<super::ChatFunctionCall> for ChatFunctionCall {
+            fn from(value: super::ChatFunctionCall) -> Self {
+                Self {
+                    arguments: Ok(value.arguments),
+                    name: Ok(value.name),
+                }
+            }
+        }
+        #[derive(Clone, Debug)]
+        pub struct ChatFunctionDefinition {
+            description: ::std::result::Result<
+                ::std::option::Option<::std::string::String>,
+                ::std::string::String,
+            >,
+            name: ::std::result::Result<::std::string::String, ::std::string::String>,
+            parameters: ::std::result::Result<
+                ::serde_json::Map<::std::string::String, ::serde_json::Value>,
+                ::std::string::String,
+            >,
+            strict: ::std::result::Result<::std::option::Option<bool>, ::std::string::String>,
+        }
+        impl ::std::default::Default for ChatFunctionDefinition {
+            fn default() -> Self {
+                Self {
+                    description: Ok(Default::default()),
+                    name: Err("no value supplied for name".to_string()),
+                    parameters: Ok(Default::default()),
+                    strict: Ok(Default::default()),
+                }
+            }
+        }
+        impl ChatFunctionDefinition {
+            pub fn description<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.description = value
+                    .try_into()
+                    .map_err(|e| format!("error converting supplied value for description: {e}"));
+                self
+            }
+            pub fn name<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::string::String>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.name = value
+                    .try_into()
+                    .map_err(|e| format!("error converting supplied value for name: {e}"));
+                self
+            }
+            pub fn parameters<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<
+                        ::serde_json::Map<::std::string::String, ::serde_json::Value>,
+                    >,
+                T::Error: ::std::fmt::Display,
+            {
+                self.parameters = value
+                    .try_into()
+                    .map_err(|e| format!("error converting supplied value for parameters: {e}"));
+                self
+            }
+            pub fn strict<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<bool>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.strict = value
+                    .try_into()
+                    .map_err(|e| format!("error converting supplied value for strict: {e}"));
+                self
+            }
+        }
+        impl ::std::convert::TryFrom<ChatFunctionDefinition> for super::ChatFunctionDefinition {
+            type Error = super::error::ConversionError;
+            fn try_from(
+                value: ChatFunctionDefinition,
+            ) -> ::std::result::Result<Self, super::error::ConversionError> {
+                Ok(Self {
+                    description: value.description?,
+                    name: value.name?,
+                    parameters: value.parameters?,
+                    strict: value.strict?,
+                })
+            }
+        }
+        impl ::std::convert::From<super::ChatFunctionDefinition> for ChatFunctionDefinition {
+            fn from(value: super::ChatFunctionDefinition) -> Self {
+                Self {
+                    description: Ok(value.description),
+                    name: Ok(value.name),
+                    parameters: Ok(value.parameters),
+                    strict: Ok(value.strict),
+                }
+            }
+        }
+        #[derive(Clone, Debug)]
+        pub struct ChatFunctionName {
+            name: ::std::result::Result<::std::string::String, ::std::string::String>,
+        }
+        impl ::std::default::Default for ChatFunctionName {
+            fn default() -> Self {
+                Self {
+                    name: Err("no value supplied for name".to_string()),
+                }
+            }
+        }
+        impl ChatFunctionName {
+            pub fn name<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::string::String>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.name = value
+                    .try_into()
+                    .map_err(|e| format!("error converting supplied value for name: {e}"));
+                self
+            }
+        }
+        impl ::std::convert::TryFrom<ChatFunctionName> for super::ChatFunctionName {
+            type Error = super::error::ConversionError;
+            fn try_from(
+                value: ChatFunctionName,
+            ) -> ::std::result::Result<Self, super::error::ConversionError> {
+                Ok(Self { name: value.name? })
+            }
+        }
+        impl ::std::convert::From<super::ChatFunctionName> for ChatFunctionName {
+            fn from(value: super::ChatFunctionName) -> Self {
+                Self {
+                    name: Ok(value.name),
+                }
+            }
+        }
+        #[derive(Clone, Debug)]
+        pub struct ChatImageUrl {
+            detail: ::std::result::Result<
+                ::std::option::Option<super::ChatImageUrlDetail>,
+                ::std::string::String,
+            >,
+            url: ::std::result::Result<::std::string::String, ::std::string::String>,
+        }
+        impl ::std::default::Default for ChatImageUrl {
+            fn default() -> Self {
+                Self {
+                    detail: Ok(Default::default()),
+                    url: Err("no value supplied for url".to_string()),
+                }
+            }
+        }
+        impl ChatImageUrl {
+            pub fn detail<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<super::ChatImageUrlDetail>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.detail = value
+                    .try_into()
+                    .map_err(|e| format!("error converting supplied value for detail: {e}"));
+                self
+            }
+            pub fn url<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::string::String>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.url = value
+                    .try_into()
+                    .map_err(|e| format!("error converting supplied value for url: {e}"));
+                self
+            }
+        }
+        impl ::std::convert::TryFrom<ChatImageUrl> for super::ChatImageUrl {
+            type Error = super::error::ConversionError;
+            fn try_from(
+                value: ChatImageUrl,
+            ) -> ::std::result::Result<Self, super::error::ConversionError> {
+                Ok(Self {
+                    detail: value.detail?,
+                    url: value.url?,
+                })
+            }
+        }
+        impl ::std::convert::From<super::ChatImageUrl> for ChatImageUrl {
+            fn from(value: super::ChatImageUrl) -> Self {
+                Self {
+                    detail: Ok(value.detail),
+                    url: Ok(value.url),
+                }
+            }
+        }
+        #[derive(Clone, Debug)]
+        pub struct ChatInputAudio {
+            data: ::std::result::Result<::std::string::String, ::std::string::String>,
+            format: ::std::result::Result<super::ChatInputAudioFormat, ::std::string::String>,
+        }
+        impl ::std::default::Default for ChatInputAudio {
+            fn default() -> Self {
+                Self {
+                    data: Err("no value supplied for data".to_string()),
+                    format: Err("no value supplied for format".to_string()),
+                }
+            }
+        }
+        impl ChatInputAudio {
+            pub fn data<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::string::String>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.data = value
+                    .try_into()
+                    .map_err(|e| format!("error converting supplied value for data: {e}"));
+                self
+            }
+            pub fn format<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<super::ChatInputAudioFormat>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.format = value
+                    .try_into()
+                    .map_err(|e| format!("error converting supplied value for format: {e}"));
+                self
+            }
+        }
+        impl ::std::convert::TryFrom<ChatInputAudio> for super::ChatInputAudio {
+            type Error = super::error::ConversionError;
+            fn try_from(
+                value: ChatInputAudio,
+            ) -> ::std::result::Result<Self, super::error::ConversionError> {
+                Ok(Self {
+                    data: value.data?,
+                    format: value.format?,
+                })
+            }
+        }
+        impl ::std::convert::From<super::ChatInputAudio> for ChatInputAudio {
+            fn from(value: super::ChatInputAudio) -> Self {
+                Self {
+                    data: Ok(value.data),
+                    format: Ok(value.format),
+                }
+            }
+        }
+        #[derive(Clone, Debug)]
+        pub struct ChatJsonSchema {
+            description: ::std::result::Result<
+                ::std::option::Option<::std::string::String>,
+                ::std::string::String,
+            >,
+            name: ::std::result::Result<::std::string::String, ::std::string::String>,
+            schema: ::std::result::Result<
+                ::serde_json::Map<::std::string::String, ::serde_json::Value>,
+                ::std::string::String,
+            >,
+            strict: ::std::result::Result<::std::option::Option<bool>, ::std::string::String>,
+        }
+        impl ::std::default::Default for ChatJsonSchema {
+            fn default() -> Self {
+                Self {
+                    description: Ok(Default::default()),
+                    name: Err("no value supplied for name".to_string()),
+                    schema: Ok(Default::default()),
+                    strict: Ok(Default::default()),
+                }
+            }
+        }
+        impl ChatJsonSchema {
+            pub fn description<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.description = value
+                    .try_into()
+                    .map_err(|e| format!("error converting supplied value for description: {e}"));
+                self
+            }
+            pub fn name<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::string::String>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.name = value
+                    .try_into()
+                    .map_err(|e| format!("error converting supplied value for name: {e}"));
+                self
+            }
+            pub fn schema<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<
+                        ::serde_json::Map<::std::string::String, ::serde_json::Value>,
+                    >,
+                T::Error: ::std::fmt::Display,
+            {
+                self.schema = value
+                    .try_into()
+                    .map_err(|e| format!("error converting supplied value for schema: {e}"));
+                self
+            }
+            pub fn strict<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<bool>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.strict = value
+                    .try_into()
+                    .map_err(|e| format!("error converting supplied value for strict: {e}"));
+                self
+            }
+        }
+        impl ::std::convert::TryFrom<ChatJsonSchema> for super::ChatJsonSchema {
+            type Error = super::error::ConversionError;
+            fn try_from(
+                value: ChatJsonSchema,
+            ) -> ::std::result::Result<Self, super::error::ConversionError> {
+                Ok(Self {
+                    description: value.description?,
+                    name: value.name?,
+                    schema: value.schema?,
+                    strict: value.strict?,
+                })
+            }
+        }
+        impl ::std::convert::From<super::ChatJsonSchema> for ChatJsonSchema {
+            fn from(value: super::ChatJsonSchema) -> Self {
+                Self {
+                    description: Ok(value.description),
+                    name: Ok(value.name),
+                    schema: Ok(value.schema),
+                    strict: Ok(value.strict),
                 }
             }
         }
@@ -1011,14 +3382,29 @@ pub mod types {
                 ::std::option::Option<::std::string::String>,
                 ::std::string::String,
             >,
+            refusal: ::std::result::Result<
+                ::std::option::Option<::std::string::String>,
+                ::std::string::String,
+            >,
             role: ::std::result::Result<::std::string::String, ::std::string::String>,
+            tool_call_id: ::std::result::Result<
+                ::std::option::Option<::std::string::String>,
+                ::std::string::String,
+            >,
+            tool_calls: ::std::result::Result<
+                ::std::option::Option<::std::vec::Vec<super::ChatToolCall>>,
+                ::std::string::String,
+            >,
         }
         impl ::std::default::Default for ChatMessage {
             fn default() -> Self {
                 Self {
                     content: Ok(Default::default()),
                     name: Ok(Default::default()),
+                    refusal: Ok(Default::default()),
                     role: Err("no value supplied for role".to_string()),
+                    tool_call_id: Ok(Default::default()),
+                    tool_calls: Ok(Default::default()),
                 }
             }
         }
@@ -1043,6 +3429,16 @@ pub mod types {
                     .map_err(|e| format!("error converting supplied value for name: {e}"));
                 self
             }
+            pub fn refusal<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.refusal = value
+                    .try_into()
+                    .map_err(|e| format!("error converting supplied value for refusal: {e}"));
+                self
+            }
             pub fn role<T>(mut self, value: T) -> Self
             where
                 T: ::std::convert::TryInto<::std::string::String>,
@@ -1051,6 +3447,28 @@ pub mod types {
                 self.role = value
                     .try_into()
                     .map_err(|e| format!("error converting supplied value for role: {e}"));
+                self
+            }
+            pub fn tool_call_id<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.tool_call_id = value
+                    .try_into()
+                    .map_err(|e| format!("error converting supplied value for tool_call_id: {e}"));
+                self
+            }
+            pub fn tool_calls<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<
+                        ::std::option::Option<::std::vec::Vec<super::ChatToolCall>>,
+                    >,
+                T::Error: ::std::fmt::Display,
+            {
+                self.tool_calls = value
+                    .try_into()
+                    .map_err(|e| format!("error converting supplied value for tool_calls: {e}"));
                 self
             }
         }
@@ -1062,7 +3480,10 @@ pub mod types {
                 Ok(Self {
                     content: value.content?,
                     name: value.name?,
+                    refusal: value.refusal?,
                     role: value.role?,
+                    tool_call_id: value.tool_call_id?,
+                    tool_calls: value.tool_calls?,
                 })
             }
         }
@@ -1071,21 +3492,472 @@ pub mod types {
                 Self {
                     content: Ok(value.content),
                     name: Ok(value.name),
+                    refusal: Ok(value.refusal),
                     role: Ok(value.role),
+                    tool_call_id: Ok(value.tool_call_id),
+                    tool_calls: Ok(value.tool_calls),
+                }
+            }
+        }
+        #[derive(Clone, Debug)]
+        pub struct ChatNamedToolChoice {
+            function: ::std::result::Result<super::ChatFunctionName, ::std::string::String>,
+            type_: ::std::result::Result<super::ChatNamedToolChoiceType, ::std::string::String>,
+        }
+        impl ::std::default::Default for ChatNamedToolChoice {
+            fn default() -> Self {
+                Self {
+                    function: Err("no value supplied for function".to_string()),
+                    type_: Err("no value supplied for type_".to_string()),
+                }
+            }
+        }
+        impl ChatNamedToolChoice {
+            pub fn function<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<super::ChatFunctionName>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.function = value
+                    .try_into()
+                    .map_err(|e| format!("error converting supplied value for function: {e}"));
+                self
+            }
+            pub fn type_<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<super::ChatNamedToolChoiceType>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.type_ = value
+                    .try_into()
+                    .map_err(|e| format!("error converting supplied value for type_: {e}"));
+                self
+            }
+        }
+        impl ::std::convert::TryFrom<ChatNamedToolChoice> for super::ChatNamedToolChoice {
+            type Error = super::error::ConversionError;
+            fn try_from(
+                value: ChatNamedToolChoice,
+            ) -> ::std::result::Result<Self, super::error::ConversionError> {
+                Ok(Self {
+                    function: value.function?,
+                    type_: value.type_?,
+                })
+            }
+        }
+        impl ::std::convert::From<super::ChatNamedToolChoice> for ChatNamedToolChoice {
+            fn from(value: super::ChatNamedToolChoice) -> Self {
+                Self {
+                    function: Ok(value.function),
+                    type_: Ok(value.type_),
+                }
+            }
+        }
+        #[derive(Clone, Debug)]
+        pub struct ChatPromptTokensDetails {
+            audio_tokens: ::std::result::Result<::std::option::Option<i64>, ::std::string::String>,
+            cached_tokens: ::std::result::Result<::std::option::Option<i64>, ::std::string::String>,
+        }
+        impl ::std::default::Default for ChatPromptTokensDetails {
+            fn default() -> Self {
+                Self {
+                    audio_tokens: Ok(Default::default()),
+                    cached_tokens: Ok(Default::default()),
+                }
+            }
+        }
+        impl ChatPromptTokensDetails {
+            pub fn audio_tokens<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<i64>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.audio_tokens = value
+                    .try_into()
+                    .map_err(|e| format!("error converting supplied value for audio_tokens: {e}"));
+                self
+            }
+            pub fn cached_tokens<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<i64>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.cached_tokens = value
+                    .try_into()
+                    .map_err(|e| format!("error converting supplied value for cached_tokens: {e}"));
+                self
+            }
+        }
+        impl ::std::convert::TryFrom<ChatPromptTokensDetails> for super::ChatPromptTokensDetails {
+            type Error = super::error::ConversionError;
+            fn try_from(
+                value: ChatPromptTokensDetails,
+            ) -> ::std::result::Result<Self, super::error::ConversionError> {
+                Ok(Self {
+                    audio_tokens: value.audio_tokens?,
+                    cached_tokens: value.cached_tokens?,
+                })
+            }
+        }
+        impl ::std::convert::From<super::ChatPromptTokensDetails> for ChatPromptTokensDetails {
+            fn from(value: super::ChatPromptTokensDetails) -> Self {
+                Self {
+                    audio_tokens: Ok(value.audio_tokens),
+                    cached_tokens: Ok(value.cached_tokens),
+                }
+            }
+        }
+        #[derive(Clone, Debug)]
+        pub struct ChatResponseFormat {
+            json_schema: ::std::result::Result<
+                ::std::option::Option<super::ChatJsonSchema>,
+                ::std::string::String,
+            >,
+            type_: ::std::result::Result<super::ChatResponseFormatType, ::std::string::String>,
+        }
+        impl ::std::default::Default for ChatResponseFormat {
+            fn default() -> Self {
+                Self {
+                    json_schema: Ok(Default::default()),
+                    type_: Err("no value supplied for type_".to_string()),
+                }
+            }
+        }
+        impl ChatResponseFormat {
+            pub fn json_schema<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<super::ChatJsonSchema>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.json_schema = value
+                    .try_into()
+                    .map_err(|e| format!("error converting supplied value for json_schema: {e}"));
+                self
+            }
+            pub fn type_<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<super::ChatResponseFormatType>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.type_ = value
+                    .try_into()
+                    .map_err(|e| format!("error converting supplied value for type_: {e}"));
+                self
+            }
+        }
+        impl ::std::convert::TryFrom<ChatResponseFormat> for super::ChatResponseFormat {
+            type Error = super::error::ConversionError;
+            fn try_from(
+                value: ChatResponseFormat,
+            ) -> ::std::result::Result<Self, super::error::ConversionError> {
+                Ok(Self {
+                    json_schema: value.json_schema?,
+                    type_: value.type_?,
+                })
+            }
+        }
+        impl ::std::convert::From<super::ChatResponseFormat> for ChatResponseFormat {
+            fn from(value: super::ChatResponseFormat) -> Self {
+                Self {
+                    json_schema: Ok(value.json_schema),
+                    type_: Ok(value.type_),
+                }
+            }
+        }
+        #[derive(Clone, Debug)]
+        pub struct ChatResponseMessage {
+            content: ::std::result::Result<
+                ::std::option::Option<::std::string::String>,
+                ::std::string::String,
+            >,
+            reasoning_content: ::std::result::Result<
+                ::std::option::Option<::std::string::String>,
+                ::std::string::String,
+            >,
+            refusal: ::std::result::Result<
+                ::std::option::Option<::std::string::String>,
+                ::std::string::String,
+            >,
+            role: ::std::result::Result<::std::string::String, ::std::string::String>,
+            tool_calls: ::std::result::Result<
+                ::std::option::Option<::std::vec::Vec<super::ChatToolCall>>,
+                ::std::string::String,
+            >,
+        }
+        impl ::std::default::Default for ChatResponseMessage {
+            fn default() -> Self {
+                Self {
+                    content: Ok(Default::default()),
+                    reasoning_content: Ok(Default::default()),
+                    refusal: Ok(Default::default()),
+                    role: Err("no value supplied for role".to_string()),
+                    tool_calls: Ok(Default::default()),
+                }
+            }
+        }
+        impl ChatResponseMessage {
+            pub fn content<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.content = value
+                    .try_into()
+                    .map_err(|e| format!("error converting supplied value for content: {e}"));
+                self
+            }
+            pub fn reasoning_content<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.reasoning_content = value.try_into().map_err(|e| {
+                    format!("error converting supplied value for reasoning_content: {e}")
+                });
+                self
+            }
+            pub fn refusal<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.refusal = value
+                    .try_into()
+                    .map_err(|e| format!("error converting supplied value for refusal: {e}"));
+                self
+            }
+            pub fn role<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::string::String>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.role = value
+                    .try_into()
+                    .map_err(|e| format!("error converting supplied value for role: {e}"));
+                self
+            }
+            pub fn tool_calls<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<
+                        ::std::option::Option<::std::vec::Vec<super::ChatToolCall>>,
+                    >,
+                T::Error: ::std::fmt::Display,
+            {
+                self.tool_calls = value
+                    .try_into()
+                    .map_err(|e| format!("error converting supplied value for tool_calls: {e}"));
+                self
+            }
+        }
+        impl ::std::convert::TryFrom<ChatResponseMessage> for super::ChatResponseMessage {
+            type Error = super::error::ConversionError;
+            fn try_from(
+                value: ChatResponseMessage,
+            ) -> ::std::result::Result<Self, super::error::ConversionError> {
+                Ok(Self {
+                    content: value.content?,
+                    reasoning_content: value.reasoning_content?,
+                    refusal: value.refusal?,
+                    role: value.role?,
+                    tool_calls: value.tool_calls?,
+                })
+            }
+        }
+        impl ::std::convert::From<super::ChatResponseMessage> for ChatResponseMessage {
+            fn from(value: super::ChatResponseMessage) -> Self {
+                Self {
+                    content: Ok(value.content),
+                    reasoning_content: Ok(value.reasoning_content),
+                    refusal: Ok(value.refusal),
+                    role: Ok(value.role),
+                    tool_calls: Ok(value.tool_calls),
+                }
+            }
+        }
+        #[derive(Clone, Debug)]
+        pub struct ChatStreamOptions {
+            include_usage:
+                ::std::result::Result<::std::option::Option<bool>, ::std::string::String>,
+        }
+        impl ::std::default::Default for ChatStreamOptions {
+            fn default() -> Self {
+                Self {
+                    include_usage: Ok(Default::default()),
+                }
+            }
+        }
+        impl ChatStreamOptions {
+            pub fn include_usage<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<bool>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.include_usage = value
+                    .try_into()
+                    .map_err(|e| format!("error converting supplied value for include_usage: {e}"));
+                self
+            }
+        }
+        impl ::std::convert::TryFrom<ChatStreamOptions> for super::ChatStreamOptions {
+            type Error = super::error::ConversionError;
+            fn try_from(
+                value: ChatStreamOptions,
+            ) -> ::std::result::Result<Self, super::error::ConversionError> {
+                Ok(Self {
+                    include_usage: value.include_usage?,
+                })
+            }
+        }
+        impl ::std::convert::From<super::ChatStreamOptions> for ChatStreamOptions {
+            fn from(value: super::ChatStreamOptions) -> Self {
+                Self {
+                    include_usage: Ok(value.include_usage),
+                }
+            }
+        }
+        #[derive(Clone, Debug)]
+        pub struct ChatTool {
+            function: ::std::result::Result<super::ChatFunctionDefinition, ::std::string::String>,
+            type_: ::std::result::Result<super::ChatToolType, ::std::string::String>,
+        }
+        impl ::std::default::Default for ChatTool {
+            fn default() -> Self {
+                Self {
+                    function: Err("no value supplied for function".to_string()),
+                    type_: Err("no value supplied for type_".to_string()),
+                }
+            }
+        }
+        impl ChatTool {
+            pub fn function<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<super::ChatFunctionDefinition>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.function = value
+                    .try_into()
+                    .map_err(|e| format!("error converting supplied value for function: {e}"));
+                self
+            }
+            pub fn type_<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<super::ChatToolType>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.type_ = value
+                    .try_into()
+                    .map_err(|e| format!("error converting supplied value for type_: {e}"));
+                self
+            }
+        }
+        impl ::std::convert::TryFrom<ChatTool> for super::ChatTool {
+            type Error = super::error::ConversionError;
+            fn try_from(
+                value: ChatTool,
+            ) -> ::std::result::Result<Self, super::error::ConversionError> {
+                Ok(Self {
+                    function: value.function?,
+                    type_: value.type_?,
+                })
+            }
+        }
+        impl ::std::convert::From<super::ChatTool> for ChatTool {
+            fn from(value: super::ChatTool) -> Self {
+                Self {
+                    function: Ok(value.function),
+                    type_: Ok(value.type_),
+                }
+            }
+        }
+        #[derive(Clone, Debug)]
+        pub struct ChatToolCall {
+            function: ::std::result::Result<super::ChatFunctionCall, ::std::string::String>,
+            id: ::std::result::Result<::std::string::String, ::std::string::String>,
+            type_: ::std::result::Result<super::ChatToolCallType, ::std::string::String>,
+        }
+        impl ::std::default::Default for ChatToolCall {
+            fn default() -> Self {
+                Self {
+                    function: Err("no value supplied for function".to_string()),
+                    id: Err("no value supplied for id".to_string()),
+                    type_: Err("no value supplied for type_".to_string()),
+                }
+            }
+        }
+        impl ChatToolCall {
+            pub fn function<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<super::ChatFunctionCall>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.function = value
+                    .try_into()
+                    .map_err(|e| format!("error converting supplied value for function: {e}"));
+                self
+            }
+            pub fn id<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::string::String>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.id = value
+                    .try_into()
+                    .map_err(|e| format!("error converting supplied value for id: {e}"));
+                self
+            }
+            pub fn type_<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<super::ChatToolCallType>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.type_ = value
+                    .try_into()
+                    .map_err(|e| format!("error converting supplied value for type_: {e}"));
+                self
+            }
+        }
+        impl ::std::convert::TryFrom<ChatToolCall> for super::ChatToolCall {
+            type Error = super::error::ConversionError;
+            fn try_from(
+                value: ChatToolCall,
+            ) -> ::std::result::Result<Self, super::error::ConversionError> {
+                Ok(Self {
+                    function: value.function?,
+                    id: value.id?,
+                    type_: value.type_?,
+                })
+            }
+        }
+        impl ::std::convert::From<super::ChatToolCall> for ChatToolCall {
+            fn from(value: super::ChatToolCall) -> Self {
+                Self {
+                    function: Ok(value.function),
+                    id: Ok(value.id),
+                    type_: Ok(value.type_),
                 }
             }
         }
         #[derive(Clone, Debug)]
         pub struct ChatUsage {
             completion_tokens: ::std::result::Result<i64, ::std::string::String>,
+            completion_tokens_details: ::std::result::Result<
+                ::std::option::Option<super::ChatCompletionTokensDetails>,
+                ::std::string::String,
+            >,
             prompt_tokens: ::std::result::Result<i64, ::std::string::String>,
+            prompt_tokens_details: ::std::result::Result<
+                ::std::option::Option<super::ChatPromptTokensDetails>,
+                ::std::string::String,
+            >,
             total_tokens: ::std::result::Result<i64, ::std::string::String>,
         }
         impl ::std::default::Default for ChatUsage {
             fn default() -> Self {
                 Self {
                     completion_tokens: Err("no value supplied for completion_tokens".to_string()),
+                    completion_tokens_details: Ok(Default::default()),
                     prompt_tokens: Err("no value supplied for prompt_tokens".to_string()),
+                    prompt_tokens_details: Ok(Default::default()),
                     total_tokens: Err("no value supplied for total_tokens".to_string()),
                 }
             }
@@ -1101,6 +3973,18 @@ pub mod types {
                 });
                 self
             }
+            pub fn completion_tokens_details<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<
+                        ::std::option::Option<super::ChatCompletionTokensDetails>,
+                    >,
+                T::Error: ::std::fmt::Display,
+            {
+                self.completion_tokens_details = value.try_into().map_err(|e| {
+                    format!("error converting supplied value for completion_tokens_details: {e}")
+                });
+                self
+            }
             pub fn prompt_tokens<T>(mut self, value: T) -> Self
             where
                 T: ::std::convert::TryInto<i64>,
@@ -1109,6 +3993,16 @@ pub mod types {
                 self.prompt_tokens = value
                     .try_into()
                     .map_err(|e| format!("error converting supplied value for prompt_tokens: {e}"));
+                self
+            }
+            pub fn prompt_tokens_details<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<super::ChatPromptTokensDetails>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.prompt_tokens_details = value.try_into().map_err(|e| {
+                    format!("error converting supplied value for prompt_tokens_details: {e}")
+                });
                 self
             }
             pub fn total_tokens<T>(mut self, value: T) -> Self
@@ -1129,7 +4023,9 @@ pub mod types {
             ) -> ::std::result::Result<Self, super::error::ConversionError> {
                 Ok(Self {
                     completion_tokens: value.completion_tokens?,
+                    completion_tokens_details: value.completion_tokens_details?,
                     prompt_tokens: value.prompt_tokens?,
+                    prompt_tokens_details: value.prompt_tokens_details?,
                     total_tokens: value.total_tokens?,
                 })
             }
@@ -1138,7 +4034,9 @@ pub mod types {
             fn from(value: super::ChatUsage) -> Self {
                 Self {
                     completion_tokens: Ok(value.completion_tokens),
+                    completion_tokens_details: Ok(value.completion_tokens_details),
                     prompt_tokens: Ok(value.prompt_tokens),
+                    prompt_tokens_details: Ok(value.prompt_tokens_details),
                     total_tokens: Ok(value.total_tokens),
                 }
             }
@@ -2605,7 +5503,7 @@ pub mod types {
 #[derive(Clone, Debug)]
 ///Client for Reka Vision Agent Inference API
 ///
-///The inference endpoints of the Reka Vision Agent API: image, video, speech and bounding-box jobs behind one queue, plus an OpenAI-compatible chat endpoint. Reconstructed from Reka's public API reference; every operation and inferred field carries `x-provenance` (DOC, DOC-implied, INFERRED, INFER, INFER-CODE, FAL).
+///The inference endpoints of the Reka Vision Agent API: image, video, speech and bounding-box jobs behind one queue, plus an OpenAI-compatible chat endpoint. Reconstructed from Reka's public API reference; every operation and inferred field carries `x-provenance` (DOC, DOC-implied, INFERRED, INFER, INFER-CODE, FAL, OPENAI).
 ///
 ///Version: 2.0.0
 pub struct Client {
@@ -2770,7 +5668,7 @@ impl Client {
     }
     ///Create Chat Completion
     ///
-    ///OpenAI-compatible chat completion, proxied to Qwen. With `stream: true` the answer is a `text/event-stream` of `ChatCompletionChunk` objects ending with `data: [DONE]`.
+    ///OpenAI-compatible chat completion, proxied to Qwen. The answer is a `ChatCompletionResponse` (`application/json`), or with `stream: true` a `text/event-stream`: each `data:` line a `ChatCompletionChunk`, ending with `data: [DONE]`.
     ///
     ///Sends a `POST` request to `/v2/inference/chat/completions`
     ///

@@ -14,9 +14,10 @@ use std::fmt::Debug;
 
 use reka_inference_api::RequestStatus;
 use reka_inference_api::types::{
-    ChatCompletionChunk, ChatCompletionRequest, ChatCompletionResponse, ChatMessageContent,
-    ErrorResponse, ListModelsResponse, ListRequestsResponse, ResultResponse, StatusResponse,
-    SubmitRequest, SubmitResponse,
+    ChatCompletionChunk, ChatCompletionRequest, ChatCompletionRequestStop,
+    ChatCompletionRequestToolChoice, ChatCompletionResponse, ChatContentPart, ChatMessageContent,
+    ChatResponseFormatType, ErrorResponse, ListModelsResponse, ListRequestsResponse,
+    ResultResponse, StatusResponse, SubmitRequest, SubmitResponse,
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -286,11 +287,100 @@ fn chat_completion_request() {
         request.messages[0].content,
         Some(ChatMessageContent::String(_))
     ));
-    assert!(matches!(
-        request.messages[1].content,
-        Some(ChatMessageContent::Array(_))
-    ));
+    let Some(ChatMessageContent::Array(parts)) = &request.messages[1].content else {
+        panic!("content parts expected: {:?}", request.messages[1].content);
+    };
+    assert!(matches!(&parts[0], ChatContentPart::Text(t) if t.text == "What is in this picture?"));
+    assert!(matches!(&parts[1], ChatContentPart::Image(i) if i.image_url.url.ends_with("fox.png")));
     insta::assert_json_snapshot!("chat_completion_request", wire);
+}
+
+/// OpenAI's request fields: tools, tool choice, response format, stream
+/// options, sampling and limits; a conversation with a tool call, its
+/// result and an audio part.
+#[test]
+fn chat_completion_request_openai_fields() {
+    let (request, wire) = round_trip::<ChatCompletionRequest>(&json!({
+        "model": "qwen3-vl-32b-instruct",
+        "messages": [
+            {"role": "user", "content": [
+                {"type": "text", "text": "What's the weather in Paris? Transcribe this too."},
+                {"type": "input_audio", "input_audio": {"data": "UklGRg==", "format": "wav"}},
+                {"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBORw0KGgo=", "detail": "low"}}
+            ]},
+            {"role": "assistant", "content": null, "tool_calls": [
+                {"id": "call_1", "type": "function",
+                 "function": {"name": "get_weather", "arguments": "{\"city\":\"Paris\"}"}}
+            ]},
+            {"role": "tool", "tool_call_id": "call_1", "content": "{\"celsius\":21}"}
+        ],
+        "tools": [{"type": "function", "function": {
+            "name": "get_weather", "description": "Current weather of a city.",
+            "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
+            "strict": true
+        }}],
+        "tool_choice": {"type": "function", "function": {"name": "get_weather"}},
+        "response_format": {"type": "json_schema", "json_schema": {
+            "name": "weather", "schema": {"type": "object"}, "strict": true
+        }},
+        "stream": true,
+        "stream_options": {"include_usage": true},
+        "n": 2,
+        "max_tokens": 64,
+        "max_completion_tokens": 64,
+        "temperature": 0.2,
+        "top_p": 0.9,
+        "stop": ["\n\n", "END"],
+        "seed": 7,
+        "user": "user-42",
+        "logprobs": true,
+        "top_logprobs": 3
+    }));
+    assert_eq!(
+        request.tools.as_ref().map(|t| t[0].function.name.as_str()),
+        Some("get_weather")
+    );
+    assert!(matches!(
+        &request.tool_choice,
+        Some(ChatCompletionRequestToolChoice::ChatNamedToolChoice(c)) if c.function.name == "get_weather"
+    ));
+    assert_eq!(
+        request.response_format.as_ref().map(|f| f.type_),
+        Some(ChatResponseFormatType::JsonSchema)
+    );
+    assert_eq!(
+        request.stream_options.and_then(|o| o.include_usage),
+        Some(true)
+    );
+    assert_eq!(request.n.map(|n| n.get()), Some(2));
+    assert!(matches!(request.stop, Some(ChatCompletionRequestStop::Array(ref s)) if s.len() == 2));
+    let assistant = &request.messages[1];
+    assert!(assistant.content.is_none());
+    assert_eq!(
+        assistant
+            .tool_calls
+            .as_ref()
+            .map(|c| c[0].function.arguments.as_str()),
+        Some("{\"city\":\"Paris\"}")
+    );
+    assert_eq!(request.messages[2].tool_call_id.as_deref(), Some("call_1"));
+    insta::assert_json_snapshot!("chat_completion_request_openai_fields", wire);
+}
+
+#[test]
+fn chat_completion_request_tool_choice_words() {
+    for word in ["none", "auto", "required"] {
+        let (request, wire) = round_trip::<ChatCompletionRequest>(&json!({
+            "model": "qwen3-vl-32b-instruct",
+            "messages": [{"role": "user", "content": "Hi"}],
+            "tool_choice": word
+        }));
+        assert!(matches!(
+            request.tool_choice,
+            Some(ChatCompletionRequestToolChoice::String(_))
+        ));
+        assert_eq!(wire["tool_choice"], word);
+    }
 }
 
 #[test]
@@ -326,6 +416,53 @@ fn chat_completion_response() {
     insta::assert_json_snapshot!("chat_completion_response", wire);
 }
 
+/// A tool call answer (no content), reasoning text as some servers send
+/// it, and a finish reason OpenAI does not list (it must still decode).
+#[test]
+fn chat_completion_response_tool_calls() {
+    let (response, wire) = round_trip::<ChatCompletionResponse>(&json!({
+        "id": "chatcmpl-8f3a2b1d",
+        "object": "chat.completion",
+        "created": 1772359200,
+        "model": "qwen3-vl-32b-instruct",
+        "choices": [
+            {"index": 0, "finish_reason": "tool_calls", "logprobs": null,
+             "message": {"role": "assistant", "content": null, "refusal": null,
+                         "reasoning_content": "The user wants the weather; call the tool.",
+                         "tool_calls": [{"id": "call_1", "type": "function",
+                                         "function": {"name": "get_weather", "arguments": "{\"city\":\"Paris\"}"}}]}},
+            {"index": 1, "finish_reason": "eos_token",
+             "message": {"role": "assistant", "content": "Sunny."}}
+        ],
+        "usage": {"prompt_tokens": 40, "completion_tokens": 12, "total_tokens": 52,
+                  "completion_tokens_details": {"reasoning_tokens": 9}}
+    }));
+    let first = &response.choices[0];
+    assert_eq!(first.finish_reason.as_deref(), Some("tool_calls"));
+    assert!(first.message.content.is_none());
+    assert_eq!(
+        first
+            .message
+            .tool_calls
+            .as_ref()
+            .map(|c| c[0].function.name.as_str()),
+        Some("get_weather")
+    );
+    assert!(first.message.reasoning_content.is_some());
+    assert_eq!(
+        response.choices[1].finish_reason.as_deref(),
+        Some("eos_token")
+    );
+    assert_eq!(
+        response
+            .usage
+            .and_then(|u| u.completion_tokens_details)
+            .and_then(|d| d.reasoning_tokens),
+        Some(9)
+    );
+    insta::assert_json_snapshot!("chat_completion_response_tool_calls", wire);
+}
+
 #[test]
 fn chat_completion_chunks() {
     let chunks = [
@@ -350,4 +487,57 @@ fn chat_completion_chunks() {
         .collect();
     assert_eq!(text, "A red fox");
     insta::assert_json_snapshot!("chat_completion_chunks", wire);
+}
+
+/// A streamed tool call (the first part names it, the next ones add to its
+/// arguments) and the last chunk of `stream_options.include_usage`: no
+/// choices, the usage.
+#[test]
+fn chat_completion_tool_call_chunks() {
+    let chunk = |choices: Value, usage: Value| {
+        json!({"id": "chatcmpl-8f3a2b1d", "object": "chat.completion.chunk", "created": 1772359200,
+               "model": "qwen3-vl-32b-instruct", "choices": choices, "usage": usage})
+    };
+    let chunks = [
+        chunk(
+            json!([{"index": 0, "delta": {"role": "assistant", "content": null, "tool_calls": [
+                {"index": 0, "id": "call_1", "type": "function",
+                 "function": {"name": "get_weather", "arguments": ""}}]}, "finish_reason": null}]),
+            Value::Null,
+        ),
+        chunk(
+            json!([{"index": 0, "delta": {"tool_calls": [
+                {"index": 0, "function": {"arguments": "{\"city\":"}}]}, "finish_reason": null}]),
+            Value::Null,
+        ),
+        chunk(
+            json!([{"index": 0, "delta": {"tool_calls": [
+                {"index": 0, "function": {"arguments": "\"Paris\"}"}}]}, "finish_reason": null}]),
+            Value::Null,
+        ),
+        chunk(
+            json!([{"index": 0, "delta": {}, "finish_reason": "tool_calls"}]),
+            Value::Null,
+        ),
+        chunk(
+            json!([]),
+            json!({"prompt_tokens": 40, "completion_tokens": 12, "total_tokens": 52}),
+        ),
+    ];
+    let decoded: Vec<ChatCompletionChunk> = chunks.iter().map(|c| round_trip(c).0).collect();
+    let wire: Vec<Value> = chunks
+        .iter()
+        .map(|c| round_trip::<ChatCompletionChunk>(c).1)
+        .collect();
+    let arguments: String = decoded
+        .iter()
+        .flat_map(|c| &c.choices)
+        .flat_map(|c| c.delta.tool_calls.iter().flatten())
+        .filter_map(|t| t.function.as_ref()?.arguments.as_deref())
+        .collect();
+    assert_eq!(arguments, "{\"city\":\"Paris\"}");
+    let last = decoded.last().unwrap();
+    assert!(last.choices.is_empty());
+    assert_eq!(last.usage.as_ref().map(|u| u.total_tokens), Some(52));
+    insta::assert_json_snapshot!("chat_completion_tool_call_chunks", wire);
 }

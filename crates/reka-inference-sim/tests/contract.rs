@@ -230,6 +230,13 @@ impl Harness<'_> {
             .to_string();
         let text = resp.text().await.unwrap();
         let body = if ct.starts_with("text/event-stream") {
+            let (_, _, op) = self.spec.operation(call.op);
+            assert!(
+                op["responses"][status.to_string()]["content"]["text/event-stream"]["schema"]
+                    .is_object(),
+                "{} {status}: the spec declares no text/event-stream answer",
+                call.op
+            );
             Value::Null
         } else {
             let body: Value = serde_json::from_str(&text)
@@ -292,6 +299,34 @@ fn the_harness_rejects_what_the_spec_forbids() {
         spec.component("ErrorResponse")
             .is_valid(&json!({"error": {"type": "t", "message": "m"}}))
     );
+    // Chat: a streamed tool call part needs its index, a tool call's
+    // arguments are text, a content part names a known type; a finish
+    // reason OpenAI does not list is accepted.
+    let chunk = |tool_call: Value| {
+        json!({"id": "c", "object": "chat.completion.chunk", "created": 1, "model": "m",
+               "choices": [{"index": 0, "delta": {"tool_calls": [tool_call]}}]})
+    };
+    let chunks = spec.component("ChatCompletionChunk");
+    assert!(chunks.is_valid(&chunk(json!({"index": 0, "function": {"arguments": "{"}}))));
+    assert!(!chunks.is_valid(&chunk(json!({"function": {"arguments": "{"}}))));
+    let answer = |message: Value, finish: &str| {
+        json!({"id": "c", "object": "chat.completion", "created": 1, "model": "m",
+               "choices": [{"index": 0, "message": message, "finish_reason": finish}]})
+    };
+    let call = |arguments: Value| {
+        json!({"role": "assistant", "content": null, "tool_calls": [
+            {"id": "call_1", "type": "function", "function": {"name": "f", "arguments": arguments}}]})
+    };
+    let responses = spec.component("ChatCompletionResponse");
+    assert!(responses.is_valid(&answer(call(json!("{}")), "tool_calls")));
+    assert!(responses.is_valid(&answer(call(json!("{}")), "eos_token")));
+    assert!(!responses.is_valid(&answer(call(json!({})), "tool_calls")));
+    let requests = spec.component("ChatCompletionRequest");
+    let parts =
+        |part: Value| json!({"model": "m", "messages": [{"role": "user", "content": [part]}]});
+    assert!(requests.is_valid(&parts(json!({"type": "text", "text": "hi"}))));
+    assert!(!requests.is_valid(&parts(json!({"type": "text"}))));
+    assert!(!requests.is_valid(&parts(json!({"type": "video", "video": {}}))));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -538,17 +573,8 @@ async fn every_operation_answers_as_the_spec_says(dialect: Dialect) {
         .send(Call::new("create_chat_completion").json(streamed))
         .await;
     assert_eq!(status, 200);
-    let chunk = spec.component("ChatCompletionChunk");
-    let events: Vec<&str> = text.split("\n\n").filter(|e| !e.is_empty()).collect();
-    assert_eq!(events.last(), Some(&"data: [DONE]"));
-    for e in &events[..events.len() - 1] {
-        let data: Value = serde_json::from_str(e.strip_prefix("data: ").unwrap()).unwrap();
-        let errors: Vec<String> = chunk.iter_errors(&data).map(|e| e.to_string()).collect();
-        assert!(
-            errors.is_empty(),
-            "chunk {data} violates the spec: {errors:?}"
-        );
-    }
+    chunks_of(&spec, &text);
+    openai_chat_fields(&mut h, &spec).await;
     h.expect(
         Call::new("create_chat_completion").json(json!({"model": "gpt-4", "messages": []})),
         400,
@@ -586,6 +612,150 @@ async fn every_operation_answers_as_the_spec_says(dialect: Dialect) {
         assert!(statuses.iter().any(|s| *s >= 400), "{op}: no error path");
     }
     sim.shutdown().await;
+}
+
+/// The `data:` events of a streamed chat answer, each checked against
+/// `ChatCompletionChunk`; the stream must end with `data: [DONE]`.
+fn chunks_of(spec: &Spec, text: &str) -> Vec<Value> {
+    let chunk = spec.component("ChatCompletionChunk");
+    let events: Vec<&str> = text.split("\n\n").filter(|e| !e.is_empty()).collect();
+    assert_eq!(events.last(), Some(&"data: [DONE]"));
+    let mut chunks = Vec::new();
+    for e in &events[..events.len() - 1] {
+        let data: Value = serde_json::from_str(e.strip_prefix("data: ").unwrap()).unwrap();
+        let errors: Vec<String> = chunk.iter_errors(&data).map(|e| e.to_string()).collect();
+        assert!(
+            errors.is_empty(),
+            "chunk {data} violates the spec: {errors:?}"
+        );
+        chunks.push(data);
+    }
+    chunks
+}
+
+/// OpenAI's request fields, each request checked against
+/// `ChatCompletionRequest` and each answer (plain and streamed, with
+/// `include_usage`) against the response and chunk schemas: tool calls
+/// (asked for, `required`, a named function, then the tool's result), `n`,
+/// `max_tokens`/`max_completion_tokens`, `json_object`/`json_schema`, content
+/// parts.
+async fn openai_chat_fields(h: &mut Harness<'_>, spec: &Spec) {
+    let model = "qwen3-vl-32b";
+    let weather = json!([{"type": "function", "function": {
+        "name": "get_weather", "description": "Weather of a city.",
+        "parameters": {"type": "object", "properties": {
+            "city": {"type": "string"}, "days": {"type": "integer"}, "metric": {"type": "boolean"}
+        }, "required": ["city"]},
+        "strict": false
+    }}]);
+    let ask = |text: &str| json!([{"role": "user", "content": text}]);
+    let cases = [
+        // (body, tool call expected, choices, finish reason)
+        (
+            json!({"model": model, "messages": ask("Weather in Paris? Use the tool."), "tools": weather}),
+            true,
+            1,
+            "tool_calls",
+        ),
+        (
+            json!({"model": model, "messages": ask("Hello there"), "tools": weather,
+                   "tool_choice": "required", "n": 2}),
+            true,
+            2,
+            "tool_calls",
+        ),
+        (
+            json!({"model": model, "messages": ask("Hello there"), "tools": weather,
+                   "tool_choice": {"type": "function", "function": {"name": "get_weather"}}}),
+            true,
+            1,
+            "tool_calls",
+        ),
+        (
+            json!({"model": model, "tools": weather, "tool_choice": "auto", "messages": [
+                {"role": "system", "content": "Be brief."},
+                {"role": "user", "content": "Weather in Paris? Use the tool."},
+                {"role": "assistant", "content": null, "tool_calls": [{"id": "call_1", "type": "function",
+                    "function": {"name": "get_weather", "arguments": "{\"city\":\"Paris\"}"}}]},
+                {"role": "tool", "tool_call_id": "call_1", "content": "{\"celsius\":21}"}
+            ]}),
+            false,
+            1,
+            "stop",
+        ),
+        (
+            json!({"model": model, "messages": ask("Tell me a long story please"), "n": 3, "max_tokens": 2}),
+            false,
+            3,
+            "length",
+        ),
+        (
+            json!({"model": model, "messages": ask("Tell me a long story please"),
+                   "max_completion_tokens": 1, "temperature": 0.5, "top_p": 0.9, "stop": ["\n"],
+                   "seed": 1, "user": "u-1", "logprobs": false}),
+            false,
+            1,
+            "length",
+        ),
+        (
+            json!({"model": model, "messages": ask("Answer in JSON"), "response_format": {"type": "json_object"}}),
+            false,
+            1,
+            "stop",
+        ),
+        (
+            json!({"model": model, "messages": ask("Answer in JSON"), "response_format": {
+                "type": "json_schema", "json_schema": {"name": "answer", "schema": {"type": "object"}, "strict": true}
+            }}),
+            false,
+            1,
+            "stop",
+        ),
+        (
+            json!({"model": model, "messages": [{"role": "user", "content": [
+                {"type": "text", "text": "What is this?"},
+                {"type": "image_url", "image_url": {"url": "https://images.example.com/fox.png", "detail": "low"}}
+            ]}]}),
+            false,
+            1,
+            "stop",
+        ),
+    ];
+    let request = spec.component("ChatCompletionRequest");
+    for (body, tool_call, n, finish) in cases {
+        let errors: Vec<String> = request.iter_errors(&body).map(|e| e.to_string()).collect();
+        assert!(
+            errors.is_empty(),
+            "request {body} violates the spec: {errors:?}"
+        );
+        let answer = h
+            .expect(Call::new("create_chat_completion").json(body.clone()), 200)
+            .await;
+        let choices = answer["choices"].as_array().unwrap();
+        assert_eq!(choices.len(), n, "{body}: {answer}");
+        for c in choices {
+            assert_eq!(c["finish_reason"], finish, "{body}: {answer}");
+            assert_eq!(c["message"]["tool_calls"].is_array(), tool_call, "{answer}");
+        }
+        assert!(answer["usage"]["total_tokens"].is_u64(), "{answer}");
+
+        let mut streamed = body.clone();
+        streamed["stream"] = json!(true);
+        streamed["stream_options"] = json!({"include_usage": true});
+        let (status, _, text) = h
+            .send(Call::new("create_chat_completion").json(streamed))
+            .await;
+        assert_eq!(status, 200);
+        let chunks = chunks_of(spec, &text);
+        let last = chunks.last().unwrap();
+        assert_eq!(last["choices"], json!([]), "{text}");
+        assert!(last["usage"]["total_tokens"].is_u64(), "{text}");
+        let streamed_calls = chunks
+            .iter()
+            .flat_map(|c| c["choices"].as_array().unwrap())
+            .any(|c| c["delta"]["tool_calls"].is_array());
+        assert_eq!(streamed_calls, tool_call, "{text}");
+    }
 }
 
 /// Failed jobs, as each dialect shows them (fal: some as `COMPLETED` with an
