@@ -385,7 +385,18 @@ impl Schedule {
                     .per_queue_position
                     .checked_mul(ahead)
                     .unwrap_or(self.policy.max_sleep);
-                by_position.max(self.next_backoff())
+                // A queued job cannot finish sooner than the shortest
+                // plausible run after it starts: once durations are
+                // learnt, looks at a queue need be no closer than that.
+                let shortest_run = match self.estimate {
+                    Some(est) if self.policy.learn => Duration::try_from_secs_f64(
+                        est.quantile_at_z(-window_z(est.samples))
+                            .clamp(0.0, MAX_LEARNT_SECONDS),
+                    )
+                    .unwrap_or_default(),
+                    _ => Duration::ZERO,
+                };
+                by_position.max(self.next_backoff()).max(shortest_run)
             }
             Phase::Running => match (self.estimate, self.started) {
                 (Some(est), Some(started)) if self.policy.learn => {
@@ -563,6 +574,26 @@ mod tests {
                 at += gap;
             }
         }
+    }
+
+    #[test]
+    fn a_queue_is_looked_at_no_closer_than_the_shortest_plausible_run() {
+        let t0 = Instant::now();
+        let est = lognormal(60.0, 1.1);
+        let shortest = est.quantile_at_z(-window_z(est.samples));
+        assert!(shortest < 60.0, "under the 60 s cap on one sleep");
+        let mut s = Schedule::new(PollPolicy::default(), Some(est), t0);
+        let gap = s.observe(Phase::Queued { position: Some(0) }, t0);
+        assert!(
+            (gap.as_secs_f64() - shortest).abs() < 0.01,
+            "{gap:?} vs {shortest}"
+        );
+        // Nothing learnt: the backoff of an unknown duration.
+        let mut s = Schedule::new(PollPolicy::default(), None, t0);
+        assert_eq!(
+            s.observe(Phase::Queued { position: Some(0) }, t0),
+            secs(0.5)
+        );
     }
 
     #[test]
