@@ -42,7 +42,8 @@ use crate::error::{Error, Result};
 /// let body = serde_json::to_value(&req)?;
 /// assert_eq!(body["messages"][1]["content"][1]["image_url"]["url"], "https://example.com/cat.png");
 /// assert_eq!(body["tools"][0]["function"]["name"], "get_weather");
-/// assert_eq!(body["temperature"], 0.2);
+/// // A 32-bit float, as OpenAI's types keep it.
+/// assert!((body["temperature"].as_f64().unwrap_or_default() - 0.2).abs() < 1e-6);
 /// assert_eq!(body["top_k"], 20);
 /// # Ok::<(), serde_json::Error>(())
 /// ```
