@@ -217,7 +217,23 @@ impl DurationEstimate {
     /// The `p`-quantile (0 to 1, z-score `z`) of the learnt distribution,
     /// seconds.
     fn quantile_at_z(&self, z: f64) -> f64 {
-        (self.log_mean + z * self.log_std_dev).exp()
+        (self.log_mean + z * self.planning_log_std_dev()).exp()
+    }
+
+    /// The spread the schedule plans with: the learnt one, blended with a
+    /// prior spread while few jobs are learnt (one job says nothing of the
+    /// spread, and a window planned on none is late for every job shorter
+    /// than the first).
+    fn planning_log_std_dev(&self) -> f64 {
+        let n = self.samples as f64;
+        let learnt = if self.log_std_dev.is_finite() {
+            self.log_std_dev
+        } else {
+            0.0
+        };
+        ((n * learnt * learnt + PRIOR_WEIGHT * PRIOR_LOG_STD_DEV * PRIOR_LOG_STD_DEV)
+            / (n + PRIOR_WEIGHT))
+            .sqrt()
     }
 }
 
@@ -465,6 +481,13 @@ impl Schedule {
 /// The z-score of the 99th percentile.
 const Z_99: f64 = 2.326;
 
+/// The spread assumed before jobs are learnt: ln(1.8) / 1.645, a p95 of
+/// 1.8 times the median, as generation jobs commonly show.
+const PRIOR_LOG_STD_DEV: f64 = 0.357;
+
+/// How many jobs the prior spread counts for.
+const PRIOR_WEIGHT: f64 = 3.0;
+
 /// The z-score of the window's edges after `samples` finished jobs: the
 /// 99th percentile's, widened while the spread rests on few jobs.
 fn window_z(samples: u64) -> f64 {
@@ -542,7 +565,12 @@ mod tests {
     #[test]
     fn fixed_durations_get_a_narrow_window_watched_closely() {
         let t0 = Instant::now();
-        let mut s = Schedule::new(PollPolicy::default(), Some(lognormal(30.0, 1.0)), t0);
+        // Many jobs learnt: the prior spread no longer counts.
+        let est = DurationEstimate {
+            samples: 100_000,
+            ..lognormal(30.0, 1.0)
+        };
+        let mut s = Schedule::new(PollPolicy::default(), Some(est), t0);
         // First seen running at 0.5 s: it started in (0, 0.5]. The window
         // is 30 s -+ 0.3 s (1% of the mean), from 29.7 s to 30.8 s.
         assert_eq!(s.observe(Phase::Running, t0 + secs(0.5)), secs(29.2));
@@ -594,6 +622,21 @@ mod tests {
             s.observe(Phase::Queued { position: Some(0) }, t0),
             secs(0.5)
         );
+    }
+
+    #[test]
+    fn one_learnt_job_does_not_mean_no_spread() {
+        // One job of 30 s learnt: the next one may well take 15 s.
+        let one = DurationEstimate {
+            samples: 1,
+            ..lognormal(30.0, 1.0)
+        };
+        assert!(one.quantile_at_z(-window_z(1)) < 10.0);
+        let many = DurationEstimate {
+            samples: 100_000,
+            ..lognormal(30.0, 1.0)
+        };
+        assert!(many.quantile_at_z(-window_z(many.samples)) > 29.0);
     }
 
     #[test]
