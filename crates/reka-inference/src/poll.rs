@@ -486,12 +486,13 @@ const Z_99: f64 = 2.326;
 const PRIOR_LOG_STD_DEV: f64 = 0.357;
 
 /// How many jobs the prior spread counts for.
-const PRIOR_WEIGHT: f64 = 3.0;
+const PRIOR_WEIGHT: f64 = 1.0;
 
-/// The z-score of the window's edges after `samples` finished jobs: the
-/// 99th percentile's, widened while the spread rests on few jobs.
-fn window_z(samples: u64) -> f64 {
-    Z_99 + 3.0 / (samples.max(1) as f64).sqrt()
+/// The z-score of the window's edges: the 99th percentile's. The
+/// uncertainty of few samples is carried by the prior spread
+/// ([`DurationEstimate::planning_log_std_dev`]), not by a wider z.
+fn window_z(_samples: u64) -> f64 {
+    Z_99
 }
 
 /// About how many looks a window of likely finishes gets.
@@ -626,12 +627,12 @@ mod tests {
 
     #[test]
     fn one_learnt_job_does_not_mean_no_spread() {
-        // One job of 30 s learnt: the next one may well take 15 s.
+        // One job of 30 s learnt: the next one may well take 20 s.
         let one = DurationEstimate {
             samples: 1,
             ..lognormal(30.0, 1.0)
         };
-        assert!(one.quantile_at_z(-window_z(1)) < 10.0);
+        assert!(one.quantile_at_z(-window_z(1)) < 20.0);
         let many = DurationEstimate {
             samples: 100_000,
             ..lognormal(30.0, 1.0)

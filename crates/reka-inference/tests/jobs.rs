@@ -409,6 +409,8 @@ async fn the_poller_learns_and_then_needs_few_requests() {
     let polls =
         |s: &reka_inference_sim::Stats| s.count("get_status", "200") + s.count("get_result", "200");
     let per_job = (polls(&after) - polls(&before)) as f64 / 3.0;
-    // A fixed 2 s poller needs 15 polls for a 30 s job.
-    assert!(per_job <= 7.5, "{per_job} polls per job once learnt");
+    // A fixed 2 s poller needs 15 polls for a 30 s job. While few jobs are
+    // learnt the schedule still allows for a spread (a prior p95 of 1.8 x
+    // the median), so it looks from about half the learnt duration on.
+    assert!(per_job <= 9.0, "{per_job} polls per job once learnt");
 }
