@@ -250,6 +250,37 @@ impl Call<'_> {
     }
 }
 
+/// Reads the body of a streamed answer whole, refusing it past `limit`
+/// bytes (before reading, when `Content-Length` already says so);
+/// `progress` gets the bytes received so far and the announced total.
+pub(crate) async fn read_capped(
+    response: reqwest::Response,
+    limit: u64,
+    operation: &'static str,
+    mut progress: impl FnMut(u64, Option<u64>),
+) -> Result<Bytes> {
+    use futures::StreamExt;
+    let too_large = || Error::BodyTooLarge {
+        operation: operation.to_owned(),
+        limit,
+    };
+    let total = response.content_length();
+    if total.is_some_and(|t| t > limit) {
+        return Err(too_large());
+    }
+    let mut buf = Vec::with_capacity(total.unwrap_or(0).min(limit).min(64 << 20) as usize);
+    let mut body = response.bytes_stream();
+    while let Some(chunk) = body.next().await {
+        let chunk = chunk.map_err(Error::Transport)?;
+        if buf.len() as u64 + chunk.len() as u64 > limit {
+            return Err(too_large());
+        }
+        buf.extend_from_slice(&chunk);
+        progress(buf.len() as u64, total);
+    }
+    Ok(buf.into())
+}
+
 /// Decodes a JSON body, keeping it in the error when it does not fit.
 pub(crate) fn decode<T: DeserializeOwned>(status: StatusCode, body: &Bytes) -> Result<T> {
     serde_json::from_slice(body).map_err(|e| Error::Decode {

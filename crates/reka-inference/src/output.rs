@@ -15,7 +15,7 @@ use serde_json::Value;
 use tokio::io::AsyncWriteExt;
 
 use crate::error::{Error, Result};
-use crate::http::Http;
+use crate::http::{Http, read_capped};
 use crate::job::JobOutput;
 
 /// A media file an output points at.
@@ -254,31 +254,11 @@ pub(crate) async fn download_bytes(
     mut progress: impl FnMut(Progress) + Send,
 ) -> Result<Bytes> {
     let response = open(http, url).await?;
-    let total = response.content_length();
     let limit = http.transport().max_body_bytes();
-    if total.is_some_and(|t| t > limit) {
-        return Err(Error::BodyTooLarge {
-            operation: "download".into(),
-            limit,
-        });
-    }
-    let mut buf = Vec::with_capacity(total.unwrap_or(0).min(limit).min(64 << 20) as usize);
-    let mut body = response.bytes_stream();
-    while let Some(chunk) = body.next().await {
-        let chunk = chunk.map_err(Error::Transport)?;
-        if buf.len() as u64 + chunk.len() as u64 > limit {
-            return Err(Error::BodyTooLarge {
-                operation: "download".into(),
-                limit,
-            });
-        }
-        buf.extend_from_slice(&chunk);
-        progress(Progress {
-            received: buf.len() as u64,
-            total,
-        });
-    }
-    Ok(buf.into())
+    read_capped(response, limit, "download", |received, total| {
+        progress(Progress { received, total })
+    })
+    .await
 }
 
 /// Files of one output downloaded at once, at most.

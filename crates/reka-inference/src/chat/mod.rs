@@ -115,7 +115,8 @@ impl Chat {
         let response = self.post(&body, false).await?;
         let status = response.status();
         let limit = self.http.transport().max_body_bytes();
-        let raw = sse::read_limited(response, limit).await?;
+        let raw =
+            crate::http::read_capped(response, limit, "create_chat_completion", |_, _| {}).await?;
         let decode_error = |message: String| Error::Decode {
             status,
             message,
@@ -165,7 +166,9 @@ impl Chat {
             });
         if is_json {
             let limit = self.http.transport().max_body_bytes();
-            let whole = sse::read_limited(response, limit).await?;
+            let whole =
+                crate::http::read_capped(response, limit, "create_chat_completion", |_, _| {})
+                    .await?;
             let chunk = sse::whole_answer_as_chunk(status, whole);
             return Ok(ChatStream::new(futures::stream::iter(vec![chunk])));
         }

@@ -13,23 +13,6 @@ use crate::error::{ApiError, Error, Result};
 /// below what would hurt the machine.
 pub(crate) const MAX_EVENT_BYTES: usize = 8 << 20;
 
-/// Reads a whole body, up to `limit` bytes.
-pub(crate) async fn read_limited(response: reqwest::Response, limit: u64) -> Result<bytes::Bytes> {
-    let mut body = response.bytes_stream();
-    let mut buf = Vec::new();
-    while let Some(chunk) = body.next().await {
-        let chunk = chunk.map_err(Error::Transport)?;
-        if buf.len() as u64 + chunk.len() as u64 > limit {
-            return Err(Error::BodyTooLarge {
-                operation: "create_chat_completion".into(),
-                limit,
-            });
-        }
-        buf.extend_from_slice(&chunk);
-    }
-    Ok(buf.into())
-}
-
 /// A whole completion, sent where a stream was asked for, as one chunk:
 /// each choice's `message` becomes its `delta`.
 pub(crate) fn whole_answer_as_chunk(
