@@ -11,24 +11,25 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use reka_inference_api::Hooks;
-use reka_inference_api::types::{ModelInfo, SubmitRequest};
+use reka_inference_api::types::ModelInfo;
 use reqwest::Method;
-use reqwest::header::HeaderValue;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use serde_json::Value;
-use tokio::time::Instant;
 use url::Url;
 
 use crate::chat::Chat;
 use crate::endpoint::IntoEndpoint;
 use crate::error::{Error, Result};
-use crate::http::{Http, Waits, check_request_id};
+use crate::http::{Http, Waits};
 use crate::job::{Job, JobOutput};
 use crate::job_set::JobSet;
 use crate::jobs::Jobs;
 use crate::output::{self, MediaRef, Progress};
 use crate::poll::{Estimates, PollPolicy};
+use crate::rate_limit::RateLimit;
 use crate::retry::RetryPolicy;
+use crate::submit::SubmitOptions;
+use crate::submitter::{Submitter, SubmitterOptions};
 use crate::transport::{
     AddressPolicy, ApiTransport, AuthHeader, Credentials, GuardedResolver, RequestHook,
 };
@@ -120,6 +121,20 @@ impl Client {
         Chat::new(self.http.clone())
     }
 
+    /// A [`Submitter`]: many submits, a few at a time, paced by the
+    /// service's rate limits.
+    pub fn submitter<T: Send + 'static>(&self, options: SubmitterOptions) -> Submitter<T> {
+        Submitter::new(self.http.clone(), options)
+    }
+
+    /// What the service said of its rate limit in its last answer to a
+    /// submit (or, before any submit, to any call): `None` when it never
+    /// said anything. See [`RateLimit`] for the headers read.
+    pub fn rate_limit(&self) -> Option<RateLimit> {
+        let limits = self.http.transport().rate_limits();
+        limits.get("submit").or_else(|| limits.latest())
+    }
+
     /// An empty set of jobs to wait for together.
     pub fn job_set(&self) -> JobSet {
         JobSet::new(self.http.clone())
@@ -152,83 +167,14 @@ impl Client {
             .await
     }
 
-    /// Submits a job with options (webhook, own idempotency key).
-    #[tracing::instrument(level = "debug", skip_all, fields(endpoint))]
+    /// Submits a job with options (webhook, own idempotency key, deadline).
     pub async fn submit_with(
         &self,
         endpoint: impl IntoEndpoint,
         input: impl Serialize,
         options: SubmitOptions,
     ) -> Result<Job> {
-        let endpoint = endpoint.into_endpoint()?;
-        tracing::Span::current().record("endpoint", endpoint.as_str());
-        let input = match serde_json::to_value(input) {
-            Ok(Value::Object(map)) => map,
-            Ok(other) => {
-                return Err(Error::InvalidInput(format!(
-                    "the input must be a JSON object, not {}",
-                    json_kind(&other)
-                )));
-            }
-            Err(e) => {
-                return Err(Error::InvalidInput(format!(
-                    "the input does not serialise: {e}"
-                )));
-            }
-        };
-        let webhook_url = match options.webhook_url {
-            Some(url) => Some(
-                url.parse()
-                    .map_err(|e| Error::InvalidInput(format!("webhook_url: {e}")))?,
-            ),
-            None => None,
-        };
-        let key = options
-            .idempotency_key
-            .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
-        HeaderValue::from_str(&key).map_err(|_| {
-            Error::InvalidInput("the idempotency key is not a valid header value".into())
-        })?;
-        let url = self
-            .http
-            .api_url(&[endpoint.model(), endpoint.capability()])?;
-        let body = SubmitRequest { input, webhook_url };
-        let submitted_at = Instant::now();
-        let answer = self
-            .http
-            .call(Method::POST, url, "submit")
-            .header("idempotency-key", &key)
-            .json(&body)
-            .deadline(options.deadline)
-            .decode::<Accepted>()
-            .await
-            .and_then(|accepted| {
-                check_request_id(&accepted.request_id)?;
-                Ok(accepted)
-            });
-        let accepted = match answer {
-            Ok(a) => a,
-            Err(e) if outcome_unknown(&e) => {
-                return Err(Error::SubmitOutcomeUnknown {
-                    idempotency_key: key,
-                    source: Box::new(e),
-                });
-            }
-            Err(e) => return Err(e),
-        };
-        tracing::debug!(request_id = %accepted.request_id, "submitted");
-        let job = Job::new(
-            self.http.clone(),
-            accepted.request_id,
-            Some(endpoint),
-            Some(submitted_at),
-        );
-        #[cfg(feature = "webhooks")]
-        let job = match &options.receiver {
-            Some(r) => job.with_receiver(r.clone()),
-            None => job,
-        };
-        Ok(job)
+        crate::submit::submit(&self.http, endpoint, input, options).await
     }
 
     /// A handle on a request submitted elsewhere (another process, before a
@@ -328,23 +274,6 @@ impl Client {
     }
 }
 
-/// What a submit answer must carry: only the id. Everything else the
-/// service may send (status, URLs) is optional and can be derived.
-#[derive(Debug, Deserialize)]
-struct Accepted {
-    request_id: String,
-}
-
-/// Whether a submit that failed so may still have created a job.
-fn outcome_unknown(e: &Error) -> bool {
-    match e {
-        Error::Transport(_) | Error::RequestTimeout { .. } | Error::BodyTooLarge { .. } => true,
-        Error::Decode { .. } => true,
-        Error::Api(api) => api.status.is_server_error(),
-        _ => false,
-    }
-}
-
 /// Reads a model list in either wrapper (`items` or `models`, or a bare
 /// array); an entry needs only `model_id` and `capability`.
 fn models_from(status: reqwest::StatusCode, body: &Bytes) -> Result<Vec<ModelInfo>> {
@@ -381,73 +310,6 @@ fn models_from(status: reqwest::StatusCode, body: &Bytes) -> Result<Vec<ModelInf
             serde_json::from_value(entry).map_err(|e| bad(format!("a model entry: {e}")))
         })
         .collect()
-}
-
-fn json_kind(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
-    }
-}
-
-/// Options of [`Client::submit_with`].
-///
-/// ```
-/// use reka_inference::SubmitOptions;
-///
-/// let options = SubmitOptions::default()
-///     .idempotency_key("catalog-row-17")
-///     .webhook_url("https://hooks.example.com/reka");
-/// # let _ = options;
-/// ```
-#[derive(Debug, Clone, Default)]
-#[non_exhaustive]
-pub struct SubmitOptions {
-    /// Called by the service with the request's record when it finishes.
-    pub webhook_url: Option<String>,
-    /// Your own idempotency key (default: a fresh UUID v4). Reuse it to
-    /// make a resubmission after a crash return the original job.
-    pub idempotency_key: Option<String>,
-    /// The submit, retries included, ends by this instant.
-    pub deadline: Option<Instant>,
-    /// The receiver whose URL is the webhook: waits park on its deliveries.
-    #[cfg(feature = "webhooks")]
-    pub(crate) receiver: Option<crate::receiver::WebhookReceiver>,
-}
-
-impl SubmitOptions {
-    /// Sets the webhook URL.
-    pub fn webhook_url(mut self, url: impl Into<String>) -> Self {
-        self.webhook_url = Some(url.into());
-        self
-    }
-
-    /// Sets the idempotency key.
-    pub fn idempotency_key(mut self, key: impl Into<String>) -> Self {
-        self.idempotency_key = Some(key.into());
-        self
-    }
-
-    /// Sends `receiver`'s URL as the webhook, and makes the job's waits end
-    /// at its delivery (confirmed by one fetch of the record) rather than
-    /// at a poll; a sparse safety-net poll covers lost deliveries.
-    #[cfg(feature = "webhooks")]
-    pub fn webhook(mut self, receiver: &crate::receiver::WebhookReceiver) -> Self {
-        self.webhook_url = Some(receiver.url().to_string());
-        self.receiver = Some(receiver.clone());
-        self
-    }
-
-    /// Bounds the submit, retries included: past it the submit ends with
-    /// [`Error::SubmitOutcomeUnknown`] (or the rejection it got).
-    pub fn deadline(mut self, deadline: Instant) -> Self {
-        self.deadline = Some(deadline);
-        self
-    }
 }
 
 /// Builds a [`Client`].

@@ -23,7 +23,7 @@ use url::Url;
 
 use crate::error::{ApiError, Error, Result};
 use crate::poll::{Estimates, PollPolicy};
-use crate::retry::parse_retry_after;
+use crate::retry::{RetryPolicy, parse_retry_after};
 use crate::transport::{Answer, ApiTransport, Exchange, Mode, Redirects};
 
 /// What every feature shares: the HTTP client and its transport, the base
@@ -122,6 +122,7 @@ impl Http {
             operation,
             deadline: None,
             redirects: Redirects::SameOrigin,
+            retry: None,
         }
     }
 
@@ -134,6 +135,7 @@ impl Http {
             operation: "download",
             deadline: None,
             redirects: Redirects::Anywhere,
+            retry: None,
         }
     }
 }
@@ -169,9 +171,16 @@ pub(crate) struct Call<'a> {
     operation: &'static str,
     deadline: Option<Instant>,
     redirects: Redirects,
+    retry: Option<RetryPolicy>,
 }
 
 impl Call<'_> {
+    /// Retries this call by `policy` rather than the client's.
+    pub(crate) fn retry_policy(mut self, policy: RetryPolicy) -> Self {
+        self.retry = Some(policy);
+        self
+    }
+
     /// Bounds the whole call, retries included.
     pub(crate) fn deadline(mut self, deadline: Option<Instant>) -> Self {
         self.deadline = deadline;
@@ -204,6 +213,7 @@ impl Call<'_> {
             mode,
             redirects: self.redirects,
             deadline: self.deadline,
+            retry: self.retry,
         };
         let answer = self
             .http

@@ -10,6 +10,8 @@
 
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
+
 use futures::Stream;
 use reka_inference_api::RequestStatus;
 use reka_inference_api::types::{JobError, LogEntry, Metrics, ResultResponse, StatusResponse};
@@ -53,6 +55,8 @@ pub struct Job {
     id: String,
     endpoint: Option<Endpoint>,
     submitted_at: Option<Instant>,
+    /// The same moment on the wall clock (what the list's `start` takes).
+    submit_time: Option<DateTime<Utc>>,
     /// Where this job's webhook deliveries arrive, if it was submitted with one.
     #[cfg(feature = "webhooks")]
     receiver: Option<crate::receiver::WebhookReceiver>,
@@ -212,14 +216,53 @@ impl Job {
         endpoint: Option<Endpoint>,
         submitted_at: Option<Instant>,
     ) -> Job {
+        let submit_time = submitted_at.map(|at| {
+            let ago = Instant::now().saturating_duration_since(at);
+            chrono::Duration::from_std(ago)
+                .ok()
+                .and_then(|ago| Utc::now().checked_sub_signed(ago))
+                .unwrap_or_else(Utc::now)
+        });
         Job {
             http,
             id,
             endpoint,
             submitted_at,
+            submit_time,
             #[cfg(feature = "webhooks")]
             receiver: None,
         }
+    }
+
+    /// The same handle, known to have been submitted at `at` (by another
+    /// process, before a restart: a journal keeps it). Waits then plan
+    /// from the submit, not from now, and a [`JobSet`](crate::JobSet)
+    /// follows the job through list sweeps bounded by that time rather than
+    /// polling it on its own. A time in the future counts as now.
+    ///
+    /// ```no_run
+    /// # async fn run(client: reka_inference::Client) -> reka_inference::Result<()> {
+    /// let submitted = chrono::Utc::now() - chrono::Duration::minutes(3);
+    /// let job = client
+    ///     .job_for("veo-3.1/text-to-video", "0193f6a2-7c1e-7d2b-9f3a-1b2c3d4e5f60")?
+    ///     .with_submit_time(submitted);
+    /// let mut set = client.job_set();
+    /// set.push(job);
+    /// # Ok(()) }
+    /// ```
+    pub fn with_submit_time(mut self, at: DateTime<Utc>) -> Job {
+        let now = Utc::now();
+        let at = at.min(now);
+        let ago = (now - at).to_std().unwrap_or_default();
+        self.submitted_at = Instant::now().checked_sub(ago);
+        self.submit_time = Some(at);
+        self
+    }
+
+    /// When the job was submitted, on the wall clock, when this handle
+    /// knows: from its own submit, or [`with_submit_time`](Self::with_submit_time).
+    pub fn submit_time(&self) -> Option<DateTime<Utc>> {
+        self.submit_time
     }
 
     /// Waits of this handle park on `receiver`'s deliveries for it.

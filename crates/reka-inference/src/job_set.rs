@@ -1,4 +1,4 @@
-//! Waiting for many jobs at once, with few requests.
+//! Waiting for many jobs at once, with few requests, while more join.
 //!
 //! Polling each of N jobs costs N requests per round. A [`JobSet`] follows
 //! each job with the same state machine as a lone [`Job::wait`] (its own
@@ -8,47 +8,64 @@
 //! fetched on its own (the list is read without payloads, so pages stay
 //! small however large the inputs and outputs are):
 //!
-//! 1. A first full sweep (bounded below by the oldest submit, less a minute
-//!    for clock skew, and narrowed to one endpoint when every job shares it)
-//!    learns the server's `created_at` of every job.
-//! 2. The jobs are then cut into chunks of 100 by `created_at`, and each
+//! 1. New jobs are placed by a sweep from the oldest unplaced submit (less
+//!    a minute for clock skew, narrowed to one endpoint when every job
+//!    shares it) that stops as soon as it has seen every one of them: it
+//!    learns the server's `created_at` of each. Newly submitted jobs are
+//!    the newest, so this is usually the first page or two.
+//! 2. The placed jobs are cut into chunks of 100 by `created_at`, and each
 //!    later sweep reads only the chunks that hold a job whose schedule is
-//!    due (with `start`/`end` bounds, one page each). Every job in a chunk
+//!    due (with `start`/`end` bounds, a page each). Every job in a chunk
 //!    read counts as looked at.
 //!
-//! So a sweep costs at most one request per hundred jobs, and jobs that
+//! So a sweep costs about one request per hundred jobs due, and jobs that
 //! finish together share their sweeps. A job the list does not show (a
 //! list that lags) falls back to its own polling after a few sweeps, as
 //! does every job when fewer than [`JobSetOptions::list_threshold`] remain,
-//! since then per-job polls are cheaper. Jobs attached by id (no submit
-//! time is known) are polled on their own from the start, so they never
-//! make a sweep read the key's whole history. A list that fails is backed
-//! off (after its `Retry-After`, on 429) and, after a few failures in a
-//! row, given up for per-job polling. Everything runs in the one task that
-//! reads the set; per-job polls run at most
-//! [`JobSetOptions::max_concurrency`] at a time. Nothing is spawned:
-//! 10,000 jobs are 10,000 small entries in a map.
+//! since then per-job polls are cheaper. Jobs attached by id with no known
+//! submit time are polled on their own from the start, so they never make
+//! a sweep read the key's whole history ([`Job::with_submit_time`] gives
+//! them one). A list that fails is backed off (after its `Retry-After`, on
+//! 429) and, after a few failures in a row, given up for per-job polling.
+//!
+//! The set can grow while it is read: [`JobOutcomes::push`], `extend` and
+//! a [`JobSender`] (for other tasks) add jobs to a running set, which is
+//! how a long batch keeps one set for all its jobs. Everything runs in the
+//! one task that reads the set; per-job polls run at most
+//! [`JobSetOptions::max_concurrency`] at a time. Nothing is spawned: 10,000
+//! jobs are 10,000 small entries in a map.
 
 use std::collections::{HashMap, HashSet, VecDeque};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use futures::task::AtomicWaker;
 use futures::{Stream, StreamExt};
+use reka_inference_api::RequestStatus;
 use reka_inference_api::types::RequestItem;
+use serde::Serialize;
+use tokio::sync::Notify;
 use tokio::time::Instant;
 
-use crate::endpoint::Endpoint;
+use crate::endpoint::{Endpoint, IntoEndpoint};
 use crate::error::{Error, Result};
 use crate::http::{Http, deadline_after};
 use crate::job::{Job, JobOutput, outcome_of};
 use crate::jobs::{Jobs, ListFilter, MAX_PAGE_SIZE, next_offset};
 use crate::poll::PollPolicy;
+use crate::submit::SubmitOptions;
 use crate::tracker::{LookKind, Tracker, later};
 
 /// How a [`JobSet`] waits.
 #[derive(Debug, Clone)]
 pub struct JobSetOptions {
     timeout: Option<Duration>,
+    job_timeout: Option<Duration>,
     list_threshold: usize,
     max_concurrency: usize,
     misses_before_fallback: u32,
@@ -56,11 +73,14 @@ pub struct JobSetOptions {
 }
 
 impl Default for JobSetOptions {
-    /// The list is used while 4 or more jobs are pending; 8 per-job polls
-    /// at most in flight; a job missing from 3 sweeps is polled on its own.
+    /// Each job waited for up to the client's wait timeout from when it
+    /// joined; the list used while 4 or more jobs are pending; 8 per-job
+    /// polls at most in flight; a job missing from 3 sweeps polled on its
+    /// own.
     fn default() -> Self {
         JobSetOptions {
             timeout: None,
+            job_timeout: None,
             list_threshold: 4,
             max_concurrency: 8,
             misses_before_fallback: 3,
@@ -70,9 +90,20 @@ impl Default for JobSetOptions {
 }
 
 impl JobSetOptions {
-    /// The deadline of the whole set (default: the client's wait timeout).
+    /// A deadline for the whole set, from [`JobSet::into_stream`]: every
+    /// job still pending then ends with [`Error::Timeout`].
     pub fn timeout(mut self, d: Duration) -> Self {
         self.timeout = Some(d);
+        self
+    }
+
+    /// How long each job is waited for from when it joins the set. The
+    /// default is the client's
+    /// [`wait_timeout`](crate::ClientBuilder::wait_timeout) when the set has
+    /// no [`timeout`](Self::timeout), and none when it has one. A set that
+    /// grows for hours wants this: a job that joins late gets its full time.
+    pub fn job_timeout(mut self, d: Duration) -> Self {
+        self.job_timeout = Some(d);
         self
     }
 
@@ -186,38 +217,273 @@ impl JobSet {
             .collect()
     }
 
-    /// The outcomes in the order the jobs finish.
+    /// The outcomes in the order the jobs finish. More jobs can join while
+    /// it is read ([`JobOutcomes::push`], [`JobOutcomes::sender`]).
     pub fn into_stream(self) -> JobOutcomes {
-        let driver = Driver::new(self);
+        let inbox = Arc::new(Inbox::default());
+        let http = self.http.clone();
+        let driver = Driver::new(self, inbox.clone());
         JobOutcomes {
-            inner: Box::pin(futures::stream::unfold(driver, |mut d| async move {
-                let outcome = d.next().await?;
-                Some((outcome, d))
-            })),
+            http,
+            inbox,
+            run: Run::Idle(Box::new(driver)),
         }
     }
 }
 
+impl Extend<Job> for JobSet {
+    fn extend<I: IntoIterator<Item = Job>>(&mut self, jobs: I) {
+        self.jobs.extend(jobs);
+    }
+}
+
+/// Jobs added to a running set, and who waits for them.
+#[derive(Default)]
+struct Inbox {
+    jobs: Mutex<Vec<Job>>,
+    /// Wakes the driver while it sleeps between looks.
+    arrived: Notify,
+    /// Wakes the reader of an idle set (nothing pending, a sender open).
+    reader: AtomicWaker,
+    /// Open [`JobSender`]s: while any is, an empty set waits for more.
+    senders: AtomicUsize,
+    /// Where the pending jobs were last seen, for progress displays.
+    pending: AtomicUsize,
+    queued: AtomicUsize,
+    running: AtomicUsize,
+}
+
+impl Inbox {
+    fn push_all(&self, jobs: impl IntoIterator<Item = Job>) {
+        self.lock().extend(jobs);
+        self.arrived.notify_one();
+        self.reader.wake();
+    }
+
+    fn take(&self) -> Vec<Job> {
+        std::mem::take(&mut *self.lock())
+    }
+
+    fn waiting(&self) -> usize {
+        self.lock().len()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Job>> {
+        // A push never panics while holding the lock; a poisoned lock
+        // still holds a good vector.
+        self.jobs.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// How many jobs of a set are still followed, and where they were last
+/// seen: what a progress display shows. See [`JobOutcomes::counts`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
+pub struct JobSetCounts {
+    /// Jobs whose outcome has not been read yet (queued, running, not
+    /// seen yet, or finished a moment ago).
+    pub pending: usize,
+    /// Jobs last seen queued.
+    pub queued: usize,
+    /// Jobs last seen running.
+    pub running: usize,
+}
+
 /// The outcomes of a [`JobSet`], in the order the jobs finish: a named,
 /// `Unpin` stream, so it can be kept in a struct and polled without pinning.
+///
+/// It ends when every job has finished and no [`JobSender`] is open. Jobs
+/// can join while it is read: between two `next()`s with
+/// [`push`](Self::push) or `extend`, or from another task through a
+/// [`sender`](Self::sender). A set that ended goes on when a job joins
+/// again. A read in progress is kept whole when its `next()` is dropped
+/// (in a `select!`, say): nothing is lost, nothing is asked twice.
+///
+/// ```no_run
+/// # async fn run(client: reka_inference::Client) -> reka_inference::Result<()> {
+/// use futures::StreamExt;
+/// use serde_json::json;
+///
+/// let mut outcomes = client.job_set().into_stream();
+/// let sender = outcomes.sender();
+/// tokio::spawn(async move {
+///     for prompt in ["a fox", "a heron", "an owl"] {
+///         // Each job joins the set as soon as it is submitted.
+///         if let Err(e) = sender.submit("nano-banana/text-to-image", json!({"prompt": prompt})).await {
+///             eprintln!("not submitted: {e}");
+///         }
+///     }
+///     // Dropping the sender lets the stream end once its jobs have.
+/// });
+/// while let Some(outcome) = outcomes.next().await {
+///     println!("{}: {}", outcome.job.id(), outcome.result.is_ok());
+/// }
+/// # Ok(()) }
+/// ```
 pub struct JobOutcomes {
-    inner: std::pin::Pin<Box<dyn Stream<Item = JobOutcome> + Send>>,
+    http: Http,
+    inbox: Arc<Inbox>,
+    run: Run,
+}
+
+/// A read in progress: it hands the driver back with what it read.
+type Read = Pin<Box<dyn Future<Output = (Box<Driver>, Option<JobOutcome>)> + Send>>;
+
+/// The driver between two reads, or a read in progress.
+enum Run {
+    Idle(Box<Driver>),
+    Busy(Read),
+    /// Only while `poll_next` switches between the two.
+    Switching,
+}
+
+impl JobOutcomes {
+    /// Adds a job to the running set.
+    pub fn push(&mut self, job: Job) {
+        self.inbox.push_all([job]);
+    }
+
+    /// A handle that adds jobs to this set from anywhere (another task).
+    /// While one is open, the stream waits for more jobs rather than end.
+    pub fn sender(&self) -> JobSender {
+        self.inbox.senders.fetch_add(1, Ordering::SeqCst);
+        JobSender {
+            http: self.http.clone(),
+            inbox: self.inbox.clone(),
+        }
+    }
+
+    /// How many jobs are still followed (those added but not yet read
+    /// included), and how many were last seen queued or running.
+    pub fn counts(&self) -> JobSetCounts {
+        let inbox = &self.inbox;
+        JobSetCounts {
+            pending: inbox.pending.load(Ordering::Relaxed) + inbox.waiting(),
+            queued: inbox.queued.load(Ordering::Relaxed),
+            running: inbox.running.load(Ordering::Relaxed),
+        }
+    }
+}
+
+impl Extend<Job> for JobOutcomes {
+    fn extend<I: IntoIterator<Item = Job>>(&mut self, jobs: I) {
+        self.inbox.push_all(jobs);
+    }
 }
 
 impl Stream for JobOutcomes {
     type Item = JobOutcome;
 
-    fn poll_next(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Option<JobOutcome>> {
-        self.inner.as_mut().poll_next(cx)
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<JobOutcome>> {
+        let this = &mut *self;
+        loop {
+            match std::mem::replace(&mut this.run, Run::Switching) {
+                Run::Idle(mut driver) => {
+                    driver.take_inbox();
+                    if driver.is_idle() {
+                        this.run = Run::Idle(driver);
+                        if this.inbox.senders.load(Ordering::SeqCst) == 0 {
+                            return Poll::Ready(None);
+                        }
+                        // Registered before looking again, so that a push
+                        // between the look and the return still wakes us.
+                        this.inbox.reader.register(cx.waker());
+                        if this.inbox.waiting() == 0
+                            && this.inbox.senders.load(Ordering::SeqCst) > 0
+                        {
+                            return Poll::Pending;
+                        }
+                        continue;
+                    }
+                    this.run = Run::Busy(Box::pin(async move {
+                        let outcome = driver.next().await;
+                        (driver, outcome)
+                    }));
+                }
+                Run::Busy(mut read) => match read.as_mut().poll(cx) {
+                    Poll::Ready((driver, outcome)) => {
+                        this.run = Run::Idle(driver);
+                        if outcome.is_some() {
+                            return Poll::Ready(outcome);
+                        }
+                    }
+                    Poll::Pending => {
+                        this.run = Run::Busy(read);
+                        return Poll::Pending;
+                    }
+                },
+                Run::Switching => return Poll::Ready(None),
+            }
+        }
     }
 }
 
 impl std::fmt::Debug for JobOutcomes {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("JobOutcomes").finish_non_exhaustive()
+        f.debug_struct("JobOutcomes")
+            .field("counts", &self.counts())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Adds jobs to a running set from another task: made by
+/// [`JobOutcomes::sender`]. While one is open, the set's stream waits for
+/// more jobs rather than end; drop every sender to let it end.
+pub struct JobSender {
+    http: Http,
+    inbox: Arc<Inbox>,
+}
+
+impl JobSender {
+    /// Adds a job to the set.
+    pub fn push(&self, job: Job) {
+        self.inbox.push_all([job]);
+    }
+
+    /// Submits a job (as [`Client::submit`](crate::Client::submit)) and
+    /// adds it to the set; the handle is returned too.
+    pub async fn submit(&self, endpoint: impl IntoEndpoint, input: impl Serialize) -> Result<Job> {
+        self.submit_with(endpoint, input, SubmitOptions::default())
+            .await
+    }
+
+    /// Submits a job with options (as
+    /// [`Client::submit_with`](crate::Client::submit_with)) and adds it to
+    /// the set.
+    pub async fn submit_with(
+        &self,
+        endpoint: impl IntoEndpoint,
+        input: impl Serialize,
+        options: SubmitOptions,
+    ) -> Result<Job> {
+        let job = crate::submit::submit(&self.http, endpoint, input, options).await?;
+        self.push(job.clone());
+        Ok(job)
+    }
+}
+
+impl Clone for JobSender {
+    fn clone(&self) -> Self {
+        self.inbox.senders.fetch_add(1, Ordering::SeqCst);
+        JobSender {
+            http: self.http.clone(),
+            inbox: self.inbox.clone(),
+        }
+    }
+}
+
+impl Drop for JobSender {
+    fn drop(&mut self) {
+        if self.inbox.senders.fetch_sub(1, Ordering::SeqCst) == 1 {
+            // The last one: an idle reader may now end its stream.
+            self.inbox.reader.wake();
+        }
+    }
+}
+
+impl std::fmt::Debug for JobSender {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("JobSender").finish_non_exhaustive()
     }
 }
 
@@ -226,7 +492,7 @@ struct Pending {
     index: usize,
     job: Job,
     tracker: Tracker,
-    /// When its submit was accepted, on the server's clock (roughly).
+    /// When its submit was accepted, on this machine's clock.
     submitted: Option<DateTime<Utc>>,
     /// The server's `created_at`, once a sweep has shown the job.
     created: Option<DateTime<Utc>>,
@@ -267,132 +533,201 @@ const MAX_LIST_FAILURES: u32 = 5;
 /// The longest pause between two tries of a failing list.
 const MAX_LIST_BACKOFF: Duration = Duration::from_secs(30);
 
+/// How far before a job's submit its `created_at` may be (clock skew).
+const CLOCK_SKEW: chrono::Duration = chrono::Duration::seconds(60);
+
 struct Driver {
     http: Http,
+    inbox: Arc<Inbox>,
     options: JobSetOptions,
     policy: PollPolicy,
     /// By the job's index in the set: the same id may be pushed twice.
     pending: HashMap<usize, Pending>,
     /// The indices of each id still pending.
     by_id: HashMap<String, Vec<usize>>,
+    next_index: usize,
     ready: VecDeque<JobOutcome>,
+    /// The deadline of the whole set, if it has one.
     deadline: Option<Instant>,
+    /// How long each job is waited for from when it joins.
+    job_timeout: Option<Duration>,
     list_usable: bool,
     /// The list is not read again before this instant (after failures).
     list_paused_until: Option<Instant>,
     list_failures: u32,
-    /// The one endpoint every job shares, if they do.
-    common_endpoint: Option<Endpoint>,
-    /// Every job of the set whose `created_at` is known, in list order.
-    placed: Vec<(DateTime<Utc>, String)>,
+    /// The one endpoint every job shares: `None` before the first job,
+    /// `Some(None)` once two differ.
+    common_endpoint: Option<Option<Endpoint>>,
     chunks: Vec<Chunk>,
     /// "Some delivery arrived", one watch per distinct receiver of the set.
     #[cfg(feature = "webhooks")]
     any_delivery: Vec<tokio::sync::watch::Receiver<u64>>,
+    #[cfg(feature = "webhooks")]
+    receivers: Vec<crate::receiver::WebhookReceiver>,
 }
 
 impl Driver {
-    fn new(set: JobSet) -> Driver {
+    fn new(set: JobSet, inbox: Arc<Inbox>) -> Driver {
         let waits = set.http.waits();
         let policy = set
             .options
             .poll
             .clone()
             .unwrap_or_else(|| waits.poll.clone());
-        let now = Instant::now();
-        let wall_now = Utc::now();
-        let deadline = deadline_after(now, set.options.timeout.unwrap_or(waits.timeout));
-        let mut common: Option<Option<Endpoint>> = None;
-        let mut pending = HashMap::with_capacity(set.jobs.len());
-        let mut by_id: HashMap<String, Vec<usize>> = HashMap::with_capacity(set.jobs.len());
-        #[cfg(feature = "webhooks")]
-        let mut receivers: Vec<crate::receiver::WebhookReceiver> = Vec::new();
-        for (index, job) in set.jobs.into_iter().enumerate() {
-            let endpoint = job.endpoint().cloned();
-            common = Some(match common {
-                None => endpoint.clone(),
-                Some(c) if c == endpoint => c,
-                Some(_) => None,
-            });
-            let submitted_at = job.submitted_at();
-            let submitted = submitted_at.and_then(|at| {
-                let ago = now.saturating_duration_since(at);
-                wall_now.checked_sub_signed(chrono::Duration::from_std(ago).ok()?)
-            });
-            let tracker = Tracker::new(
-                set.http.clone(),
-                job.id().to_owned(),
-                endpoint,
-                submitted_at,
-                policy.clone(),
-                deadline,
-                false,
-            )
-            .without_record_looks_while_running();
-            by_id.entry(job.id().to_owned()).or_default().push(index);
-            // A job with a webhook parks on its delivery and is looked at on
-            // its own (confirming fetch, safety net), never through sweeps.
-            #[cfg(feature = "webhooks")]
-            let (tracker, deliveries) = match job.receiver() {
-                Some(r) => {
-                    if !receivers
-                        .iter()
-                        .any(|known: &crate::receiver::WebhookReceiver| known.same_as(r))
-                    {
-                        receivers.push(r.clone());
-                    }
-                    let mut deliveries = r.deliveries(job.id());
-                    let mut tracker = tracker.with_safety_net();
-                    if *deliveries.borrow_and_update() > 0 {
-                        tracker.delivery_hint(now);
-                    }
-                    (tracker, Some(deliveries))
-                }
-                None => (tracker, None),
-            };
-            #[cfg(feature = "webhooks")]
-            let webhook = deliveries.is_some();
-            #[cfg(not(feature = "webhooks"))]
-            let webhook = false;
-            pending.insert(
-                index,
-                Pending {
-                    index,
-                    job,
-                    tracker,
-                    submitted,
-                    created: None,
-                    misses: 0,
-                    // An attached job's age is unknown: a sweep for it would
-                    // have no lower bound and read the key's whole history.
-                    own_polling: submitted.is_none() || webhook,
-                    #[cfg(feature = "webhooks")]
-                    deliveries,
-                },
-            );
-        }
-        Driver {
+        let deadline = set
+            .options
+            .timeout
+            .and_then(|t| deadline_after(Instant::now(), t));
+        let job_timeout = match (set.options.job_timeout, set.options.timeout) {
+            (Some(t), _) => Some(t),
+            (None, Some(_)) => None,
+            (None, None) => Some(waits.timeout),
+        };
+        let mut driver = Driver {
             http: set.http,
+            inbox,
             options: set.options,
             policy,
-            pending,
-            by_id,
+            pending: HashMap::with_capacity(set.jobs.len()),
+            by_id: HashMap::with_capacity(set.jobs.len()),
+            next_index: 0,
             ready: VecDeque::new(),
             deadline,
+            job_timeout,
             list_usable: true,
             list_paused_until: None,
             list_failures: 0,
-            common_endpoint: common.flatten(),
-            placed: Vec::new(),
+            common_endpoint: None,
             chunks: Vec::new(),
             #[cfg(feature = "webhooks")]
-            any_delivery: receivers.iter().map(|r| r.any_deliveries()).collect(),
+            any_delivery: Vec::new(),
+            #[cfg(feature = "webhooks")]
+            receivers: Vec::new(),
+        };
+        for job in set.jobs {
+            driver.add(job);
         }
+        driver.publish_counts();
+        driver
     }
 
-    /// Sleeps until `at`, or until a webhook delivery arrives for the set;
-    /// then hints every job whose own delivery count moved.
+    /// Moves the jobs pushed since the last look into the set.
+    fn take_inbox(&mut self) {
+        let jobs = self.inbox.take();
+        if jobs.is_empty() {
+            return;
+        }
+        for job in jobs {
+            self.add(job);
+        }
+        self.publish_counts();
+    }
+
+    /// Nothing to follow and nothing to hand out.
+    fn is_idle(&self) -> bool {
+        self.pending.is_empty() && self.ready.is_empty()
+    }
+
+    fn add(&mut self, job: Job) {
+        let index = self.next_index;
+        self.next_index += 1;
+        let now = Instant::now();
+        let endpoint = job.endpoint().cloned();
+        self.common_endpoint = Some(match self.common_endpoint.take() {
+            None => endpoint.clone(),
+            Some(c) if c == endpoint => c,
+            Some(_) => None,
+        });
+        let deadline = match (
+            self.deadline,
+            self.job_timeout.and_then(|t| deadline_after(now, t)),
+        ) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        let tracker = Tracker::new(
+            self.http.clone(),
+            job.id().to_owned(),
+            endpoint,
+            job.submitted_at(),
+            self.policy.clone(),
+            deadline,
+            false,
+        )
+        .without_record_looks_while_running();
+        self.by_id
+            .entry(job.id().to_owned())
+            .or_default()
+            .push(index);
+        // A job with a webhook parks on its delivery and is looked at on
+        // its own (confirming fetch, safety net), never through sweeps.
+        #[cfg(feature = "webhooks")]
+        let (tracker, deliveries) = match job.receiver() {
+            Some(r) => {
+                if !self.receivers.iter().any(|known| known.same_as(r)) {
+                    self.receivers.push(r.clone());
+                    self.any_delivery.push(r.any_deliveries());
+                }
+                let mut deliveries = r.deliveries(job.id());
+                let mut tracker = tracker.with_safety_net();
+                if *deliveries.borrow_and_update() > 0 {
+                    tracker.delivery_hint(now);
+                }
+                (tracker, Some(deliveries))
+            }
+            None => (tracker, None),
+        };
+        #[cfg(feature = "webhooks")]
+        let webhook = deliveries.is_some();
+        #[cfg(not(feature = "webhooks"))]
+        let webhook = false;
+        let submitted = job.submit_time();
+        self.pending.insert(
+            index,
+            Pending {
+                index,
+                job,
+                tracker,
+                submitted,
+                created: None,
+                misses: 0,
+                // A job whose age is unknown: a sweep for it would have no
+                // lower bound and read the key's whole history.
+                own_polling: submitted.is_none() || webhook,
+                #[cfg(feature = "webhooks")]
+                deliveries,
+            },
+        );
+    }
+
+    /// Tells readers of [`JobOutcomes::counts`] where the jobs stand.
+    fn publish_counts(&self) {
+        let (mut queued, mut running) = (0, 0);
+        for p in self.pending.values() {
+            match p.tracker.last_status() {
+                Some(RequestStatus::InQueue) => queued += 1,
+                Some(RequestStatus::InProgress) => running += 1,
+                _ => {}
+            }
+        }
+        self.publish_pending();
+        self.inbox.queued.store(queued, Ordering::Relaxed);
+        self.inbox.running.store(running, Ordering::Relaxed);
+    }
+
+    /// Jobs whose outcome has not been read yet.
+    fn publish_pending(&self) {
+        self.inbox
+            .pending
+            .store(self.pending.len() + self.ready.len(), Ordering::Relaxed);
+    }
+
+    /// Sleeps until `at`, or until a job is pushed or a webhook delivery
+    /// arrives for the set; then hints every job whose own delivery count
+    /// moved.
     async fn sleep_until(&mut self, at: Instant) {
+        let inbox = self.inbox.clone();
+        let arrived = inbox.arrived.notified();
         #[cfg(feature = "webhooks")]
         if !self.any_delivery.is_empty() {
             let changed = futures::future::select_all(
@@ -400,11 +735,13 @@ impl Driver {
             );
             let gone = tokio::select! {
                 () = tokio::time::sleep_until(at) => None,
+                () = arrived => None,
                 (result, index, _) = changed => result.is_err().then_some(index),
             };
             if let Some(index) = gone {
                 // That receiver is gone: its jobs rely on the safety net.
                 self.any_delivery.remove(index);
+                self.receivers.remove(index);
             }
             let now = Instant::now();
             for p in self.pending.values_mut() {
@@ -417,7 +754,10 @@ impl Driver {
             }
             return;
         }
-        tokio::time::sleep_until(at).await;
+        tokio::select! {
+            () = tokio::time::sleep_until(at) => {}
+            () = arrived => {}
+        }
     }
 
     fn listed(&self) -> impl Iterator<Item = &Pending> {
@@ -438,7 +778,9 @@ impl Driver {
 
     async fn next(&mut self) -> Option<JobOutcome> {
         loop {
+            self.take_inbox();
             if let Some(outcome) = self.ready.pop_front() {
+                self.publish_pending();
                 return Some(outcome);
             }
             if self.pending.is_empty() {
@@ -446,6 +788,7 @@ impl Driver {
             }
             let now = Instant::now();
             self.collect_finished(now);
+            self.publish_counts();
             if !self.ready.is_empty() {
                 continue;
             }
@@ -476,10 +819,11 @@ impl Driver {
                 .filter_map(|p| {
                     let (at, kind) = p.next_look()?;
                     let by_list = sweeping && !p.own_polling && kind == LookKind::Status;
-                    Some(match list_pause {
+                    let look = match list_pause {
                         Some(t) if by_list => at.max(t),
                         _ => at,
-                    })
+                    };
+                    Some(p.tracker.deadline().map_or(look, |d| look.min(d)))
                 })
                 .chain(self.deadline)
                 .min();
@@ -491,7 +835,7 @@ impl Driver {
         }
     }
 
-    /// Moves finished jobs (and, at the deadline, every job) to `ready`.
+    /// Moves finished jobs (and jobs past their deadline) to `ready`.
     fn collect_finished(&mut self, now: Instant) {
         let mut done: Vec<usize> = Vec::new();
         for p in self.pending.values_mut() {
@@ -534,56 +878,71 @@ impl Driver {
 
     fn base_filter(&self) -> ListFilter {
         let mut filter = ListFilter::default().page_size(MAX_PAGE_SIZE);
-        if let Some(e) = &self.common_endpoint {
+        if let Some(Some(e)) = &self.common_endpoint {
             filter = filter.endpoint(e.clone());
         }
         filter
     }
 
-    /// Looks at every listed job due before `horizon`: a full sweep while
-    /// some job's `created_at` is unknown, else the chunks holding due jobs.
+    /// Looks at every listed job due before `horizon`: first the jobs not
+    /// placed yet (from the oldest of their submits, until all are seen),
+    /// then the chunks holding due jobs that placing did not show.
     async fn sweep(&mut self, horizon: Instant) {
-        let unplaced = self.listed().any(|p| p.created.is_none());
-        let ranges: Vec<CreatedRange> = if unplaced {
-            let oldest = self.listed().filter_map(|p| p.submitted).min();
-            vec![(oldest.map(|t| t - chrono::Duration::seconds(60)), None)]
-        } else {
-            self.chunks
-                .iter()
-                .filter(|c| {
-                    c.ids.iter().any(|id| {
-                        self.by_id.get(id).is_some_and(|indices| {
+        let mut looked: HashSet<String> = HashSet::new();
+        let unplaced: HashSet<String> = self
+            .listed()
+            .filter(|p| p.created.is_none())
+            .map(|p| p.tracker.id().to_owned())
+            .collect();
+        let mut placing_read_whole = false;
+        if !unplaced.is_empty() {
+            let oldest = self
+                .listed()
+                .filter(|p| p.created.is_none())
+                .filter_map(|p| p.submitted)
+                .min();
+            let mut filter = self.base_filter();
+            filter.start = oldest.and_then(|t| t.checked_sub_signed(CLOCK_SKEW));
+            match self.read_range(&filter, &mut looked, Some(&unplaced)).await {
+                Ok(whole) => placing_read_whole = whole,
+                Err(e) => {
+                    self.list_failed(e);
+                    return;
+                }
+            }
+            self.rebuild_chunks();
+        }
+        let ranges: Vec<CreatedRange> = self
+            .chunks
+            .iter()
+            .filter(|c| {
+                c.ids.iter().any(|id| {
+                    !looked.contains(id)
+                        && self.by_id.get(id).is_some_and(|indices| {
                             indices.iter().any(|i| {
                                 self.pending
                                     .get(i)
                                     .is_some_and(|p| p.due_for_sweep(horizon))
                             })
                         })
-                    })
                 })
-                .map(|c| (Some(c.start), c.end))
-                .collect()
-        };
-        let mut looked: HashSet<String> = HashSet::new();
-        let mut complete = true;
+            })
+            .map(|c| (Some(c.start), c.end))
+            .collect();
+        let mut read: Vec<CreatedRange> = Vec::new();
         for (start, end) in ranges {
             let mut filter = self.base_filter();
             filter.start = start;
             filter.end = end;
-            if let Err(e) = self.read_range(&filter, &mut looked).await {
+            if let Err(e) = self.read_range(&filter, &mut looked, None).await {
                 self.list_failed(e);
-                complete = false;
-                break;
+                return;
             }
+            read.push((start, end));
         }
-        if complete {
-            self.list_failures = 0;
-            self.list_paused_until = None;
-            self.count_misses(&looked, unplaced);
-        }
-        if unplaced {
-            self.rebuild_chunks();
-        }
+        self.list_failures = 0;
+        self.list_paused_until = None;
+        self.count_misses(&looked, &unplaced, placing_read_whole, &read);
     }
 
     /// A list read failed: pause the list (longer each time, or for the
@@ -621,12 +980,15 @@ impl Driver {
         self.list_paused_until = Some(later(Instant::now(), pause));
     }
 
-    /// Reads every page of one range.
+    /// Reads the pages of one range; with `until_seen`, stops at the first
+    /// page after which every one of those ids has been seen. Whether the
+    /// range was read to its end.
     async fn read_range(
         &mut self,
         filter: &ListFilter,
         looked: &mut HashSet<String>,
-    ) -> Result<()> {
+        until_seen: Option<&HashSet<String>>,
+    ) -> Result<bool> {
         let requests = Jobs::new(self.http.clone());
         let mut offset = 0u64;
         loop {
@@ -636,9 +998,12 @@ impl Driver {
             for item in page.items {
                 self.observe_item(item, now, looked);
             }
+            if until_seen.is_some_and(|ids| ids.iter().all(|id| looked.contains(id))) {
+                return Ok(next.is_none());
+            }
             match next {
                 Some(n) => offset = n,
-                None => return Ok(()),
+                None => return Ok(true),
             }
         }
     }
@@ -647,7 +1012,6 @@ impl Driver {
         let Some(indices) = self.by_id.get(&item.request_id) else {
             return;
         };
-        let mut placed = false;
         for index in indices {
             let Some(p) = self.pending.get_mut(index) else {
                 continue;
@@ -659,40 +1023,52 @@ impl Driver {
             p.misses = 0;
             if p.created.is_none() {
                 p.created = item.created_at;
-                placed |= item.created_at.is_some();
             }
             // A job whose record is wanted is looked at on its own.
             if p.next_look().is_some_and(|(_, k)| k == LookKind::Status) {
                 p.tracker.observe_item(item.clone(), now);
             }
         }
-        if placed && let Some(c) = item.created_at {
-            self.placed.push((c, item.request_id));
-        }
     }
 
     /// Jobs a sweep should have shown but did not: after a few misses they
-    /// are polled on their own.
-    fn count_misses(&mut self, looked: &HashSet<String>, full: bool) {
-        let in_range: HashSet<String> = if full {
-            HashSet::new()
-        } else {
-            self.chunks
-                .iter()
-                .filter(|c| c.ids.iter().any(|id| looked.contains(id)))
-                .flat_map(|c| c.ids.iter().cloned())
-                .collect()
-        };
+    /// are polled on their own. A job should have been shown when it was
+    /// being placed and the placing read went to its end, or when its
+    /// chunk was read.
+    fn count_misses(
+        &mut self,
+        looked: &HashSet<String>,
+        unplaced: &HashSet<String>,
+        placing_read_whole: bool,
+        chunks_read: &[CreatedRange],
+    ) {
+        let in_chunks_read: HashSet<&str> = self
+            .chunks
+            .iter()
+            .filter(|c| chunks_read.contains(&(Some(c.start), c.end)))
+            .flat_map(|c| c.ids.iter().map(String::as_str))
+            .collect();
         let limit = self.options.misses_before_fallback;
         let again = later(Instant::now(), self.policy.first_interval());
-        for p in self.pending.values_mut() {
+        let mut missed: Vec<usize> = Vec::new();
+        for p in self.pending.values() {
             let id = p.tracker.id();
-            if p.own_polling || looked.contains(id) || !(full || in_range.contains(id)) {
+            if p.own_polling || looked.contains(id) {
                 continue;
             }
+            let expected =
+                (placing_read_whole && unplaced.contains(id)) || in_chunks_read.contains(id);
+            if expected {
+                missed.push(p.index);
+            }
+        }
+        for index in missed {
+            let Some(p) = self.pending.get_mut(&index) else {
+                continue;
+            };
             p.misses += 1;
             if p.misses > limit {
-                tracing::debug!(request_id = %id, "not in the list; polling it on its own");
+                tracing::debug!(request_id = %p.tracker.id(), "not in the list; polling it on its own");
                 p.own_polling = true;
             } else {
                 // Not shown yet (a list that lags): the next sweep, not this one.
@@ -701,27 +1077,32 @@ impl Driver {
         }
     }
 
-    /// Cuts the jobs into `created_at` ranges of about 100, on boundaries
-    /// where the time strictly increases (`start` is inclusive, `end`
-    /// exclusive, so a boundary inside equal times would split them).
+    /// Cuts the placed pending jobs into `created_at` ranges of about 100,
+    /// on boundaries where the time strictly increases (`start` is
+    /// inclusive, `end` exclusive, so a boundary inside equal times would
+    /// split them).
     fn rebuild_chunks(&mut self) {
-        self.placed.sort();
-        self.placed.dedup();
+        let mut placed: Vec<(DateTime<Utc>, &str)> = self
+            .listed()
+            .filter_map(|p| Some((p.created?, p.tracker.id())))
+            .collect();
+        placed.sort_unstable();
+        placed.dedup();
         let size = MAX_PAGE_SIZE as usize;
         let mut chunks: Vec<Chunk> = Vec::new();
         let mut last_created = None;
-        for (created, id) in &self.placed {
+        for (created, id) in placed {
             match chunks.last_mut() {
-                Some(last) if last.ids.len() < size || last_created == Some(*created) => {
-                    last.ids.push(id.clone());
+                Some(last) if last.ids.len() < size || last_created == Some(created) => {
+                    last.ids.push(id.to_owned());
                 }
                 _ => chunks.push(Chunk {
-                    start: *created,
+                    start: created,
                     end: None,
-                    ids: vec![id.clone()],
+                    ids: vec![id.to_owned()],
                 }),
             }
-            last_created = Some(*created);
+            last_created = Some(created);
         }
         for i in 1..chunks.len() {
             let next_start = chunks[i].start;
@@ -734,14 +1115,16 @@ impl Driver {
     /// record look: status and output in one request), at most
     /// `max_concurrency` at a time.
     async fn look_each(&mut self, due: Vec<(usize, LookKind)>) {
-        let deadline = self.deadline;
-        let jobs: Vec<(usize, Job)> = due
+        let jobs: Vec<(usize, Job, Option<Instant>)> = due
             .into_iter()
-            .filter_map(|(i, _)| Some((i, self.pending.get(&i)?.job.clone())))
+            .filter_map(|(i, _)| {
+                let p = self.pending.get(&i)?;
+                Some((i, p.job.clone(), p.tracker.deadline()))
+            })
             .collect();
         let answers: Vec<(usize, Result<reka_inference_api::types::ResultResponse>)> =
             futures::stream::iter(jobs)
-                .map(|(i, job)| async move { (i, job.result_until(deadline).await) })
+                .map(|(i, job, deadline)| async move { (i, job.result_until(deadline).await) })
                 .buffer_unordered(self.options.max_concurrency)
                 .collect()
                 .await;

@@ -128,9 +128,12 @@ mod job_set;
 mod jobs;
 mod output;
 mod poll;
+mod rate_limit;
 #[cfg(feature = "webhooks")]
 mod receiver;
 mod retry;
+mod submit;
+mod submitter;
 mod tracker;
 mod transport;
 mod webhook;
@@ -141,18 +144,20 @@ pub use chat::{
 };
 pub use client::{
     Client, ClientBuilder, DEFAULT_BASE_URL, DEFAULT_MAX_BODY_BYTES, DEFAULT_WAIT_TIMEOUT,
-    SubmitOptions,
 };
 pub use endpoint::{Endpoint, IntoEndpoint};
 pub use error::{ApiError, Error, Result};
 pub use job::{Job, JobEvent, JobEvents, JobOutput, WaitOptions};
-pub use job_set::{JobOutcome, JobOutcomes, JobSet, JobSetOptions};
+pub use job_set::{JobOutcome, JobOutcomes, JobSender, JobSet, JobSetCounts, JobSetOptions};
 pub use jobs::{Jobs, ListFilter, MAX_PAGE_SIZE};
 pub use output::{MediaRef, Progress, find_media};
 pub use poll::{DurationEstimate, PollPolicy};
+pub use rate_limit::RateLimit;
 #[cfg(feature = "webhooks")]
 pub use receiver::{DeliveryVerifier, WebhookReceiver};
 pub use retry::{RetryPolicy, parse_retry_after};
+pub use submit::SubmitOptions;
+pub use submitter::{PauseReason, SubmitItem, SubmitOutcome, Submitter, SubmitterOptions};
 pub use transport::{AuthHeader, RequestHook};
 pub use webhook::{DeliveryShape, WebhookDelivery};
 

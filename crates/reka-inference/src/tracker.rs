@@ -194,6 +194,11 @@ impl Tracker {
         self.deadline
     }
 
+    /// The status the job was last seen in.
+    pub(crate) fn last_status(&self) -> Option<&RequestStatus> {
+        self.last_status.as_ref()
+    }
+
     /// Whether the job has ended (its last event may still be unread).
     pub(crate) fn is_finished(&self) -> bool {
         self.finished

@@ -36,6 +36,7 @@ use tracing::Instrument;
 use url::Url;
 
 use crate::error::{Error, Result, is_retryable_status};
+use crate::rate_limit::RateLimits;
 use crate::retry::{RetryPolicy, parse_retry_after};
 
 /// The header the API key travels in.
@@ -242,6 +243,8 @@ pub(crate) struct Exchange {
     pub redirects: Redirects,
     /// The caller's deadline: no attempt, retry wait or redirect runs past it.
     pub deadline: Option<Instant>,
+    /// Retries of this exchange instead of the transport's own.
+    pub retry: Option<RetryPolicy>,
 }
 
 /// An answer: read whole, or left streaming.
@@ -328,6 +331,8 @@ pub(crate) struct ApiTransport {
     max_body_bytes: u64,
     addresses: AddressPolicy,
     hooks: Vec<std::sync::Arc<dyn RequestHook>>,
+    /// What the service last said of its rate limits.
+    rate_limits: RateLimits,
 }
 
 impl ApiTransport {
@@ -348,7 +353,12 @@ impl ApiTransport {
             max_body_bytes,
             addresses,
             hooks,
+            rate_limits: RateLimits::default(),
         }
+    }
+
+    pub(crate) fn rate_limits(&self) -> &RateLimits {
+        &self.rate_limits
     }
 
     pub(crate) fn retry_policy(&self) -> &RetryPolicy {
@@ -394,7 +404,9 @@ impl ApiTransport {
             mode,
             redirects,
             deadline,
+            retry,
         } = exchange;
+        let policy = retry.as_ref().unwrap_or(&self.retry);
         let began = Instant::now();
         let idempotent = Self::is_idempotent(&request, operation);
         let span = tracing::debug_span!(
@@ -416,17 +428,21 @@ impl ApiTransport {
             loop {
                 // A body that cannot be cloned (a stream) gets one attempt.
                 let spare = request.try_clone();
-                let retry_allowed = spare.is_some() && attempt < self.retry.attempts();
+                let retry_allowed = spare.is_some() && attempt < policy.attempts();
                 let outcome = self
                     .attempt(client, request, operation, mode, redirects, deadline)
                     .await;
                 let wait = match &outcome {
-                    Ok(answer) => self.wait_before_retry(answer, attempt, idempotent),
+                    Ok(answer) => {
+                        self.rate_limits
+                            .observe(operation, answer.status(), answer.headers());
+                        self.wait_before_retry(policy, answer, attempt, idempotent)
+                    }
                     Err(Failure::Transport(e)) if idempotent && is_transient(e) => {
                         tracing::debug!(error = %e, attempt, "transport error");
-                        Some(self.retry.backoff(attempt))
+                        Some(policy.backoff(attempt))
                     }
-                    Err(Failure::TimedOut) if idempotent => Some(self.retry.backoff(attempt)),
+                    Err(Failure::TimedOut) if idempotent => Some(policy.backoff(attempt)),
                     Err(_) => None,
                 };
                 let fits = |w: Duration| {
@@ -601,6 +617,7 @@ impl ApiTransport {
     /// How long to wait before retrying after `answer`, or `None` to return it.
     fn wait_before_retry(
         &self,
+        policy: &RetryPolicy,
         answer: &Answer,
         attempt: u32,
         idempotent: bool,
@@ -613,17 +630,17 @@ impl ApiTransport {
                 .headers()
                 .get(header::RETRY_AFTER)
                 .and_then(|v| parse_retry_after(v, SystemTime::now()))?;
-            return (after <= self.retry.retry_after_limit()).then_some(after);
+            return (after <= policy.retry_after_limit()).then_some(after);
         }
         if !idempotent {
             return None;
         }
         if is_retryable_status(status) {
-            return Some(self.retry.backoff(attempt));
+            return Some(policy.backoff(attempt));
         }
         if status.is_success() && answer.is_undecodable_json() {
             tracing::debug!(attempt, "malformed JSON body");
-            return Some(self.retry.backoff(attempt));
+            return Some(policy.backoff(attempt));
         }
         None
     }
@@ -647,6 +664,7 @@ impl reka_inference_api::Transport for ApiTransport {
                 mode: Mode::Streaming,
                 redirects: Redirects::SameOrigin,
                 deadline: None,
+                retry: None,
             };
             match self.send(client, exchange).await {
                 Ok(Answer::Streaming(r)) => Ok(capped_response(r, self.max_body_bytes)),

@@ -27,6 +27,8 @@ pub enum Reply {
     Slow(usize, Duration),
     /// Headers never come.
     Silent,
+    /// Another reply, after a pause.
+    Delayed(Duration, Box<Reply>),
 }
 
 /// A request as the server saw it.
@@ -36,6 +38,8 @@ pub struct Seen {
     /// Path and query, as sent.
     pub target: String,
     pub headers: HeaderMap,
+    /// When it arrived.
+    pub at: std::time::Instant,
 }
 
 pub struct Hostile {
@@ -66,6 +70,7 @@ impl Hostile {
                             .map(|p| p.as_str().to_owned())
                             .unwrap_or_default(),
                         headers,
+                        at: std::time::Instant::now(),
                     });
                     log.len() - 1
                 };
@@ -100,6 +105,10 @@ impl Hostile {
 
 async fn respond(reply: Reply) -> Response<Body> {
     match reply {
+        Reply::Delayed(pause, reply) => {
+            tokio::time::sleep(pause).await;
+            Box::pin(respond(*reply)).await
+        }
         Reply::Json(status, value) => Response::builder()
             .status(status)
             .header("content-type", "application/json")

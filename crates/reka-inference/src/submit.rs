@@ -1,0 +1,185 @@
+//! One submit: the input checked, the idempotency key chosen and kept, the
+//! answer read leniently, and a failure that may have created a job told
+//! apart from one that cannot have.
+
+use reka_inference_api::types::SubmitRequest;
+use reqwest::Method;
+use reqwest::header::HeaderValue;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use tokio::time::Instant;
+
+use crate::endpoint::IntoEndpoint;
+use crate::error::{Error, Result};
+use crate::http::{Http, check_request_id};
+use crate::job::Job;
+use crate::retry::RetryPolicy;
+
+/// Options of [`Client::submit_with`](crate::Client::submit_with).
+///
+/// ```
+/// use reka_inference::SubmitOptions;
+///
+/// let options = SubmitOptions::default()
+///     .idempotency_key("catalog-row-17")
+///     .webhook_url("https://hooks.example.com/reka");
+/// # let _ = options;
+/// ```
+#[derive(Debug, Clone, Default)]
+#[non_exhaustive]
+pub struct SubmitOptions {
+    /// Called by the service with the request's record when it finishes.
+    pub webhook_url: Option<String>,
+    /// Your own idempotency key (default: a fresh UUID v4). Reuse it to
+    /// make a resubmission after a crash return the original job.
+    pub idempotency_key: Option<String>,
+    /// The submit, retries included, ends by this instant.
+    pub deadline: Option<Instant>,
+    /// The receiver whose URL is the webhook: waits park on its deliveries.
+    #[cfg(feature = "webhooks")]
+    pub(crate) receiver: Option<crate::receiver::WebhookReceiver>,
+    /// Retries of this submit, instead of the client's (the submitter makes
+    /// one attempt per call and paces the retries itself).
+    pub(crate) retry: Option<RetryPolicy>,
+}
+
+impl SubmitOptions {
+    /// Sets the webhook URL.
+    pub fn webhook_url(mut self, url: impl Into<String>) -> Self {
+        self.webhook_url = Some(url.into());
+        self
+    }
+
+    /// Sets the idempotency key.
+    pub fn idempotency_key(mut self, key: impl Into<String>) -> Self {
+        self.idempotency_key = Some(key.into());
+        self
+    }
+
+    /// Sends `receiver`'s URL as the webhook, and makes the job's waits end
+    /// at its delivery (confirmed by one fetch of the record) rather than
+    /// at a poll; a sparse safety-net poll covers lost deliveries.
+    #[cfg(feature = "webhooks")]
+    pub fn webhook(mut self, receiver: &crate::receiver::WebhookReceiver) -> Self {
+        self.webhook_url = Some(receiver.url().to_string());
+        self.receiver = Some(receiver.clone());
+        self
+    }
+
+    /// Bounds the submit, retries included: past it the submit ends with
+    /// [`Error::SubmitOutcomeUnknown`] (or the rejection it got).
+    pub fn deadline(mut self, deadline: Instant) -> Self {
+        self.deadline = Some(deadline);
+        self
+    }
+
+    /// The idempotency key this submit will send: the one given, or a
+    /// fresh UUID v4 chosen now (and kept in the options).
+    pub(crate) fn key(&mut self) -> &str {
+        self.idempotency_key
+            .get_or_insert_with(|| uuid::Uuid::new_v4().to_string())
+    }
+}
+
+/// What a submit answer must carry: only the id. Everything else the
+/// service may send (status, URLs) is optional and can be derived.
+#[derive(Debug, Deserialize)]
+struct Accepted {
+    request_id: String,
+}
+
+/// Submits one job: see [`Client::submit_with`](crate::Client::submit_with).
+#[tracing::instrument(level = "debug", skip_all, fields(endpoint))]
+pub(crate) async fn submit(
+    http: &Http,
+    endpoint: impl IntoEndpoint,
+    input: impl Serialize,
+    mut options: SubmitOptions,
+) -> Result<Job> {
+    let endpoint = endpoint.into_endpoint()?;
+    tracing::Span::current().record("endpoint", endpoint.as_str());
+    let input = match serde_json::to_value(input) {
+        Ok(Value::Object(map)) => map,
+        Ok(other) => {
+            return Err(Error::InvalidInput(format!(
+                "the input must be a JSON object, not {}",
+                json_kind(&other)
+            )));
+        }
+        Err(e) => {
+            return Err(Error::InvalidInput(format!(
+                "the input does not serialise: {e}"
+            )));
+        }
+    };
+    let webhook_url = match options.webhook_url.take() {
+        Some(url) => Some(
+            url.parse()
+                .map_err(|e| Error::InvalidInput(format!("webhook_url: {e}")))?,
+        ),
+        None => None,
+    };
+    let key = options.key().to_owned();
+    HeaderValue::from_str(&key).map_err(|_| {
+        Error::InvalidInput("the idempotency key is not a valid header value".into())
+    })?;
+    let url = http.api_url(&[endpoint.model(), endpoint.capability()])?;
+    let body = SubmitRequest { input, webhook_url };
+    let submitted_at = Instant::now();
+    let mut call = http
+        .call(Method::POST, url, "submit")
+        .header("idempotency-key", &key)
+        .json(&body)
+        .deadline(options.deadline);
+    if let Some(retry) = options.retry.take() {
+        call = call.retry_policy(retry);
+    }
+    let answer = call.decode::<Accepted>().await.and_then(|accepted| {
+        check_request_id(&accepted.request_id)?;
+        Ok(accepted)
+    });
+    let accepted = match answer {
+        Ok(a) => a,
+        Err(e) if outcome_unknown(&e) => {
+            return Err(Error::SubmitOutcomeUnknown {
+                idempotency_key: key,
+                source: Box::new(e),
+            });
+        }
+        Err(e) => return Err(e),
+    };
+    tracing::debug!(request_id = %accepted.request_id, "submitted");
+    let job = Job::new(
+        http.clone(),
+        accepted.request_id,
+        Some(endpoint),
+        Some(submitted_at),
+    );
+    #[cfg(feature = "webhooks")]
+    let job = match &options.receiver {
+        Some(r) => job.with_receiver(r.clone()),
+        None => job,
+    };
+    Ok(job)
+}
+
+/// Whether a submit that failed so may still have created a job.
+fn outcome_unknown(e: &Error) -> bool {
+    match e {
+        Error::Transport(_) | Error::RequestTimeout { .. } | Error::BodyTooLarge { .. } => true,
+        Error::Decode { .. } => true,
+        Error::Api(api) => api.status.is_server_error(),
+        _ => false,
+    }
+}
+
+fn json_kind(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
