@@ -1,25 +1,34 @@
 //! Fault injection: what can go wrong on purpose, and the `--faults` grammar.
 //!
-//! A [`FaultConfig`] maps a scope (an operation id, or `*` for every API
-//! operation) to a [`FaultSet`]. For each API request the simulator adds the
-//! configured latency, then draws one deterministic number (a hash of the
-//! seed, the operation and that operation's request counter) and picks at
-//! most one fault from the cumulative rates in this order: `drop`, `lost`,
-//! `500`, `502`, `503`, `429`, `malformed`.
+//! A [`FaultConfig`] maps a scope (an operation id, `*` for every API
+//! operation, or `webhook` for webhook deliveries) to a [`FaultSet`]. For
+//! each API request the simulator adds the configured latency, then draws one
+//! deterministic number (a hash of the seed, the operation and that
+//! operation's request counter) and picks at most one fault from the
+//! cumulative rates in this order: `drop`, `lost`, `500`, `502`, `503`,
+//! `429`, `malformed`.
+//!
+//! The `webhook` scope is not an API operation and `*` does not reach it.
+//! Its faults are drawn per job (a hash of the seed, the reset count, the
+//! job's submission number and the fault kind), each independently; the
+//! constants below give their timings.
 //!
 //! SPEC grammar (also the README's):
 //!
 //! ```text
 //! SPEC  := RULE ("," RULE)*
-//! RULE  := SCOPE ":" KIND "=" VALUE ("@" "retry_after" "=" SECONDS)?
-//! SCOPE := "*" | list_models | list_requests | get_result | get_status
+//! RULE  := API_SCOPE ":" API_KIND "=" VALUE ("@" "retry_after" "=" SECONDS)?
+//!        | "webhook" ":" HOOK_KIND "=" VALUE
+//! API_SCOPE := "*" | list_models | list_requests | get_result | get_status
 //!        | cancel_request | create_chat_completion | submit
-//! KIND  := 500 | 502 | 503 | 429 | drop | malformed | lost   (VALUE = rate in [0, 1])
+//! API_KIND  := 500 | 502 | 503 | 429 | drop | malformed | lost   (VALUE = rate in [0, 1])
 //!        | latency                                           (VALUE = 20ms | 1.5s | 20)
 //!        | retry_after                                       (VALUE = whole seconds)
+//! HOOK_KIND := lost | duplicate | reorder | spoof            (VALUE = rate in [0, 1])
+//!        | delay                                             (VALUE = simulated 20ms | 1.5s | 20)
 //! ```
 //!
-//! Example: `submit:lost=0.2,get_status:503=0.1,*:latency=20ms,*:429=0.1@retry_after=2`.
+//! Example: `submit:lost=0.2,get_status:503=0.1,*:latency=20ms,*:429=0.1@retry_after=2,webhook:duplicate=0.1`.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -41,7 +50,25 @@ pub const OPERATIONS: [&str; 7] = [
     "submit",
 ];
 
-/// The faults of one scope. Absent fields inherit from the `*` scope.
+/// The scope of webhook-delivery faults (not an API operation; `*` does not apply to it).
+pub const WEBHOOK: &str = "webhook";
+
+/// The fault kinds the `webhook` scope accepts.
+pub const WEBHOOK_KINDS: [&str; 5] = ["lost", "duplicate", "delay", "reorder", "spoof"];
+
+/// Simulated seconds between the two copies of a duplicated webhook.
+pub const DUPLICATE_GAP_SECS: f64 = 0.5;
+
+/// Range of the extra delay, in simulated seconds, of a reordered webhook:
+/// uniform in `[min, max)`.
+pub const REORDER_EXTRA_SECS: (f64, f64) = (0.5, 2.5);
+
+/// Longest wait, in simulated seconds, before a spoofed webhook is sent
+/// (it is sent after half the job's run time when that is shorter).
+pub const SPOOF_AFTER_SECS: f64 = 1.0;
+
+/// The faults of one scope. In an API operation's scope, absent fields
+/// inherit from the `*` scope; the `webhook` scope inherits nothing.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FaultSet {
@@ -70,10 +97,42 @@ pub struct FaultSet {
     /// status code kept).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub malformed: Option<f64>,
-    /// Rate of submits whose job is created but whose connection is then
-    /// closed without a response. Only meaningful for `submit`.
+    /// For `submit`: rate of submits whose job is created but whose
+    /// connection is then closed without a response. For `webhook`: rate of
+    /// deliveries never sent (no attempt at all).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lost: Option<f64>,
+    /// `webhook` only: rate of deliveries sent twice, the second copy
+    /// [`DUPLICATE_GAP_SECS`] simulated seconds after the first.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duplicate: Option<f64>,
+    /// `webhook` only: simulated milliseconds every delivery waits before its
+    /// first attempt (scaled by the time scale, like job durations).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delay_ms: Option<u64>,
+    /// `webhook` only: rate of deliveries held back by an extra random delay
+    /// (uniform in [`REORDER_EXTRA_SECS`], simulated), so that they arrive
+    /// after later ones.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reorder: Option<f64>,
+    /// `webhook` only: rate of jobs with a `webhook_url` for which a forged
+    /// `COMPLETED` delivery is sent while the job is still queued or running;
+    /// the genuine delivery still follows at the real end.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub spoof: Option<f64>,
+}
+
+/// What happens to the genuine webhook delivery of one job.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct WebhookPlan {
+    /// Never sent.
+    pub(crate) lost: bool,
+    /// Sent twice.
+    pub(crate) duplicate: bool,
+    /// Simulated seconds to wait before the first attempt (`delay`).
+    pub(crate) delay_secs: f64,
+    /// Extra simulated seconds of a reordered delivery.
+    pub(crate) reorder_secs: Option<f64>,
 }
 
 impl FaultSet {
@@ -88,7 +147,41 @@ impl FaultSet {
             drop: over.drop.or(self.drop),
             malformed: over.malformed.or(self.malformed),
             lost: over.lost.or(self.lost),
+            duplicate: over.duplicate.or(self.duplicate),
+            delay_ms: over.delay_ms.or(self.delay_ms),
+            reorder: over.reorder.or(self.reorder),
+            spoof: over.spoof.or(self.spoof),
         }
+    }
+
+    /// The rates of the webhook-only kinds.
+    fn webhook_rates(&self) -> [(&'static str, Option<f64>); 3] {
+        [
+            ("duplicate", self.duplicate),
+            ("reorder", self.reorder),
+            ("spoof", self.spoof),
+        ]
+    }
+
+    /// The kinds set in this scope, by their SPEC names.
+    fn kinds_set(&self) -> Vec<&'static str> {
+        let mut kinds: Vec<&'static str> = self
+            .rates()
+            .into_iter()
+            .chain(self.webhook_rates())
+            .filter(|(_, r)| r.is_some())
+            .map(|(k, _)| k)
+            .collect();
+        if self.latency_ms.is_some() {
+            kinds.push("latency");
+        }
+        if self.retry_after.is_some() {
+            kinds.push("retry_after");
+        }
+        if self.delay_ms.is_some() {
+            kinds.push("delay");
+        }
+        kinds
     }
 
     fn rates(&self) -> [(&'static str, Option<f64>); 7] {
@@ -105,7 +198,11 @@ impl FaultSet {
 
     fn set(&mut self, kind: &str, value: &str) -> Result<(), String> {
         if kind == "latency" {
-            self.latency_ms = Some(parse_millis(value)?);
+            self.latency_ms = Some(parse_millis(kind, value)?);
+            return Ok(());
+        }
+        if kind == "delay" {
+            self.delay_ms = Some(parse_millis(kind, value)?);
             return Ok(());
         }
         if kind == "retry_after" {
@@ -127,9 +224,13 @@ impl FaultSet {
             "drop" => &mut self.drop,
             "malformed" => &mut self.malformed,
             "lost" => &mut self.lost,
+            "duplicate" => &mut self.duplicate,
+            "reorder" => &mut self.reorder,
+            "spoof" => &mut self.spoof,
             _ => {
                 return Err(format!(
-                    "unknown fault kind {kind:?} (known: 500, 502, 503, 429, drop, malformed, lost, latency, retry_after)"
+                    "unknown fault kind {kind:?} (known: 500, 502, 503, 429, drop, malformed, lost, latency, retry_after; for webhook: {})",
+                    WEBHOOK_KINDS.join(", ")
                 ));
             }
         };
@@ -138,12 +239,34 @@ impl FaultSet {
     }
 
     fn validate(&self, scope: &str) -> Result<(), String> {
-        for (kind, rate) in self.rates() {
+        for (kind, rate) in self.rates().into_iter().chain(self.webhook_rates()) {
             if let Some(r) = rate
                 && !(0.0..=1.0).contains(&r)
             {
                 return Err(format!("{scope}:{kind}: rate {r} is not between 0 and 1"));
             }
+        }
+        if scope == WEBHOOK {
+            if let Some(kind) = self
+                .kinds_set()
+                .into_iter()
+                .find(|k| !WEBHOOK_KINDS.contains(k))
+            {
+                return Err(format!(
+                    "{scope}:{kind}: not a webhook fault (webhook deliveries are not API requests; the webhook scope takes {})",
+                    WEBHOOK_KINDS.join(", ")
+                ));
+            }
+            return Ok(());
+        }
+        if let Some(kind) = self
+            .kinds_set()
+            .into_iter()
+            .find(|k| WEBHOOK_KINDS.contains(k) && *k != "lost")
+        {
+            return Err(format!(
+                "{scope}:{kind}: only the webhook scope takes {kind} (write webhook:{kind}=...)"
+            ));
         }
         if self.lost.is_some() && scope != "submit" && scope != "*" {
             return Err(format!(
@@ -154,8 +277,10 @@ impl FaultSet {
     }
 }
 
-fn parse_millis(value: &str) -> Result<u64, String> {
-    let bad = || format!("latency: not a duration: {value:?} (use e.g. 20ms or 1.5s)");
+fn parse_millis(kind: &str, value: &str) -> Result<u64, String> {
+    let bad = || {
+        format!("{kind}: not a duration between 0 and 1 hour: {value:?} (use e.g. 20ms or 1.5s)")
+    };
     let (num, factor) = if let Some(n) = value.strip_suffix("ms") {
         (n, 1.0)
     } else if let Some(n) = value.strip_suffix('s') {
@@ -194,9 +319,9 @@ impl FaultConfig {
     /// Builds a config from scopes, validating names and rates.
     pub fn from_scopes(scopes: BTreeMap<String, FaultSet>) -> Result<FaultConfig, FaultSpecError> {
         for (scope, set) in &scopes {
-            if scope != "*" && !OPERATIONS.contains(&scope.as_str()) {
+            if scope != "*" && scope != WEBHOOK && !OPERATIONS.contains(&scope.as_str()) {
                 return Err(FaultSpecError(format!(
-                    "unknown scope {scope:?} (known: *, {})",
+                    "unknown scope {scope:?} (known: *, {}, {WEBHOOK})",
                     OPERATIONS.join(", ")
                 )));
             }
@@ -215,8 +340,12 @@ impl FaultConfig {
         self.scopes.values().all(|s| *s == FaultSet::default())
     }
 
-    /// The effective faults of one operation: `*` overlaid by the operation's own.
+    /// The effective faults of one operation: `*` overlaid by the operation's
+    /// own. For [`WEBHOOK`], only the `webhook` scope's own (`*` never applies).
     pub fn effective(&self, op: &str) -> FaultSet {
+        if op == WEBHOOK {
+            return self.scopes.get(WEBHOOK).cloned().unwrap_or_default();
+        }
         let base = self.scopes.get("*").cloned().unwrap_or_default();
         match self.scopes.get(op) {
             Some(own) => base.overlay(own),
@@ -253,6 +382,31 @@ impl FaultConfig {
             }
         }
         Decision { latency, fault }
+    }
+
+    /// What happens to the genuine webhook delivery of the job submitted
+    /// `job`-th (0-based) after `epoch` resets, under `seed`. Each kind draws
+    /// its own number, so they combine (a lost delivery is neither delayed
+    /// nor duplicated).
+    pub(crate) fn webhook_plan(&self, seed: u64, epoch: u64, job: u64) -> WebhookPlan {
+        let set = self.effective(WEBHOOK);
+        let draw = |salt: u64| rng::unit(rng::hash(&[seed, epoch, job, 0x00EB_400C, salt]));
+        let hit = |rate: Option<f64>, salt: u64| rate.is_some_and(|r| draw(salt) < r);
+        let (lo, hi) = REORDER_EXTRA_SECS;
+        WebhookPlan {
+            lost: hit(set.lost, 1),
+            duplicate: hit(set.duplicate, 2),
+            delay_secs: set.delay_ms.unwrap_or(0) as f64 / 1000.0,
+            reorder_secs: hit(set.reorder, 3).then(|| lo + (hi - lo) * draw(4)),
+        }
+    }
+
+    /// Whether the job submitted `job`-th after `epoch` resets gets a spoofed
+    /// `COMPLETED` webhook while it is still queued or running.
+    pub(crate) fn spoofs(&self, seed: u64, epoch: u64, job: u64) -> bool {
+        let set = self.effective(WEBHOOK);
+        set.spoof
+            .is_some_and(|r| rng::unit(rng::hash(&[seed, epoch, job, 0x00EB_400C, 5])) < r)
     }
 }
 
@@ -338,6 +492,14 @@ impl fmt::Display for FaultConfig {
             if let Some(s) = set.retry_after {
                 rules.push(format!("{scope}:retry_after={s}"));
             }
+            for (kind, rate) in set.webhook_rates() {
+                if let Some(r) = rate {
+                    rules.push(format!("{scope}:{kind}={r}"));
+                }
+            }
+            if let Some(ms) = set.delay_ms {
+                rules.push(format!("{scope}:delay={ms}ms"));
+            }
         }
         f.write_str(&rules.join(","))
     }
@@ -406,5 +568,109 @@ mod tests {
         let all: FaultConfig = "submit:lost=1".parse().unwrap();
         assert_eq!(all.decide("submit", 0, 0).fault, Some(Fault::Lost));
         assert_eq!(all.decide("get_status", 0, 0).fault, None);
+    }
+
+    #[test]
+    fn webhook_faults_parse_and_round_trip() {
+        let spec = "webhook:lost=0.1,webhook:duplicate=0.2,webhook:delay=2s,webhook:reorder=0.3,webhook:spoof=0.4";
+        let c: FaultConfig = spec.parse().unwrap();
+        let w = c.effective(WEBHOOK);
+        assert_eq!(
+            (w.lost, w.duplicate, w.delay_ms, w.reorder, w.spoof),
+            (Some(0.1), Some(0.2), Some(2000), Some(0.3), Some(0.4))
+        );
+        let again: FaultConfig = c.to_string().parse().unwrap();
+        assert_eq!(again, c);
+        let json = serde_json::to_value(&c).unwrap();
+        assert_eq!(json["webhook"]["delay_ms"], 2000);
+        assert_eq!(json["webhook"]["spoof"], 0.4);
+        let back: FaultConfig = serde_json::from_value(json).unwrap();
+        assert_eq!(back, c);
+        // Webhook faults leave every API operation alone.
+        assert_eq!(c.effective("submit"), FaultSet::default());
+        assert_eq!(c.decide("submit", 0, 0).fault, None);
+    }
+
+    #[test]
+    fn the_star_scope_never_reaches_webhooks() {
+        let c: FaultConfig = "*:lost=1,*:500=1,*:latency=5ms".parse().unwrap();
+        assert_eq!(c.effective(WEBHOOK), FaultSet::default());
+        for job in 0..100 {
+            let plan = c.webhook_plan(3, 0, job);
+            assert!(!plan.lost && !plan.duplicate && plan.reorder_secs.is_none());
+            assert_eq!(plan.delay_secs, 0.0);
+            assert!(!c.spoofs(3, 0, job));
+        }
+    }
+
+    #[test]
+    fn bad_webhook_specs_are_refused_with_a_reason() {
+        let why = |spec: &str| spec.parse::<FaultConfig>().unwrap_err().0;
+        for api_kind in [
+            "500=0.1",
+            "502=0.1",
+            "503=1",
+            "429=0.5",
+            "drop=0.5",
+            "malformed=0.1",
+            "latency=20ms",
+            "retry_after=2",
+            "lost=0.5@retry_after=2",
+        ] {
+            let e = why(&format!("webhook:{api_kind}"));
+            assert!(e.contains("not a webhook fault"), "{api_kind}: {e}");
+        }
+        assert!(why("webhook:500=0.1").contains("webhook:500"));
+        for scope in ["*", "submit", "get_status"] {
+            for kind in ["duplicate=0.5", "reorder=0.5", "spoof=0.5", "delay=1s"] {
+                let e = why(&format!("{scope}:{kind}"));
+                assert!(e.contains("only the webhook scope"), "{scope}:{kind}: {e}");
+            }
+        }
+        for bad_rate in [
+            "webhook:lost=1.5",
+            "webhook:duplicate=-0.1",
+            "webhook:reorder=NaN",
+            "webhook:spoof=2",
+        ] {
+            assert!(why(bad_rate).contains("not between 0 and 1"), "{bad_rate}");
+        }
+        assert!(why("webhook:delay=soon").contains("delay: not a duration"));
+        assert!(why("webhook:delay=2h").contains("delay"));
+        assert!(why("webhook:teapot=1").contains("unknown fault kind"));
+        let json: Result<FaultConfig, _> =
+            serde_json::from_value(serde_json::json!({"webhook": {"500": 0.1}}));
+        assert!(json.is_err());
+    }
+
+    #[test]
+    fn webhook_decisions_are_deterministic_per_job_and_follow_rates() {
+        let c: FaultConfig = "webhook:duplicate=0.5,webhook:reorder=0.25,webhook:spoof=0.1"
+            .parse()
+            .unwrap();
+        let plans: Vec<_> = (0..1000).map(|j| c.webhook_plan(7, 0, j)).collect();
+        let again: Vec<_> = (0..1000).map(|j| c.webhook_plan(7, 0, j)).collect();
+        assert_eq!(plans, again);
+        assert_ne!(
+            plans,
+            (0..1000)
+                .map(|j| c.webhook_plan(8, 0, j))
+                .collect::<Vec<_>>()
+        );
+        let dup = plans.iter().filter(|p| p.duplicate).count();
+        let reordered: Vec<f64> = plans.iter().filter_map(|p| p.reorder_secs).collect();
+        let spoofed = (0..1000).filter(|&j| c.spoofs(7, 0, j)).count();
+        assert!((400..600).contains(&dup), "{dup}");
+        assert!((180..320).contains(&reordered.len()), "{}", reordered.len());
+        assert!((50..150).contains(&spoofed), "{spoofed}");
+        let (lo, hi) = REORDER_EXTRA_SECS;
+        assert!(reordered.iter().all(|s| (lo..hi).contains(s)));
+        assert!(plans.iter().all(|p| !p.lost && p.delay_secs == 0.0));
+        let all: FaultConfig = "webhook:lost=1,webhook:delay=1500ms".parse().unwrap();
+        let p = all.webhook_plan(0, 0, 0);
+        assert!(p.lost);
+        assert_eq!(p.delay_secs, 1.5);
+        let none: FaultConfig = "webhook:lost=0".parse().unwrap();
+        assert!((0..100).all(|j| !none.webhook_plan(0, 0, j).lost));
     }
 }

@@ -12,7 +12,7 @@ use crate::catalog::Catalog;
 use crate::clock::SimClock;
 use crate::config::SimConfig;
 use crate::dialect::Dialect;
-use crate::faults::{Decision, FaultConfig};
+use crate::faults::{DUPLICATE_GAP_SECS, Decision, FaultConfig, SPOOF_AFTER_SECS, WebhookPlan};
 use crate::jobs::{JobStore, Status};
 use crate::ratelimit::RateLimiter;
 use crate::records::View;
@@ -23,12 +23,28 @@ pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
+/// Which kind of webhook delivery a [`WebhookJob`] is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Delivery {
+    /// The delivery of a terminal state, retried until delivered or given up.
+    Genuine,
+    /// The second copy of a duplicated delivery (`webhook:duplicate`),
+    /// retried like a genuine one.
+    Duplicate,
+    /// A forged `COMPLETED` sent before the job finished (`webhook:spoof`):
+    /// one attempt, no retries, counted in no delivery counter.
+    Spoof,
+}
+
 /// One webhook to deliver.
 #[derive(Debug, Clone)]
 pub(crate) struct WebhookJob {
     pub(crate) url: String,
     pub(crate) request_id: String,
     pub(crate) body: Bytes,
+    /// Wall time to wait before the first attempt.
+    pub(crate) delay: Duration,
+    pub(crate) kind: Delivery,
 }
 
 /// Fault configuration plus the per-operation request counters that make
@@ -109,22 +125,108 @@ impl AppState {
         let now = self.clock.now();
         let mut done = Vec::new();
         let r = f(&mut store, now, &mut done);
-        if !done.is_empty() {
-            let view = self.view();
-            for idx in done {
-                let job = store.job(idx);
-                if let Some(url) = &job.webhook_url {
-                    let body = self.dialect.webhook_body(self.seed, view.result(job));
-                    let body = Bytes::from(body.to_string());
-                    let _ = self.webhooks.send(WebhookJob {
-                        url: url.clone(),
-                        request_id: job.id.clone(),
-                        body,
-                    });
-                }
+        if done.is_empty() {
+            return r;
+        }
+        let view = self.view();
+        let mut outgoing = Vec::new();
+        for idx in done {
+            let job = store.job(idx);
+            if let Some(url) = &job.webhook_url {
+                let body = self.dialect.webhook_body(self.seed, view.result(job));
+                let plan =
+                    lock(&self.faults)
+                        .config
+                        .webhook_plan(self.seed, store.epoch(), idx as u64);
+                let hook = WebhookJob {
+                    url: url.clone(),
+                    request_id: job.id.clone(),
+                    body: Bytes::from(body.to_string()),
+                    delay: Duration::ZERO,
+                    kind: Delivery::Genuine,
+                };
+                outgoing.push((hook, plan));
             }
         }
+        drop(store);
+        for (hook, plan) in outgoing {
+            self.send_genuine(hook, plan);
+        }
         r
+    }
+
+    /// Queues a genuine delivery as the webhook faults planned it: not at
+    /// all, later, or twice.
+    fn send_genuine(&self, mut hook: WebhookJob, plan: WebhookPlan) {
+        let mut stats = self.stats_mut();
+        if plan.lost {
+            stats.webhooks_lost += 1;
+            tracing::debug!(request_id = %hook.request_id, "webhook lost by fault injection");
+            return;
+        }
+        let mut secs = 0.0;
+        if plan.delay_secs > 0.0 {
+            stats.webhooks_delayed += 1;
+            secs += plan.delay_secs;
+        }
+        if let Some(extra) = plan.reorder_secs {
+            stats.webhooks_reordered += 1;
+            secs += extra;
+        }
+        hook.delay = self.clock.wall(secs);
+        if plan.duplicate {
+            stats.webhooks_duplicated += 1;
+            let copy = WebhookJob {
+                delay: hook
+                    .delay
+                    .saturating_add(self.clock.wall(DUPLICATE_GAP_SECS)),
+                kind: Delivery::Duplicate,
+                ..hook.clone()
+            };
+            let _ = self.webhooks.send(copy);
+        }
+        drop(stats);
+        let _ = self.webhooks.send(hook);
+    }
+
+    /// A forged `COMPLETED` webhook for the job at `idx` when the `webhook:spoof`
+    /// fault picks it and it is still queued or running; to be sent with
+    /// [`AppState::send_spoof`] once the store is unlocked. It is timed
+    /// [`SPOOF_AFTER_SECS`] simulated seconds after `now`, or half the job's
+    /// run time when that is shorter, so it always precedes the real end.
+    pub(crate) fn spoof_for(&self, store: &JobStore, idx: usize) -> Option<WebhookJob> {
+        let job = store.job(idx);
+        let url = job.webhook_url.as_ref()?;
+        if job.status.is_terminal()
+            || !lock(&self.faults)
+                .config
+                .spoofs(self.seed, store.epoch(), idx as u64)
+        {
+            return None;
+        }
+        let wait = self.clock.wall(SPOOF_AFTER_SECS).min(job.wall / 2);
+        let mut forged = job.clone();
+        forged.status = Status::Completed;
+        forged.fails = false;
+        forged.cancel_at = None;
+        forged.started = Some(job.started.unwrap_or(job.created));
+        forged.ended = Some(job.created.saturating_add(wait));
+        let body = self
+            .dialect
+            .webhook_body(self.seed, self.view().result(&forged));
+        Some(WebhookJob {
+            url: url.clone(),
+            request_id: job.id.clone(),
+            body: Bytes::from(body.to_string()),
+            delay: wait,
+            kind: Delivery::Spoof,
+        })
+    }
+
+    /// Queues a spoofed webhook made by [`AppState::spoof_for`].
+    pub(crate) fn send_spoof(&self, hook: WebhookJob) {
+        self.stats_mut().webhooks_spoofed += 1;
+        let _ = self.webhooks.send(hook);
     }
 
     /// Updates the counters.

@@ -31,6 +31,24 @@ pub struct Stats {
     pub faults_injected: BTreeMap<String, u64>,
     /// Requests refused by the per-key rate limit (not by fault injection).
     pub rate_limited: u64,
+    /// Webhook deliveries never sent (`webhook:lost`): no attempt at all.
+    #[serde(default)]
+    pub webhooks_lost: u64,
+    /// Webhook deliveries sent a second time (`webhook:duplicate`); each copy
+    /// also counts in `webhook_attempts`, `webhooks_delivered` and
+    /// `webhooks_failed` like any delivery.
+    #[serde(default)]
+    pub webhooks_duplicated: u64,
+    /// Webhook deliveries held back by `webhook:delay` before their first attempt.
+    #[serde(default)]
+    pub webhooks_delayed: u64,
+    /// Webhook deliveries given an extra random delay by `webhook:reorder`.
+    #[serde(default)]
+    pub webhooks_reordered: u64,
+    /// Forged `COMPLETED` webhooks sent while their job was not finished
+    /// (`webhook:spoof`); they count in no other webhook counter.
+    #[serde(default)]
+    pub webhooks_spoofed: u64,
 }
 
 impl Stats {
@@ -61,5 +79,39 @@ impl Stats {
     /// How many faults of `kind` were injected (a convenience for tests).
     pub fn faults(&self, kind: &str) -> u64 {
         self.faults_injected.get(kind).copied().unwrap_or(0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stats_without_the_newer_counters_still_read() {
+        let old = serde_json::json!({
+            "requests": {"submit": {"202": 2}},
+            "jobs_created": 2,
+            "idempotent_replays": 0,
+            "idempotency_conflicts": 0,
+            "jobs_by_status": {"COMPLETED": 2},
+            "webhooks_delivered": 2,
+            "webhook_attempts": 3,
+            "webhooks_failed": 0,
+            "faults_injected": {},
+            "rate_limited": 1
+        });
+        let stats: Stats = serde_json::from_value(old).unwrap();
+        assert_eq!(stats.count("submit", "202"), 2);
+        assert_eq!(stats.rate_limited, 1);
+        assert_eq!(
+            (
+                stats.webhooks_lost,
+                stats.webhooks_duplicated,
+                stats.webhooks_delayed,
+                stats.webhooks_reordered,
+                stats.webhooks_spoofed
+            ),
+            (0, 0, 0, 0, 0)
+        );
     }
 }

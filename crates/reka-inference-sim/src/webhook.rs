@@ -5,6 +5,12 @@
 //! (wall time) between them. Any 2xx answer counts as delivered. Only
 //! `http://` receivers are supported (the simulator ships no TLS stack);
 //! `https://` webhooks are counted as failed without an attempt.
+//!
+//! The `webhook` faults are decided before a job reaches this module (see
+//! `AppState::with_store` and `AppState::spoof_for`): a lost delivery never
+//! arrives here; a delayed, reordered or duplicated one arrives with the wall
+//! time to wait before its first attempt; a spoofed one gets one attempt and
+//! touches no delivery counter.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,7 +21,7 @@ use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 
-use crate::state::{AppState, WebhookJob};
+use crate::state::{AppState, Delivery, WebhookJob};
 
 /// Attempts per webhook, the first included.
 pub(crate) const ATTEMPTS: u32 = 5;
@@ -32,8 +38,18 @@ pub(crate) async fn dispatch(state: Arc<AppState>, mut rx: mpsc::UnboundedReceiv
 }
 
 async fn deliver(state: Arc<AppState>, job: WebhookJob) {
-    let mut backoff = FIRST_BACKOFF;
+    if !job.delay.is_zero() {
+        tokio::time::sleep(job.delay).await;
+    }
     let supported = job.url.starts_with("http://");
+    if job.kind == Delivery::Spoof {
+        if supported {
+            let sent = tokio::time::timeout(ATTEMPT_TIMEOUT, post(&job)).await;
+            tracing::debug!(request_id = %job.request_id, ?sent, "spoofed webhook sent");
+        }
+        return;
+    }
+    let mut backoff = FIRST_BACKOFF;
     for attempt in 1..=ATTEMPTS {
         if !supported {
             break;
@@ -53,7 +69,7 @@ async fn deliver(state: Arc<AppState>, job: WebhookJob) {
         }
         if attempt < ATTEMPTS {
             tokio::time::sleep(backoff).await;
-            backoff *= 2;
+            backoff = backoff.saturating_mul(2);
         }
     }
     tracing::warn!(request_id = %job.request_id, url = %job.url, "webhook given up");

@@ -18,7 +18,7 @@ use crate::http::error::ApiError;
 use crate::http::layers::Caller;
 use crate::jobs::{IdemEntry, Job, Status};
 use crate::rng;
-use crate::state::AppState;
+use crate::state::{AppState, WebhookJob};
 
 /// Longest accepted `webhook_url`.
 const MAX_WEBHOOK_URL: usize = 2083;
@@ -130,7 +130,8 @@ fn accepted(bytes: Bytes) -> Response {
 
 /// What a submit turned into.
 enum Outcome {
-    Created(Bytes),
+    /// A new job; with a spoofed webhook to send when `webhook:spoof` picked it.
+    Created(Bytes, Option<WebhookJob>),
     Replayed(Bytes),
     Conflict,
 }
@@ -207,7 +208,7 @@ async fn submit_inner(
             .to_string();
         let sim_secs = spec.duration.sample(draw(3), draw(4));
         let response = Bytes::from(state.dialect.submit_body(&id, &state.base_url).to_string());
-        store.create(
+        let idx = store.create(
             Job {
                 id,
                 owner: caller.clone(),
@@ -233,13 +234,16 @@ async fn submit_inner(
             };
             store.idempotency.insert((caller.clone(), key), entry);
         }
-        Outcome::Created(response)
+        Outcome::Created(response, state.spoof_for(store, idx))
     });
 
     match outcome {
-        Outcome::Created(bytes) => {
+        Outcome::Created(bytes, spoof) => {
             state.stats_mut().jobs_created += 1;
             state.wake.notify_one();
+            if let Some(hook) = spoof {
+                state.send_spoof(hook);
+            }
             Ok(accepted(bytes))
         }
         Outcome::Replayed(bytes) => {
