@@ -21,6 +21,7 @@ pub struct SimConfig {
     pub(crate) catalog: Catalog,
     pub(crate) failure_rate: Option<f64>,
     pub(crate) rate_limit: Option<u64>,
+    pub(crate) submit_rate: Option<(f64, u64)>,
     pub(crate) advertised_base_url: Option<String>,
     pub(crate) dialect: Dialect,
 }
@@ -33,7 +34,8 @@ impl Default for SimConfig {
 
 impl SimConfig {
     /// Defaults: `127.0.0.1:0`, only [`DEV_API_KEY`], time scale 1.0, seed 0,
-    /// no faults, the default catalog with its own failure rates, no rate limit.
+    /// no faults, the default catalog with its own failure rates, no rate
+    /// limit, no submit rate limit.
     pub fn new() -> SimConfig {
         SimConfig {
             addr: SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
@@ -44,6 +46,7 @@ impl SimConfig {
             catalog: Catalog::default_catalog(),
             failure_rate: None,
             rate_limit: None,
+            submit_rate: None,
             advertised_base_url: None,
             dialect: Dialect::Reka,
         }
@@ -98,6 +101,23 @@ impl SimConfig {
         self
     }
 
+    /// A per-key token bucket on submits, independent of
+    /// [`SimConfig::rate_limit`]: `burst` tokens, refilled at `per_second`
+    /// tokens per second of **wall** time (not simulated time: it stands for
+    /// a real API's admission limit, which a benchmark measures in wall
+    /// throughput). Each submit takes a token or is refused with 429 before
+    /// its handler runs; other operations are never limited by it.
+    /// [`crate::start`] refuses a rate that is not finite and > 0, or a burst of 0.
+    pub fn submit_rate_limit(mut self, per_second: f64, burst: u64) -> SimConfig {
+        self.submit_rate = Some((per_second, burst));
+        self
+    }
+
+    /// The submit token bucket's `(per_second, burst)`, when one is configured.
+    pub fn submit_rate_settings(&self) -> Option<(f64, u64)> {
+        self.submit_rate
+    }
+
     /// Origin written into `status_url`, `response_url`, `cancel_url` and
     /// output file URLs, instead of the real bound URL.
     pub fn advertised_base_url(mut self, url: impl Into<String>) -> SimConfig {
@@ -135,6 +155,16 @@ impl SimConfig {
         }
         if self.rate_limit == Some(0) {
             return Err("rate limit must be at least 1 request per window".into());
+        }
+        if let Some((rate, burst)) = self.submit_rate {
+            if !rate.is_finite() || rate <= 0.0 {
+                return Err(format!(
+                    "submit rate must be a finite number of submits per second > 0, got {rate}"
+                ));
+            }
+            if burst == 0 {
+                return Err("submit burst must be at least 1 submit".into());
+            }
         }
         if self.api_keys.iter().any(|k| k.is_empty()) {
             return Err("API keys must not be empty".into());

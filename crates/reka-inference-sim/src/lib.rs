@@ -29,7 +29,7 @@
 //! | `records` | how a job is rendered: status, result record, list item, logs |
 //! | `outputs`, `media` | output JSON and the PNG / WAV / GIF files it points at |
 //! | `scheduler`, `webhook` | the background task and webhook delivery |
-//! | `state`, `clock`, `rng`, `ratelimit` | shared state, time, seeded randomness, quotas |
+//! | `state`, `clock`, `rng`, `ratelimit` | shared state, time, seeded randomness, quotas and the submit token bucket |
 
 pub mod catalog;
 mod clock;

@@ -38,6 +38,13 @@ struct Args {
     /// Per-key quota of API requests per 24 simulated hours.
     #[arg(long, value_name = "N")]
     rate_limit: Option<u64>,
+    /// Per-key token bucket on submits: tokens refilled per second of wall
+    /// time; a submit without a token is refused with 429.
+    #[arg(long, value_name = "PER_SECOND")]
+    submit_rate: Option<f64>,
+    /// Size of the submit token bucket (default: the rate rounded up, at least 1).
+    #[arg(long, value_name = "N", requires = "submit_rate")]
+    submit_burst: Option<u64>,
     /// Variant of the service to play: reka (the reconstruction), infer
     /// (Infer's shapes: lean submit, `models`, 422, presigned URLs, prices)
     /// or fal (202 while running, COMPLETED+error, async cancel, fal webhooks).
@@ -66,7 +73,22 @@ fn config(args: Args) -> Result<SimConfig, String> {
     if let Some(n) = args.rate_limit {
         config = config.rate_limit(n);
     }
+    if let Some(rate) = args.submit_rate {
+        let burst = args.submit_burst.unwrap_or_else(|| default_burst(rate));
+        config = config.submit_rate_limit(rate, burst);
+    }
     Ok(config)
+}
+
+/// The submit burst when `--submit-burst` is absent: the rate rounded up, at
+/// least 1 (a rate that is not a positive finite number is refused later).
+fn default_burst(rate: f64) -> u64 {
+    if rate.is_finite() && rate > 1.0 {
+        // `as` saturates for rates beyond u64.
+        rate.ceil() as u64
+    } else {
+        1
+    }
 }
 
 #[tokio::main]
@@ -101,4 +123,52 @@ async fn main() -> ExitCode {
     }
     sim.shutdown().await;
     ExitCode::SUCCESS
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Args, clap::Error> {
+        Args::try_parse_from(std::iter::once("reka-inference-sim").chain(args.iter().copied()))
+    }
+
+    #[test]
+    fn submit_burst_defaults_to_the_rate_rounded_up() {
+        assert_eq!(default_burst(2.5), 3);
+        assert_eq!(default_burst(4.0), 4);
+        assert_eq!(default_burst(0.2), 1);
+        assert_eq!(default_burst(f64::NAN), 1);
+        let c = config(parse(&["--submit-rate", "2.5"]).unwrap()).unwrap();
+        assert_eq!(c.submit_rate_settings(), Some((2.5, 3)));
+        let c = config(parse(&["--submit-rate", "0.5", "--submit-burst", "10"]).unwrap()).unwrap();
+        assert_eq!(c.submit_rate_settings(), Some((0.5, 10)));
+        assert_eq!(
+            config(parse(&[]).unwrap()).unwrap().submit_rate_settings(),
+            None
+        );
+    }
+
+    #[tokio::test]
+    async fn submit_burst_needs_a_rate_and_bad_values_are_refused() {
+        assert!(parse(&["--submit-burst", "3"]).is_err());
+        assert!(parse(&["--submit-rate", "fast"]).is_err());
+        for (rate, burst) in [
+            ("0", "1"),
+            ("-1", "1"),
+            ("inf", "1"),
+            ("NaN", "1"),
+            ("1", "0"),
+        ] {
+            let (rate_arg, burst_arg) = (
+                format!("--submit-rate={rate}"),
+                format!("--submit-burst={burst}"),
+            );
+            let args = ["--addr", "127.0.0.1:0", &rate_arg, &burst_arg];
+            let c = config(parse(&args).unwrap()).unwrap();
+            let err = start(c).await.unwrap_err();
+            assert_eq!(err.kind(), std::io::ErrorKind::InvalidInput);
+            assert!(err.to_string().contains("submit"), "{rate} {burst}: {err}");
+        }
+    }
 }

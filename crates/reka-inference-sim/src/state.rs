@@ -14,7 +14,7 @@ use crate::config::SimConfig;
 use crate::dialect::Dialect;
 use crate::faults::{DUPLICATE_GAP_SECS, Decision, FaultConfig, SPOOF_AFTER_SECS, WebhookPlan};
 use crate::jobs::{JobStore, Status};
-use crate::ratelimit::RateLimiter;
+use crate::ratelimit::{RateLimiter, SubmitLimiter};
 use crate::records::View;
 use crate::stats::Stats;
 
@@ -67,6 +67,8 @@ pub(crate) struct AppState {
     /// Advertised base URL, without a trailing slash.
     pub(crate) base_url: String,
     pub(crate) rate: RateLimiter,
+    /// The submit token bucket, when configured.
+    pub(crate) submit_rate: Option<SubmitLimiter>,
     /// Wakes the scheduler when a job is created or cancelled.
     pub(crate) wake: Notify,
     store: Mutex<JobStore>,
@@ -91,6 +93,9 @@ impl AppState {
             catalog: config.catalog.clone(),
             failure_override: config.failure_rate,
             rate: RateLimiter::new(config.rate_limit, window),
+            submit_rate: config
+                .submit_rate
+                .map(|(per_second, burst)| SubmitLimiter::new(per_second, burst)),
             wake: Notify::new(),
             store: Mutex::new(JobStore::new(&config.catalog, 0)),
             stats: Mutex::new(Stats::default()),
@@ -267,7 +272,8 @@ impl AppState {
         lock(&self.faults).config = config;
     }
 
-    /// Clears jobs, idempotency records, stats, faults, fault counters and quotas.
+    /// Clears jobs, idempotency records, stats, faults, fault counters, quotas
+    /// and submit buckets.
     pub(crate) fn reset(&self) {
         {
             let mut store = lock(&self.store);
@@ -277,6 +283,9 @@ impl AppState {
         *lock(&self.stats) = Stats::default();
         *lock(&self.faults) = FaultState::default();
         self.rate.reset();
+        if let Some(bucket) = &self.submit_rate {
+            bucket.reset();
+        }
         self.wake.notify_one();
     }
 

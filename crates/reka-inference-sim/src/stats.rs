@@ -31,6 +31,10 @@ pub struct Stats {
     pub faults_injected: BTreeMap<String, u64>,
     /// Requests refused by the per-key rate limit (not by fault injection).
     pub rate_limited: u64,
+    /// Submits refused by the per-key submit token bucket
+    /// ([`crate::SimConfig::submit_rate_limit`]); they ran no handler.
+    #[serde(default)]
+    pub submit_rate_limited: u64,
     /// Webhook deliveries never sent (`webhook:lost`): no attempt at all.
     #[serde(default)]
     pub webhooks_lost: u64,
@@ -105,13 +109,14 @@ mod tests {
         assert_eq!(stats.rate_limited, 1);
         assert_eq!(
             (
+                stats.submit_rate_limited,
                 stats.webhooks_lost,
                 stats.webhooks_duplicated,
                 stats.webhooks_delayed,
                 stats.webhooks_reordered,
                 stats.webhooks_spoofed
             ),
-            (0, 0, 0, 0, 0)
+            (0, 0, 0, 0, 0, 0)
         );
     }
 }

@@ -834,3 +834,42 @@ async fn rate_limited_answers_match_the_spec() {
     }
     sim.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn submit_rate_limited_answers_match_the_spec() {
+    let spec = Spec::load();
+    for dialect in [Dialect::Reka, Dialect::Infer, Dialect::Fal] {
+        // One token, then one per 1,000 s: every further submit is refused.
+        let sim = start(
+            SimConfig::new()
+                .api_key(KEY)
+                .dialect(dialect)
+                .time_scale(0.001)
+                .submit_rate_limit(0.001, 1),
+        )
+        .await
+        .unwrap();
+        let http = reqwest::Client::builder().no_proxy().build().unwrap();
+        let mut h = Harness {
+            spec: &spec,
+            sim: &sim,
+            http,
+            seen: BTreeMap::new(),
+        };
+        let mut first = true;
+        for op in SUBMITS {
+            let want = if first { 202 } else { 429 };
+            first = false;
+            let body = h
+                .expect(Call::new(op).json(json!({"input": {}})), want)
+                .await;
+            if want == 429 {
+                assert_eq!(body["error"]["type"], "rate_limit_error", "{dialect}");
+            }
+        }
+        // Other operations are not limited by the bucket.
+        h.expect(Call::new("list_models"), 200).await;
+        assert_eq!(sim.stats().await.submit_rate_limited, 9, "{dialect}");
+        sim.shutdown().await;
+    }
+}

@@ -1,12 +1,13 @@
 //! Middleware: the outer layer every response passes (faults, the error
 //! envelope for framework rejections, stats, `X-Request-ID`) and the API
-//! guard of the `/v2` routes (authentication and rate limits).
+//! guard of the `/v2` routes (authentication and rate limits: the per-key
+//! quota first, then, for submits, the per-key token bucket).
 
 use std::sync::Arc;
 
 use axum::body::Body;
 use axum::extract::{Request, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use http_body_util::BodyExt;
@@ -14,7 +15,7 @@ use http_body_util::BodyExt;
 use crate::catalog::CAPABILITIES;
 use crate::faults::Fault;
 use crate::http::error::{ApiError, kind_for};
-use crate::ratelimit::Quota;
+use crate::ratelimit::{Admission, Quota, Throttled};
 use crate::state::AppState;
 
 /// Response extension telling the server to close the connection instead of
@@ -235,16 +236,29 @@ pub(crate) async fn api_guard(
             }
         },
     };
-    let quota = state.rate.check(&caller, state.clock.now());
+    // The submit bucket is asked only for submits, and only once the quota
+    // let the request through; a submit the bucket refuses is not counted
+    // against the quota (both decided under the quota's lock).
+    let submit = *req.method() == Method::POST && classify(req.uri().path()) == Some("submit");
+    let bucket = state.submit_rate.as_ref().filter(|_| submit);
+    let admission = state
+        .rate
+        .admit(&caller, state.clock.now(), || match bucket {
+            Some(b) => b.take(&caller, tokio::time::Instant::now()).map(Some),
+            None => Ok(None),
+        });
     req.extensions_mut().insert(Caller(caller));
-    match quota {
-        None => next.run(req).await,
-        Some(Ok(q)) => {
+    match admission {
+        Admission::Allowed(quota, bucket) => {
             let mut resp = next.run(req).await;
-            quota_headers(resp.headers_mut(), q);
+            // On a submit the bucket's figures win: they are the limit a bulk
+            // client meets first.
+            if let Some(q) = bucket.or(quota) {
+                quota_headers(resp.headers_mut(), q);
+            }
             resp
         }
-        Some(Err(q)) => {
+        Admission::QuotaSpent(q) => {
             state.stats_mut().rate_limited += 1;
             let mut resp = ApiError::new(
                 StatusCode::TOO_MANY_REQUESTS,
@@ -257,6 +271,21 @@ pub(crate) async fn api_guard(
             .with_header(header::RETRY_AFTER, HeaderValue::from(q.reset_secs))
             .into_response();
             quota_headers(resp.headers_mut(), q);
+            resp
+        }
+        Admission::Refused(Throttled { quota, retry_after }) => {
+            state.stats_mut().submit_rate_limited += 1;
+            let mut resp = ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate_limit_error",
+                format!(
+                    "submit rate limit exceeded (burst of {} submits); retry in {retry_after} s",
+                    quota.limit
+                ),
+            )
+            .with_header(header::RETRY_AFTER, HeaderValue::from(retry_after))
+            .into_response();
+            quota_headers(resp.headers_mut(), quota);
             resp
         }
     }

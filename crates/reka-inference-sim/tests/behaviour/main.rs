@@ -7,4 +7,5 @@ mod dialects;
 mod faults;
 mod lifecycle;
 mod listing;
+mod submit_rate;
 mod webhooks;
