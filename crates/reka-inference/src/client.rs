@@ -259,7 +259,11 @@ impl Client {
         output: &JobOutput,
         dir: impl AsRef<Path>,
     ) -> Result<Vec<PathBuf>> {
-        output::download_outputs(&self.http, output, dir.as_ref(), |_, _, _| {}).await
+        // A fn item, not a closure: its signature is general over the
+        // `&MediaRef` lifetime, which keeps this future `Send` for callers
+        // that spawn it or box it.
+        fn no_progress(_: usize, _: &MediaRef, _: Progress) {}
+        output::download_outputs(&self.http, output, dir.as_ref(), no_progress).await
     }
 
     /// [`Client::download_outputs`], calling `progress` with the index of

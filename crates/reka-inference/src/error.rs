@@ -149,6 +149,12 @@ pub enum Error {
     /// Writing a download to disk failed.
     #[error("i/o error: {0}")]
     Io(#[from] std::io::Error),
+
+    /// A batch's journal could not be read or written. The batch stopped
+    /// there; what the journal holds is intact, and the next run resumes
+    /// from it.
+    #[error("batch journal: {0}")]
+    Journal(String),
 }
 
 /// A transport error's words, with its causes: reqwest's own `Display`

@@ -118,6 +118,7 @@
 
 #![warn(missing_docs)]
 
+pub mod batch;
 mod chat;
 mod client;
 mod endpoint;

@@ -279,10 +279,13 @@ pub(crate) async fn download_outputs(
             f(i, m, p);
         }
     };
-    futures::stream::iter(media.iter().enumerate())
+    // Owned items: a stream of borrowed ones would make this future `Send`
+    // only for one lifetime (a rustc limit), not for a caller that boxes it.
+    futures::stream::iter(media.into_iter().enumerate())
         .map(|(i, m)| {
             let report = &report;
             async move {
+                let m = &m;
                 if is_data_uri(&m.url) {
                     let (media_type, bytes) = decode_data_uri(&m.url)?;
                     let name = file_name(&completion.request_id, i, m, media_type.as_deref());

@@ -295,6 +295,12 @@ impl<T: std::marker::Send + 'static> Submitter<T> {
         }
     }
 
+    /// Takes back the items not sent yet (waiting for room, or for another
+    /// try): nothing more is sent for them.
+    pub fn take_queued(&mut self) -> Vec<SubmitItem<T>> {
+        self.queue.drain(..).map(|q| q.item).collect()
+    }
+
     /// Items waiting for room (not sent yet, or waiting to be tried again).
     pub fn queued(&self) -> usize {
         self.queue.len()
