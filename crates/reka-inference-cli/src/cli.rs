@@ -70,7 +70,8 @@ pub struct Global {
 
     /// How long the command may take, e.g. 90s, 5m, 1h. For `run` and
     /// `wait`: how long to wait for the job (default 30m; the job keeps
-    /// running after). For every other command: the whole command,
+    /// running after). For `batch`: the whole run (default: no limit; the
+    /// same command resumes). For every other command: the whole command,
     /// retries included (default 2m).
     #[arg(long, global = true, value_name = "DURATION")]
     pub timeout: Option<String>,
@@ -144,7 +145,36 @@ pub enum Command {
 
     /// Ask a chat model (OpenAI-compatible) one question and print its answer.
     Chat(ChatArgs),
+
+    /// Run every line of a file of JSON lines as a job: submitted a few at
+    /// a time, paced by the service's rate limits, followed together, each
+    /// job's files saved into DIR/<id>/ as it finishes and its result
+    /// appended to DIR/results.jsonl.
+    ///
+    /// Crash-safe: a journal in DIR records each step before the next is
+    /// taken. Killed at any point, or stopped with Ctrl-C, the same command
+    /// resumes: nothing submitted is submitted again, jobs in flight are
+    /// followed again, finished lines are skipped.
+    #[command(after_help = BATCH_HELP)]
+    Batch(BatchArgs),
 }
+
+const BATCH_HELP: &str = "\
+Lines:
+  {\"prompt\": \"a red fox\"}                                   the input of --endpoint
+  {\"endpoint\": \"veo-3.1/text-to-video\", \"input\": {...}, \"id\": \"clip-7\"}
+  The id names the line's files and result (default line-<N>): letters,
+  digits, '.', '_', '-'. A line that cannot be run is reported with its
+  number (status INVALID) and skipped; nothing is sent for it.
+
+DIR:
+  journal.sqlite   the journal (keep it to resume)
+  results.jsonl    one line per finished input line: line, id, status, ok,
+                   request_id, files, error, price_usd, timings
+  <id>/            the files of each completed line
+
+Exit code 0 when every line succeeded, 13 when some did not (the rest is
+done), 130 after Ctrl-C, 9 at --timeout: run the same command to go on.";
 
 const INPUT_HELP: &str = "\
 Input:
@@ -290,6 +320,65 @@ pub struct ListArgs {
     /// Show every matching request (pages are fetched as needed).
     #[arg(long)]
     pub all: bool,
+}
+
+/// `batch`.
+#[derive(Debug, Args)]
+pub struct BatchArgs {
+    /// The input: one JSON object per line.
+    #[arg(value_name = "INPUT.jsonl")]
+    pub input: PathBuf,
+
+    /// Where the journal, results.jsonl and each line's files go (created
+    /// if missing). Run again with the same DIR to resume.
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+
+    /// The endpoint of lines that are bare input objects, MODEL/CAPABILITY.
+    #[arg(long, value_name = "ENDPOINT")]
+    pub endpoint: Option<String>,
+
+    /// Submits in flight at most (fewer while the service pushes back).
+    #[arg(long, value_name = "N", default_value_t = 8)]
+    pub concurrency: usize,
+
+    /// Stop submitting when the spend the service reported plus the
+    /// estimated price of the jobs in flight would pass this many US
+    /// dollars. Until a price is known, one job of an endpoint runs alone
+    /// to learn it.
+    #[arg(long, value_name = "USD")]
+    pub budget_usd: Option<f64>,
+
+    /// The price of a job to assume until the service reports one (and for
+    /// an endpoint whose records carry none).
+    #[arg(long, value_name = "USD", requires = "budget_usd")]
+    pub estimate_usd: Option<f64>,
+
+    /// How long each job is waited for, e.g. 30m, 2h (default 1h). A job
+    /// still running then is left running and followed by the next run.
+    #[arg(long, value_name = "DURATION")]
+    pub job_timeout: Option<String>,
+
+    /// Check every line and print what would be sent; send nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+
+    /// Do not save the jobs' files (results.jsonl still lists each job).
+    #[arg(long)]
+    pub no_download: bool,
+
+    /// Receive the jobs' webhooks on this address (e.g. 0.0.0.0:8080):
+    /// each wait ends at its delivery, confirmed by one fetch of the
+    /// record, instead of list sweeps.
+    #[cfg(feature = "webhooks")]
+    #[arg(long, value_name = "ADDR")]
+    pub webhook_listen: Option<String>,
+
+    /// The public URL the service should call for --webhook-listen (a
+    /// tunnel, a load balancer), when it is not http://ADDR/.
+    #[cfg(feature = "webhooks")]
+    #[arg(long, value_name = "URL", requires = "webhook_listen")]
+    pub webhook_url: Option<String>,
 }
 
 /// `chat`.

@@ -36,6 +36,9 @@ pub enum ExitClass {
     JobFailed,
     /// The job was cancelled.
     JobCancelled,
+    /// `batch`: some lines did not succeed (failed, refused, invalid, over
+    /// the budget, or left running for the next run).
+    BatchIncomplete,
     /// Ctrl-C.
     Interrupted,
 }
@@ -43,7 +46,7 @@ pub enum ExitClass {
 impl ExitClass {
     /// Every class, in the order of the table.
     #[cfg(test)]
-    pub const ALL: [ExitClass; 13] = [
+    pub const ALL: [ExitClass; 14] = [
         ExitClass::Other,
         ExitClass::Usage,
         ExitClass::Authentication,
@@ -56,6 +59,7 @@ impl ExitClass {
         ExitClass::Connection,
         ExitClass::JobFailed,
         ExitClass::JobCancelled,
+        ExitClass::BatchIncomplete,
         ExitClass::Interrupted,
     ];
 
@@ -74,6 +78,7 @@ impl ExitClass {
             ExitClass::Connection => 10,
             ExitClass::JobFailed => 11,
             ExitClass::JobCancelled => 12,
+            ExitClass::BatchIncomplete => 13,
             ExitClass::Interrupted => 130,
         }
     }
@@ -93,6 +98,7 @@ impl ExitClass {
             ExitClass::Connection => "connection",
             ExitClass::JobFailed => "job_failed",
             ExitClass::JobCancelled => "job_cancelled",
+            ExitClass::BatchIncomplete => "batch_incomplete",
             ExitClass::Interrupted => "interrupted",
         }
     }
@@ -130,6 +136,8 @@ Exit codes:
    10  connection: the server could not be reached
    11  job failed: the job ended with status FAILED
    12  job cancelled: the job was cancelled
+   13  batch incomplete: some lines failed, were refused or invalid, were over
+       the budget, or are left for the next run (see DIR/results.jsonl)
   130  interrupted by Ctrl-C";
 
 /// A command's failure: exit class, message, and what the server said.

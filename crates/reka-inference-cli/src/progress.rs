@@ -136,3 +136,107 @@ impl DownloadBars {
         }
     }
 }
+
+/// What `batch` shows while it runs: a bar of lines done, with where the
+/// rest stand, on a terminal; a plain line every ten seconds otherwise;
+/// nothing with `--quiet` or `--json` (which prints progress events).
+#[derive(Debug)]
+pub struct BatchBar {
+    bar: ProgressBar,
+    plain: bool,
+    quiet: bool,
+    began: std::time::Instant,
+    last_plain: std::time::Instant,
+    total: u64,
+}
+
+/// How often the plain line is printed when stderr is not a terminal.
+const PLAIN_EVERY: Duration = Duration::from_secs(10);
+
+impl BatchBar {
+    /// A display for `total` lines, `done` of them finished already.
+    pub fn new(out: &Output, total: u64, done: u64) -> BatchBar {
+        let bar = if out.progress && !out.json {
+            let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
+            let style = ProgressStyle::with_template(
+                "{bar:30.cyan/blue} {pos}/{len} {msg} [{elapsed_precise}, ETA {eta}]",
+            )
+            .unwrap_or_else(|_| ProgressStyle::default_bar());
+            bar.set_style(style.progress_chars("=> "));
+            bar.set_position(done);
+            bar.enable_steady_tick(Duration::from_millis(250));
+            bar
+        } else {
+            ProgressBar::hidden()
+        };
+        let now = std::time::Instant::now();
+        BatchBar {
+            bar,
+            plain: !out.progress && !out.quiet && !out.json,
+            quiet: out.quiet,
+            began: now,
+            last_plain: now,
+            total,
+        }
+    }
+
+    /// The latest figures: lines done (of every kind), and the rest.
+    pub fn update(
+        &mut self,
+        done: u64,
+        failed: u64,
+        p: &reka_inference::batch::BatchProgress,
+        started_with: u64,
+    ) {
+        let elapsed = self.began.elapsed().as_secs_f64();
+        let rate = done.saturating_sub(started_with) as f64 / elapsed.max(0.001);
+        let mut msg = format!(
+            "submitting {} · queued {} · running {} · failed {} · {} · {:.1} lines/s",
+            p.submitting,
+            p.queued,
+            p.running,
+            failed,
+            crate::output::price_text(p.spent_usd),
+            rate
+        );
+        if let Some(secs) = p.paused_for_secs {
+            msg.push_str(&format!(" · submits paused {secs:.0}s"));
+        }
+        self.bar.set_position(done);
+        self.bar.set_message(msg.clone());
+        if self.plain && self.last_plain.elapsed() >= PLAIN_EVERY {
+            self.last_plain = std::time::Instant::now();
+            let left = self.total.saturating_sub(done);
+            let eta = if rate > 0.0 && left > 0 {
+                format!(
+                    ", ETA {}",
+                    crate::time::human(Duration::from_secs_f64((left as f64 / rate).min(1e7)))
+                )
+            } else {
+                String::new()
+            };
+            let _ = writeln!(
+                std::io::stderr().lock(),
+                "batch: {done}/{} lines done; {msg}{eta}",
+                self.total
+            );
+        }
+    }
+
+    /// Prints a line above the bar (a line that failed, a pause).
+    pub fn println(&self, line: impl AsRef<str>) {
+        if self.quiet {
+            return;
+        }
+        if self.bar.is_hidden() {
+            let _ = writeln!(std::io::stderr().lock(), "{}", line.as_ref());
+        } else {
+            self.bar.println(line);
+        }
+    }
+
+    /// Removes the bar.
+    pub fn clear(&self) {
+        self.bar.finish_and_clear();
+    }
+}

@@ -31,19 +31,7 @@ pub async fn run(ctx: &mut Ctx, args: RunArgs, timeout: Option<Duration>) -> Res
     let plan = Plan::new(&args.follow, timeout)?;
     #[cfg(feature = "webhooks")]
     if let Some(addr) = &args.webhook_listen {
-        let addr: std::net::SocketAddr = addr.trim().parse().map_err(|_| {
-            Failure::usage(format!(
-                "--webhook-listen {addr:?}: not an address; use HOST:PORT, e.g. 0.0.0.0:8080"
-            ))
-        })?;
-        let receiver = reka_inference::WebhookReceiver::listen(addr, args.webhook_url.as_deref())
-            .await
-            .map_err(|e| {
-                Failure::new(
-                    ExitClass::Other,
-                    format!("--webhook-listen {addr}: could not listen: {e}"),
-                )
-            })?;
+        let receiver = listen(addr, args.webhook_url.as_deref()).await?;
         ctx.out.note(&format!(
             "receiving the job's webhook at {}",
             receiver.url()
@@ -424,4 +412,25 @@ async fn download(
         });
     }
     Ok(files)
+}
+
+/// `--webhook-listen ADDR [--webhook-url URL]`: a receiver listening.
+#[cfg(feature = "webhooks")]
+pub async fn listen(
+    addr: &str,
+    public_url: Option<&str>,
+) -> Result<reka_inference::WebhookReceiver, Failure> {
+    let addr: std::net::SocketAddr = addr.trim().parse().map_err(|_| {
+        Failure::usage(format!(
+            "--webhook-listen {addr:?}: not an address; use HOST:PORT, e.g. 0.0.0.0:8080"
+        ))
+    })?;
+    reka_inference::WebhookReceiver::listen(addr, public_url)
+        .await
+        .map_err(|e| {
+            Failure::new(
+                ExitClass::Other,
+                format!("--webhook-listen {addr}: could not listen: {e}"),
+            )
+        })
 }

@@ -2,6 +2,7 @@
 //! use, after the command's own arguments have been checked) and the
 //! in-process simulator of `--sim`.
 
+mod batch;
 mod chat;
 mod follow;
 mod list;
@@ -146,13 +147,15 @@ impl Ctx {
 pub const DEFAULT_COMMAND_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// Runs one command. Every command but `run` and `wait` (whose `--timeout`
-/// bounds the wait) is bounded as a whole by `--timeout`.
+/// bounds the wait) and `batch` (unbounded unless `--timeout` is given) is
+/// bounded as a whole by `--timeout`.
 pub async fn run(command: Command, ctx: &mut Ctx) -> Result<(), Failure> {
     let timeout = ctx.timeout()?;
     let bound = timeout.unwrap_or(DEFAULT_COMMAND_TIMEOUT);
     match command {
         Command::Wait(args) => follow::wait(ctx, args, timeout).await,
         Command::Run(args) => follow::run(ctx, args, timeout).await,
+        Command::Batch(args) => batch::run(ctx, args, timeout).await,
         Command::Models => within(bound, models::run(ctx)).await,
         Command::Submit(args) => within(bound, submit::run(ctx, args)).await,
         Command::Status { id, logs } => within(bound, request::status(ctx, &id, logs)).await,

@@ -1,6 +1,7 @@
 //! Integration tests: the built `reka-inference` binary against the
 //! simulator, as a person or a script would run it.
 
+mod batch;
 mod chat_compat;
 mod commands;
 mod common;

@@ -1,0 +1,516 @@
+//! `batch`: every line of a JSONL file as a job, crash-safe and exactly
+//! once, through the SDK's [`Batch`] with a SQLite journal in DIR.
+//!
+//! This file holds what is the command line's own: checking the file
+//! first, the out directory (its lock, journal and results file), the
+//! progress display and events, Ctrl-C, and the summary and exit code.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::pin::pin;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use reka_inference::batch::{
+    Batch, BatchEvent, BatchOptions, BatchProgress, BatchSummary, EntryState, Journal,
+    JournalEntry, SqliteJournal, StopReason,
+};
+use serde_json::json;
+
+use crate::batch_input::{self, BadLine, Scan};
+use crate::batch_results::{ResultLine, Results};
+use crate::cli::BatchArgs;
+use crate::commands::{Ctx, parse_endpoint};
+use crate::exit::{ExitClass, Failure};
+use crate::interrupt::Interrupt;
+use crate::output::{Output, price_text, printable};
+use crate::progress::BatchBar;
+
+/// How long each job is waited for by default.
+const DEFAULT_JOB_TIMEOUT: Duration = Duration::from_secs(3600);
+
+/// Runs `batch`.
+pub async fn run(ctx: &mut Ctx, args: BatchArgs, timeout: Option<Duration>) -> Result<(), Failure> {
+    let endpoint = args
+        .endpoint
+        .as_deref()
+        .map(|e| parse_endpoint("--endpoint", e))
+        .transpose()?;
+    if !(1..=1000).contains(&args.concurrency) {
+        return Err(Failure::usage("--concurrency: between 1 and 1000"));
+    }
+    for (flag, value) in [
+        ("--budget-usd", args.budget_usd),
+        ("--estimate-usd", args.estimate_usd),
+    ] {
+        if value.is_some_and(|v| !v.is_finite() || v < 0.0) {
+            return Err(Failure::usage(format!(
+                "{flag}: a number of dollars, 0 or more"
+            )));
+        }
+    }
+    let job_timeout = args
+        .job_timeout
+        .as_deref()
+        .map(|t| crate::time::parse_duration("--job-timeout", t))
+        .transpose()?
+        .unwrap_or(DEFAULT_JOB_TIMEOUT);
+    let scan = batch_input::scan(&args.input, endpoint.as_ref())?;
+    if args.dry_run {
+        return dry_run(&ctx.out, &args, endpoint, scan);
+    }
+
+    std::fs::create_dir_all(&args.out).map_err(|e| {
+        Failure::new(
+            ExitClass::Other,
+            format!("cannot create {}: {e}", args.out.display()),
+        )
+    })?;
+    let _lock = lock(&args.out)?;
+    let journal = Arc::new(SqliteJournal::open(args.out.join("journal.sqlite"))?);
+    let results = Results::open(&args.out.join("results.jsonl"))?;
+    let known = journal.load().await?;
+    let done_before = known
+        .iter()
+        .filter(|e| e.state == EntryState::Reported)
+        .count() as u64
+        + scan.bad.iter().filter(|b| results.has(&b.key)).count() as u64;
+    let total = (scan.good + scan.bad.len()) as u64;
+
+    let out = ctx.out;
+    let reporter = Arc::new(Mutex::new(Reporter {
+        out,
+        results,
+        lines: scan.lines.clone(),
+        bar: BatchBar::new(&out, total, done_before),
+        done: done_before,
+        failed: 0,
+        started_with: done_before,
+        last: BatchProgress::default(),
+    }));
+    {
+        let mut r = lock_reporter(&reporter);
+        r.failed = known
+            .iter()
+            .filter(|e| e.state == EntryState::Reported && !e.succeeded())
+            .count() as u64;
+        r.start(&args, total, &scan, known.len())?;
+    }
+
+    let client = ctx.client().await?;
+    let mut options = BatchOptions::default()
+        .concurrency(args.concurrency)
+        .job_timeout(job_timeout);
+    if !args.no_download {
+        options = options.download_dir(&args.out);
+    }
+    if let Some(b) = args.budget_usd {
+        options = options.budget_usd(b);
+    }
+    if let Some(e) = args.estimate_usd {
+        options = options.estimated_price_usd(e);
+    }
+    if let Some(deadline) = timeout.and_then(|t| tokio::time::Instant::now().checked_add(t)) {
+        options = options.deadline(deadline);
+    }
+    #[cfg(feature = "webhooks")]
+    let _receiver = match &args.webhook_listen {
+        Some(addr) => {
+            let receiver = super::follow::listen(addr, args.webhook_url.as_deref()).await?;
+            lock_reporter(&reporter).note(&format!(
+                "receiving the jobs' webhooks at {}",
+                receiver.url()
+            ));
+            options = options.webhook(&receiver);
+            Some(receiver)
+        }
+        None => None,
+    };
+
+    let mut interrupt = Interrupt::install()
+        .map_err(|e| Failure::new(ExitClass::Other, format!("cannot handle Ctrl-C: {e}")))?;
+    let invalid = scan.bad.len();
+    let items = batch_input::items(args.input.clone(), endpoint, scan.lines)?;
+    let batch = Batch::new(&client, journal.clone()).options(options);
+    let stopper = batch.stopper();
+    let events = reporter.clone();
+    let mut running = pin!(batch.run(futures::stream::iter(items), move |event| {
+        lock_reporter(&events).event(event)
+    }));
+    let mut interrupted = false;
+    let outcome = loop {
+        tokio::select! {
+            outcome = &mut running => break outcome,
+            () = interrupt.recv() => {
+                if interrupted {
+                    lock_reporter(&reporter).bar.clear();
+                    return Err(Failure::new(
+                        ExitClass::Interrupted,
+                        "interrupted again: stopped at once; the journal holds every step taken, \
+                         run the same command to resume",
+                    ));
+                }
+                interrupted = true;
+                stopper.stop();
+                lock_reporter(&reporter).note(
+                    "stopping: no more submits; the jobs keep running and the same command picks \
+                     them up (Ctrl-C again to stop at once)",
+                );
+            }
+        }
+    };
+    lock_reporter(&reporter).bar.clear();
+    let summary = outcome?;
+    let entries = journal.load().await?;
+    lock_reporter(&reporter).finish(&args.out, &summary, &entries, total, invalid, interrupted)
+}
+
+/// Where the callback of the run writes: results, progress, events.
+struct Reporter {
+    out: Output,
+    results: Results,
+    lines: HashMap<String, u64>,
+    bar: BatchBar,
+    /// Lines done, of every kind, and how many of them did not succeed.
+    done: u64,
+    failed: u64,
+    started_with: u64,
+    last: BatchProgress,
+}
+
+impl Reporter {
+    fn note(&self, text: &str) {
+        if self.out.json {
+            self.out.note(text);
+        } else {
+            self.bar.println(printable(text));
+        }
+    }
+
+    /// Says what this run starts from, and reports the bad lines.
+    fn start(
+        &mut self,
+        args: &BatchArgs,
+        total: u64,
+        scan: &Scan,
+        journalled: usize,
+    ) -> Result<(), Failure> {
+        if self.out.json {
+            self.out.json_line(&json!({
+                "event": "started", "lines": total, "valid": scan.good, "invalid": scan.bad.len(),
+                "journalled": journalled, "out": args.out.display().to_string(),
+            }));
+        } else if journalled > 0 {
+            self.note(&format!(
+                "resuming: {journalled} of {total} lines are in the journal of {}",
+                args.out.display()
+            ));
+        }
+        for bad in &scan.bad {
+            self.invalid(bad).map_err(|e| {
+                Failure::new(
+                    ExitClass::Other,
+                    format!("{}: {e}", self.results.path().display()),
+                )
+            })?;
+        }
+        Ok(())
+    }
+
+    fn invalid(&mut self, bad: &BadLine) -> std::io::Result<()> {
+        if self.results.has(&bad.key) {
+            return Ok(());
+        }
+        let line = ResultLine::of_bad_line(bad);
+        self.results.write(&line)?;
+        self.done += 1;
+        self.failed += 1;
+        if self.out.json {
+            self.out
+                .json_line(&json!({"event": "result", "result": line}));
+        } else {
+            self.note(&format!("line {}: {}; skipped", bad.line, bad.reason));
+        }
+        Ok(())
+    }
+
+    fn event(&mut self, event: BatchEvent<'_>) -> reka_inference::Result<()> {
+        match event {
+            BatchEvent::Done(entry) => self.done_entry(entry)?,
+            BatchEvent::Submitted(entry) if self.out.json => {
+                self.out.json_line(&json!({
+                    "event": "submitted", "id": entry.key, "request_id": entry.request_id,
+                }));
+            }
+            BatchEvent::Finished(entry) if self.out.json => {
+                self.out.json_line(&json!({
+                    "event": "finished", "id": entry.key, "status": entry.status,
+                }));
+            }
+            BatchEvent::NotSubmitted { key, reason } => self.problem("not_submitted", key, &reason),
+            BatchEvent::Unfinished { key, reason } => self.problem("unfinished", key, &reason),
+            BatchEvent::Paused { until, reason } => {
+                let secs = until
+                    .saturating_duration_since(tokio::time::Instant::now())
+                    .as_secs_f64();
+                if self.out.json {
+                    self.out.json_line(&json!({
+                        "event": "paused", "seconds": secs, "reason": format!("{reason:?}"),
+                    }));
+                } else if secs >= 5.0 {
+                    self.note(&format!(
+                        "submits paused for {} ({reason:?})",
+                        crate::time::human(Duration::from_secs_f64(secs))
+                    ));
+                }
+            }
+            BatchEvent::BudgetReached {
+                spent_usd,
+                committed_usd,
+            } => {
+                if self.out.json {
+                    self.out.json_line(&json!({
+                        "event": "budget_reached", "spent_usd": spent_usd, "committed_usd": committed_usd,
+                    }));
+                } else {
+                    self.note(&format!(
+                        "budget reached: {} spent, {} in flight; no more submits",
+                        price_text(spent_usd),
+                        price_text(committed_usd)
+                    ));
+                }
+            }
+            BatchEvent::Progress(p) => {
+                self.last = p.clone();
+                if self.out.json {
+                    self.out.json_line(&json!({
+                        "event": "progress", "done": self.done, "failed": self.failed, "progress": p,
+                    }));
+                }
+                self.bar
+                    .update(self.done, self.failed, p, self.started_with);
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    fn problem(&self, kind: &str, key: &str, reason: &str) {
+        if self.out.json {
+            self.out
+                .json_line(&json!({"event": kind, "id": key, "reason": reason}));
+        } else {
+            self.note(&format!("{key}: {reason}"));
+        }
+    }
+
+    /// An item is done: its line in results.jsonl (once), and the counts.
+    fn done_entry(&mut self, entry: &JournalEntry) -> reka_inference::Result<()> {
+        let line = ResultLine::of_entry(entry, self.lines.get(&entry.key).copied());
+        if !self.results.write(&line)? {
+            // Written by a run that died before its journal said so.
+            return Ok(());
+        }
+        self.done += 1;
+        if !entry.succeeded() {
+            self.failed += 1;
+            if !self.out.json {
+                let at = line.line.map_or(String::new(), |n| format!("line {n}, "));
+                self.note(&format!(
+                    "{at}{}: {} {}",
+                    entry.key,
+                    line.status,
+                    entry.error.as_deref().unwrap_or("")
+                ));
+            }
+        }
+        if self.out.json {
+            self.out
+                .json_line(&json!({"event": "result", "result": line}));
+        }
+        Ok(())
+    }
+
+    /// Prints the summary and decides the exit code.
+    fn finish(
+        &mut self,
+        dir: &Path,
+        summary: &BatchSummary,
+        entries: &[JournalEntry],
+        total: u64,
+        invalid: usize,
+        interrupted: bool,
+    ) -> Result<(), Failure> {
+        let succeeded = entries
+            .iter()
+            .filter(|e| matches!(e.state, EntryState::Done | EntryState::Reported) && e.succeeded())
+            .count();
+        let failed = entries
+            .iter()
+            .filter(|e| {
+                matches!(e.state, EntryState::Done | EntryState::Reported) && !e.succeeded()
+            })
+            .count();
+        let running = entries
+            .iter()
+            .filter(|e| matches!(e.state, EntryState::Submitted | EntryState::Finished))
+            .count();
+        let left = (total as usize).saturating_sub(succeeded + failed + invalid);
+        let results = self.results.path().display().to_string();
+        let priced = entries.iter().any(|e| e.price_usd.is_some());
+        if self.out.json {
+            self.out.json_line(&json!({
+                "event": "summary", "lines": total, "succeeded": succeeded, "failed": failed,
+                "invalid": invalid, "left": left, "still_running": running,
+                "spent_usd": priced.then_some(summary.spent_usd), "stopped": summary.stopped,
+                "results": results,
+            }));
+        } else {
+            let spent = if priced {
+                format!("{} spent", price_text(summary.spent_usd))
+            } else {
+                "no price reported".to_owned()
+            };
+            self.out.line(format!(
+                "batch: {succeeded} of {} succeeded, {failed} failed, {invalid} invalid, {left} left \
+                 ({running} jobs still running); {spent}; results in {results}",
+                lines(total as usize)
+            ));
+        }
+        if interrupted || summary.stopped == Some(StopReason::Stopped) {
+            return Err(Failure::new(
+                ExitClass::Interrupted,
+                format!(
+                    "stopped with {} left; run the same command to resume",
+                    lines(left)
+                ),
+            ));
+        }
+        if summary.stopped == Some(StopReason::Deadline) {
+            return Err(Failure::new(
+                ExitClass::Timeout,
+                format!(
+                    "--timeout reached with {} left; run the same command to resume",
+                    lines(left)
+                ),
+            ));
+        }
+        if left == 0 && failed == 0 && invalid == 0 {
+            return Ok(());
+        }
+        let why = match summary.stopped {
+            Some(StopReason::Budget) => {
+                format!("the budget stopped the batch with {left} lines not run")
+            }
+            _ if left > 0 => format!(
+                "{} not done yet ({running} jobs still running): run the same command to go on",
+                lines(left)
+            ),
+            _ => format!("{} did not succeed", lines(failed + invalid)),
+        };
+        Err(
+            Failure::new(ExitClass::BatchIncomplete, why).with_hint(format!(
+                "each line's outcome is in {}",
+                dir.join("results.jsonl").display()
+            )),
+        )
+    }
+}
+
+/// `1 line`, `2 lines`.
+fn lines(n: usize) -> String {
+    if n == 1 {
+        "1 line".to_owned()
+    } else {
+        format!("{n} lines")
+    }
+}
+
+fn lock_reporter(r: &Arc<Mutex<Reporter>>) -> std::sync::MutexGuard<'_, Reporter> {
+    // Nothing panics while holding it; a poisoned one is still consistent.
+    r.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// One run per DIR at a time: an advisory lock the system drops when the
+/// process ends, however it ends.
+fn lock(dir: &Path) -> Result<std::fs::File, Failure> {
+    let path = dir.join(".lock");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|e| {
+            Failure::new(
+                ExitClass::Other,
+                format!("cannot open {}: {e}", path.display()),
+            )
+        })?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => Err(Failure::usage(format!(
+            "another batch is running on {}: one run per directory at a time",
+            dir.display()
+        ))),
+        Err(std::fs::TryLockError::Error(e)) => Err(Failure::new(
+            ExitClass::Other,
+            format!("cannot lock {}: {e}", path.display()),
+        )),
+    }
+}
+
+/// `--dry-run`: every line checked, what would be sent printed.
+fn dry_run(
+    out: &Output,
+    args: &BatchArgs,
+    endpoint: Option<reka_inference::Endpoint>,
+    scan: Scan,
+) -> Result<(), Failure> {
+    let bad = scan.bad.len();
+    let good = scan.good;
+    for item in batch_input::items(args.input.clone(), endpoint, scan.lines)? {
+        if out.json {
+            out.json_line(&json!({
+                "event": "would_submit", "id": item.key(), "endpoint": item.endpoint().as_str(),
+                "input": item.input(),
+            }));
+        } else {
+            let input = serde_json::to_string(item.input()).unwrap_or_default();
+            out.line(format!(
+                "{}  {}  {}",
+                item.key(),
+                item.endpoint(),
+                crate::output::printable(&shorten(&input, 200))
+            ));
+        }
+    }
+    for b in &scan.bad {
+        if out.json {
+            out.json_line(
+                &json!({"event": "invalid", "line": b.line, "id": b.key, "reason": b.reason}),
+            );
+        } else {
+            out.note(&format!("line {}: {}", b.line, b.reason));
+        }
+    }
+    if out.json {
+        out.json_line(&json!({"event": "summary", "valid": good, "invalid": bad, "sent": 0}));
+    } else {
+        out.line(format!(
+            "dry run: {} would be submitted, {bad} cannot be run; nothing was sent",
+            lines(good)
+        ));
+    }
+    if bad > 0 {
+        return Err(Failure::usage(format!("{} cannot be run", lines(bad))));
+    }
+    Ok(())
+}
+
+/// The first `max` characters of `text`, with an ellipsis when cut.
+fn shorten(text: &str, max: usize) -> String {
+    match text.char_indices().nth(max) {
+        Some((at, _)) => format!("{}…", &text[..at]),
+        None => text.to_owned(),
+    }
+}
