@@ -316,15 +316,17 @@ impl<T: std::marker::Send + 'static> Submitter<T> {
         self.queue.is_empty() && self.in_flight.is_empty()
     }
 
-    /// Whether one more item would be sent now: nothing is queued, there
-    /// is room in flight, and sends are not paused. A caller that produces
-    /// items lazily (from a file) pushes while this holds.
+    /// Whether one more item would be sent at once: the items queued and
+    /// in flight leave room under the concurrency and under what the
+    /// service said is left, and sends are not paused. A caller that
+    /// produces items lazily (from a file) pushes while this holds; items
+    /// pushed are sent the next time the stream is polled.
     pub fn has_room(&self) -> bool {
         let now = Instant::now();
-        self.queue.is_empty()
-            && self.in_flight.len() < self.allowed()
+        let queued = self.queue.len();
+        queued + self.in_flight.len() < self.allowed()
             && self.pause(now).is_none()
-            && self.within_remaining(now)
+            && self.within_remaining(now, queued as u64)
     }
 
     /// Until when sends are paused, and why.
@@ -377,17 +379,18 @@ impl<T: std::marker::Send + 'static> Submitter<T> {
     /// Whether the last rate-limit answer leaves room for one more send.
     /// Counted out, the answers of sends in flight tell more; with none in
     /// flight, the reset (once passed) or, with no reset said, one try does.
-    fn within_remaining(&self, now: Instant) -> bool {
+    /// `queued` more are counted as started (for [`Self::has_room`]).
+    fn within_remaining(&self, now: Instant, queued: u64) -> bool {
         let Some(seen) = self.rate_limit() else {
             return true;
         };
         let Some(left) = seen.remaining else {
             return true;
         };
-        if self.started_since(&seen) < left {
+        if self.started_since(&seen).saturating_add(queued) < left {
             return true;
         }
-        self.in_flight.is_empty() && seen.reset_at.is_none_or(|reset| now >= reset)
+        queued == 0 && self.in_flight.is_empty() && seen.reset_at.is_none_or(|reset| now >= reset)
     }
 
     /// Counts one send against the last rate-limit answer.
@@ -404,7 +407,7 @@ impl<T: std::marker::Send + 'static> Submitter<T> {
 
     fn start_sends(&mut self, now: Instant) {
         while self.in_flight.len() < self.allowed() && self.pause(now).is_none() {
-            if self.queue.is_empty() || !self.within_remaining(now) {
+            if self.queue.is_empty() || !self.within_remaining(now, 0) {
                 return;
             }
             let Some(mut queued) = self.queue.pop_front() else {

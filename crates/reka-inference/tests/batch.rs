@@ -345,3 +345,54 @@ async fn jobs_past_their_time_are_left_for_the_next_run() {
     assert_eq!(reports.count(), 3);
     assert_eq!(sim.stats().await.jobs_created, 3);
 }
+
+/// Counts submits in flight, from the client's side.
+#[derive(Default)]
+struct InFlight {
+    now: std::sync::atomic::AtomicUsize,
+    max: std::sync::atomic::AtomicUsize,
+}
+
+struct InFlightHook(Arc<InFlight>);
+
+impl reka_inference::RequestHook for InFlightHook {
+    fn on_request(&self, _: &mut reqwest::Request, operation: &str) {
+        use std::sync::atomic::Ordering::SeqCst;
+        if operation == "submit" {
+            let n = self.0.now.fetch_add(1, SeqCst) + 1;
+            self.0.max.fetch_max(n, SeqCst);
+        }
+    }
+
+    fn on_response(&self, _: reqwest::StatusCode, _: &reqwest::header::HeaderMap, operation: &str) {
+        if operation == "submit" {
+            self.0.now.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+        }
+    }
+}
+
+#[tokio::test]
+async fn submits_fill_the_concurrency_when_answers_are_slow() {
+    // Each submit answered after 300 ms: a runner that pulls one item per
+    // answer would never have more than one or two in flight.
+    let sim =
+        common::sim_with(SimConfig::new().faults("submit:latency=300ms".parse().unwrap())).await;
+    let counter = Arc::new(InFlight::default());
+    let client = common::builder(&sim)
+        .hook(InFlightHook(counter.clone()))
+        .build()
+        .unwrap();
+    let journal = Arc::new(MemoryJournal::default());
+    let reports = Reports::default();
+    let summary = run(
+        &client,
+        &journal,
+        BatchOptions::default().concurrency(4),
+        items(12),
+        &reports,
+    )
+    .await;
+    assert_eq!(summary.succeeded, 12, "{summary:?}");
+    let max = counter.max.load(std::sync::atomic::Ordering::SeqCst);
+    assert_eq!(max, 4, "at most {max} submits were in flight at once");
+}
