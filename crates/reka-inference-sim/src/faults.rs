@@ -1,7 +1,8 @@
 //! Fault injection: what can go wrong on purpose, and the `--faults` grammar.
 //!
 //! A [`FaultConfig`] maps a scope (an operation id, `*` for every API
-//! operation, or `webhook` for webhook deliveries) to a [`FaultSet`]. For
+//! operation, `webhook` for webhook deliveries, or `files` for downloads of
+//! output files) to a [`FaultSet`]. For
 //! each API request the simulator adds the configured latency, then draws one
 //! deterministic number (a hash of the seed, the operation and that
 //! operation's request counter) and picks at most one fault from the
@@ -13,12 +14,21 @@
 //! job's submission number and the fault kind), each independently; the
 //! constants below give their timings.
 //!
+//! The `files` scope is not an API operation either, and `*` does not reach
+//! it. For each download (`GET /_sim/files/...` or `/_sim/blobs/...`) the
+//! simulator adds the configured latency, then draws one number (a hash of
+//! the seed and the download counter) and picks at most one fault in the
+//! order `drop`, `500`, `502`, `503`, `expired`; an answer without a fault
+//! is sent in pieces of [`DRIP_CHUNK_BYTES`] with the `drip` pause between
+//! them.
+//!
 //! SPEC grammar (also the README's):
 //!
 //! ```text
 //! SPEC  := RULE ("," RULE)*
 //! RULE  := API_SCOPE ":" API_KIND "=" VALUE ("@" "retry_after" "=" SECONDS)?
 //!        | "webhook" ":" HOOK_KIND "=" VALUE
+//!        | "files" ":" FILE_KIND "=" VALUE
 //! API_SCOPE := "*" | list_models | list_requests | get_result | get_status
 //!        | cancel_request | create_chat_completion | submit
 //! API_KIND  := 500 | 502 | 503 | 429 | drop | malformed | lost   (VALUE = rate in [0, 1])
@@ -26,9 +36,11 @@
 //!        | retry_after                                       (VALUE = whole seconds)
 //! HOOK_KIND := lost | duplicate | reorder | spoof            (VALUE = rate in [0, 1])
 //!        | delay                                             (VALUE = simulated 20ms | 1.5s | 20)
+//! FILE_KIND := 500 | 502 | 503 | drop | expired              (VALUE = rate in [0, 1])
+//!        | latency | drip                                    (VALUE = 20ms | 1.5s | 20)
 //! ```
 //!
-//! Example: `submit:lost=0.2,get_status:503=0.1,*:latency=20ms,*:429=0.1@retry_after=2,webhook:duplicate=0.1`.
+//! Example: `submit:lost=0.2,get_status:503=0.1,*:latency=20ms,*:429=0.1@retry_after=2,webhook:duplicate=0.1,files:drip=20ms`.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -56,6 +68,22 @@ pub const WEBHOOK: &str = "webhook";
 /// The fault kinds the `webhook` scope accepts.
 pub const WEBHOOK_KINDS: [&str; 5] = ["lost", "duplicate", "delay", "reorder", "spoof"];
 
+/// The scope of faults on downloads of output files (`GET /_sim/files/...`
+/// and `GET /_sim/blobs/...`; not an API operation; `*` does not apply to it).
+pub const FILES: &str = "files";
+
+/// The fault kinds the `files` scope accepts.
+pub const FILES_KINDS: [&str; 7] = ["latency", "drip", "500", "502", "503", "drop", "expired"];
+
+/// Size in bytes of the pieces a `files:drip` download is sent in (the last
+/// one may be shorter).
+pub const DRIP_CHUNK_BYTES: usize = 1024;
+
+/// HTTP status of a `files:expired` answer: `410 Gone`, as a presigned URL
+/// past its expiry (the file was there and no longer is; a plain `404`
+/// stays the answer for a file that does not exist, or not yet).
+pub const EXPIRED_STATUS: u16 = 410;
+
 /// Simulated seconds between the two copies of a duplicated webhook.
 pub const DUPLICATE_GAP_SECS: f64 = 0.5;
 
@@ -68,7 +96,8 @@ pub const REORDER_EXTRA_SECS: (f64, f64) = (0.5, 2.5);
 pub const SPOOF_AFTER_SECS: f64 = 1.0;
 
 /// The faults of one scope. In an API operation's scope, absent fields
-/// inherit from the `*` scope; the `webhook` scope inherits nothing.
+/// inherit from the `*` scope; the `webhook` and `files` scopes inherit
+/// nothing.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FaultSet {
@@ -87,10 +116,12 @@ pub struct FaultSet {
     /// `Retry-After` seconds of injected 429s (default 1).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retry_after: Option<u64>,
-    /// Milliseconds added before every request of the scope.
+    /// Milliseconds added before every request of the scope (in `files`:
+    /// before the headers of every download).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub latency_ms: Option<u64>,
-    /// Rate of connections closed without any response (handler not run).
+    /// Rate of connections closed without any response (handler not run;
+    /// in `files`, the download is closed before its headers).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub drop: Option<f64>,
     /// Rate of answers whose body is truncated to invalid JSON (handler runs,
@@ -120,6 +151,14 @@ pub struct FaultSet {
     /// the genuine delivery still follows at the real end.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub spoof: Option<f64>,
+    /// `files` only: rate of downloads answered [`EXPIRED_STATUS`] (`410`)
+    /// instead of the file, as an expired presigned URL.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expired: Option<f64>,
+    /// `files` only: wall milliseconds of the pause between the
+    /// [`DRIP_CHUNK_BYTES`]-byte pieces a download's body is sent in.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub drip_ms: Option<u64>,
 }
 
 /// What happens to the genuine webhook delivery of one job.
@@ -151,6 +190,8 @@ impl FaultSet {
             delay_ms: over.delay_ms.or(self.delay_ms),
             reorder: over.reorder.or(self.reorder),
             spoof: over.spoof.or(self.spoof),
+            expired: over.expired.or(self.expired),
+            drip_ms: over.drip_ms.or(self.drip_ms),
         }
     }
 
@@ -163,12 +204,18 @@ impl FaultSet {
         ]
     }
 
+    /// The rates of the files-only kinds.
+    fn file_rates(&self) -> [(&'static str, Option<f64>); 1] {
+        [("expired", self.expired)]
+    }
+
     /// The kinds set in this scope, by their SPEC names.
     fn kinds_set(&self) -> Vec<&'static str> {
         let mut kinds: Vec<&'static str> = self
             .rates()
             .into_iter()
             .chain(self.webhook_rates())
+            .chain(self.file_rates())
             .filter(|(_, r)| r.is_some())
             .map(|(k, _)| k)
             .collect();
@@ -180,6 +227,9 @@ impl FaultSet {
         }
         if self.delay_ms.is_some() {
             kinds.push("delay");
+        }
+        if self.drip_ms.is_some() {
+            kinds.push("drip");
         }
         kinds
     }
@@ -205,6 +255,10 @@ impl FaultSet {
             self.delay_ms = Some(parse_millis(kind, value)?);
             return Ok(());
         }
+        if kind == "drip" {
+            self.drip_ms = Some(parse_millis(kind, value)?);
+            return Ok(());
+        }
         if kind == "retry_after" {
             self.retry_after = Some(
                 value
@@ -227,10 +281,12 @@ impl FaultSet {
             "duplicate" => &mut self.duplicate,
             "reorder" => &mut self.reorder,
             "spoof" => &mut self.spoof,
+            "expired" => &mut self.expired,
             _ => {
                 return Err(format!(
-                    "unknown fault kind {kind:?} (known: 500, 502, 503, 429, drop, malformed, lost, latency, retry_after; for webhook: {})",
-                    WEBHOOK_KINDS.join(", ")
+                    "unknown fault kind {kind:?} (known: 500, 502, 503, 429, drop, malformed, lost, latency, retry_after; for webhook: {}; for files: {})",
+                    WEBHOOK_KINDS.join(", "),
+                    FILES_KINDS.join(", ")
                 ));
             }
         };
@@ -239,7 +295,12 @@ impl FaultSet {
     }
 
     fn validate(&self, scope: &str) -> Result<(), String> {
-        for (kind, rate) in self.rates().into_iter().chain(self.webhook_rates()) {
+        for (kind, rate) in self
+            .rates()
+            .into_iter()
+            .chain(self.webhook_rates())
+            .chain(self.file_rates())
+        {
             if let Some(r) = rate
                 && !(0.0..=1.0).contains(&r)
             {
@@ -258,6 +319,28 @@ impl FaultSet {
                 ));
             }
             return Ok(());
+        }
+        if scope == FILES {
+            if let Some(kind) = self
+                .kinds_set()
+                .into_iter()
+                .find(|k| !FILES_KINDS.contains(k))
+            {
+                return Err(format!(
+                    "{scope}:{kind}: not a files fault (downloads of output files are not API requests; the files scope takes {})",
+                    FILES_KINDS.join(", ")
+                ));
+            }
+            return Ok(());
+        }
+        if let Some(kind) = self
+            .kinds_set()
+            .into_iter()
+            .find(|k| *k == "drip" || *k == "expired")
+        {
+            return Err(format!(
+                "{scope}:{kind}: only the files scope takes {kind} (write files:{kind}=...)"
+            ));
         }
         if let Some(kind) = self
             .kinds_set()
@@ -319,9 +402,13 @@ impl FaultConfig {
     /// Builds a config from scopes, validating names and rates.
     pub fn from_scopes(scopes: BTreeMap<String, FaultSet>) -> Result<FaultConfig, FaultSpecError> {
         for (scope, set) in &scopes {
-            if scope != "*" && scope != WEBHOOK && !OPERATIONS.contains(&scope.as_str()) {
+            if scope != "*"
+                && scope != WEBHOOK
+                && scope != FILES
+                && !OPERATIONS.contains(&scope.as_str())
+            {
                 return Err(FaultSpecError(format!(
-                    "unknown scope {scope:?} (known: *, {}, {WEBHOOK})",
+                    "unknown scope {scope:?} (known: *, {}, {WEBHOOK}, {FILES})",
                     OPERATIONS.join(", ")
                 )));
             }
@@ -341,10 +428,11 @@ impl FaultConfig {
     }
 
     /// The effective faults of one operation: `*` overlaid by the operation's
-    /// own. For [`WEBHOOK`], only the `webhook` scope's own (`*` never applies).
+    /// own. For [`WEBHOOK`] and [`FILES`], only that scope's own (`*` never
+    /// applies).
     pub fn effective(&self, op: &str) -> FaultSet {
-        if op == WEBHOOK {
-            return self.scopes.get(WEBHOOK).cloned().unwrap_or_default();
+        if op == WEBHOOK || op == FILES {
+            return self.scopes.get(op).cloned().unwrap_or_default();
         }
         let base = self.scopes.get("*").cloned().unwrap_or_default();
         match self.scopes.get(op) {
@@ -382,6 +470,36 @@ impl FaultConfig {
             }
         }
         Decision { latency, fault }
+    }
+
+    /// Decides what happens to the `counter`-th download of an output file
+    /// under `seed`.
+    pub(crate) fn decide_file(&self, seed: u64, counter: u64) -> FileDecision {
+        let set = self.effective(FILES);
+        let u = rng::unit(rng::hash(&[seed, rng::str_hash(FILES), counter, 0xF11E]));
+        let mut acc = 0.0;
+        let mut fault = None;
+        for (kind, rate) in set.rates().into_iter().chain(set.file_rates()) {
+            let Some(rate) = rate else { continue };
+            acc += rate;
+            if u < acc {
+                fault = match kind {
+                    "drop" => Some(FileFault::Drop),
+                    "500" => Some(FileFault::Status(500)),
+                    "502" => Some(FileFault::Status(502)),
+                    "503" => Some(FileFault::Status(503)),
+                    "expired" => Some(FileFault::Expired),
+                    // Refused by validation in this scope.
+                    _ => None,
+                };
+                break;
+            }
+        }
+        FileDecision {
+            latency: Duration::from_millis(set.latency_ms.unwrap_or(0)),
+            drip: Duration::from_millis(set.drip_ms.unwrap_or(0)),
+            fault,
+        }
     }
 
     /// What happens to the genuine webhook delivery of the job submitted
@@ -425,6 +543,41 @@ pub(crate) enum Fault {
     Status(u16),
     RateLimited { retry_after: u64 },
     Malformed,
+}
+
+/// The fault decision for one download of an output file.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct FileDecision {
+    /// Wall time to wait before answering.
+    pub(crate) latency: Duration,
+    /// Wall pause between the pieces of the body (zero: sent whole).
+    pub(crate) drip: Duration,
+    /// The answer instead of the file, if any.
+    pub(crate) fault: Option<FileFault>,
+}
+
+/// A fault answering a download instead of the file.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) enum FileFault {
+    /// The connection closes without an answer.
+    Drop,
+    /// `500`, `502` or `503`.
+    Status(u16),
+    /// [`EXPIRED_STATUS`], as an expired presigned URL.
+    Expired,
+}
+
+impl FileFault {
+    /// The key under which `faults_injected` counts this fault.
+    pub(crate) fn stats_key(&self) -> &'static str {
+        match self {
+            FileFault::Drop => "files_drop",
+            FileFault::Status(500) => "files_500",
+            FileFault::Status(502) => "files_502",
+            FileFault::Status(_) => "files_503",
+            FileFault::Expired => "files_expired",
+        }
+    }
 }
 
 impl Fault {
@@ -499,6 +652,14 @@ impl fmt::Display for FaultConfig {
             }
             if let Some(ms) = set.delay_ms {
                 rules.push(format!("{scope}:delay={ms}ms"));
+            }
+            for (kind, rate) in set.file_rates() {
+                if let Some(r) = rate {
+                    rules.push(format!("{scope}:{kind}={r}"));
+                }
+            }
+            if let Some(ms) = set.drip_ms {
+                rules.push(format!("{scope}:drip={ms}ms"));
             }
         }
         f.write_str(&rules.join(","))
@@ -641,6 +802,164 @@ mod tests {
         let json: Result<FaultConfig, _> =
             serde_json::from_value(serde_json::json!({"webhook": {"500": 0.1}}));
         assert!(json.is_err());
+    }
+
+    #[test]
+    fn files_faults_parse_and_round_trip() {
+        let spec = "files:latency=1.5s,files:drip=20,files:500=0.1,files:502=0.05,files:503=0.2,files:drop=0.3,files:expired=0.25";
+        let c: FaultConfig = spec.parse().unwrap();
+        let f = c.effective(FILES);
+        assert_eq!(
+            (
+                f.latency_ms,
+                f.drip_ms,
+                f.error_500,
+                f.error_502,
+                f.error_503,
+                f.drop,
+                f.expired
+            ),
+            (
+                Some(1500),
+                Some(20),
+                Some(0.1),
+                Some(0.05),
+                Some(0.2),
+                Some(0.3),
+                Some(0.25)
+            )
+        );
+        let again: FaultConfig = c.to_string().parse().unwrap();
+        assert_eq!(again, c);
+        let json = serde_json::to_value(&c).unwrap();
+        assert_eq!(json["files"]["drip_ms"], 20);
+        assert_eq!(json["files"]["expired"], 0.25);
+        assert_eq!(json["files"]["latency_ms"], 1500);
+        let back: FaultConfig = serde_json::from_value(json).unwrap();
+        assert_eq!(back, c);
+        // Files faults leave every API operation and webhooks alone.
+        for op in OPERATIONS.into_iter().chain([WEBHOOK]) {
+            assert_eq!(c.effective(op), FaultSet::default(), "{op}");
+        }
+        assert_eq!(c.decide("get_status", 0, 0), c.decide("get_status", 0, 0));
+        assert!((0..100).all(|n| c.decide("submit", 0, n).fault.is_none()));
+    }
+
+    #[test]
+    fn the_star_scope_never_reaches_files() {
+        let c: FaultConfig = "*:drop=1,*:500=1,*:503=1,*:latency=5ms".parse().unwrap();
+        assert_eq!(c.effective(FILES), FaultSet::default());
+        for n in 0..100 {
+            let d = c.decide_file(3, n);
+            assert_eq!(
+                d,
+                FileDecision {
+                    latency: Duration::ZERO,
+                    drip: Duration::ZERO,
+                    fault: None
+                }
+            );
+        }
+        // And `files` is not reached by an operation's own scope either.
+        let c: FaultConfig = "get_status:500=1,submit:lost=1".parse().unwrap();
+        assert!((0..100).all(|n| c.decide_file(3, n).fault.is_none()));
+    }
+
+    #[test]
+    fn bad_files_specs_are_refused_with_a_reason() {
+        let why = |spec: &str| spec.parse::<FaultConfig>().unwrap_err().0;
+        for other_kind in [
+            // API only
+            "429=0.1",
+            "malformed=0.1",
+            "lost=0.5",
+            "retry_after=2",
+            "500=0.1@retry_after=2",
+            // webhook only
+            "duplicate=0.5",
+            "reorder=0.5",
+            "spoof=0.5",
+            "delay=1s",
+        ] {
+            let e = why(&format!("files:{other_kind}"));
+            assert!(e.contains("not a files fault"), "{other_kind}: {e}");
+            assert!(
+                e.contains("latency, drip, 500, 502, 503, drop, expired"),
+                "{e}"
+            );
+        }
+        assert!(why("files:429=0.1").contains("files:429"));
+        for scope in ["*", "submit", "get_status", "list_models"] {
+            for kind in ["drip=20ms", "expired=0.5"] {
+                let e = why(&format!("{scope}:{kind}"));
+                assert!(e.contains("only the files scope"), "{scope}:{kind}: {e}");
+            }
+        }
+        for kind in ["drip=20ms", "expired=0.5"] {
+            let e = why(&format!("webhook:{kind}"));
+            assert!(e.contains("not a webhook fault"), "{kind}: {e}");
+        }
+        for bad_rate in [
+            "files:expired=1.5",
+            "files:500=-0.1",
+            "files:drop=NaN",
+            "files:503=2",
+        ] {
+            assert!(why(bad_rate).contains("not between 0 and 1"), "{bad_rate}");
+        }
+        assert!(why("files:drip=soon").contains("drip: not a duration"));
+        assert!(why("files:drip=2h").contains("drip"));
+        assert!(why("files:latency=-5ms").contains("latency: not a duration"));
+        let json: Result<FaultConfig, _> =
+            serde_json::from_value(serde_json::json!({"files": {"429": 0.1}}));
+        assert!(json.unwrap_err().to_string().contains("not a files fault"));
+        let json: Result<FaultConfig, _> =
+            serde_json::from_value(serde_json::json!({"*": {"drip_ms": 5}}));
+        assert!(
+            json.unwrap_err()
+                .to_string()
+                .contains("only the files scope")
+        );
+    }
+
+    #[test]
+    fn file_decisions_are_deterministic_and_follow_rates() {
+        let c: FaultConfig = "files:drop=0.1,files:500=0.1,files:503=0.2,files:expired=0.1,files:drip=5ms,files:latency=2ms"
+            .parse()
+            .unwrap();
+        let a: Vec<_> = (0..2000).map(|n| c.decide_file(7, n)).collect();
+        let b: Vec<_> = (0..2000).map(|n| c.decide_file(7, n)).collect();
+        assert_eq!(a, b);
+        assert_ne!(
+            a,
+            (0..2000).map(|n| c.decide_file(8, n)).collect::<Vec<_>>()
+        );
+        let count = |f: FileFault| a.iter().filter(|d| d.fault == Some(f)).count();
+        assert!((120..280).contains(&count(FileFault::Drop)));
+        assert!((120..280).contains(&count(FileFault::Status(500))));
+        assert!((300..500).contains(&count(FileFault::Status(503))));
+        assert!((120..280).contains(&count(FileFault::Expired)));
+        assert_eq!(count(FileFault::Status(502)), 0);
+        assert!(
+            a.iter().all(
+                |d| d.drip == Duration::from_millis(5) && d.latency == Duration::from_millis(2)
+            )
+        );
+        for (spec, fault) in [
+            ("files:drop=1", FileFault::Drop),
+            ("files:500=1", FileFault::Status(500)),
+            ("files:502=1", FileFault::Status(502)),
+            ("files:503=1", FileFault::Status(503)),
+            ("files:expired=1", FileFault::Expired),
+        ] {
+            let all: FaultConfig = spec.parse().unwrap();
+            assert!(
+                (0..50).all(|n| all.decide_file(0, n).fault == Some(fault)),
+                "{spec}"
+            );
+        }
+        assert_eq!(FileFault::Expired.stats_key(), "files_expired");
+        assert_eq!(FileFault::Status(502).stats_key(), "files_502");
     }
 
     #[test]

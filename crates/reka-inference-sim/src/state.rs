@@ -12,7 +12,9 @@ use crate::catalog::Catalog;
 use crate::clock::SimClock;
 use crate::config::SimConfig;
 use crate::dialect::Dialect;
-use crate::faults::{DUPLICATE_GAP_SECS, Decision, FaultConfig, SPOOF_AFTER_SECS, WebhookPlan};
+use crate::faults::{
+    DUPLICATE_GAP_SECS, Decision, FILES, FaultConfig, FileDecision, SPOOF_AFTER_SECS, WebhookPlan,
+};
 use crate::jobs::{JobStore, Status};
 use crate::ratelimit::{RateLimiter, SubmitLimiter};
 use crate::records::View;
@@ -260,6 +262,16 @@ impl AppState {
         let n = *counter;
         *counter += 1;
         faults.config.decide(op, self.seed, n)
+    }
+
+    /// The fault decision for the next download of an output file (one
+    /// counter for `/_sim/files` and `/_sim/blobs` together).
+    pub(crate) fn decide_file_fault(&self) -> FileDecision {
+        let mut faults = lock(&self.faults);
+        let counter = faults.counters.entry(FILES.to_string()).or_insert(0);
+        let n = *counter;
+        *counter = counter.saturating_add(1);
+        faults.config.decide_file(self.seed, n)
     }
 
     /// The current fault configuration.

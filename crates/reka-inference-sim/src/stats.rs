@@ -26,8 +26,11 @@ pub struct Stats {
     pub webhook_attempts: u64,
     /// Webhooks given up after the last retry.
     pub webhooks_failed: u64,
-    /// Injected faults by kind: `500`, `502`, `503`, `429`, `drop`,
-    /// `malformed`, `lost`, `latency`.
+    /// Injected faults by kind. API faults: `500`, `502`, `503`, `429`,
+    /// `drop`, `malformed`, `lost`, `latency`. Faults on downloads of output
+    /// files (the `files` scope), one count per download: `files_latency`,
+    /// `files_drip`, `files_500`, `files_502`, `files_503`, `files_drop`,
+    /// `files_expired`. Webhook faults have their own counters below.
     pub faults_injected: BTreeMap<String, u64>,
     /// Requests refused by the per-key rate limit (not by fault injection).
     pub rate_limited: u64,

@@ -1,19 +1,24 @@
-//! Middleware: the outer layer every response passes (faults, the error
-//! envelope for framework rejections, stats, `X-Request-ID`) and the API
+//! Middleware: the outer layer every response passes (faults on API
+//! operations and on file downloads, the error envelope for framework
+//! rejections, stats, `X-Request-ID`) and the API
 //! guard of the `/v2` routes (authentication and rate limits: the per-key
 //! quota first, then, for submits, the per-key token bucket).
 
+use std::convert::Infallible;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use futures::StreamExt;
 use http_body_util::BodyExt;
 
 use crate::catalog::CAPABILITIES;
-use crate::faults::Fault;
+use crate::faults::{DRIP_CHUNK_BYTES, EXPIRED_STATUS, Fault, FileFault};
 use crate::http::error::{ApiError, kind_for};
 use crate::ratelimit::{Admission, Quota, Throttled};
 use crate::state::AppState;
@@ -49,7 +54,13 @@ pub(crate) fn classify(path: &str) -> Option<&'static str> {
     })
 }
 
-/// The outermost layer: injects faults into API operations, wraps any
+/// Whether `path` downloads an output file (the `files` fault scope).
+pub(crate) fn is_download(path: &str) -> bool {
+    path.starts_with("/_sim/files/") || path.starts_with("/_sim/blobs/")
+}
+
+/// The outermost layer: injects faults into API operations and file
+/// downloads, wraps any
 /// non-JSON error in the envelope, counts the answer, adds `X-Request-ID`.
 pub(crate) async fn outer(
     State(state): State<Arc<AppState>>,
@@ -59,6 +70,7 @@ pub(crate) async fn outer(
     let op = classify(req.uri().path());
     let mut resp = match op {
         Some(op) if op != "other" => with_faults(&state, op, req, next).await,
+        None if is_download(req.uri().path()) => with_file_faults(&state, req, next).await,
         _ => next.run(req).await,
     };
     let dropped = resp.extensions().get::<DropConnection>().is_some();
@@ -146,6 +158,73 @@ async fn with_faults(state: &AppState, op: &str, req: Request, next: Next) -> Re
             Response::from_parts(parts, Body::from(cut))
         }
     }
+}
+
+/// The `files` scope: latency before the headers, then at most one fault
+/// instead of the file, else the handler's answer, dripped when configured.
+async fn with_file_faults(state: &AppState, req: Request, next: Next) -> Response {
+    let decision = state.decide_file_fault();
+    if !decision.latency.is_zero() {
+        state.stats_mut().record_fault("files_latency");
+        tokio::time::sleep(decision.latency).await;
+    }
+    if let Some(fault) = decision.fault {
+        state.stats_mut().record_fault(fault.stats_key());
+        return match fault {
+            FileFault::Drop => drop_connection(),
+            FileFault::Status(code) => {
+                let status =
+                    StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+                ApiError::new(
+                    status,
+                    "server_error",
+                    format!("simulated files:{code} fault"),
+                )
+                .into_response()
+            }
+            FileFault::Expired => ApiError::new(
+                StatusCode::from_u16(EXPIRED_STATUS).unwrap_or(StatusCode::GONE),
+                "not_found_error",
+                "this download URL has expired (simulated files:expired fault)",
+            )
+            .into_response(),
+        };
+    }
+    let resp = next.run(req).await;
+    if decision.drip.is_zero() {
+        return resp;
+    }
+    state.stats_mut().record_fault("files_drip");
+    drip(resp, decision.drip).await
+}
+
+/// Sends `resp`'s body in pieces of [`DRIP_CHUNK_BYTES`], the first at once
+/// and each later one after `pause`, with a `Content-Length` announcing the
+/// whole (so a client cut off mid-way can tell the body is incomplete).
+async fn drip(resp: Response, pause: Duration) -> Response {
+    let (mut parts, body) = resp.into_parts();
+    // The handlers' bodies are in memory: collecting cannot fail.
+    let mut rest = body
+        .collect()
+        .await
+        .map(|c| c.to_bytes())
+        .unwrap_or_default();
+    parts
+        .headers
+        .insert(header::CONTENT_LENGTH, HeaderValue::from(rest.len()));
+    let mut pieces: Vec<Bytes> = Vec::new();
+    while !rest.is_empty() {
+        let n = rest.len().min(DRIP_CHUNK_BYTES);
+        pieces.push(rest.split_to(n));
+    }
+    let stream =
+        futures::stream::iter(pieces.into_iter().enumerate()).then(move |(i, piece)| async move {
+            if i > 0 {
+                tokio::time::sleep(pause).await;
+            }
+            Ok::<Bytes, Infallible>(piece)
+        });
+    Response::from_parts(parts, Body::from_stream(stream))
 }
 
 /// Rewrites an error response that is not JSON (an axum rejection, a 405)

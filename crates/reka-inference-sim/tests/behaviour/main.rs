@@ -5,6 +5,7 @@ mod bad_input;
 mod common;
 mod dialects;
 mod faults;
+mod file_faults;
 mod lifecycle;
 mod listing;
 mod submit_rate;
