@@ -79,7 +79,11 @@
 //!   on a status they do not know.
 //! - **Many jobs, few requests.** A [`JobSet`] follows thousands of jobs
 //!   through the list endpoint, 100 per request, in one task, with the same
-//!   state machine as a lone wait.
+//!   state machine as a lone wait, and takes new jobs while it is read.
+//! - **Bulk work that survives a crash.** A [`batch::Batch`] submits
+//!   thousands of items at the pace the service allows, follows them, saves
+//!   their files and reports each once; killed at any point and run again,
+//!   it makes no second job.
 //! - **Bounded in time and memory.** Every call of a wait ends by its
 //!   deadline; every buffered answer is capped
 //!   ([`ClientBuilder::max_body_bytes`]); streams end when idle, not when
@@ -101,7 +105,9 @@
 //! | [`Client`], [`ClientBuilder`], [`SubmitOptions`] | configuration, submit, attach, models, downloads |
 //! | [`Endpoint`], [`IntoEndpoint`] | `<model>/<capability>` ids, the documented ones as constants; plain strings work too |
 //! | [`Job`], [`JobEvent`], [`JobEvents`], [`WaitOptions`], [`JobOutput`] | one job: status, result, output, cancel, wait, events |
-//! | [`JobSet`], [`JobOutcomes`] | many jobs waited for together |
+//! | [`JobSet`], [`JobOutcomes`], [`JobSender`] | many jobs waited for together, more joining while it is read |
+//! | [`Submitter`], [`SubmitItem`], [`RateLimit`] | many submits, a few at a time, paced by the service's rate limits |
+//! | [`batch`] | bulk work from a stream of items: crash-safe, exactly once, within a budget, behind a [`batch::Journal`] |
 //! | [`PollPolicy`] | when to poll |
 //! | [`RetryPolicy`] | when to retry |
 //! | [`Jobs`], [`ListFilter`] | listing jobs, pages followed for you |
