@@ -2,6 +2,7 @@
 //! simulator, as a person or a script would run it.
 
 mod batch;
+mod batch_crash;
 mod chat_compat;
 mod commands;
 mod common;
