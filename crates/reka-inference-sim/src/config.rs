@@ -22,6 +22,7 @@ pub struct SimConfig {
     pub(crate) failure_rate: Option<f64>,
     pub(crate) rate_limit: Option<u64>,
     pub(crate) submit_rate: Option<(f64, u64)>,
+    pub(crate) submit_reset_whole_seconds: bool,
     pub(crate) advertised_base_url: Option<String>,
     pub(crate) dialect: Dialect,
 }
@@ -47,6 +48,7 @@ impl SimConfig {
             failure_rate: None,
             rate_limit: None,
             submit_rate: None,
+            submit_reset_whole_seconds: false,
             advertised_base_url: None,
             dialect: Dialect::Reka,
         }
@@ -110,6 +112,15 @@ impl SimConfig {
     /// [`crate::start`] refuses a rate that is not finite and > 0, or a burst of 0.
     pub fn submit_rate_limit(mut self, per_second: f64, burst: u64) -> SimConfig {
         self.submit_rate = Some((per_second, burst));
+        self
+    }
+
+    /// Makes the submit bucket's `x-ratelimit-requests-reset` whole seconds,
+    /// rounded up (as a service that rounds would), rather than seconds to
+    /// the millisecond (`0.250`). A bucket that refills within a second
+    /// then cannot say when: clients can only learn it to the second.
+    pub fn submit_reset_whole_seconds(mut self, whole: bool) -> SimConfig {
+        self.submit_reset_whole_seconds = whole;
         self
     }
 

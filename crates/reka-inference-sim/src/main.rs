@@ -45,6 +45,10 @@ struct Args {
     /// Size of the submit token bucket (default: the rate rounded up, at least 1).
     #[arg(long, value_name = "N", requires = "submit_rate")]
     submit_burst: Option<u64>,
+    /// Send the submit bucket's reset in whole seconds, rounded up, rather
+    /// than to the millisecond.
+    #[arg(long, requires = "submit_rate")]
+    submit_reset_whole_seconds: bool,
     /// Variant of the service to play: reka (the reconstruction), infer
     /// (Infer's shapes: lean submit, `models`, 422, presigned URLs, prices)
     /// or fal (202 while running, COMPLETED+error, async cancel, fal webhooks).
@@ -75,7 +79,9 @@ fn config(args: Args) -> Result<SimConfig, String> {
     }
     if let Some(rate) = args.submit_rate {
         let burst = args.submit_burst.unwrap_or_else(|| default_burst(rate));
-        config = config.submit_rate_limit(rate, burst);
+        config = config
+            .submit_rate_limit(rate, burst)
+            .submit_reset_whole_seconds(args.submit_reset_whole_seconds);
     }
     Ok(config)
 }

@@ -29,6 +29,9 @@ pub(crate) struct Quota {
     pub(crate) remaining: u64,
     /// Whole seconds until the window resets (also `retry-after` on a 429).
     pub(crate) reset_secs: u64,
+    /// The same to the millisecond, sent instead of `reset_secs` when set
+    /// (a token bucket's refill is shorter than a second).
+    pub(crate) reset_millis: Option<u64>,
 }
 
 /// The quota book of every key.
@@ -76,6 +79,7 @@ impl RateLimiter {
         let reset_secs = left.as_secs() + u64::from(left.subsec_nanos() > 0);
         if entry.1 >= limit {
             return Admission::QuotaSpent(Quota {
+                reset_millis: None,
                 limit,
                 remaining: 0,
                 reset_secs: reset_secs.max(1),
@@ -86,6 +90,7 @@ impl RateLimiter {
             Ok(t) => {
                 entry.1 += 1;
                 let quota = Quota {
+                    reset_millis: None,
                     limit,
                     remaining: limit.saturating_sub(entry.1),
                     reset_secs,
@@ -128,6 +133,8 @@ pub(crate) struct Throttled {
 pub(crate) struct SubmitLimiter {
     per_second: f64,
     burst: u64,
+    /// Resets in whole seconds, rounded up, rather than to the millisecond.
+    whole_seconds: bool,
     /// Key -> (tokens, instant they were counted).
     buckets: Mutex<HashMap<Arc<str>, (f64, Instant)>>,
 }
@@ -135,10 +142,11 @@ pub(crate) struct SubmitLimiter {
 impl SubmitLimiter {
     /// A bucket per key of `burst` tokens refilled at `per_second`; the
     /// caller has validated both (finite rate > 0, burst >= 1).
-    pub(crate) fn new(per_second: f64, burst: u64) -> SubmitLimiter {
+    pub(crate) fn new(per_second: f64, burst: u64, whole_seconds: bool) -> SubmitLimiter {
         SubmitLimiter {
             per_second,
             burst: burst.max(1),
+            whole_seconds,
             buckets: Mutex::new(HashMap::new()),
         }
     }
@@ -164,10 +172,12 @@ impl SubmitLimiter {
 
     /// The headers' figures for a bucket holding `tokens`.
     fn quota(&self, tokens: f64) -> Quota {
+        let to_full = (self.burst as f64 - tokens) / self.per_second;
         Quota {
             limit: self.burst,
             remaining: (tokens + EPS).floor() as u64,
-            reset_secs: ceil_secs((self.burst as f64 - tokens) / self.per_second),
+            reset_secs: ceil_secs(to_full),
+            reset_millis: (!self.whole_seconds).then(|| ceil_secs(to_full * 1000.0)),
         }
     }
 
@@ -199,7 +209,7 @@ mod tests {
 
     #[test]
     fn a_full_bucket_gives_its_burst_then_refuses() {
-        let b = SubmitLimiter::new(0.5, 3);
+        let b = SubmitLimiter::new(0.5, 3, true);
         let t0 = Instant::now();
         let k = key("a");
         let got: Vec<_> = (0..3).map(|_| b.take(&k, t0).unwrap()).collect();
@@ -216,14 +226,34 @@ mod tests {
             Quota {
                 limit: 3,
                 remaining: 0,
-                reset_secs: 6
+                reset_secs: 6,
+                reset_millis: None,
             }
         );
     }
 
     #[test]
+    fn resets_to_the_millisecond_unless_whole_seconds_are_asked_for() {
+        let t0 = Instant::now();
+        let k = key("a");
+        // 20 a second, 5 at most: from empty, full again in 250 ms.
+        let precise = SubmitLimiter::new(20.0, 5, false);
+        let last = (0..5)
+            .map(|_| precise.take(&k, t0).unwrap())
+            .last()
+            .unwrap();
+        assert_eq!(
+            (last.remaining, last.reset_millis, last.reset_secs),
+            (0, Some(250), 1)
+        );
+        let whole = SubmitLimiter::new(20.0, 5, true);
+        let last = (0..5).map(|_| whole.take(&k, t0).unwrap()).last().unwrap();
+        assert_eq!((last.reset_millis, last.reset_secs), (None, 1));
+    }
+
+    #[test]
     fn tokens_refill_at_the_rate_up_to_the_burst() {
-        let b = SubmitLimiter::new(2.0, 2);
+        let b = SubmitLimiter::new(2.0, 2, true);
         let t0 = Instant::now();
         let k = key("a");
         b.take(&k, t0).unwrap();
@@ -247,7 +277,7 @@ mod tests {
 
     #[test]
     fn slow_rates_ask_for_long_waits_and_keys_are_independent() {
-        let b = SubmitLimiter::new(0.01, 1);
+        let b = SubmitLimiter::new(0.01, 1, true);
         let t0 = Instant::now();
         b.take(&key("a"), t0).unwrap();
         let r = b.take(&key("a"), t0 + Duration::from_secs(1)).unwrap_err();

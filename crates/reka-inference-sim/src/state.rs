@@ -95,9 +95,9 @@ impl AppState {
             catalog: config.catalog.clone(),
             failure_override: config.failure_rate,
             rate: RateLimiter::new(config.rate_limit, window),
-            submit_rate: config
-                .submit_rate
-                .map(|(per_second, burst)| SubmitLimiter::new(per_second, burst)),
+            submit_rate: config.submit_rate.map(|(per_second, burst)| {
+                SubmitLimiter::new(per_second, burst, config.submit_reset_whole_seconds)
+            }),
             wake: Notify::new(),
             store: Mutex::new(JobStore::new(&config.catalog, 0)),
             stats: Mutex::new(Stats::default()),

@@ -282,10 +282,12 @@ fn quota_headers(headers: &mut HeaderMap, q: Quota) {
         "x-ratelimit-requests-remaining",
         HeaderValue::from(q.remaining),
     );
-    headers.insert(
-        "x-ratelimit-requests-reset",
-        HeaderValue::from(q.reset_secs),
-    );
+    let reset = match q.reset_millis {
+        Some(ms) => HeaderValue::from_str(&format!("{}.{:03}", ms / 1000, ms % 1000))
+            .unwrap_or_else(|_| HeaderValue::from(q.reset_secs)),
+        None => HeaderValue::from(q.reset_secs),
+    };
+    headers.insert("x-ratelimit-requests-reset", reset);
 }
 
 /// Authenticates `/v2` requests and applies the per-key quota.

@@ -17,6 +17,13 @@ fn header_u64(a: &Answer, name: &str) -> u64 {
         .unwrap()
 }
 
+fn header_f64(a: &Answer, name: &str) -> f64 {
+    a.header(name)
+        .unwrap_or_else(|| panic!("no {name}: {}", a.text))
+        .parse()
+        .unwrap()
+}
+
 async fn submit_as(env: &Env, key: &str, idem: Option<&str>) -> Answer {
     let mut req = env
         .http
@@ -45,8 +52,9 @@ async fn a_burst_then_a_refusal_with_the_buckets_headers() {
         assert_eq!(header_u64(&a, "x-ratelimit-requests-limit"), 3);
         assert_eq!(header_u64(&a, "x-ratelimit-requests-remaining"), remaining);
         // n missing tokens take n * 100 s to come back (less what refilled).
-        let reset = header_u64(&a, "x-ratelimit-requests-reset");
-        assert!((n * 100 - 5..=n * 100).contains(&reset), "{reset}");
+        let reset = header_f64(&a, "x-ratelimit-requests-reset");
+        let full = (n * 100) as f64;
+        assert!((full - 5.0..=full).contains(&reset), "{reset}");
         assert!(a.header("retry-after").is_none());
     }
     let refused = submit_as(&env, KEY, None).await;
@@ -55,8 +63,8 @@ async fn a_burst_then_a_refusal_with_the_buckets_headers() {
     assert!((95..=100).contains(&retry_after), "{retry_after}");
     assert_eq!(header_u64(&refused, "x-ratelimit-requests-limit"), 3);
     assert_eq!(header_u64(&refused, "x-ratelimit-requests-remaining"), 0);
-    let reset = header_u64(&refused, "x-ratelimit-requests-reset");
-    assert!((295..=300).contains(&reset), "{reset}");
+    let reset = header_f64(&refused, "x-ratelimit-requests-reset");
+    assert!((295.0..=300.0).contains(&reset), "{reset}");
     // The refused submit ran no handler: no job.
     let listed = env.get("/v2/inference/requests").await;
     assert_eq!(listed.json["items"].as_array().unwrap().len(), 3);
@@ -162,9 +170,11 @@ async fn tokens_come_back_over_wall_time() {
             202 => accepted += 1,
             429 => {
                 refused += 1;
-                // Less than half a second to the next token, rounded up.
+                // Less than half a second to the next token: retry-after
+                // rounded up, the reset to the millisecond.
                 assert_eq!(a.header("retry-after"), Some("1"));
-                assert_eq!(a.header("x-ratelimit-requests-reset"), Some("1"));
+                let reset = header_f64(&a, "x-ratelimit-requests-reset");
+                assert!(reset > 0.0 && reset <= 0.5, "{reset}");
             }
             other => panic!("{other}: {}", a.text),
         }
@@ -239,4 +249,23 @@ async fn bad_submit_rate_settings_are_refused() {
         .await
         .unwrap();
     ok.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resets_can_be_whole_seconds_as_a_rounding_service_sends_them() {
+    let env = Env::new(
+        SimConfig::new()
+            .time_scale(0.01)
+            .submit_rate_limit(20.0, 5)
+            .submit_reset_whole_seconds(true),
+    )
+    .await;
+    let a = submit_as(&env, KEY, None).await;
+    assert_eq!(a.status, 202, "{}", a.text);
+    // 50 ms from full, rounded up to a second.
+    assert_eq!(a.header("x-ratelimit-requests-reset"), Some("1"));
+    let precise = Env::new(SimConfig::new().time_scale(0.01).submit_rate_limit(20.0, 5)).await;
+    let a = submit_as(&precise, KEY, None).await;
+    let reset = header_f64(&a, "x-ratelimit-requests-reset");
+    assert!(reset > 0.0 && reset <= 0.05, "{reset}");
 }
