@@ -127,6 +127,43 @@ impl RateLimit {
     }
 }
 
+impl RateLimit {
+    /// Whether this answer was counted by the server before `other`,
+    /// though it arrived after it (answers of concurrent requests cross on
+    /// the way back). The absolute reset never moves back in server order:
+    /// a window's end stays, a bucket's "full again" moves later with each
+    /// request and stays while it refills. So more left with an earlier
+    /// reset is an older answer; believing it would send into a 429.
+    fn is_older_than(&self, other: &RateLimit) -> bool {
+        let (Some(left), Some(other_left)) = (self.remaining, other.remaining) else {
+            return false;
+        };
+        if self.retry_at.is_some() || left <= other_left {
+            return false;
+        }
+        // Answers a few milliseconds apart crossed on the way back; a real
+        // refill, or a new window, shows in a later answer too.
+        let crossed = self.seen_at.saturating_duration_since(other.seen_at) < CROSSING;
+        let earlier_reset = match (self.reset_at, other.reset_at) {
+            (Some(reset), Some(other_reset)) => reset + Duration::from_millis(1) < other_reset,
+            _ => false,
+        };
+        crossed || earlier_reset
+    }
+
+    /// Whether the reset is said in whole seconds (so it may be up to a
+    /// second later than the truth).
+    pub(crate) fn reset_is_whole_seconds(&self) -> bool {
+        self.reset_at.is_some_and(|reset| {
+            let wait = reset.saturating_duration_since(self.seen_at);
+            wait.subsec_millis() == 0 && wait >= Duration::from_secs(1)
+        })
+    }
+}
+
+/// Answers of one operation this close together may have crossed.
+const CROSSING: Duration = Duration::from_millis(50);
+
 /// The last word of the service on each kind of request.
 #[derive(Debug, Default)]
 pub(crate) struct RateLimits {
@@ -141,7 +178,13 @@ impl RateLimits {
             return;
         }
         if let Some(seen) = RateLimit::from_answer(status, headers) {
-            self.lock().insert(operation, seen);
+            let mut by_operation = self.lock();
+            if by_operation
+                .get(operation)
+                .is_none_or(|last| !seen.is_older_than(last))
+            {
+                by_operation.insert(operation, seen);
+            }
         }
     }
 
@@ -348,6 +391,35 @@ mod tests {
         )
         .unwrap();
         assert_eq!(untold.not_before(), untold.reset_at);
+    }
+
+    #[test]
+    fn an_answer_that_crossed_a_newer_one_is_not_believed_for_long() {
+        let limits = RateLimits::default();
+        let answer = |left: &str, reset: &str| {
+            headers(&[
+                ("x-ratelimit-remaining", left),
+                ("x-ratelimit-reset", reset),
+            ])
+        };
+        // The server counted "1 left, full in 0.2 s" before "0 left, full in
+        // 0.25 s", but the second arrived first.
+        limits.observe("submit", StatusCode::OK, &answer("0", "0.25"));
+        limits.observe("submit", StatusCode::OK, &answer("1", "0.2"));
+        assert_eq!(limits.get("submit").unwrap().remaining, Some(0));
+        // More left at once, with whole-second resets that cannot tell the
+        // order: not believed either.
+        limits.observe("submit", StatusCode::OK, &answer("0", "1"));
+        limits.observe("submit", StatusCode::OK, &answer("2", "1"));
+        assert_eq!(limits.get("submit").unwrap().remaining, Some(0));
+        // A refill, told later, is believed: more left, the same reset.
+        std::thread::sleep(CROSSING);
+        limits.observe("submit", StatusCode::OK, &answer("3", "1"));
+        assert_eq!(limits.get("submit").unwrap().remaining, Some(3));
+        // A new window is believed: more left, a later reset.
+        std::thread::sleep(CROSSING);
+        limits.observe("submit", StatusCode::OK, &answer("100", "60"));
+        assert_eq!(limits.get("submit").unwrap().remaining, Some(100));
     }
 
     #[test]

@@ -242,13 +242,19 @@ pub struct Submitter<T> {
     last_decrease: Option<Instant>,
     failures_in_a_row: u32,
     paused_until: Option<(Instant, PauseReason)>,
-    /// The rate-limit answer sends are counted against, and how many
-    /// started since it arrived.
-    counted_against: Option<Instant>,
-    started_since: u64,
+    /// The part of a reset to wait when nothing is left (learnt: 1 to 1/64).
+    reset_discount: f64,
+    /// The send in flight was made when a wait for the reset ended.
+    after_reset_wait: bool,
     sleep: Option<Pin<Box<Sleep>>>,
     waker: Option<Waker>,
 }
+
+/// The shortest part of a reset waited for when nothing is left.
+const MIN_RESET_DISCOUNT: f64 = 1.0 / 64.0;
+
+/// Submits in flight at first, before the service has said anything.
+const SLOW_START: f64 = 2.0;
 
 // Nothing of `T` is ever pinned: it only sits in queues and boxed futures.
 impl<T> Unpin for Submitter<T> {}
@@ -266,7 +272,10 @@ impl<T> std::fmt::Debug for Submitter<T> {
 
 impl<T: std::marker::Send + 'static> Submitter<T> {
     pub(crate) fn new(http: Http, options: SubmitterOptions) -> Submitter<T> {
-        let limit = options.concurrency as f64;
+        // Slow start: a service's limits are unknown until it answers, so
+        // the first round is small and each success adds one (doubling per
+        // round) up to the concurrency.
+        let limit = (options.concurrency as f64).min(SLOW_START);
         Submitter {
             http,
             options,
@@ -276,8 +285,8 @@ impl<T: std::marker::Send + 'static> Submitter<T> {
             last_decrease: None,
             failures_in_a_row: 0,
             paused_until: None,
-            counted_against: None,
-            started_since: 0,
+            reset_discount: 1.0,
+            after_reset_wait: false,
             sleep: None,
             waker: None,
         }
@@ -326,7 +335,7 @@ impl<T: std::marker::Send + 'static> Submitter<T> {
         let queued = self.queue.len();
         queued + self.in_flight.len() < self.allowed()
             && self.pause(now).is_none()
-            && self.within_remaining(now, queued as u64)
+            && self.within_remaining(now, queued)
     }
 
     /// Until when sends are paused, and why.
@@ -349,15 +358,10 @@ impl<T: std::marker::Send + 'static> Submitter<T> {
         let ours = self.paused_until.filter(|(until, _)| *until > now);
         let theirs = self
             .rate_limit()
-            .and_then(|r| {
-                let told = r.not_before();
-                // Nothing left by our own count since the last answer, and
-                // nothing in flight to bring a newer one: wait for the reset.
-                let counted_out = r
-                    .remaining
-                    .is_some_and(|left| left > 0 && self.started_since(&r) >= left)
-                    && self.in_flight.is_empty();
-                told.or(counted_out.then_some(r.reset_at).flatten())
+            .and_then(|r| match r.retry_at {
+                Some(at) => Some(at),
+                None if r.remaining == Some(0) => self.reset_wait_end(&r),
+                None => None,
             })
             .filter(|until| *until > now)
             .map(|until| (until, PauseReason::RateLimited));
@@ -367,42 +371,59 @@ impl<T: std::marker::Send + 'static> Submitter<T> {
         }
     }
 
-    /// Sends started since `seen` arrived.
-    fn started_since(&self, seen: &RateLimit) -> u64 {
-        if self.counted_against == Some(seen.seen_at) {
-            self.started_since
-        } else {
-            0
-        }
-    }
-
-    /// Whether the last rate-limit answer leaves room for one more send.
-    /// Counted out, the answers of sends in flight tell more; with none in
-    /// flight, the reset (once passed) or, with no reset said, one try does.
-    /// `queued` more are counted as started (for [`Self::has_room`]).
-    fn within_remaining(&self, now: Instant, queued: u64) -> bool {
+    /// Whether the last rate-limit answer leaves room for one more send,
+    /// `queued` more counted as sent. Every send in flight counts against
+    /// what it said is left, since the answer may not have counted it:
+    /// over-counting costs a moment, under-counting a 429. Counted out, the
+    /// answers in flight tell more; with none in flight, the reset (once
+    /// passed) or, with no reset said, one try does.
+    fn within_remaining(&self, now: Instant, queued: usize) -> bool {
         let Some(seen) = self.rate_limit() else {
             return true;
         };
         let Some(left) = seen.remaining else {
             return true;
         };
-        if self.started_since(&seen).saturating_add(queued) < left {
+        let counted = (self.in_flight.len() + queued) as u64;
+        if counted < left {
             return true;
         }
-        queued == 0 && self.in_flight.is_empty() && seen.reset_at.is_none_or(|reset| now >= reset)
+        counted == 0 && self.reset_wait_end(&seen).is_none_or(|end| now >= end)
     }
 
-    /// Counts one send against the last rate-limit answer.
-    fn count_send(&mut self) {
-        let Some(seen) = self.rate_limit() else {
+    /// When a wait for `seen`'s reset ends: the reset, or a fraction of it
+    /// learnt from earlier waits (see [`Self::learn_reset`]).
+    fn reset_wait_end(&self, seen: &RateLimit) -> Option<Instant> {
+        let reset = seen.reset_at?;
+        let wait = reset.saturating_duration_since(seen.seen_at);
+        Some(seen.seen_at + wait.mul_f64(self.reset_discount))
+    }
+
+    /// After a send that followed a wait for a reset said in whole
+    /// seconds: a bucket found full again means the wait was longer than
+    /// needed (a service that
+    /// rounds its reset up to whole seconds says "1" of a bucket full in
+    /// 0.2 s), so the next wait is half as long; a 429 doubles it back (at
+    /// most the whole reset). Against a window that really ends at its
+    /// reset, that costs one refused try per window.
+    fn learn_reset(&mut self, refused: bool) {
+        if !std::mem::take(&mut self.after_reset_wait) {
             return;
-        };
-        if self.counted_against != Some(seen.seen_at) {
-            self.counted_against = Some(seen.seen_at);
-            self.started_since = 0;
         }
-        self.started_since += 1;
+        if refused {
+            self.reset_discount = (self.reset_discount * 2.0).min(1.0);
+            return;
+        }
+        // Only a reset rounded to whole seconds hides the truth; one to the
+        // millisecond is believed.
+        let found_full = self
+            .rate_limit()
+            .filter(RateLimit::reset_is_whole_seconds)
+            .and_then(|r| Some(r.remaining? + 1 >= r.limit?))
+            .unwrap_or(false);
+        if found_full {
+            self.reset_discount = (self.reset_discount / 2.0).max(MIN_RESET_DISCOUNT);
+        }
     }
 
     fn start_sends(&mut self, now: Instant) {
@@ -410,12 +431,20 @@ impl<T: std::marker::Send + 'static> Submitter<T> {
             if self.queue.is_empty() || !self.within_remaining(now, 0) {
                 return;
             }
+            // A try made because a wait for the reset ended teaches how
+            // long such waits should be.
+            if self.in_flight.is_empty()
+                && self.rate_limit().is_some_and(|r| {
+                    r.retry_at.is_none() && r.remaining == Some(0) && r.reset_at.is_some()
+                })
+            {
+                self.after_reset_wait = true;
+            }
             let Some(mut queued) = self.queue.pop_front() else {
                 return;
             };
             queued.attempts += 1;
             queued.started = now;
-            self.count_send();
             let http = self.http.clone();
             let mut options = queued.item.options.clone();
             // One try per send: retries are paced here, for every item.
@@ -466,6 +495,7 @@ impl<T: std::marker::Send + 'static> Submitter<T> {
     /// Handles one finished send: `Some` outcome when the item is done.
     fn finished(&mut self, queued: Queued<T>, result: Result<Job>) -> Option<SubmitOutcome<T>> {
         let now = Instant::now();
+        self.learn_reset(matches!(result, Err(Error::RateLimited { .. })));
         let again = match &result {
             Ok(_) => {
                 self.failures_in_a_row = 0;

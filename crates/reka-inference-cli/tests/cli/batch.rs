@@ -376,3 +376,49 @@ fn lines_whose_ids_repeat_are_reported_not_run_twice() {
     let ids: HashSet<&str> = by_id.keys().map(String::as_str).collect();
     assert_eq!(ids.len(), 2);
 }
+
+#[test]
+fn a_rate_limited_service_is_followed_not_hammered() {
+    // 20 submits a second, bursts of 5: 60 lines take at least (60 - 5) /
+    // 20 s. With the bucket's reset to the millisecond, and rounded up to
+    // whole seconds (which hides how soon it refills).
+    for whole_seconds in [false, true] {
+        let sim = Sim::with(
+            SimConfig::new()
+                .submit_rate_limit(20.0, 5)
+                .submit_reset_whole_seconds(whole_seconds),
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("out");
+        let file = input(dir.path(), &prompts(60));
+        let began = Instant::now();
+        run_ok(
+            sim.cmd()
+                .arg("batch")
+                .arg(&file)
+                .arg("--out")
+                .arg(&out)
+                .args([
+                    "--endpoint",
+                    "nano-banana/text-to-image",
+                    "--concurrency",
+                    "16",
+                    "--no-download",
+                ]),
+        );
+        // Not faster than the limit (a lower bound: safe on a busy machine).
+        assert!(began.elapsed() >= Duration::from_millis(2700));
+        assert_eq!(results_by_id(&out).len(), 60);
+        let stats = sim.stats();
+        assert_eq!(stats.jobs_created, 60);
+        // Sends keep within what the answers say is left: a refusal only
+        // when answers cross on a busy machine (it was 40 before the
+        // submitter counted its sends in flight and dropped crossed
+        // answers).
+        assert!(
+            stats.submit_rate_limited <= 10,
+            "whole seconds {whole_seconds}: {} submits refused",
+            stats.submit_rate_limited
+        );
+    }
+}
