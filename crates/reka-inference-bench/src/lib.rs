@@ -3,8 +3,9 @@
 //! alone), the clocks and counters of the client process, and the
 //! rewriting of `docs/PERFORMANCE.md` sections.
 //!
-//! The benchmarks are binaries of this crate (`bench-poll`, `bench-scale`)
-//! and a criterion bench (`overhead`); `cargo make bench` runs them all.
+//! The benchmarks are binaries of this crate (`bench-poll`, `bench-scale`,
+//! `bench-batch`) and a criterion bench (`overhead`); `cargo make bench`
+//! runs them all.
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -131,6 +132,49 @@ pub fn peak_rss_bytes() -> Option<u64> {
     let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
     let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
     Some(kb * 1024)
+}
+
+/// What a child process used, read when it was reaped (`wait4`).
+#[derive(Debug, Clone, Copy)]
+pub struct ChildUsage {
+    /// Its exit code; `None` when a signal ended it.
+    pub exit_code: Option<i32>,
+    /// User CPU time.
+    pub user: Duration,
+    /// System CPU time.
+    pub system: Duration,
+    /// Its peak resident memory, in bytes (`ru_maxrss`).
+    pub peak_rss_bytes: u64,
+}
+
+/// Waits for the child `pid` to end and reaps it with `wait4`, which hands
+/// back that one child's own CPU time and peak RSS (`RUSAGE_CHILDREN` covers
+/// every child reaped so far: their CPU summed, the largest one's peak).
+/// Blocks: call it from a thread of its own. The `std::process::Child` of
+/// `pid` must not be waited for after.
+pub fn wait_with_usage(pid: u32) -> Result<ChildUsage> {
+    let pid = libc::pid_t::try_from(pid).context("pid out of range")?;
+    // SAFETY: `wait4` only writes the status and the struct we pass it.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    let mut status: libc::c_int = 0;
+    loop {
+        let rc = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+        if rc == pid {
+            break;
+        }
+        let err = std::io::Error::last_os_error();
+        if err.kind() != std::io::ErrorKind::Interrupted {
+            return Err(err).context("wait4");
+        }
+    }
+    let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, (t.tv_usec as u32) * 1000);
+    Ok(ChildUsage {
+        exit_code: libc::WIFEXITED(status).then(|| libc::WEXITSTATUS(status)),
+        user: tv(usage.ru_utime),
+        system: tv(usage.ru_stime),
+        // Linux reports kilobytes.
+        peak_rss_bytes: (usage.ru_maxrss.max(0) as u64) * 1024,
+    })
 }
 
 /// The `p`-th percentile (0..=100) of `values`, nearest rank.
