@@ -12,8 +12,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use reka_inference::batch::{
-    Batch, BatchEvent, BatchOptions, BatchProgress, BatchSummary, EntryState, Journal,
-    JournalEntry, SqliteJournal, StopReason,
+    Batch, BatchEvent, BatchOptions, BatchProgress, BatchSummary, JournalEntry, SqliteJournal,
+    StopReason,
 };
 use serde_json::json;
 
@@ -69,12 +69,7 @@ pub async fn run(ctx: &mut Ctx, args: BatchArgs, timeout: Option<Duration>) -> R
     let _lock = lock(&args.out)?;
     let journal = Arc::new(SqliteJournal::open(args.out.join("journal.sqlite"))?);
     let results = Results::open(&args.out.join("results.jsonl"))?;
-    let known = journal.load().await?;
-    let done_before = known
-        .iter()
-        .filter(|e| e.state == EntryState::Reported)
-        .count() as u64
-        + scan.bad.iter().filter(|b| results.has(&b.key)).count() as u64;
+    let written_before = scan.bad.iter().filter(|b| results.has(&b.key)).count() as u64;
     let total = (scan.good + scan.bad.len()) as u64;
 
     let out = ctx.out;
@@ -82,20 +77,14 @@ pub async fn run(ctx: &mut Ctx, args: BatchArgs, timeout: Option<Duration>) -> R
         out,
         results,
         lines: scan.lines.clone(),
-        bar: BatchBar::new(&out, total, done_before),
-        done: done_before,
-        failed: 0,
-        started_with: done_before,
+        bar: BatchBar::new(&out, total, written_before),
+        done: written_before,
+        failed: written_before,
+        started_with: written_before,
+        total,
         last: BatchProgress::default(),
     }));
-    {
-        let mut r = lock_reporter(&reporter);
-        r.failed = known
-            .iter()
-            .filter(|e| e.state == EntryState::Reported && !e.succeeded())
-            .count() as u64;
-        r.start(&args, total, &scan, known.len())?;
-    }
+    lock_reporter(&reporter).start(&args, total, &scan)?;
 
     let client = ctx.client().await?;
     let mut options = BatchOptions::default()
@@ -159,10 +148,9 @@ pub async fn run(ctx: &mut Ctx, args: BatchArgs, timeout: Option<Duration>) -> R
             }
         }
     };
-    lock_reporter(&reporter).bar.clear();
-    let summary = outcome?;
-    let entries = journal.load().await?;
-    lock_reporter(&reporter).finish(&args.out, &summary, &entries, total, invalid, interrupted)
+    let mut reporter = lock_reporter(&reporter);
+    reporter.bar.clear();
+    reporter.finish(&args.out, &outcome?, total, invalid, interrupted)
 }
 
 /// Where the callback of the run writes: results, progress, events.
@@ -175,6 +163,7 @@ struct Reporter {
     done: u64,
     failed: u64,
     started_with: u64,
+    total: u64,
     last: BatchProgress,
 }
 
@@ -188,23 +177,12 @@ impl Reporter {
     }
 
     /// Says what this run starts from, and reports the bad lines.
-    fn start(
-        &mut self,
-        args: &BatchArgs,
-        total: u64,
-        scan: &Scan,
-        journalled: usize,
-    ) -> Result<(), Failure> {
+    fn start(&mut self, args: &BatchArgs, total: u64, scan: &Scan) -> Result<(), Failure> {
         if self.out.json {
             self.out.json_line(&json!({
                 "event": "started", "lines": total, "valid": scan.good, "invalid": scan.bad.len(),
-                "journalled": journalled, "out": args.out.display().to_string(),
+                "out": args.out.display().to_string(),
             }));
-        } else if journalled > 0 {
-            self.note(&format!(
-                "resuming: {journalled} of {total} lines are in the journal of {}",
-                args.out.display()
-            ));
         }
         for bad in &scan.bad {
             self.invalid(bad).map_err(|e| {
@@ -236,6 +214,29 @@ impl Reporter {
 
     fn event(&mut self, event: BatchEvent<'_>) -> reka_inference::Result<()> {
         match event {
+            BatchEvent::Resumed {
+                entries,
+                in_flight,
+                reported,
+                reported_failed,
+                ..
+            } => {
+                self.done += reported as u64;
+                self.failed += reported_failed as u64;
+                self.started_with = self.done;
+                if self.out.json {
+                    self.out.json_line(&json!({
+                        "event": "resumed", "journalled": entries, "in_flight": in_flight,
+                        "reported": reported,
+                    }));
+                } else if entries > 0 {
+                    self.note(&format!(
+                        "resuming: {entries} of {} lines are in the journal ({reported} done, \
+                         {in_flight} jobs still running)",
+                        self.total
+                    ));
+                }
+            }
             BatchEvent::Done(entry) => self.done_entry(entry)?,
             BatchEvent::Submitted(entry) if self.out.json => {
                 self.out.json_line(&json!({
@@ -336,28 +337,15 @@ impl Reporter {
         &mut self,
         dir: &Path,
         summary: &BatchSummary,
-        entries: &[JournalEntry],
         total: u64,
         invalid: usize,
         interrupted: bool,
     ) -> Result<(), Failure> {
-        let succeeded = entries
-            .iter()
-            .filter(|e| matches!(e.state, EntryState::Done | EntryState::Reported) && e.succeeded())
-            .count();
-        let failed = entries
-            .iter()
-            .filter(|e| {
-                matches!(e.state, EntryState::Done | EntryState::Reported) && !e.succeeded()
-            })
-            .count();
-        let running = entries
-            .iter()
-            .filter(|e| matches!(e.state, EntryState::Submitted | EntryState::Finished))
-            .count();
+        let (succeeded, failed) = (summary.succeeded, summary.failed);
+        let running = summary.unfinished;
         let left = (total as usize).saturating_sub(succeeded + failed + invalid);
         let results = self.results.path().display().to_string();
-        let priced = entries.iter().any(|e| e.price_usd.is_some());
+        let priced = summary.priced;
         if self.out.json {
             self.out.json_line(&json!({
                 "event": "summary", "lines": total, "succeeded": succeeded, "failed": failed,

@@ -87,6 +87,7 @@ fn every_line_gets_one_result_and_its_files_and_a_rerun_sends_nothing() {
         assert_eq!(r["status"], "COMPLETED", "{r}");
         assert_eq!(r["ok"], true);
         assert_eq!(r["line"], i);
+        assert!(r["output"]["images"].is_array(), "{r}");
         let files = r["files"].as_array().unwrap();
         assert!(!files.is_empty(), "{r}");
         for f in files {

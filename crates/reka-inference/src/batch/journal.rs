@@ -93,7 +93,7 @@ pub struct JournalEntry {
     /// no longer knows the job).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status: Option<String>,
-    /// The job's output, kept until its files are saved.
+    /// The job's output, kept until the item is reported.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub output: Option<Value>,
     /// Why it did not succeed, in words.

@@ -333,6 +333,10 @@ pub enum BatchEvent<'a> {
         entries: usize,
         /// Jobs still running, followed again.
         in_flight: usize,
+        /// Items reported by earlier runs.
+        reported: usize,
+        /// Of those, the ones that did not succeed.
+        reported_failed: usize,
     },
     /// The service accepted an item's submit.
     Submitted(&'a JournalEntry),
@@ -410,6 +414,9 @@ pub struct BatchSummary {
     pub changed: usize,
     /// Spend the service reported, in US dollars.
     pub spent_usd: f64,
+    /// Whether the service reported any price at all (a spend of 0 then
+    /// means nothing was charged, not that nothing was said).
+    pub priced: bool,
     /// Why the run ended early, if it did.
     pub stopped: Option<StopReason>,
 }
@@ -635,9 +642,9 @@ impl<J: Journal, F: FnMut(BatchEvent<'_>) -> Result<()> + Send> Run<J, F> {
     async fn resume(&mut self) -> Result<()> {
         let entries = self.journal.load().await?;
         let count = entries.len();
-        let mut in_flight = 0;
+        let (mut in_flight, mut reported, mut reported_failed) = (0, 0, 0);
         let mut done = Vec::new();
-        for entry in entries {
+        for mut entry in entries {
             match entry.state {
                 EntryState::Submitting | EntryState::Submitted => {
                     self.ledger.started(&entry.endpoint)
@@ -654,13 +661,20 @@ impl<J: Journal, F: FnMut(BatchEvent<'_>) -> Result<()> + Send> Run<J, F> {
                 }
                 EntryState::Finished => self.start_download(&entry),
                 EntryState::Done => done.push(entry.key.clone()),
-                EntryState::Reported => {}
+                EntryState::Reported => {
+                    reported += 1;
+                    reported_failed += usize::from(!entry.succeeded());
+                    // Only what the counts need stays in memory.
+                    entry.output = None;
+                }
             }
             self.entries.insert(entry.key.clone(), entry);
         }
         (self.on_event)(BatchEvent::Resumed {
             entries: count,
             in_flight,
+            reported,
+            reported_failed,
         })?;
         for key in done {
             self.report(&key).await?;
@@ -1032,11 +1046,12 @@ impl<J: Journal, F: FnMut(BatchEvent<'_>) -> Result<()> + Send> Run<J, F> {
         };
         (self.on_event)(BatchEvent::Done(entry))?;
         entry.state = EntryState::Reported;
-        let saved = entry.clone();
-        // Reported entries are kept whole in the journal; in memory only
-        // what the counts need.
+        // The report carried the output: the journal and the memory keep
+        // only what resuming and the counts need, so that neither grows
+        // with what the jobs made.
         entry.output = None;
         self.reported += 1;
+        let saved = entry.clone();
         self.journal.save(&saved).await
     }
 
@@ -1125,6 +1140,7 @@ impl<J: Journal, F: FnMut(BatchEvent<'_>) -> Result<()> + Send> Run<J, F> {
     fn summary(&self) -> BatchSummary {
         let mut s = BatchSummary {
             spent_usd: self.ledger.spent,
+            priced: !self.ledger.prices.is_empty(),
             reported: self.reported,
             changed: self.changed,
             stopped: self
