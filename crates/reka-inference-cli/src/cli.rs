@@ -359,6 +359,13 @@ pub struct BatchArgs {
     #[arg(long, value_name = "DURATION")]
     pub job_timeout: Option<String>,
 
+    /// Submit each line with the idempotency key PREFIX<id> rather than a
+    /// random one: batches on several machines that share a prefix (and
+    /// the API key) get one job per line even where their inputs overlap,
+    /// for as long as the service keeps idempotency keys.
+    #[arg(long, value_name = "PREFIX")]
+    pub idempotency_prefix: Option<String>,
+
     /// Check every line and print what would be sent; send nothing.
     #[arg(long)]
     pub dry_run: bool,

@@ -398,3 +398,40 @@ async fn submits_fill_the_concurrency_when_answers_are_slow() {
     let max = counter.max.load(std::sync::atomic::Ordering::SeqCst);
     assert_eq!(max, 4, "at most {max} submits were in flight at once");
 }
+
+#[tokio::test]
+async fn overlapping_runs_with_derived_keys_share_their_jobs() {
+    // Two machines, each with its own journal, both given the same items
+    // with keys derived from them: one job per item at the service.
+    let sim = common::sim().await;
+    let client = common::client(&sim);
+    let keyed = || -> Vec<BatchItem> {
+        items(10)
+            .into_iter()
+            .map(|i| {
+                let key = format!("catalog-7:{}", i.key());
+                i.with_idempotency_key(key).unwrap()
+            })
+            .collect()
+    };
+    let (a, b) = (Reports::default(), Reports::default());
+    let (ja, jb) = (
+        Arc::new(MemoryJournal::default()),
+        Arc::new(MemoryJournal::default()),
+    );
+    let (first, second) = tokio::join!(
+        run(&client, &ja, BatchOptions::default(), keyed(), &a),
+        run(&client, &jb, BatchOptions::default(), keyed(), &b),
+    );
+    assert_eq!((first.succeeded, second.succeeded), (10, 10));
+    let stats = sim.stats().await;
+    assert_eq!(stats.jobs_created, 10);
+    assert_eq!(stats.idempotent_replays, 10);
+    for key in a.keys() {
+        assert_eq!(
+            a.get(&key)[0].request_id,
+            b.get(&key)[0].request_id,
+            "{key}"
+        );
+    }
+}

@@ -49,6 +49,13 @@ pub async fn run(ctx: &mut Ctx, args: BatchArgs, timeout: Option<Duration>) -> R
             )));
         }
     }
+    if let Some(prefix) = &args.idempotency_prefix
+        && (prefix.len() > 100 || !prefix.bytes().all(|b| b.is_ascii_graphic()))
+    {
+        return Err(Failure::usage(
+            "--idempotency-prefix: at most 100 visible ASCII characters, no spaces",
+        ));
+    }
     let job_timeout = args
         .job_timeout
         .as_deref()
@@ -119,7 +126,13 @@ pub async fn run(ctx: &mut Ctx, args: BatchArgs, timeout: Option<Duration>) -> R
     let mut interrupt = Interrupt::install()
         .map_err(|e| Failure::new(ExitClass::Other, format!("cannot handle Ctrl-C: {e}")))?;
     let invalid = scan.bad.len();
-    let items = batch_input::items(args.input.clone(), endpoint, scan.lines)?;
+    let prefix = args.idempotency_prefix.clone();
+    let items = batch_input::items(args.input.clone(), endpoint, scan.lines)?.map(move |item| {
+        let Some(prefix) = &prefix else { return item };
+        let key = format!("{prefix}{}", item.key());
+        // The prefix and the id were both checked: the key is valid.
+        item.clone().with_idempotency_key(key).unwrap_or(item)
+    });
     let batch = Batch::new(&client, journal.clone()).options(options);
     let stopper = batch.stopper();
     let events = reporter.clone();

@@ -423,3 +423,45 @@ fn a_rate_limited_service_is_followed_not_hammered() {
         );
     }
 }
+
+#[test]
+fn two_directories_with_one_idempotency_prefix_share_their_jobs() {
+    let sim = Sim::start();
+    let dir = tempfile::tempdir().unwrap();
+    let file = input(dir.path(), &prompts(6));
+    for out in ["a", "b"] {
+        run_ok(
+            sim.cmd()
+                .arg("batch")
+                .arg(&file)
+                .arg("--out")
+                .arg(dir.path().join(out))
+                .args(["--endpoint", "nano-banana/text-to-image", "--no-download"])
+                .args(["--idempotency-prefix", "shots-2026-12:"]),
+        );
+    }
+    let (a, b) = (
+        results_by_id(&dir.path().join("a")),
+        results_by_id(&dir.path().join("b")),
+    );
+    assert_eq!(a.len(), 6);
+    for (id, r) in &a {
+        assert_eq!(r["request_id"], b[id]["request_id"], "{id}");
+    }
+    assert_eq!(sim.stats().jobs_created, 6);
+    let bad = run_code(
+        sim.cmd()
+            .arg("batch")
+            .arg(&file)
+            .arg("--out")
+            .arg(dir.path().join("c"))
+            .args([
+                "--endpoint",
+                "nano-banana/text-to-image",
+                "--idempotency-prefix",
+                "has space",
+            ]),
+        2,
+    );
+    assert!(bad.stderr.contains("--idempotency-prefix"), "{bad:?}");
+}

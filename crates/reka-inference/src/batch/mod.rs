@@ -29,11 +29,36 @@
 //! runs alone to learn it (or [`BatchOptions::estimated_price_usd`] is
 //! used).
 //!
-//! Several processes can share a batch's work only by giving each its own
-//! items (split the input by key) and its own journal: two runs of one
-//! journal at once are not supported (a SQLite journal is one file, and a
-//! second writer would submit the same items with the same keys, which
-//! the service deduplicates, but both would report them).
+//! # Sharing the work between processes and machines
+//!
+//! One process follows tens of thousands of jobs (the service's rate
+//! limit is the bound, not the machine), so more processes help only with
+//! more keys or more bandwidth. With what exists:
+//!
+//! - **Split the items, one journal each.** Give each process its own
+//!   items (by a hash of the key, say) and its own journal; the reports
+//!   are merged by key. Two runs of one SQLite journal at once are not
+//!   supported (the CLI locks its directory).
+//! - **Make overlap harmless.** With
+//!   [`BatchItem::with_idempotency_key`] derived from the item (a batch
+//!   name and the key), an item that two processes both submit is one job
+//!   at the service: the second submit replays the first's answer. Both
+//!   follow it and both report it; the merge keeps one report per key.
+//!   This holds as long as the service keeps idempotency keys (not
+//!   published for Reka; 24 hours is common).
+//! - **Pick up another's jobs.** A job is reachable by its request id from
+//!   anywhere with the same API key: [`Client::job_for`] with
+//!   [`Job::with_submit_time`](crate::Job::with_submit_time) from a journal
+//!   entry follows it as if this process had submitted it.
+//!
+//! A journal shared on a database server would make one batch run on
+//! many machines: the [`Journal`] trait's upsert by key and read of every
+//! row, plus a claim per item (a row lease: `owner` and `lease_until`,
+//! taken with a conditional update before the submit and renewed while
+//! the job runs) so that each item has one owner, and a crashed owner's
+//! items pass to another when the lease lapses; reports then come from
+//! the rows rather than from each process. Only the embedded journal is
+//! built.
 //!
 //! ```no_run
 //! # async fn run(client: reka_inference::Client) -> reka_inference::Result<()> {
@@ -94,6 +119,7 @@ pub struct BatchItem {
     endpoint: Endpoint,
     input: Map<String, Value>,
     fingerprint: String,
+    idempotency_key: Option<String>,
 }
 
 impl BatchItem {
@@ -136,7 +162,41 @@ impl BatchItem {
             endpoint,
             input,
             fingerprint,
+            idempotency_key: None,
         })
+    }
+
+    /// Submits the item with this idempotency key rather than a fresh
+    /// random one. Keys derived from the item (`"catalog-2026-12:" + key`)
+    /// make runs that overlap harmless: two processes, or two journals,
+    /// submitting the same item get the same job from the service (within
+    /// the time the service keeps keys). Visible ASCII, at most 255 bytes.
+    ///
+    /// ```
+    /// use reka_inference::batch::BatchItem;
+    /// use serde_json::json;
+    ///
+    /// let item = BatchItem::new("row-17", "nano-banana/text-to-image", json!({"prompt": "a fox"}))?
+    ///     .with_idempotency_key("catalog-2026-12:row-17")?;
+    /// assert_eq!(item.idempotency_key(), Some("catalog-2026-12:row-17"));
+    /// assert!(BatchItem::new("r", "m/c", json!({}))?.with_idempotency_key("two words").is_err());
+    /// # Ok::<(), reka_inference::Error>(())
+    /// ```
+    pub fn with_idempotency_key(mut self, key: impl Into<String>) -> Result<BatchItem> {
+        let key = key.into();
+        if key.is_empty() || key.len() > 255 || !key.bytes().all(|b| b.is_ascii_graphic()) {
+            return Err(Error::InvalidInput(format!(
+                "idempotency key {:?}: 1 to 255 visible ASCII characters",
+                crate::error::truncate(&key, 80)
+            )));
+        }
+        self.idempotency_key = Some(key);
+        Ok(self)
+    }
+
+    /// The idempotency key given with [`with_idempotency_key`](Self::with_idempotency_key).
+    pub fn idempotency_key(&self) -> Option<&str> {
+        self.idempotency_key.as_deref()
     }
 
     /// The item's key.
@@ -846,7 +906,10 @@ impl<J: Journal, F: FnMut(BatchEvent<'_>) -> Result<()> + Send> Run<J, F> {
     }
 
     async fn submit_new(&mut self, item: BatchItem) -> Result<()> {
-        let idempotency_key = uuid::Uuid::new_v4().to_string();
+        let idempotency_key = item
+            .idempotency_key
+            .clone()
+            .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
         let entry = JournalEntry::new(
             item.key.clone(),
             item.endpoint.as_str(),
