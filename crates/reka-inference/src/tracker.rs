@@ -65,6 +65,9 @@ pub(crate) struct Tracker {
     /// status (a lone wait); a job set leaves status looks to its sweeps.
     records_while_running: bool,
     began: Instant,
+    /// Whether this process made the submit (so `began` is no later than
+    /// the job's creation, and bounds its running time).
+    submitted_here: bool,
     deadline: Option<Instant>,
     schedule: Schedule,
     next_at: Instant,
@@ -114,6 +117,7 @@ impl Tracker {
             with_logs,
             records_while_running: true,
             began: now,
+            submitted_here: submitted_at.is_some(),
             deadline,
             schedule,
             next_at,
@@ -456,7 +460,9 @@ impl Tracker {
     }
 
     /// Feeds the endpoint's duration estimate: the server's own
-    /// `inference_time` where it sends one, else what the looks saw.
+    /// `inference_time` where it sends one (no longer than the job has
+    /// existed, when this process submitted it: a server's clock or units
+    /// may be off), else what the looks saw.
     fn learn(&self, record: &ResultResponse) {
         let Some(endpoint) = &self.endpoint else {
             return;
@@ -465,11 +471,15 @@ impl Tracker {
             return;
         }
         let scale = self.schedule.policy().time_scale();
+        let lifetime = self
+            .submitted_here
+            .then(|| self.began.elapsed().as_secs_f64());
         let reported = record
             .metrics
             .as_ref()
             .and_then(|m| m.inference_time)
-            .map(|s| s * scale);
+            .map(|s| s * scale)
+            .map(|s| lifetime.map_or(s, |l| s.min(l)));
         let observed = self.schedule.started().map(|(earliest, latest)| {
             let start = earliest + latest.saturating_duration_since(earliest) / 2;
             Instant::now()
