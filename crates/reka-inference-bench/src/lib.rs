@@ -72,6 +72,19 @@ impl SimProcess {
             .await?)
     }
 
+    /// `PUT /_sim/faults`: replaces the simulator's faults with `spec`
+    /// (the `--faults` syntax, e.g. `webhook:lost=0.2`).
+    pub async fn set_faults(&self, spec: &str) -> Result<()> {
+        let url = format!("{}/_sim/faults", self.base_url);
+        self.http
+            .put(url)
+            .json(&spec)
+            .send()
+            .await?
+            .error_for_status()?;
+        Ok(())
+    }
+
     /// `POST /_sim/reset`: no jobs, zeroed counters.
     pub async fn reset(&self) -> Result<()> {
         let url = format!("{}/_sim/reset", self.base_url);

@@ -1,7 +1,8 @@
 //! Polling benchmark: status requests per job and detection lag of the
-//! default `wait` and of webhook-driven waits, next to fixed-interval
-//! pollers (2 s: Reka's own CLI; 0.5 s: Replicate; 0.1 s: fal), in one run
-//! against one simulator.
+//! default `wait` and of webhook-driven waits (with every delivery made, and
+//! with the simulator losing 20% of them), next to fixed-interval pollers
+//! (2 s: Reka's own CLI; 0.5 s: Replicate; 0.1 s: fal), in one run against
+//! one simulator.
 //!
 //! `cargo make bench-poll` (or build the simulator and this crate in release
 //! mode and run `bench-poll`). Writes `docs/bench-poll.svg` and the
@@ -118,30 +119,47 @@ async fn main() -> Result<()> {
         catalog.display().to_string(),
     ])?;
     let receiver = WebhookReceiver::listen("127.0.0.1:0".parse()?, None).await?;
-    let pollers: [(&'static str, PollPolicy, bool); 5] = [
-        ("webhook", PollPolicy::default(), true),
-        ("default", PollPolicy::default(), false),
+    // (name, policy, submit with the webhook, simulator faults)
+    let pollers: [(&'static str, PollPolicy, bool, Option<&str>); 6] = [
+        ("webhook", PollPolicy::default(), true, None),
+        (
+            "webhook, 20% lost",
+            PollPolicy::default(),
+            true,
+            Some("webhook:lost=0.2"),
+        ),
+        ("default", PollPolicy::default(), false, None),
         (
             "fixed 2 s",
             PollPolicy::fixed(Duration::from_secs(2)),
             false,
+            None,
         ),
         (
             "fixed 0.5 s",
             PollPolicy::fixed(Duration::from_millis(500)),
             false,
+            None,
         ),
         (
             "fixed 0.1 s",
             PollPolicy::fixed(Duration::from_millis(100)),
             false,
+            None,
         ),
     ];
     let mut results = Vec::new();
+    let started = std::time::Instant::now();
     for (si, &spread) in args.spreads.iter().enumerate() {
-        for (name, policy, webhook) in &pollers {
-            eprintln!("bench-poll: spread {spread}, {name}");
+        for (name, policy, webhook, faults) in &pollers {
+            eprintln!(
+                "bench-poll: spread {spread}, {name} ({} s in)",
+                started.elapsed().as_secs()
+            );
             sim.reset().await?;
+            if let Some(spec) = faults {
+                sim.set_faults(spec).await?;
+            }
             let client = Client::builder()
                 .api_key(reka_inference_sim::DEV_API_KEY)
                 .base_url(sim.base_url())
