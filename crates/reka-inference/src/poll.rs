@@ -571,7 +571,7 @@ fn largest_below(low: f64, high: f64, limit: f64, f: impl Fn(f64) -> f64) -> f64
         return high;
     }
     let (mut lo, mut hi) = (low, high);
-    for _ in 0..24 {
+    for _ in 0..16 {
         let mid = (lo + hi) / 2.0;
         if f(mid) <= limit {
             lo = mid;

@@ -334,6 +334,14 @@ fn render(results: &[PollerResult], args: &Args) -> String {
     out
 }
 
+/// A poller's name short enough to sit under its group of bars.
+fn chart_label(name: &str) -> String {
+    match name {
+        "webhook, 20% lost" => "20% lost".to_owned(),
+        other => other.to_owned(),
+    }
+}
+
 fn chart(all: &[PollerResult], path: &std::path::Path) -> Result<()> {
     let shown = all
         .iter()
@@ -342,9 +350,9 @@ fn chart(all: &[PollerResult], path: &std::path::Path) -> Result<()> {
         .or_else(|| all.first().map(|r| r.spread))
         .unwrap_or(1.0);
     let results: Vec<&PollerResult> = all.iter().filter(|r| r.spread == shown).collect();
-    let root = SVGBackend::new(path, (900, 420)).into_drawing_area();
+    let root = SVGBackend::new(path, (1000, 420)).into_drawing_area();
     root.fill(&WHITE)?;
-    let (left, right) = root.split_horizontally(450);
+    let (left, right) = root.split_horizontally(500);
     let panels = [
         (left, "requests per job (after learning)", 0usize),
         (right, "mean detection lag (simulated s)", 1usize),
@@ -398,9 +406,9 @@ fn chart(all: &[PollerResult], path: &std::path::Path) -> Result<()> {
         // Poller names under their groups of bars, below the bars' base.
         for (p, r) in results.iter().enumerate() {
             chart.draw_series(std::iter::once(Text::new(
-                r.name.to_owned(),
-                (p as f64 + 0.12, 0.0065),
-                ("sans-serif", 13).into_font(),
+                chart_label(r.name),
+                (p as f64 + 0.05, 0.0065),
+                ("sans-serif", 12).into_font(),
             )))?;
         }
         for (p, per_length) in values.iter().enumerate() {
