@@ -240,6 +240,14 @@ pub struct WaitArgs {
 
     #[command(flatten)]
     pub follow: FollowArgs,
+
+    /// Receive the job's webhook on this address (the job was submitted
+    /// with `submit --webhook URL`, URL reaching this address): look once
+    /// now, then end the wait when the delivery arrives, confirmed by one
+    /// fetch of the record; polls only as a rare safety net.
+    #[cfg(feature = "webhooks")]
+    #[arg(long, value_name = "ADDR")]
+    pub webhook_listen: Option<String>,
 }
 
 /// `run`.

@@ -134,8 +134,9 @@ impl Tracker {
         }
     }
 
-    /// Webhook mode: the job is looked at when a delivery says so, and
-    /// otherwise only by a sparse safety net (deliveries can be lost): first
+    /// Webhook mode: the job is looked at when a delivery says so (and, if
+    /// this process did not submit it, once at the start), and otherwise
+    /// only by a sparse safety net (deliveries can be lost): first
     /// at three times the learnt 99th percentile of the endpoint's running
     /// time, and at least two minutes after the submit (a queue comes
     /// first), then at gaps doubling to ten minutes, all scaled like the
@@ -153,8 +154,12 @@ impl Tracker {
                 .max(SAFETY_FIRST)
         });
         self.safety_gap = Some(scaled(first));
-        // From the submit (or now, for an attached job).
-        self.next_at = later(self.began.min(self.next_at), scaled(first));
+        // From the submit. A job this process did not submit may have ended
+        // (its delivery gone) before anything listened: it is looked at
+        // once now, then by the safety net.
+        if self.submitted_here {
+            self.next_at = later(self.began.min(self.next_at), scaled(first));
+        }
         self
     }
 

@@ -141,3 +141,39 @@ async fn a_job_set_parks_on_deliveries_too() {
     let looks = stats.count("get_status", "200") + stats.count("get_result", "200");
     assert!(looks <= 2 * 6, "{stats:?}");
 }
+
+/// `wait` of a job submitted elsewhere (the CLI's `submit --webhook` then
+/// `wait --webhook-listen`): its delivery may have come and gone before
+/// anything listened, so the job is looked at once at the start rather
+/// than left to a safety net that first looks minutes later.
+#[tokio::test]
+async fn an_attached_job_that_already_ended_is_seen_at_once() {
+    let sim = common::sim().await;
+    // The policy at real time: the safety net's first look would come
+    // 2 minutes after the attach, far past the wait's 30 s.
+    let client = common::builder(&sim)
+        .poll_policy(reka_inference::PollPolicy::default())
+        .build()
+        .unwrap();
+    let fast = common::client(&sim);
+    let submitted = fast
+        .submit("nano-banana/text-to-image", json!({"prompt": "x"}))
+        .await
+        .unwrap();
+    submitted.wait().await.unwrap();
+
+    let receiver = WebhookReceiver::listen("127.0.0.1:0".parse().unwrap(), None)
+        .await
+        .unwrap();
+    let before = sim.stats().await;
+    let attached = client.job(submitted.id()).with_receiver(receiver);
+    let done = attached
+        .wait_with(WaitOptions::default().timeout(Duration::from_secs(30)))
+        .await
+        .unwrap();
+    assert_eq!(done.request_id, submitted.id());
+    let after = sim.stats().await;
+    let looks =
+        |s: &reka_inference_sim::Stats| s.count("get_status", "200") + s.count("get_result", "200");
+    assert!(looks(&after) - looks(&before) <= 2, "{after:?}");
+}

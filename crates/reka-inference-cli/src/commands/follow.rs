@@ -88,6 +88,18 @@ pub async fn wait(ctx: &mut Ctx, args: WaitArgs, timeout: Option<Duration>) -> R
     let spinner = JobSpinner::new(&ctx.out, &id);
     spinner.status("checking");
     let job = client.job(&id);
+    #[cfg(feature = "webhooks")]
+    let job = match &args.webhook_listen {
+        Some(addr) => {
+            let receiver = listen(addr, None).await?;
+            ctx.out.note(&format!(
+                "receiving the job's webhook at {}",
+                receiver.url()
+            ));
+            job.with_receiver(receiver)
+        }
+        None => job,
+    };
     follow(
         ctx,
         &client,

@@ -1,5 +1,6 @@
-//! `run --webhook-listen`: the wait ends at the webhook delivery, confirmed
-//! by one fetch of the record, with no status polls.
+//! `run --webhook-listen` (and `submit --webhook` then `wait
+//! --webhook-listen`): the wait ends at the webhook delivery, confirmed by
+//! one fetch of the record, with no status polls.
 
 use crate::common::{Sim, run_ok};
 
@@ -21,6 +22,45 @@ fn run_with_a_webhook_ends_at_the_delivery_with_one_fetch() {
     assert_eq!(stats.webhooks_delivered, 1, "{stats:?}");
     assert_eq!(stats.count("get_status", "200"), 0, "{stats:?}");
     assert_eq!(stats.count("get_result", "200"), 1, "{stats:?}");
+}
+
+#[test]
+fn submit_with_a_webhook_then_wait_listening_for_it() {
+    let sim = Sim::start();
+    // A port nothing else holds, for the submit to name and the wait to
+    // listen on.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port();
+    let submitted = run_ok(sim.cmd().args([
+        "--json",
+        "submit",
+        "nano-banana/text-to-image",
+        "--set",
+        "prompt=x",
+        "--webhook",
+        &format!("http://127.0.0.1:{port}/"),
+    ]))
+    .json();
+    let id = submitted["request_id"].as_str().expect("request_id");
+    let before = sim.stats();
+    let waited = run_ok(sim.cmd().args([
+        "--json",
+        "wait",
+        id,
+        "--webhook-listen",
+        &format!("127.0.0.1:{port}"),
+    ]))
+    .json();
+    assert_eq!(waited["request_id"], id);
+    assert_eq!(waited["status"], "COMPLETED");
+    // One look at the start (the job may have ended before anything
+    // listened), then the delivery and its confirming fetch: no polling.
+    let after = sim.stats();
+    let looks =
+        |s: &reka_inference_sim::Stats| s.count("get_status", "200") + s.count("get_result", "200");
+    assert!(looks(&after) - looks(&before) <= 3, "{after:?}");
 }
 
 #[test]
