@@ -65,9 +65,9 @@ pub(crate) struct Tracker {
     /// status (a lone wait); a job set leaves status looks to its sweeps.
     records_while_running: bool,
     began: Instant,
-    /// Whether this process made the submit (so `began` is no later than
-    /// the job's creation, and bounds its running time).
-    submitted_here: bool,
+    /// When this process's submit of the job was accepted, if it made one:
+    /// the job has existed at least since then.
+    submitted_at: Option<Instant>,
     deadline: Option<Instant>,
     schedule: Schedule,
     next_at: Instant,
@@ -117,7 +117,7 @@ impl Tracker {
             with_logs,
             records_while_running: true,
             began: now,
-            submitted_here: submitted_at.is_some(),
+            submitted_at,
             deadline,
             schedule,
             next_at,
@@ -157,7 +157,7 @@ impl Tracker {
         // From the submit. A job this process did not submit may have ended
         // (its delivery gone) before anything listened: it is looked at
         // once now, then by the safety net.
-        if self.submitted_here {
+        if self.submitted_at.is_some() {
             self.next_at = later(self.began.min(self.next_at), scaled(first));
         }
         self
@@ -476,9 +476,7 @@ impl Tracker {
             return;
         }
         let scale = self.schedule.policy().time_scale();
-        let lifetime = self
-            .submitted_here
-            .then(|| self.began.elapsed().as_secs_f64());
+        let lifetime = self.submitted_at.map(|at| at.elapsed().as_secs_f64());
         let reported = record
             .metrics
             .as_ref()
