@@ -94,7 +94,8 @@ pub fn generate_normalized_with(
     normalized: &Value,
     settings: &GenerationSettings,
 ) -> Result<String> {
-    let tokens = progenitor_tokens(normalized, settings)?;
+    let mut tokens = progenitor_tokens(normalized, settings)?;
+    tokens.extend(crate::operations::table(normalized));
     let file: syn::File =
         syn::parse2(line_docs(tokens)).context("progenitor produced unparsable code")?;
     let pretty = guard::guarded(|| prettyplease::unparse(&file))

@@ -8,6 +8,7 @@
 //! - [`normalize`]: upstream OpenAPI 3.1 (FastAPI's form) to the 3.0.3 subset
 //!   progenitor accepts, refusing what cannot be converted.
 //! - [`generate`]: progenitor, the status-type replacement, formatting.
+//! - [`operations`]: the table of operations written beside the client.
 //! - [`diff`]: a reviewer's summary of two spec versions, breaking changes marked.
 //! - [`shape`]: the public shape of generated code, for snapshots.
 //! - [`guard`]: turns a generator panic into an error.
@@ -20,6 +21,7 @@ pub mod diff;
 pub mod generate;
 pub mod guard;
 pub mod normalize;
+pub mod operations;
 pub mod shape;
 
 use std::path::{Path, PathBuf};

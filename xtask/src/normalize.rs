@@ -150,11 +150,15 @@ pub enum Rule {
     /// A streaming response (NDJSON, server-sent events) the generator can
     /// only hand over as bytes, or drops beside a JSON form, is named.
     StreamingResponse,
+    /// A status code covered by a range of its class (`202` beside `2XX`)
+    /// is dropped: the generator matches the range first, so the code
+    /// could never be reached, and after merging both decode one type.
+    RangeResponse,
 }
 
 impl Rule {
     /// Every rule, in report order.
-    pub const ALL: [Rule; 31] = [
+    pub const ALL: [Rule; 32] = [
         Rule::Version,
         Rule::NullableUnion,
         Rule::NullableTypeArray,
@@ -186,6 +190,7 @@ impl Rule {
         Rule::NullableComponent,
         Rule::InlineNameClash,
         Rule::StreamingResponse,
+        Rule::RangeResponse,
     ];
 
     /// A one-line description, as the report prints it.
@@ -224,6 +229,7 @@ impl Rule {
             }
             Rule::InlineNameClash => "inline type named like a component titled apart",
             Rule::StreamingResponse => "streaming response typed as bytes or dropped",
+            Rule::RangeResponse => "status code covered by a range of its class dropped",
         }
     }
 }
@@ -1197,8 +1203,38 @@ impl Normalizer {
             let op_name = op_id.unwrap_or_else(|| ptr.to_owned());
             self.merge_responses(responses, &op_name, true, place);
             self.merge_responses(responses, &op_name, false, place);
+            self.drop_codes_under_ranges(responses);
         }
         unsupported
+    }
+
+    /// Drops the codes a range of their class covers (`202` beside
+    /// `2XX`), keeping the class's first code (`200`): progenitor sorts a
+    /// range as its first code and matches it before the codes above it,
+    /// which would be unreachable patterns in the generated match. The
+    /// responses are merged by now, so the range decodes the same type.
+    fn drop_codes_under_ranges(&mut self, responses: &mut Map<String, Value>) {
+        let ranges: Vec<char> = responses
+            .keys()
+            .filter(|c| c.len() == 3 && c[1..].eq_ignore_ascii_case("XX"))
+            .filter_map(|c| c.chars().next())
+            .collect();
+        let covered: Vec<String> = responses
+            .keys()
+            .filter(|c| {
+                c.len() == 3
+                    && c.bytes().all(|b| b.is_ascii_digit())
+                    && !c.ends_with("00")
+                    && c.chars()
+                        .next()
+                        .is_some_and(|class| ranges.contains(&class))
+            })
+            .cloned()
+            .collect();
+        for code in covered {
+            responses.remove(&code);
+            self.report.hit(Rule::RangeResponse);
+        }
     }
 
     /// Makes the path parameters those of the path template: progenitor
@@ -2710,6 +2746,24 @@ mod tests {
         assert_eq!(report.count(Rule::DefaultResponse), 0);
         let r = &doc["paths"]["/x"]["post"]["responses"];
         assert_eq!(r["default"]["content"], r["404"]["content"]);
+    }
+
+    #[test]
+    fn codes_under_a_range_are_dropped_but_the_first_stays() {
+        let doc = op_doc(json!({"operationId": "x", "responses": {
+            "200": json_body(json!({"type": "object"})),
+            "202": json_body(json!({"type": "object"})),
+            "2XX": json_body(json!({"type": "object"})),
+            "404": json_body(json!({"$ref": "#/components/schemas/E"})),
+            "4XX": json_body(json!({"$ref": "#/components/schemas/E"})),
+            "500": json_body(json!({"$ref": "#/components/schemas/E"})),
+        }}));
+        let (n, report) = normalize(&doc).unwrap();
+        let r = n["paths"]["/x"]["post"]["responses"].as_object().unwrap();
+        let mut codes: Vec<&str> = r.keys().map(String::as_str).collect();
+        codes.sort_unstable();
+        assert_eq!(codes, ["200", "2XX", "4XX", "500"]);
+        assert_eq!(report.count(Rule::RangeResponse), 2);
     }
 
     #[test]

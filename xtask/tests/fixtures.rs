@@ -292,9 +292,16 @@ fn several_response_shapes() {
             (Rule::MediaTypes, 4),
             (Rule::DefaultResponse, 1),
             (Rule::SharedTitle, 8),
+            // read_job: 202 beside 2XX.
+            (Rule::RangeResponse, 1),
         ])
     );
     let paths = &n["paths"];
+    let read_job = paths["/jobs/{job_id}"]["get"]["responses"]
+        .as_object()
+        .expect("read_job's responses");
+    assert!(read_job.contains_key("200") && read_job.contains_key("2XX"));
+    assert!(!read_job.contains_key("202"));
     let schema = |op: &str, code: &str| {
         paths
             .pointer(&format!(

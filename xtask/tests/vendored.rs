@@ -141,5 +141,5 @@ fn every_operation_has_its_documented_parameters() {
             );
         }
     }
-    assert_eq!(operations, 16);
+    assert_eq!(operations, 17);
 }

@@ -185,6 +185,8 @@ pub mod types {
         ///An end-user identifier.
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub user: ::std::option::Option<::std::string::String>,
+        #[serde(flatten)]
+        pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
     }
     impl ChatCompletionRequest {
         pub fn builder() -> builder::ChatCompletionRequest {
@@ -310,7 +312,7 @@ pub mod types {
             Default::default()
         }
     }
-    ///One part of a message's content.
+    ///One part of a message's content: one of OpenAI's part types, or any other part (passed through as given).
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
     #[serde(untagged)]
     pub enum ChatContentPart {
@@ -319,6 +321,7 @@ pub mod types {
         Audio(ChatContentPartAudio),
         File(ChatContentPartFile),
         Refusal(ChatContentPartRefusal),
+        Other(ChatContentPartOther),
     }
     impl ::std::convert::From<ChatContentPartText> for ChatContentPart {
         fn from(value: ChatContentPartText) -> Self {
@@ -345,12 +348,19 @@ pub mod types {
             Self::Refusal(value)
         }
     }
+    impl ::std::convert::From<ChatContentPartOther> for ChatContentPart {
+        fn from(value: ChatContentPartOther) -> Self {
+            Self::Other(value)
+        }
+    }
     ///Audio.
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
     pub struct ChatContentPartAudio {
         pub input_audio: ChatInputAudio,
         #[serde(rename = "type")]
         pub type_: ChatContentPartAudioType,
+        #[serde(flatten)]
+        pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
     }
     impl ChatContentPartAudio {
         pub fn builder() -> builder::ChatContentPartAudio {
@@ -410,6 +420,8 @@ pub mod types {
         pub file: ChatFile,
         #[serde(rename = "type")]
         pub type_: ChatContentPartFileType,
+        #[serde(flatten)]
+        pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
     }
     impl ChatContentPartFile {
         pub fn builder() -> builder::ChatContentPartFile {
@@ -469,6 +481,8 @@ pub mod types {
         pub image_url: ChatImageUrl,
         #[serde(rename = "type")]
         pub type_: ChatContentPartImageType,
+        #[serde(flatten)]
+        pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
     }
     impl ChatContentPartImage {
         pub fn builder() -> builder::ChatContentPartImage {
@@ -522,12 +536,28 @@ pub mod types {
             value.parse()
         }
     }
+    ///A content part of a type the document does not list, passed through as given (OpenAI adds part types; Qwen's vision models take `video_url`).
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
+    pub struct ChatContentPartOther {
+        ///A part type this document does not list (`video_url`, ...), sent as given.
+        #[serde(rename = "type")]
+        pub type_: ::std::string::String,
+        #[serde(flatten)]
+        pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
+    }
+    impl ChatContentPartOther {
+        pub fn builder() -> builder::ChatContentPartOther {
+            Default::default()
+        }
+    }
     ///A refusal (assistant messages).
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
     pub struct ChatContentPartRefusal {
         pub refusal: ::std::string::String,
         #[serde(rename = "type")]
         pub type_: ChatContentPartRefusalType,
+        #[serde(flatten)]
+        pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
     }
     impl ChatContentPartRefusal {
         pub fn builder() -> builder::ChatContentPartRefusal {
@@ -587,6 +617,8 @@ pub mod types {
         pub text: ::std::string::String,
         #[serde(rename = "type")]
         pub type_: ChatContentPartTextType,
+        #[serde(flatten)]
+        pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
     }
     impl ChatContentPartText {
         pub fn builder() -> builder::ChatContentPartText {
@@ -881,6 +913,8 @@ pub mod types {
         ///The calls an assistant message made.
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub tool_calls: ::std::option::Option<::std::vec::Vec<ChatToolCall>>,
+        #[serde(flatten)]
+        pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
     }
     impl ChatMessage {
         pub fn builder() -> builder::ChatMessage {
@@ -1283,9 +1317,12 @@ pub mod types {
             Default::default()
         }
     }
-    ///The endpoints this key can use, under one of two wrappers: `models` (seen live by third-party code, INFER-CODE) or `items` (INFERRED). A reader takes whichever is present.
+    ///The endpoints this key can use, under one of three wrappers: `models` (seen live by third-party code, INFER-CODE), `items` (INFERRED) or `data` (OpenAI-style, OPENAI). A reader takes whichever is present.
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, Default, PartialEq)]
     pub struct ListModelsResponse {
+        ///The wrapper of OpenAI-style model lists (OPENAI); kept because a proxy in front of the service may answer so.
+        #[serde(default, skip_serializing_if = "::std::vec::Vec::is_empty")]
+        pub data: ::std::vec::Vec<ModelInfo>,
         ///The wrapper of our first reconstruction (INFERRED); kept because it may be what the service answers.
         #[serde(default, skip_serializing_if = "::std::vec::Vec::is_empty")]
         pub items: ::std::vec::Vec<ModelInfo>,
@@ -2083,6 +2120,10 @@ pub mod types {
                 ::std::option::Option<::std::string::String>,
                 ::std::string::String,
             >,
+            extra: ::std::result::Result<
+                ::serde_json::Map<::std::string::String, ::serde_json::Value>,
+                ::std::string::String,
+            >,
         }
         impl ::std::default::Default for ChatCompletionRequest {
             fn default() -> Self {
@@ -2104,6 +2145,7 @@ pub mod types {
                     top_logprobs: Ok(Default::default()),
                     top_p: Ok(Default::default()),
                     user: Ok(Default::default()),
+                    extra: Err("no value supplied for extra".to_string()),
                 }
             }
         }
@@ -2280,6 +2322,18 @@ pub mod types {
                     .map_err(|e| format!("error converting supplied value for user: {e}"));
                 self
             }
+            pub fn extra<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<
+                        ::serde_json::Map<::std::string::String, ::serde_json::Value>,
+                    >,
+                T::Error: ::std::fmt::Display,
+            {
+                self.extra = value
+                    .try_into()
+                    .map_err(|e| format!("error converting supplied value for extra: {e}"));
+                self
+            }
         }
         impl ::std::convert::TryFrom<ChatCompletionRequest> for super::ChatCompletionRequest {
             type Error = super::error::ConversionError;
@@ -2304,6 +2358,7 @@ pub mod types {
                     top_logprobs: value.top_logprobs?,
                     top_p: value.top_p?,
                     user: value.user?,
+                    extra: value.extra?,
                 })
             }
         }
@@ -2327,6 +2382,7 @@ pub mod types {
                     top_logprobs: Ok(value.top_logprobs),
                     top_p: Ok(value.top_p),
                     user: Ok(value.user),
+                    extra: Ok(value.extra),
                 }
             }
         }
@@ -2533,12 +2589,17 @@ pub mod types {
         pub struct ChatContentPartAudio {
             input_audio: ::std::result::Result<super::ChatInputAudio, ::std::string::String>,
             type_: ::std::result::Result<super::ChatContentPartAudioType, ::std::string::String>,
+            extra: ::std::result::Result<
+                ::serde_json::Map<::std::string::String, ::serde_json::Value>,
+                ::std::string::String,
+            >,
         }
         impl ::std::default::Default for ChatContentPartAudio {
             fn default() -> Self {
                 Self {
                     input_audio: Err("no value supplied for input_audio".to_string()),
                     type_: Err("no value supplied for type_".to_string()),
+                    extra: Err("no value supplied for extra".to_string()),
                 }
             }
         }
@@ -2563,6 +2624,18 @@ pub mod types {
                     .map_err(|e| format!("error converting supplied value for type_: {e}"));
                 self
             }
+            pub fn extra<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<
+                        ::serde_json::Map<::std::string::String, ::serde_json::Value>,
+                    >,
+                T::Error: ::std::fmt::Display,
+            {
+                self.extra = value
+                    .try_into()
+                    .map_err(|e| format!("error converting supplied value for extra: {e}"));
+                self
+            }
         }
         impl ::std::convert::TryFrom<ChatContentPartAudio> for super::ChatContentPartAudio {
             type Error = super::error::ConversionError;
@@ -2572,6 +2645,7 @@ pub mod types {
                 Ok(Self {
                     input_audio: value.input_audio?,
                     type_: value.type_?,
+                    extra: value.extra?,
                 })
             }
         }
@@ -2580,6 +2654,7 @@ pub mod types {
                 Self {
                     input_audio: Ok(value.input_audio),
                     type_: Ok(value.type_),
+                    extra: Ok(value.extra),
                 }
             }
         }
@@ -2587,12 +2662,17 @@ pub mod types {
         pub struct ChatContentPartFile {
             file: ::std::result::Result<super::ChatFile, ::std::string::String>,
             type_: ::std::result::Result<super::ChatContentPartFileType, ::std::string::String>,
+            extra: ::std::result::Result<
+                ::serde_json::Map<::std::string::String, ::serde_json::Value>,
+                ::std::string::String,
+            >,
         }
         impl ::std::default::Default for ChatContentPartFile {
             fn default() -> Self {
                 Self {
                     file: Err("no value supplied for file".to_string()),
                     type_: Err("no value supplied for type_".to_string()),
+                    extra: Err("no value supplied for extra".to_string()),
                 }
             }
         }
@@ -2617,6 +2697,18 @@ pub mod types {
                     .map_err(|e| format!("error converting supplied value for type_: {e}"));
                 self
             }
+            pub fn extra<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<
+                        ::serde_json::Map<::std::string::String, ::serde_json::Value>,
+                    >,
+                T::Error: ::std::fmt::Display,
+            {
+                self.extra = value
+                    .try_into()
+                    .map_err(|e| format!("error converting supplied value for extra: {e}"));
+                self
+            }
         }
         impl ::std::convert::TryFrom<ChatContentPartFile> for super::ChatContentPartFile {
             type Error = super::error::ConversionError;
@@ -2626,6 +2718,7 @@ pub mod types {
                 Ok(Self {
                     file: value.file?,
                     type_: value.type_?,
+                    extra: value.extra?,
                 })
             }
         }
@@ -2634,6 +2727,7 @@ pub mod types {
                 Self {
                     file: Ok(value.file),
                     type_: Ok(value.type_),
+                    extra: Ok(value.extra),
                 }
             }
         }
@@ -2641,12 +2735,17 @@ pub mod types {
         pub struct ChatContentPartImage {
             image_url: ::std::result::Result<super::ChatImageUrl, ::std::string::String>,
             type_: ::std::result::Result<super::ChatContentPartImageType, ::std::string::String>,
+            extra: ::std::result::Result<
+                ::serde_json::Map<::std::string::String, ::serde_json::Value>,
+                ::std::string::String,
+            >,
         }
         impl ::std::default::Default for ChatContentPartImage {
             fn default() -> Self {
                 Self {
                     image_url: Err("no value supplied for image_url".to_string()),
                     type_: Err("no value supplied for type_".to_string()),
+                    extra: Err("no value supplied for extra".to_string()),
                 }
             }
         }
@@ -2671,6 +2770,18 @@ pub mod types {
                     .map_err(|e| format!("error converting supplied value for type_: {e}"));
                 self
             }
+            pub fn extra<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<
+                        ::serde_json::Map<::std::string::String, ::serde_json::Value>,
+                    >,
+                T::Error: ::std::fmt::Display,
+            {
+                self.extra = value
+                    .try_into()
+                    .map_err(|e| format!("error converting supplied value for extra: {e}"));
+                self
+            }
         }
         impl ::std::convert::TryFrom<ChatContentPartImage> for super::ChatContentPartImage {
             type Error = super::error::ConversionError;
@@ -2680,6 +2791,7 @@ pub mod types {
                 Ok(Self {
                     image_url: value.image_url?,
                     type_: value.type_?,
+                    extra: value.extra?,
                 })
             }
         }
@@ -2688,6 +2800,66 @@ pub mod types {
                 Self {
                     image_url: Ok(value.image_url),
                     type_: Ok(value.type_),
+                    extra: Ok(value.extra),
+                }
+            }
+        }
+        #[derive(Clone, Debug)]
+        pub struct ChatContentPartOther {
+            type_: ::std::result::Result<::std::string::String, ::std::string::String>,
+            extra: ::std::result::Result<
+                ::serde_json::Map<::std::string::String, ::serde_json::Value>,
+                ::std::string::String,
+            >,
+        }
+        impl ::std::default::Default for ChatContentPartOther {
+            fn default() -> Self {
+                Self {
+                    type_: Err("no value supplied for type_".to_string()),
+                    extra: Err("no value supplied for extra".to_string()),
+                }
+            }
+        }
+        impl ChatContentPartOther {
+            pub fn type_<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::string::String>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.type_ = value
+                    .try_into()
+                    .map_err(|e| format!("error converting supplied value for type_: {e}"));
+                self
+            }
+            pub fn extra<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<
+                        ::serde_json::Map<::std::string::String, ::serde_json::Value>,
+                    >,
+                T::Error: ::std::fmt::Display,
+            {
+                self.extra = value
+                    .try_into()
+                    .map_err(|e| format!("error converting supplied value for extra: {e}"));
+                self
+            }
+        }
+        impl ::std::convert::TryFrom<ChatContentPartOther> for super::ChatContentPartOther {
+            type Error = super::error::ConversionError;
+            fn try_from(
+                value: ChatContentPartOther,
+            ) -> ::std::result::Result<Self, super::error::ConversionError> {
+                Ok(Self {
+                    type_: value.type_?,
+                    extra: value.extra?,
+                })
+            }
+        }
+        impl ::std::convert::From<super::ChatContentPartOther> for ChatContentPartOther {
+            fn from(value: super::ChatContentPartOther) -> Self {
+                Self {
+                    type_: Ok(value.type_),
+                    extra: Ok(value.extra),
                 }
             }
         }
@@ -2695,12 +2867,17 @@ pub mod types {
         pub struct ChatContentPartRefusal {
             refusal: ::std::result::Result<::std::string::String, ::std::string::String>,
             type_: ::std::result::Result<super::ChatContentPartRefusalType, ::std::string::String>,
+            extra: ::std::result::Result<
+                ::serde_json::Map<::std::string::String, ::serde_json::Value>,
+                ::std::string::String,
+            >,
         }
         impl ::std::default::Default for ChatContentPartRefusal {
             fn default() -> Self {
                 Self {
                     refusal: Err("no value supplied for refusal".to_string()),
                     type_: Err("no value supplied for type_".to_string()),
+                    extra: Err("no value supplied for extra".to_string()),
                 }
             }
         }
@@ -2725,6 +2902,18 @@ pub mod types {
                     .map_err(|e| format!("error converting supplied value for type_: {e}"));
                 self
             }
+            pub fn extra<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<
+                        ::serde_json::Map<::std::string::String, ::serde_json::Value>,
+                    >,
+                T::Error: ::std::fmt::Display,
+            {
+                self.extra = value
+                    .try_into()
+                    .map_err(|e| format!("error converting supplied value for extra: {e}"));
+                self
+            }
         }
         impl ::std::convert::TryFrom<ChatContentPartRefusal> for super::ChatContentPartRefusal {
             type Error = super::error::ConversionError;
@@ -2734,6 +2923,7 @@ pub mod types {
                 Ok(Self {
                     refusal: value.refusal?,
                     type_: value.type_?,
+                    extra: value.extra?,
                 })
             }
         }
@@ -2742,6 +2932,7 @@ pub mod types {
                 Self {
                     refusal: Ok(value.refusal),
                     type_: Ok(value.type_),
+                    extra: Ok(value.extra),
                 }
             }
         }
@@ -2749,12 +2940,17 @@ pub mod types {
         pub struct ChatContentPartText {
             text: ::std::result::Result<::std::string::String, ::std::string::String>,
             type_: ::std::result::Result<super::ChatContentPartTextType, ::std::string::String>,
+            extra: ::std::result::Result<
+                ::serde_json::Map<::std::string::String, ::serde_json::Value>,
+                ::std::string::String,
+            >,
         }
         impl ::std::default::Default for ChatContentPartText {
             fn default() -> Self {
                 Self {
                     text: Err("no value supplied for text".to_string()),
                     type_: Err("no value supplied for type_".to_string()),
+                    extra: Err("no value supplied for extra".to_string()),
                 }
             }
         }
@@ -2779,6 +2975,18 @@ pub mod types {
                     .map_err(|e| format!("error converting supplied value for type_: {e}"));
                 self
             }
+            pub fn extra<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<
+                        ::serde_json::Map<::std::string::String, ::serde_json::Value>,
+                    >,
+                T::Error: ::std::fmt::Display,
+            {
+                self.extra = value
+                    .try_into()
+                    .map_err(|e| format!("error converting supplied value for extra: {e}"));
+                self
+            }
         }
         impl ::std::convert::TryFrom<ChatContentPartText> for super::ChatContentPartText {
             type Error = super::error::ConversionError;
@@ -2788,6 +2996,7 @@ pub mod types {
                 Ok(Self {
                     text: value.text?,
                     type_: value.type_?,
+                    extra: value.extra?,
                 })
             }
         }
@@ -2796,6 +3005,7 @@ pub mod types {
                 Self {
                     text: Ok(value.text),
                     type_: Ok(value.type_),
+                    extra: Ok(value.extra),
                 }
             }
         }
@@ -3395,6 +3605,10 @@ pub mod types {
                 ::std::option::Option<::std::vec::Vec<super::ChatToolCall>>,
                 ::std::string::String,
             >,
+            extra: ::std::result::Result<
+                ::serde_json::Map<::std::string::String, ::serde_json::Value>,
+                ::std::string::String,
+            >,
         }
         impl ::std::default::Default for ChatMessage {
             fn default() -> Self {
@@ -3405,6 +3619,7 @@ pub mod types {
                     role: Err("no value supplied for role".to_string()),
                     tool_call_id: Ok(Default::default()),
                     tool_calls: Ok(Default::default()),
+                    extra: Err("no value supplied for extra".to_string()),
                 }
             }
         }
@@ -3471,6 +3686,18 @@ pub mod types {
                     .map_err(|e| format!("error converting supplied value for tool_calls: {e}"));
                 self
             }
+            pub fn extra<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<
+                        ::serde_json::Map<::std::string::String, ::serde_json::Value>,
+                    >,
+                T::Error: ::std::fmt::Display,
+            {
+                self.extra = value
+                    .try_into()
+                    .map_err(|e| format!("error converting supplied value for extra: {e}"));
+                self
+            }
         }
         impl ::std::convert::TryFrom<ChatMessage> for super::ChatMessage {
             type Error = super::error::ConversionError;
@@ -3484,6 +3711,7 @@ pub mod types {
                     role: value.role?,
                     tool_call_id: value.tool_call_id?,
                     tool_calls: value.tool_calls?,
+                    extra: value.extra?,
                 })
             }
         }
@@ -3496,6 +3724,7 @@ pub mod types {
                     role: Ok(value.role),
                     tool_call_id: Ok(value.tool_call_id),
                     tool_calls: Ok(value.tool_calls),
+                    extra: Ok(value.extra),
                 }
             }
         }
@@ -4299,18 +4528,30 @@ pub mod types {
         }
         #[derive(Clone, Debug)]
         pub struct ListModelsResponse {
+            data: ::std::result::Result<::std::vec::Vec<super::ModelInfo>, ::std::string::String>,
             items: ::std::result::Result<::std::vec::Vec<super::ModelInfo>, ::std::string::String>,
             models: ::std::result::Result<::std::vec::Vec<super::ModelInfo>, ::std::string::String>,
         }
         impl ::std::default::Default for ListModelsResponse {
             fn default() -> Self {
                 Self {
+                    data: Ok(Default::default()),
                     items: Ok(Default::default()),
                     models: Ok(Default::default()),
                 }
             }
         }
         impl ListModelsResponse {
+            pub fn data<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::vec::Vec<super::ModelInfo>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.data = value
+                    .try_into()
+                    .map_err(|e| format!("error converting supplied value for data: {e}"));
+                self
+            }
             pub fn items<T>(mut self, value: T) -> Self
             where
                 T: ::std::convert::TryInto<::std::vec::Vec<super::ModelInfo>>,
@@ -4338,6 +4579,7 @@ pub mod types {
                 value: ListModelsResponse,
             ) -> ::std::result::Result<Self, super::error::ConversionError> {
                 Ok(Self {
+                    data: value.data?,
                     items: value.items?,
                     models: value.models?,
                 })
@@ -4346,6 +4588,7 @@ pub mod types {
         impl ::std::convert::From<super::ListModelsResponse> for ListModelsResponse {
             fn from(value: super::ListModelsResponse) -> Self {
                 Self {
+                    data: Ok(value.data),
                     items: Ok(value.items),
                     models: Ok(value.models),
                 }
@@ -5883,6 +6126,29 @@ impl Client {
     pub fn submit_image_to_bbox(&self) -> builder::SubmitImageToBbox<'_> {
         builder::SubmitImageToBbox::new(self)
     }
+    ///Submit
+    ///
+    ///Submit a job to any endpoint `<model>/<capability>`: every submit path is `/v2/inference/<endpoint_id>` (reference section 1), so this one route reaches the typed submit operations below and any endpoint the service adds later. Queues a request and answers 202 (or 200) at once; poll `status_url`, fetch `response_url`, or pass `webhook_url` (when the answer carries only `request_id`, the URLs are derived from the base URL). The `input` object is model-specific and its fields are not published; an unknown endpoint is answered 404.
+    ///
+    ///Sends a `POST` request to `/v2/inference/{model}/{capability}`
+    ///
+    ///Arguments:
+    ///- `model`: The model segment of the endpoint id (`kling-v3-pro`, `veo-3.1`, `nano-banana`, `sam3`, ...).
+    ///- `capability`: The capability segment of the endpoint id (`image-to-video`, `text-to-image`, `edit`, `text-to-video`, `text-to-speech`, `image-to-bbox`, ...).
+    ///- `idempotency_key`: A caller-chosen key (a fresh UUID per logical request). Reusing it replays the original 202 response; the request is not enqueued or billed again. Reuse it on every retry of the same request.
+    ///- `body`
+    ///```ignore
+    ///let response = client.submit()
+    ///    .model(model)
+    ///    .capability(capability)
+    ///    .idempotency_key(idempotency_key)
+    ///    .body(body)
+    ///    .send()
+    ///    .await;
+    ///```
+    pub fn submit(&self) -> builder::Submit<'_> {
+        builder::Submit::new(self)
+    }
 }
 /// Types for composing operation parameters.
 #[allow(clippy::all)]
@@ -5934,6 +6200,7 @@ pub mod builder {
             let response = result?;
             match response.status().as_u16() {
                 200u16 => ResponseValue::from_response(response).await,
+                200..=299 => ResponseValue::from_response(response).await,
                 401u16 => Err(Error::ErrorResponse(
                     ResponseValue::from_response(response).await?,
                 )),
@@ -6141,6 +6408,7 @@ pub mod builder {
             let response = result?;
             match response.status().as_u16() {
                 200u16 => ResponseValue::from_response(response).await,
+                200..=299 => ResponseValue::from_response(response).await,
                 400u16 => Err(Error::ErrorResponse(
                     ResponseValue::from_response(response).await?,
                 )),
@@ -6219,7 +6487,7 @@ pub mod builder {
             let response = result?;
             match response.status().as_u16() {
                 200u16 => ResponseValue::from_response(response).await,
-                202u16 => ResponseValue::from_response(response).await,
+                200..=299 => ResponseValue::from_response(response).await,
                 401u16 => Err(Error::ErrorResponse(
                     ResponseValue::from_response(response).await?,
                 )),
@@ -6316,7 +6584,7 @@ pub mod builder {
             let response = result?;
             match response.status().as_u16() {
                 200u16 => ResponseValue::from_response(response).await,
-                202u16 => ResponseValue::from_response(response).await,
+                200..=299 => ResponseValue::from_response(response).await,
                 400u16 => Err(Error::ErrorResponse(
                     ResponseValue::from_response(response).await?,
                 )),
@@ -6398,6 +6666,7 @@ pub mod builder {
             let response = result?;
             match response.status().as_u16() {
                 200u16 => ResponseValue::from_response(response).await,
+                200..=299 => ResponseValue::from_response(response).await,
                 401u16 => Err(Error::ErrorResponse(
                     ResponseValue::from_response(response).await?,
                 )),
@@ -6489,6 +6758,7 @@ pub mod builder {
             let response = result?;
             match response.status().as_u16() {
                 200u16 => ResponseValue::from_response(response).await,
+                200..=299 => ResponseValue::from_response(response).await,
                 400u16 => Err(Error::ErrorResponse(
                     ResponseValue::from_response(response).await?,
                 )),
@@ -6603,7 +6873,7 @@ pub mod builder {
             let response = result?;
             match response.status().as_u16() {
                 200u16 => ResponseValue::from_response(response).await,
-                202u16 => ResponseValue::from_response(response).await,
+                200..=299 => ResponseValue::from_response(response).await,
                 400u16 => Err(Error::ErrorResponse(
                     ResponseValue::from_response(response).await?,
                 )),
@@ -6730,7 +7000,7 @@ pub mod builder {
             let response = result?;
             match response.status().as_u16() {
                 200u16 => ResponseValue::from_response(response).await,
-                202u16 => ResponseValue::from_response(response).await,
+                200..=299 => ResponseValue::from_response(response).await,
                 400u16 => Err(Error::ErrorResponse(
                     ResponseValue::from_response(response).await?,
                 )),
@@ -6857,7 +7127,7 @@ pub mod builder {
             let response = result?;
             match response.status().as_u16() {
                 200u16 => ResponseValue::from_response(response).await,
-                202u16 => ResponseValue::from_response(response).await,
+                200..=299 => ResponseValue::from_response(response).await,
                 400u16 => Err(Error::ErrorResponse(
                     ResponseValue::from_response(response).await?,
                 )),
@@ -7001,7 +7271,7 @@ pub mod builder {
             let response = result?;
             match response.status().as_u16() {
                 200u16 => ResponseValue::from_response(response).await,
-                202u16 => ResponseValue::from_response(response).await,
+                200..=299 => ResponseValue::from_response(response).await,
                 400u16 => Err(Error::ErrorResponse(
                     ResponseValue::from_response(response).await?,
                 )),
@@ -7128,7 +7398,7 @@ pub mod builder {
             let response = result?;
             match response.status().as_u16() {
                 200u16 => ResponseValue::from_response(response).await,
-                202u16 => ResponseValue::from_response(response).await,
+                200..=299 => ResponseValue::from_response(response).await,
                 400u16 => Err(Error::ErrorResponse(
                     ResponseValue::from_response(response).await?,
                 )),
@@ -7272,7 +7542,7 @@ pub mod builder {
             let response = result?;
             match response.status().as_u16() {
                 200u16 => ResponseValue::from_response(response).await,
-                202u16 => ResponseValue::from_response(response).await,
+                200..=299 => ResponseValue::from_response(response).await,
                 400u16 => Err(Error::ErrorResponse(
                     ResponseValue::from_response(response).await?,
                 )),
@@ -7416,7 +7686,7 @@ pub mod builder {
             let response = result?;
             match response.status().as_u16() {
                 200u16 => ResponseValue::from_response(response).await,
-                202u16 => ResponseValue::from_response(response).await,
+                200..=299 => ResponseValue::from_response(response).await,
                 400u16 => Err(Error::ErrorResponse(
                     ResponseValue::from_response(response).await?,
                 )),
@@ -7560,7 +7830,7 @@ pub mod builder {
             let response = result?;
             match response.status().as_u16() {
                 200u16 => ResponseValue::from_response(response).await,
-                202u16 => ResponseValue::from_response(response).await,
+                200..=299 => ResponseValue::from_response(response).await,
                 400u16 => Err(Error::ErrorResponse(
                     ResponseValue::from_response(response).await?,
                 )),
@@ -7704,7 +7974,7 @@ pub mod builder {
             let response = result?;
             match response.status().as_u16() {
                 200u16 => ResponseValue::from_response(response).await,
-                202u16 => ResponseValue::from_response(response).await,
+                200..=299 => ResponseValue::from_response(response).await,
                 400u16 => Err(Error::ErrorResponse(
                     ResponseValue::from_response(response).await?,
                 )),
@@ -7848,7 +8118,7 @@ pub mod builder {
             let response = result?;
             match response.status().as_u16() {
                 200u16 => ResponseValue::from_response(response).await,
-                202u16 => ResponseValue::from_response(response).await,
+                200..=299 => ResponseValue::from_response(response).await,
                 400u16 => Err(Error::ErrorResponse(
                     ResponseValue::from_response(response).await?,
                 )),
@@ -7886,8 +8156,308 @@ pub mod builder {
             }
         }
     }
+    ///Builder for [`Client::submit`]
+    ///
+    ///[`Client::submit`]: super::Client::submit
+    #[derive(Debug, Clone)]
+    pub struct Submit<'a> {
+        client: &'a super::Client,
+        model: Result<::std::string::String, String>,
+        capability: Result<::std::string::String, String>,
+        idempotency_key: Result<Option<::std::string::String>, String>,
+        body: Result<types::builder::SubmitRequest, String>,
+    }
+    impl<'a> Submit<'a> {
+        pub fn new(client: &'a super::Client) -> Self {
+            Self {
+                client: client,
+                model: Err("model was not initialized".to_string()),
+                capability: Err("capability was not initialized".to_string()),
+                idempotency_key: Ok(None),
+                body: Ok(::std::default::Default::default()),
+            }
+        }
+        pub fn model<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<::std::string::String>,
+        {
+            self.model = value.try_into().map_err(|_| {
+                "conversion to `:: std :: string :: String` for model failed".to_string()
+            });
+            self
+        }
+        pub fn capability<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<::std::string::String>,
+        {
+            self.capability = value.try_into().map_err(|_| {
+                "conversion to `:: std :: string :: String` for capability failed".to_string()
+            });
+            self
+        }
+        pub fn idempotency_key<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<::std::string::String>,
+        {
+            self.idempotency_key = value.try_into().map(Some).map_err(|_| {
+                "conversion to `:: std :: string :: String` for idempotency_key failed".to_string()
+            });
+            self
+        }
+        pub fn body<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<types::SubmitRequest>,
+            <V as std::convert::TryInto<types::SubmitRequest>>::Error: std::fmt::Display,
+        {
+            self.body = value
+                .try_into()
+                .map(From::from)
+                .map_err(|s| format!("conversion to `SubmitRequest` for body failed: {}", s));
+            self
+        }
+        pub fn body_map<F>(mut self, f: F) -> Self
+        where
+            F: std::ops::FnOnce(types::builder::SubmitRequest) -> types::builder::SubmitRequest,
+        {
+            self.body = self.body.map(f);
+            self
+        }
+        ///Sends a `POST` request to `/v2/inference/{model}/{capability}`
+        pub async fn send(
+            self,
+        ) -> Result<
+            ResponseValue<types::SubmitResponse>,
+            Error<types::ErrorResponseOrHttpValidationError>,
+        > {
+            let Self {
+                client,
+                model,
+                capability,
+                idempotency_key,
+                body,
+            } = self;
+            let model = model.map_err(Error::InvalidRequest)?;
+            let capability = capability.map_err(Error::InvalidRequest)?;
+            let idempotency_key = idempotency_key.map_err(Error::InvalidRequest)?;
+            let body = body
+                .and_then(|v| types::SubmitRequest::try_from(v).map_err(|e| e.to_string()))
+                .map_err(Error::InvalidRequest)?;
+            let url = format!(
+                "{}/v2/inference/{}/{}",
+                client.baseurl,
+                encode_path(&model.to_string()),
+                encode_path(&capability.to_string()),
+            );
+            let mut header_map = ::reqwest::header::HeaderMap::with_capacity(2usize);
+            header_map.append(
+                ::reqwest::header::HeaderName::from_static("api-version"),
+                ::reqwest::header::HeaderValue::from_static(super::Client::api_version()),
+            );
+            if let Some(value) = idempotency_key {
+                header_map.append("Idempotency-Key", value.to_string().try_into()?);
+            }
+            #[allow(unused_mut)]
+            let mut request = client
+                .client
+                .post(url)
+                .header(
+                    ::reqwest::header::ACCEPT,
+                    ::reqwest::header::HeaderValue::from_static("application/json"),
+                )
+                .json(&body)
+                .headers(header_map)
+                .build()?;
+            let info = OperationInfo {
+                operation_id: "submit",
+            };
+            client.pre(&mut request, &info).await?;
+            let result = client.exec(request, &info).await;
+            client.post(&result, &info).await?;
+            let response = result?;
+            match response.status().as_u16() {
+                200u16 => ResponseValue::from_response(response).await,
+                200..=299 => ResponseValue::from_response(response).await,
+                400u16 => Err(Error::ErrorResponse(
+                    ResponseValue::from_response(response).await?,
+                )),
+                401u16 => Err(Error::ErrorResponse(
+                    ResponseValue::from_response(response).await?,
+                )),
+                403u16 => Err(Error::ErrorResponse(
+                    ResponseValue::from_response(response).await?,
+                )),
+                404u16 => Err(Error::ErrorResponse(
+                    ResponseValue::from_response(response).await?,
+                )),
+                409u16 => Err(Error::ErrorResponse(
+                    ResponseValue::from_response(response).await?,
+                )),
+                413u16 => Err(Error::ErrorResponse(
+                    ResponseValue::from_response(response).await?,
+                )),
+                422u16 => Err(Error::ErrorResponse(
+                    ResponseValue::from_response(response).await?,
+                )),
+                429u16 => Err(Error::ErrorResponse(
+                    ResponseValue::from_response(response).await?,
+                )),
+                500u16 => Err(Error::ErrorResponse(
+                    ResponseValue::from_response(response).await?,
+                )),
+                502u16 => Err(Error::ErrorResponse(
+                    ResponseValue::from_response(response).await?,
+                )),
+                503u16 => Err(Error::ErrorResponse(
+                    ResponseValue::from_response(response).await?,
+                )),
+                504u16 => Err(Error::ErrorResponse(
+                    ResponseValue::from_response(response).await?,
+                )),
+                _ => Err(Error::UnexpectedResponse(response)),
+            }
+        }
+    }
 }
 /// Items consumers will typically use such as the Client.
 pub mod prelude {
     pub use self::super::Client;
+}
+/// Every operation of the document, as data: its id (the method's
+/// name on [`Client`](super::Client)), HTTP method and path template.
+pub mod operations {
+    /// One operation of the document.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+    pub struct Operation {
+        /// The `operationId`, which names the generated method.
+        pub id: &'static str,
+        /// The HTTP method, upper case.
+        pub method: &'static str,
+        /// The path template, with `{name}` for each path parameter.
+        pub path: &'static str,
+    }
+    /// The leading path segments every operation shares
+    /// (empty when they share none).
+    pub const API_ROOT: &str = "/v2/inference";
+    ///`GET /v2/inference/models`
+    pub const LIST_MODELS: Operation = Operation {
+        id: "list_models",
+        method: "GET",
+        path: "/v2/inference/models",
+    };
+    ///`GET /v2/inference/requests`
+    pub const LIST_REQUESTS: Operation = Operation {
+        id: "list_requests",
+        method: "GET",
+        path: "/v2/inference/requests",
+    };
+    ///`GET /v2/inference/requests/{request_id}`
+    pub const GET_RESULT: Operation = Operation {
+        id: "get_result",
+        method: "GET",
+        path: "/v2/inference/requests/{request_id}",
+    };
+    ///`GET /v2/inference/requests/{request_id}/status`
+    pub const GET_STATUS: Operation = Operation {
+        id: "get_status",
+        method: "GET",
+        path: "/v2/inference/requests/{request_id}/status",
+    };
+    ///`POST /v2/inference/requests/{request_id}/cancel`
+    pub const CANCEL_REQUEST: Operation = Operation {
+        id: "cancel_request",
+        method: "POST",
+        path: "/v2/inference/requests/{request_id}/cancel",
+    };
+    ///`POST /v2/inference/chat/completions`
+    pub const CREATE_CHAT_COMPLETION: Operation = Operation {
+        id: "create_chat_completion",
+        method: "POST",
+        path: "/v2/inference/chat/completions",
+    };
+    ///`POST /v2/inference/kling-v3-pro/image-to-video`
+    pub const SUBMIT_KLING_V3_PRO_IMAGE_TO_VIDEO: Operation = Operation {
+        id: "submit_kling_v3_pro_image_to_video",
+        method: "POST",
+        path: "/v2/inference/kling-v3-pro/image-to-video",
+    };
+    ///`POST /v2/inference/veo-3.1/image-to-video`
+    pub const SUBMIT_VEO_3_1_IMAGE_TO_VIDEO: Operation = Operation {
+        id: "submit_veo_3_1_image_to_video",
+        method: "POST",
+        path: "/v2/inference/veo-3.1/image-to-video",
+    };
+    ///`POST /v2/inference/sora-2-pro/image-to-video`
+    pub const SUBMIT_SORA_2_PRO_IMAGE_TO_VIDEO: Operation = Operation {
+        id: "submit_sora_2_pro_image_to_video",
+        method: "POST",
+        path: "/v2/inference/sora-2-pro/image-to-video",
+    };
+    ///`POST /v2/inference/{model}/image-to-video`
+    pub const SUBMIT_IMAGE_TO_VIDEO: Operation = Operation {
+        id: "submit_image_to_video",
+        method: "POST",
+        path: "/v2/inference/{model}/image-to-video",
+    };
+    ///`POST /v2/inference/nano-banana/text-to-image`
+    pub const SUBMIT_NANO_BANANA_TEXT_TO_IMAGE: Operation = Operation {
+        id: "submit_nano_banana_text_to_image",
+        method: "POST",
+        path: "/v2/inference/nano-banana/text-to-image",
+    };
+    ///`POST /v2/inference/{model}/text-to-image`
+    pub const SUBMIT_TEXT_TO_IMAGE: Operation = Operation {
+        id: "submit_text_to_image",
+        method: "POST",
+        path: "/v2/inference/{model}/text-to-image",
+    };
+    ///`POST /v2/inference/{model}/edit`
+    pub const SUBMIT_EDIT: Operation = Operation {
+        id: "submit_edit",
+        method: "POST",
+        path: "/v2/inference/{model}/edit",
+    };
+    ///`POST /v2/inference/{model}/text-to-video`
+    pub const SUBMIT_TEXT_TO_VIDEO: Operation = Operation {
+        id: "submit_text_to_video",
+        method: "POST",
+        path: "/v2/inference/{model}/text-to-video",
+    };
+    ///`POST /v2/inference/{model}/text-to-speech`
+    pub const SUBMIT_TEXT_TO_SPEECH: Operation = Operation {
+        id: "submit_text_to_speech",
+        method: "POST",
+        path: "/v2/inference/{model}/text-to-speech",
+    };
+    ///`POST /v2/inference/{model}/image-to-bbox`
+    pub const SUBMIT_IMAGE_TO_BBOX: Operation = Operation {
+        id: "submit_image_to_bbox",
+        method: "POST",
+        path: "/v2/inference/{model}/image-to-bbox",
+    };
+    ///`POST /v2/inference/{model}/{capability}`
+    pub const SUBMIT: Operation = Operation {
+        id: "submit",
+        method: "POST",
+        path: "/v2/inference/{model}/{capability}",
+    };
+    /// Every operation, in document order.
+    pub const ALL: &[Operation] = &[
+        LIST_MODELS,
+        LIST_REQUESTS,
+        GET_RESULT,
+        GET_STATUS,
+        CANCEL_REQUEST,
+        CREATE_CHAT_COMPLETION,
+        SUBMIT_KLING_V3_PRO_IMAGE_TO_VIDEO,
+        SUBMIT_VEO_3_1_IMAGE_TO_VIDEO,
+        SUBMIT_SORA_2_PRO_IMAGE_TO_VIDEO,
+        SUBMIT_IMAGE_TO_VIDEO,
+        SUBMIT_NANO_BANANA_TEXT_TO_IMAGE,
+        SUBMIT_TEXT_TO_IMAGE,
+        SUBMIT_EDIT,
+        SUBMIT_TEXT_TO_VIDEO,
+        SUBMIT_TEXT_TO_SPEECH,
+        SUBMIT_IMAGE_TO_BBOX,
+        SUBMIT,
+    ];
 }

@@ -15,7 +15,10 @@
 //!   forward-compatible type (an unknown value never fails a call).
 //! - [`Hooks`] is the generated client's inner value: every request goes
 //!   through its [`Transport`], which is where the ergonomic crate adds
-//!   authentication, retries and tracing.
+//!   authentication, retries, deadlines and limits.
+//!
+//! Beside the client, the generator writes [`operations`]: every operation's
+//! id, method and path template as data, and the API's root path.
 //!
 //! ```
 //! use reka_inference_api::{Client, Hooks};
@@ -37,5 +40,5 @@ mod hooks;
 mod status;
 
 pub use generated::*;
-pub use hooks::{BoxFuture, Hooks, Transport};
+pub use hooks::{BoxFuture, Hooks, Transport, TransportFailure};
 pub use status::RequestStatus;

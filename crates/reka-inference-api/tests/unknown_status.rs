@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use reka_inference_api::types::{
     ListRequestsResponse, RequestItem, ResultResponse, StatusResponse, SubmitResponse,
 };
-use reka_inference_api::{BoxFuture, Client, Hooks, RequestStatus, Transport};
+use reka_inference_api::{BoxFuture, Client, Hooks, RequestStatus, Transport, TransportFailure};
 use serde_json::{Value, json};
 
 const ID: &str = "req_01JNV7C9W3B6Q2ZK8T4M5XH1PD";
@@ -115,7 +115,7 @@ impl Transport for Canned {
         _client: &'a reqwest::Client,
         request: reqwest::Request,
         _operation_id: &'static str,
-    ) -> BoxFuture<'a, reqwest::Result<reqwest::Response>> {
+    ) -> BoxFuture<'a, Result<reqwest::Response, TransportFailure>> {
         if let Ok(mut urls) = self.urls.lock() {
             urls.push(request.url().to_string());
         }

@@ -15,14 +15,13 @@ use chrono::{DateTime, Utc};
 use futures::Stream;
 use reka_inference_api::RequestStatus;
 use reka_inference_api::types::{JobError, LogEntry, Metrics, ResultResponse, StatusResponse};
-use reqwest::Method;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 use tokio::time::Instant;
 
 use crate::endpoint::Endpoint;
 use crate::error::{Error, Result};
-use crate::http::{Http, deadline_after};
+use crate::http::{Http, check_request_id, deadline_after};
 use crate::output::{self, MediaRef};
 use crate::poll::PollPolicy;
 use crate::tracker::{LookKind, Tracker};
@@ -298,22 +297,28 @@ impl Job {
         with_logs: bool,
         deadline: Option<Instant>,
     ) -> Result<StatusResponse> {
-        let url = self.http.request_url(&self.id, Some("status"))?;
-        self.http
-            .call(Method::GET, url, "get_status")
-            .query(&[("with_logs", with_logs)])
-            .deadline(deadline)
-            .decode()
-            .await
+        check_request_id(&self.id)?;
+        let call = self.http.call().deadline(deadline).start();
+        let answer = call
+            .api()
+            .get_status()
+            .request_id(self.id.as_str())
+            .with_logs(with_logs)
+            .send()
+            .await;
+        call.read(answer)
     }
 
     pub(crate) async fn result_until(&self, deadline: Option<Instant>) -> Result<ResultResponse> {
-        let url = self.http.request_url(&self.id, None)?;
-        self.http
-            .call(Method::GET, url, "get_result")
-            .deadline(deadline)
-            .decode()
-            .await
+        check_request_id(&self.id)?;
+        let call = self.http.call().deadline(deadline).start();
+        let answer = call
+            .api()
+            .get_result()
+            .request_id(self.id.as_str())
+            .send()
+            .await;
+        call.read(answer)
     }
 
     /// The current status (and queue position while queued).
@@ -367,12 +372,17 @@ impl Job {
     }
 
     pub(crate) async fn cancel_until(&self, deadline: Option<Instant>) -> Result<ResultResponse> {
-        let url = self.http.request_url(&self.id, Some("cancel"))?;
-        self.http
-            .call(Method::POST, url, "cancel_request")
-            .deadline(deadline)
-            .decode()
-            .await
+        check_request_id(&self.id)?;
+        // A cancel asks for a state, not a change: sending it twice is
+        // harmless, so it is retried like a GET.
+        let call = self.http.call().deadline(deadline).idempotent().start();
+        let answer = call
+            .api()
+            .cancel_request()
+            .request_id(self.id.as_str())
+            .send()
+            .await;
+        call.read(answer)
     }
 
     /// Cancels the job if it is queued or running; a finished job's record

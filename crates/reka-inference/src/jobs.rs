@@ -4,12 +4,15 @@ use chrono::{DateTime, Utc};
 use futures::Stream;
 use reka_inference_api::RequestStatus;
 use reka_inference_api::types::{ListRequestsResponse, RequestItem};
-use reqwest::Method;
 use tokio::time::Instant;
 
 use crate::endpoint::{Endpoint, IntoEndpoint};
 use crate::error::{Error, Result};
 use crate::http::Http;
+
+/// The `expand` value that adds `input`, `output`, `error` and `metrics`
+/// to each item.
+const PAYLOADS: &str = "payloads";
 
 /// The largest page the API serves.
 pub const MAX_PAGE_SIZE: u32 = 100;
@@ -146,37 +149,34 @@ impl Jobs {
             .page_size
             .unwrap_or(MAX_PAGE_SIZE)
             .clamp(1, MAX_PAGE_SIZE);
-        let mut query: Vec<(&str, String)> =
-            vec![("limit", size.to_string()), ("offset", offset.to_string())];
+        let call = self.http.call().deadline(deadline).start();
+        let mut list = call
+            .api()
+            .list_requests()
+            .limit(u64::from(size))
+            .offset(offset);
         if let Some(e) = &filter.endpoint {
-            query.push(("endpoint_id", e.as_str().to_owned()));
+            list = list.endpoint_id(e.as_str());
         }
         if let Some(c) = &filter.capability {
-            query.push(("capability", c.clone()));
+            list = list.capability(c.as_str());
         }
         if let Some(m) = &filter.model {
-            query.push(("model_id", m.clone()));
+            list = list.model_id(m.as_str());
         }
         if let Some(s) = &filter.status {
-            query.push(("status", s.as_str().to_owned()));
+            list = list.status(s.clone());
         }
-        let time = |t: DateTime<Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true);
         if let Some(t) = filter.start {
-            query.push(("start", time(t)));
+            list = list.start(t);
         }
         if let Some(t) = filter.end {
-            query.push(("end", time(t)));
+            list = list.end(t);
         }
         if filter.payloads {
-            query.push(("expand", "payloads".to_owned()));
+            list = list.expand(vec![PAYLOADS.to_owned()]);
         }
-        let url = self.http.api_url(&["requests"])?;
-        self.http
-            .call(Method::GET, url, "list_requests")
-            .query(&query)
-            .deadline(deadline)
-            .decode()
-            .await
+        call.read(list.send().await)
     }
 
     /// Every matching request, newest first, fetching pages as the stream

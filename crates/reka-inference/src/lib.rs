@@ -125,6 +125,7 @@
 #![warn(missing_docs)]
 
 pub mod batch;
+mod builder;
 mod chat;
 mod client;
 mod endpoint;
@@ -145,13 +146,12 @@ mod tracker;
 mod transport;
 mod webhook;
 
+pub use builder::{ClientBuilder, DEFAULT_BASE_URL, DEFAULT_MAX_BODY_BYTES, DEFAULT_WAIT_TIMEOUT};
 pub use chat::{
     Chat, ChatBuilder, ChatCollector, ChatCompletion, ChatCompletionChunk, ChatRequest, ChatStream,
     Message, function_tool, image_data_uri,
 };
-pub use client::{
-    Client, ClientBuilder, DEFAULT_BASE_URL, DEFAULT_MAX_BODY_BYTES, DEFAULT_WAIT_TIMEOUT,
-};
+pub use client::Client;
 pub use endpoint::{Endpoint, IntoEndpoint};
 pub use error::{ApiError, Error, Result};
 pub use job::{Job, JobEvent, JobEvents, JobOutput, WaitOptions};

@@ -15,7 +15,7 @@ use serde_json::Value;
 use tokio::io::AsyncWriteExt;
 
 use crate::error::{Error, Result};
-use crate::http::{Http, read_capped};
+use crate::http::Http;
 use crate::job::JobOutput;
 
 /// A media file an output points at.
@@ -171,7 +171,7 @@ async fn open(http: &Http, url: &str) -> Result<reqwest::Response> {
             url.scheme()
         )));
     }
-    http.download(url).stream().await
+    http.download(url).await
 }
 
 /// The media type an answer declares, without parameters.
@@ -254,8 +254,7 @@ pub(crate) async fn download_bytes(
     mut progress: impl FnMut(Progress) + Send,
 ) -> Result<Bytes> {
     let response = open(http, url).await?;
-    let limit = http.transport().max_body_bytes();
-    read_capped(response, limit, "download", |received, total| {
+    http.read_whole(response, "download", |received, total| {
         progress(Progress { received, total })
     })
     .await

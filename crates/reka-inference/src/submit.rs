@@ -3,9 +3,8 @@
 //! apart from one that cannot have.
 
 use reka_inference_api::types::SubmitRequest;
-use reqwest::Method;
 use reqwest::header::HeaderValue;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use serde_json::Value;
 use tokio::time::Instant;
 
@@ -81,13 +80,6 @@ impl SubmitOptions {
     }
 }
 
-/// What a submit answer must carry: only the id. Everything else the
-/// service may send (status, URLs) is optional and can be derived.
-#[derive(Debug, Deserialize)]
-struct Accepted {
-    request_id: String,
-}
-
 /// Submits one job: see [`Client::submit_with`](crate::Client::submit_with).
 #[tracing::instrument(level = "debug", skip_all, fields(endpoint))]
 pub(crate) async fn submit(
@@ -123,18 +115,23 @@ pub(crate) async fn submit(
     HeaderValue::from_str(&key).map_err(|_| {
         Error::InvalidInput("the idempotency key is not a valid header value".into())
     })?;
-    let url = http.api_url(&[endpoint.model(), endpoint.capability()])?;
     let body = SubmitRequest { input, webhook_url };
     let submitted_at = Instant::now();
-    let mut call = http
-        .call(Method::POST, url, "submit")
-        .header("idempotency-key", &key)
-        .json(&body)
-        .deadline(options.deadline);
-    if let Some(retry) = options.retry.take() {
-        call = call.retry_policy(retry);
-    }
-    let answer = call.decode::<Accepted>().await.and_then(|accepted| {
+    let call = http
+        .call()
+        .deadline(options.deadline)
+        .retry_policy(options.retry.take())
+        .start();
+    let sent = call
+        .api()
+        .submit()
+        .model(endpoint.model())
+        .capability(endpoint.capability())
+        .idempotency_key(key.as_str())
+        .body(body)
+        .send()
+        .await;
+    let answer = call.read(sent).and_then(|accepted| {
         check_request_id(&accepted.request_id)?;
         Ok(accepted)
     });

@@ -529,11 +529,13 @@ async fn request_ids_cannot_leave_their_path_segment() {
     let server =
         Hostile::start(|_, _, _, _| Reply::Json(404, json!({"error": {"message": "no"}}))).await;
     let client = client(&server);
-    for id in ["..", "."] {
+    // A backslash is a path separator to an http(s) URL, and the generated
+    // code does not escape it: refused like the relative segments.
+    for id in ["..", ".", "a\\..\\..\\..\\..\\admin"] {
         let err = client.job(id).cancel().await.unwrap_err();
         assert!(matches!(err, Error::InvalidInput(_)), "{id}: {err:?}");
     }
-    for id in ["a\\..\\..\\..\\..\\admin", "../../admin", "%2e%2e", "a?b#c"] {
+    for id in ["../../admin", "%2e%2e", "a?b#c", "a/b"] {
         let _ = client.job(id).status().await;
     }
     for seen in server.seen() {

@@ -23,7 +23,7 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use futures::{Stream, StreamExt};
-use reqwest::Method;
+use reka_inference_api::types::ChatCompletionRequest;
 use serde_json::Value;
 use url::Url;
 
@@ -31,28 +31,33 @@ pub use answer::{ChatCompletion, ChatCompletionChunk};
 pub use collect::ChatCollector;
 pub use request::{ChatRequest, Message, function_tool, image_data_uri};
 
-use crate::client::{Client, ClientBuilder};
+use crate::builder::ClientBuilder;
 use crate::error::{Error, Result};
 use crate::http::Http;
 use crate::retry::RetryPolicy;
 use crate::transport::{AuthHeader, RequestHook};
 
-const OPERATION: &str = "create_chat_completion";
+/// The API's chat operation.
+const OPERATION: reka_inference_api::operations::Operation =
+    reka_inference_api::operations::CREATE_CHAT_COMPLETION;
+
+/// What a streamed answer is asked for as.
+const EVENT_STREAM: &str = "text/event-stream";
 
 /// Chat completions; from [`Client::chat`](crate::Client::chat), or
 /// [`Chat::builder`] for any OpenAI-compatible server.
 ///
 /// Which key goes where: a `Chat` sends its client's key only to its
-/// client's origin. [`Client::chat`] with [`with_base_url`](Self::with_base_url)
+/// client's origin. [`Client::chat`](crate::Client::chat) with [`with_base_url`](Self::with_base_url)
 /// on another origin therefore sends no key at all; to talk to another
 /// server with a key of its own, build the chat with [`Chat::builder`],
 /// whose key goes to that server's origin only.
 #[derive(Clone)]
 pub struct Chat {
     http: Http,
-    /// `<base>/chat/completions` of an OpenAI-style base URL; `None` for
-    /// the Reka API's own path.
-    url: Option<Url>,
+    /// An OpenAI-style base URL (`https://host/v1`) the operation is sent
+    /// under instead of the API's root; `None` for the Reka API itself.
+    base: Option<Url>,
 }
 
 impl std::fmt::Debug for Chat {
@@ -68,7 +73,7 @@ impl std::fmt::Debug for Chat {
 
 impl Chat {
     pub(crate) fn new(http: Http) -> Self {
-        Chat { http, url: None }
+        Chat { http, base: None }
     }
 
     /// A chat client for an OpenAI-compatible server at `base_url` (the
@@ -88,7 +93,7 @@ impl Chat {
     pub fn builder(base_url: impl Into<String>) -> ChatBuilder {
         ChatBuilder {
             base_url: base_url.into(),
-            client: Client::builder(),
+            settings: ClientBuilder::default(),
         }
     }
 
@@ -96,27 +101,36 @@ impl Chat {
     /// `base_url` used as is (`https://host/v1`). The client's key is sent
     /// only when `base_url` is on the client's own origin.
     pub fn with_base_url(mut self, base_url: &str) -> Result<Chat> {
-        self.url = Some(completions_url(base_url)?);
+        self.base = Some(openai_base(base_url)?);
         Ok(self)
     }
 
-    /// Where requests go.
+    /// Where requests go: the chat operation's path under the API's base
+    /// URL, or below the root under an OpenAI-style base URL.
     pub fn url(&self) -> Result<Url> {
-        match &self.url {
-            Some(u) => Ok(u.clone()),
-            None => self.http.api_url(&["chat", "completions"]),
-        }
+        let path = OPERATION.path;
+        let text = match &self.base {
+            None => format!("{}{path}", self.http.api_base()),
+            Some(base) => {
+                let below_root = path
+                    .strip_prefix(reka_inference_api::operations::API_ROOT)
+                    .unwrap_or(path);
+                format!("{}{below_root}", base.as_str().trim_end_matches('/'))
+            }
+        };
+        Url::parse(&text).map_err(|e| Error::Config(format!("chat URL {text:?}: {e}")))
     }
 
     /// Sends `request` and returns the whole completion.
     #[tracing::instrument(level = "debug", skip_all, fields(model = %request.model))]
     pub async fn create(&self, request: &ChatRequest) -> Result<ChatCompletion> {
         let body = request.body(false)?;
-        let response = self.post(&body, false).await?;
+        let response = self.post(body, false).await?;
         let status = response.status();
-        let limit = self.http.transport().max_body_bytes();
-        let raw =
-            crate::http::read_capped(response, limit, "create_chat_completion", |_, _| {}).await?;
+        let raw = self
+            .http
+            .read_whole(response, OPERATION.id, |_, _| {})
+            .await?;
         let decode_error = |message: String| Error::Decode {
             status,
             message,
@@ -153,7 +167,7 @@ impl Chat {
     #[tracing::instrument(level = "debug", skip_all, fields(model = %request.model))]
     pub async fn create_stream(&self, request: &ChatRequest) -> Result<ChatStream> {
         let body = request.body(true)?;
-        let response = self.post(&body, true).await?;
+        let response = self.post(body, true).await?;
         let status = response.status();
         let is_json = response
             .headers()
@@ -165,10 +179,10 @@ impl Chat {
                     .starts_with("application/json")
             });
         if is_json {
-            let limit = self.http.transport().max_body_bytes();
-            let whole =
-                crate::http::read_capped(response, limit, "create_chat_completion", |_, _| {})
-                    .await?;
+            let whole = self
+                .http
+                .read_whole(response, OPERATION.id, |_, _| {})
+                .await?;
             let chunk = sse::whole_answer_as_chunk(status, whole);
             return Ok(ChatStream::new(futures::stream::iter(vec![chunk])));
         }
@@ -178,20 +192,35 @@ impl Chat {
         )))
     }
 
-    /// Posts the body. A chat request is not idempotent, so the transport
-    /// never retries it; here it is retried only when the connection could
-    /// not be made (nothing reached the server), never once a byte was
-    /// sent.
-    async fn post(&self, body: &Value, stream: bool) -> Result<reqwest::Response> {
-        let url = self.url()?;
+    /// Sends the chat operation with `body` and takes its success answer
+    /// unread (whole JSON or event stream: the caller reads it). A chat
+    /// request is not idempotent, so the transport never retries it; here
+    /// it is retried only when the connection could not be made (nothing
+    /// reached the server), never once a byte was sent.
+    async fn post(&self, body: Value, stream: bool) -> Result<reqwest::Response> {
+        let request: ChatCompletionRequest = serde_json::from_value(body).map_err(|e| {
+            Error::InvalidInput(format!(
+                "the chat request does not fit the API's document: {e}"
+            ))
+        })?;
         let policy: RetryPolicy = self.http.transport().retry_policy().clone();
         let mut attempt = 1u32;
         loop {
-            let mut call = self.http.call(Method::POST, url.clone(), OPERATION);
+            let mut call = self.http.call().streaming();
             if stream {
-                call = call.header("accept", "text/event-stream");
+                call = call.accept(EVENT_STREAM);
             }
-            match call.json(body).stream().await {
+            if let Some(base) = &self.base {
+                call = call.rebased(base);
+            }
+            let sending = call.start();
+            let sent = sending
+                .api()
+                .create_chat_completion()
+                .body(request.clone())
+                .send()
+                .await;
+            match sending.read_stream(sent) {
                 Err(Error::Transport(e)) if e.is_connect() && attempt < policy.attempts() => {
                     let wait = policy.backoff(attempt);
                     tracing::debug!(error = %e, attempt, wait_ms = wait.as_millis() as u64,
@@ -205,8 +234,9 @@ impl Chat {
     }
 }
 
-/// `<base>/chat/completions`, `base` used as is.
-fn completions_url(base: &str) -> Result<Url> {
+/// An OpenAI-style base URL (`https://host/v1`), checked: http(s), a host,
+/// no query, fragment or credentials.
+fn openai_base(base: &str) -> Result<Url> {
     let mut url = Url::parse(base.trim())
         .map_err(|e| Error::Config(format!("chat base URL {base:?} is not a URL: {e}")))?;
     if !matches!(url.scheme(), "http" | "https") {
@@ -225,7 +255,7 @@ fn completions_url(base: &str) -> Result<Url> {
             "chat base URL must not carry credentials".into(),
         ));
     }
-    let path = format!("{}/chat/completions", url.path().trim_end_matches('/'));
+    let path = url.path().trim_end_matches('/').to_owned();
     url.set_path(&path);
     Ok(url)
 }
@@ -237,80 +267,80 @@ fn completions_url(base: &str) -> Result<Url> {
 #[derive(Debug)]
 pub struct ChatBuilder {
     base_url: String,
-    client: ClientBuilder,
+    settings: ClientBuilder,
 }
 
 impl ChatBuilder {
     /// The server's key.
     pub fn api_key(mut self, key: impl Into<String>) -> Self {
-        self.client = self.client.api_key(key);
+        self.settings = self.settings.api_key(key);
         self
     }
 
     /// Which header carries the key (default `X-Api-Key`; most
     /// OpenAI-compatible servers want [`AuthHeader::Bearer`]).
     pub fn auth_header(mut self, style: AuthHeader) -> Self {
-        self.client = self.client.auth_header(style);
+        self.settings = self.settings.auth_header(style);
         self
     }
 
     /// See [`ClientBuilder::allow_insecure_http`].
     pub fn allow_insecure_http(mut self, allow: bool) -> Self {
-        self.client = self.client.allow_insecure_http(allow);
+        self.settings = self.settings.allow_insecure_http(allow);
         self
     }
 
     /// See [`ClientBuilder::request_timeout`].
     pub fn request_timeout(mut self, d: std::time::Duration) -> Self {
-        self.client = self.client.request_timeout(d);
+        self.settings = self.settings.request_timeout(d);
         self
     }
 
     /// See [`ClientBuilder::read_timeout`].
     pub fn read_timeout(mut self, d: std::time::Duration) -> Self {
-        self.client = self.client.read_timeout(d);
+        self.settings = self.settings.read_timeout(d);
         self
     }
 
     /// See [`ClientBuilder::connect_timeout`].
     pub fn connect_timeout(mut self, d: std::time::Duration) -> Self {
-        self.client = self.client.connect_timeout(d);
+        self.settings = self.settings.connect_timeout(d);
         self
     }
 
     /// See [`ClientBuilder::max_body_bytes`].
     pub fn max_body_bytes(mut self, limit: u64) -> Self {
-        self.client = self.client.max_body_bytes(limit);
+        self.settings = self.settings.max_body_bytes(limit);
         self
     }
 
     /// See [`ClientBuilder::retry_policy`]: here it bounds the retries of
     /// a connection that could not be made.
     pub fn retry_policy(mut self, p: RetryPolicy) -> Self {
-        self.client = self.client.retry_policy(p);
+        self.settings = self.settings.retry_policy(p);
         self
     }
 
     /// See [`ClientBuilder::hook`].
     pub fn hook(mut self, hook: impl RequestHook) -> Self {
-        self.client = self.client.hook(hook);
+        self.settings = self.settings.hook(hook);
         self
     }
 
     /// See [`ClientBuilder::http_client_builder`].
     pub fn http_client_builder(mut self, builder: reqwest::ClientBuilder) -> Self {
-        self.client = self.client.http_client_builder(builder);
+        self.settings = self.settings.http_client_builder(builder);
         self
     }
 
     /// Checks the settings and builds the chat client.
     pub fn build(self) -> Result<Chat> {
-        let url = completions_url(&self.base_url)?;
-        let origin = url.origin().ascii_serialization();
-        let client = self.client.base_url(origin).build()?;
+        let base = openai_base(&self.base_url)?;
+        let origin = base.origin().ascii_serialization();
+        let http = self.settings.base_url(origin).build_http()?;
         Ok(Chat {
-            http: client.chat().http,
-            url: Some(url),
+            http,
+            base: Some(base),
         })
     }
 }
@@ -379,7 +409,8 @@ mod tests {
                 "https://vision-agent.api.reka.ai/v2/inference/chat/completions",
             ),
         ] {
-            assert_eq!(completions_url(base).unwrap().as_str(), want);
+            let chat = Chat::builder(base).build().unwrap();
+            assert_eq!(chat.url().unwrap().as_str(), want);
         }
         for bad in [
             "ftp://x/v1",
@@ -387,7 +418,7 @@ mod tests {
             "http://u:p@x/v1",
             "not a url",
         ] {
-            assert!(completions_url(bad).is_err(), "{bad}");
+            assert!(openai_base(bad).is_err(), "{bad}");
         }
     }
 

@@ -1,7 +1,7 @@
 //! How every request reaches the server: authentication, redirects,
 //! retries, time limits and size limits, in one loop.
 //!
-//! Every call of the crate, generated or hand-written, is sent by
+//! Every request of the crate is sent by
 //! [`ApiTransport::send`], so every request follows the same rules:
 //!
 //! - the API key is attached only when a request (or a redirect hop) goes
@@ -19,16 +19,13 @@
 //!   ([`Error::BodyTooLarge`]); a streamed one is bounded by the idle (read)
 //!   timeout set on the HTTP client, not by a total one.
 //!
-//! The generated client (`Client::api`) reaches the same loop through
-//! [`reka_inference_api::Transport`]; its errors can only be
-//! `reqwest::Error`s, so there a size or time limit shows as the
-//! transport error of a body that broke off.
+//! Every call to the inference API reaches this loop from a generated
+//! operation, through the hooks of `crate::http`; downloads reach it
+//! directly, since their URLs come from outputs, not from the document.
 
-use std::net::IpAddr;
 use std::time::{Duration, SystemTime};
 
 use bytes::{Bytes, BytesMut};
-use reka_inference_api::BoxFuture;
 use reqwest::header::{self, HeaderMap, HeaderName, HeaderValue};
 use reqwest::{Method, StatusCode};
 use tokio::time::Instant;
@@ -38,6 +35,10 @@ use url::Url;
 use crate::error::{Error, Result, is_retryable_status};
 use crate::rate_limit::RateLimits;
 use crate::retry::{RetryPolicy, parse_retry_after};
+
+mod address;
+
+pub(crate) use address::{AddressPolicy, GuardedResolver};
 
 /// The header the API key travels in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -113,109 +114,6 @@ impl Credentials {
     }
 }
 
-/// Which addresses a download (and each of its redirect hops) may connect
-/// to, by the literal address in its URL.
-///
-/// Link-local (cloud metadata services live at 169.254.169.254), multicast,
-/// broadcast and unspecified addresses are always refused. Loopback and
-/// private addresses are allowed only when the API itself is on one (a
-/// simulator on 127.0.0.1, a service on a private network) or by an explicit
-/// opt-in.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct AddressPolicy {
-    pub allow_local: bool,
-}
-
-impl AddressPolicy {
-    /// Whether `url` may be fetched; `Err` says why not.
-    pub(crate) fn check(&self, url: &Url) -> std::result::Result<(), String> {
-        let ip = match url.host() {
-            Some(url::Host::Ipv4(ip)) => IpAddr::V4(ip),
-            Some(url::Host::Ipv6(ip)) => IpAddr::V6(ip),
-            Some(url::Host::Domain(d)) => {
-                if !self.allow_local && d.eq_ignore_ascii_case("localhost") {
-                    return Err(format!("{d} is a loopback host"));
-                }
-                return Ok(());
-            }
-            None => return Err("the URL has no host".into()),
-        };
-        let ip = canonical(ip);
-        if is_never_reachable(ip) {
-            return Err(format!(
-                "{ip} is a link-local, multicast or unspecified address"
-            ));
-        }
-        let local = match ip {
-            IpAddr::V4(v4) => v4.is_loopback() || v4.is_private(),
-            IpAddr::V6(v6) => v6.is_loopback() || (v6.segments()[0] & 0xfe00) == 0xfc00,
-        };
-        if local && !self.allow_local {
-            return Err(format!(
-                "{ip} is a loopback or private address and the API is not on one \
-                 (allow_local_downloads(true) to permit it)"
-            ));
-        }
-        Ok(())
-    }
-
-    /// The policy that fits a base URL: local addresses are allowed when the
-    /// API itself is on one.
-    pub(crate) fn for_base_url(base: &Url) -> AddressPolicy {
-        let allow_local = match base.host() {
-            Some(url::Host::Ipv4(ip)) => ip.is_loopback() || ip.is_private(),
-            Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
-            Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
-            None => false,
-        };
-        AddressPolicy { allow_local }
-    }
-}
-
-/// An IPv4-mapped IPv6 address as the IPv4 address it is.
-fn canonical(ip: IpAddr) -> IpAddr {
-    match ip {
-        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
-        v4 => v4,
-    }
-}
-
-/// Addresses no request of the client may reach: link-local (cloud
-/// metadata services), multicast, broadcast, unspecified.
-fn is_never_reachable(ip: IpAddr) -> bool {
-    match canonical(ip) {
-        IpAddr::V4(v4) => {
-            v4.is_link_local() || v4.is_multicast() || v4.is_broadcast() || v4.is_unspecified()
-        }
-        IpAddr::V6(v6) => {
-            v6.is_multicast() || v6.is_unspecified() || (v6.segments()[0] & 0xffc0) == 0xfe80
-        }
-    }
-}
-
-/// Resolves host names as the system does, without the addresses no
-/// request may reach: a name that points at the metadata service gets no
-/// connection, whatever the URL looked like.
-pub(crate) struct GuardedResolver;
-
-impl reqwest::dns::Resolve for GuardedResolver {
-    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
-        let host = name.as_str().to_owned();
-        Box::pin(async move {
-            let found = tokio::net::lookup_host((host.as_str(), 0)).await?;
-            let allowed: Vec<std::net::SocketAddr> =
-                found.filter(|a| !is_never_reachable(a.ip())).collect();
-            if allowed.is_empty() {
-                return Err(format!(
-                    "{host} resolves only to link-local, multicast or unspecified addresses"
-                )
-                .into());
-            }
-            Ok(Box::new(allowed.into_iter()) as reqwest::dns::Addrs)
-        })
-    }
-}
-
 /// How an answer is taken.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Mode {
@@ -245,6 +143,10 @@ pub(crate) struct Exchange {
     pub deadline: Option<Instant>,
     /// Retries of this exchange instead of the transport's own.
     pub retry: Option<RetryPolicy>,
+    /// Sending it twice is harmless although its method does not say so
+    /// (a cancel). GETs, HEADs and requests with an `Idempotency-Key` are
+    /// idempotent anyway.
+    pub idempotent: bool,
 }
 
 /// An answer: read whole, or left streaming.
@@ -385,10 +287,10 @@ impl ApiTransport {
     }
 
     /// Whether sending `request` twice is harmless.
-    fn is_idempotent(request: &reqwest::Request, operation: &str) -> bool {
-        request.method() == Method::GET
+    fn is_idempotent(request: &reqwest::Request, declared: bool) -> bool {
+        declared
+            || request.method() == Method::GET
             || request.method() == Method::HEAD
-            || operation == "cancel_request"
             || request.headers().contains_key(IDEMPOTENCY_KEY)
     }
 
@@ -405,10 +307,11 @@ impl ApiTransport {
             redirects,
             deadline,
             retry,
+            idempotent,
         } = exchange;
         let policy = retry.as_ref().unwrap_or(&self.retry);
         let began = Instant::now();
-        let idempotent = Self::is_idempotent(&request, operation);
+        let idempotent = Self::is_idempotent(&request, idempotent);
         let span = tracing::debug_span!(
             "reka.http",
             operation,
@@ -562,7 +465,12 @@ impl ApiTransport {
             let headers = response.headers().clone();
             let version = response.version();
             let url = response.url().clone();
-            let body = read_capped(&mut response, self.max_body_bytes).await?;
+            let body = read_capped(&mut response, self.max_body_bytes, |_, _| {})
+                .await
+                .map_err(|e| match e {
+                    CappedError::TooLarge => Failure::TooLarge,
+                    CappedError::Transport(e) => Failure::Transport(e),
+                })?;
             return Ok(Answer::Buffered {
                 status,
                 headers,
@@ -646,171 +554,42 @@ impl ApiTransport {
     }
 }
 
-impl reka_inference_api::Transport for ApiTransport {
-    fn execute<'a>(
-        &'a self,
-        client: &'a reqwest::Client,
-        request: reqwest::Request,
-        operation_id: &'static str,
-    ) -> BoxFuture<'a, reqwest::Result<reqwest::Response>> {
-        Box::pin(async move {
-            // The generated code can only take a reqwest error: send with a
-            // reqwest-level timeout, streaming, and cap what it will read.
-            let mut request = request;
-            *request.timeout_mut() = Some(self.request_timeout);
-            let exchange = Exchange {
-                request,
-                operation: operation_id,
-                mode: Mode::Streaming,
-                redirects: Redirects::SameOrigin,
-                deadline: None,
-                retry: None,
-            };
-            match self.send(client, exchange).await {
-                Ok(Answer::Streaming(r)) => Ok(capped_response(r, self.max_body_bytes)),
-                Ok(buffered) => Ok(buffered.into_response()),
-                Err(Error::Transport(e)) => Err(e),
-                // Limits and refusals: an answer the generated code reports
-                // as unexpected, saying what happened.
-                Err(other) => Ok(local_error_response(&other)),
-            }
-        })
-    }
+/// Why [`read_capped`] stopped.
+#[derive(Debug)]
+pub(crate) enum CappedError {
+    /// The body is larger than the limit (announced or read).
+    TooLarge,
+    /// The body broke off.
+    Transport(reqwest::Error),
 }
 
-/// A 502 answer made here, for a limit hit under the generated client.
-fn local_error_response(e: &Error) -> reqwest::Response {
-    let body = serde_json::json!({"error": {"type": "client_error", "message": e.to_string()}});
-    let mut response = http::Response::new(Bytes::from(body.to_string()));
-    *response.status_mut() = StatusCode::BAD_GATEWAY;
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    reqwest::Response::from(response)
-}
-
-/// `response` with a body that breaks off past `limit` bytes.
-fn capped_response(response: reqwest::Response, limit: u64) -> reqwest::Response {
-    use futures::StreamExt;
-    let status = response.status();
-    let version = response.version();
-    let headers = response.headers().clone();
-    let mut seen = 0u64;
-    let body = response.bytes_stream().map(move |chunk| {
-        let chunk = chunk.map_err(std::io::Error::other)?;
-        seen = seen.saturating_add(chunk.len() as u64);
-        if seen > limit {
-            return Err(std::io::Error::other(format!(
-                "the answer is larger than the {limit}-byte limit"
-            )));
-        }
-        Ok(chunk)
-    });
-    let mut builder = http::Response::builder().status(status).version(version);
-    if let Some(h) = builder.headers_mut() {
-        *h = headers;
-    }
-    match builder.body(reqwest::Body::wrap_stream(body)) {
-        Ok(r) => reqwest::Response::from(r),
-        Err(_) => reqwest::Response::from(http::Response::new(Bytes::new())),
-    }
-}
-
-/// Reads a body whole, refusing past `limit` bytes (without reading them
-/// when `Content-Length` already says so).
-async fn read_capped(
+/// Reads a body whole, refusing it past `limit` bytes (before reading a
+/// byte when `Content-Length` already says so); `progress` gets the bytes
+/// received so far and the announced total. The one place a body is
+/// buffered: API answers, chat answers and downloads into memory.
+pub(crate) async fn read_capped(
     response: &mut reqwest::Response,
     limit: u64,
-) -> std::result::Result<Bytes, Failure> {
-    if response.content_length().is_some_and(|n| n > limit) {
-        return Err(Failure::TooLarge);
+    mut progress: impl FnMut(u64, Option<u64>),
+) -> std::result::Result<Bytes, CappedError> {
+    let total = response.content_length();
+    if total.is_some_and(|t| t > limit) {
+        return Err(CappedError::TooLarge);
     }
-    let mut body = BytesMut::new();
-    while let Some(chunk) = response.chunk().await.map_err(Failure::Transport)? {
+    // Reserve what the answer announces, within the limit and a sane
+    // first allocation: the length is the server's word, not a fact.
+    let first = total.unwrap_or(0).min(limit).min(1 << 20);
+    let mut body = BytesMut::with_capacity(usize::try_from(first).unwrap_or(0));
+    while let Some(chunk) = response.chunk().await.map_err(CappedError::Transport)? {
         if body.len() as u64 + chunk.len() as u64 > limit {
-            return Err(Failure::TooLarge);
+            return Err(CappedError::TooLarge);
         }
         body.extend_from_slice(&chunk);
+        progress(body.len() as u64, total);
     }
     Ok(body.freeze())
 }
 
 fn is_transient(e: &reqwest::Error) -> bool {
     e.is_connect() || e.is_timeout() || e.is_request() || e.is_body() || e.is_decode()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn url(s: &str) -> Url {
-        Url::parse(s).unwrap()
-    }
-
-    #[test]
-    fn downloads_never_reach_link_local_or_unspecified_addresses() {
-        let strict = AddressPolicy { allow_local: false };
-        let open = AddressPolicy { allow_local: true };
-        for bad in [
-            "http://169.254.169.254/latest/meta-data",
-            "http://[fe80::1]/x",
-            "http://0.0.0.0/x",
-            "http://224.0.0.1/x",
-            "http://[::ffff:169.254.169.254]/x",
-            "http://255.255.255.255/x",
-        ] {
-            assert!(strict.check(&url(bad)).is_err(), "{bad}");
-            assert!(open.check(&url(bad)).is_err(), "{bad}");
-        }
-        for local in [
-            "http://127.0.0.1:9/x",
-            "http://10.0.0.8/x",
-            "http://localhost/x",
-            "http://[::1]/x",
-        ] {
-            assert!(strict.check(&url(local)).is_err(), "{local}");
-            assert!(open.check(&url(local)).is_ok(), "{local}");
-        }
-        assert!(strict.check(&url("https://cdn.example.com/a.png")).is_ok());
-        assert!(strict.check(&url("https://93.184.216.34/a.png")).is_ok());
-    }
-
-    #[test]
-    fn resolved_addresses_are_screened_too() {
-        for never in [
-            "169.254.169.254",
-            "0.0.0.0",
-            "224.0.0.1",
-            "fe80::1",
-            "::ffff:169.254.1.1",
-        ] {
-            assert!(is_never_reachable(never.parse().unwrap()), "{never}");
-        }
-        for fine in [
-            "127.0.0.1",
-            "10.1.2.3",
-            "93.184.216.34",
-            "::1",
-            "2001:db8::1",
-        ] {
-            assert!(!is_never_reachable(fine.parse().unwrap()), "{fine}");
-        }
-    }
-
-    #[tokio::test]
-    async fn the_resolver_keeps_ordinary_names() {
-        use reqwest::dns::Resolve;
-        let name: reqwest::dns::Name = "localhost".parse().unwrap();
-        let addrs: Vec<_> = GuardedResolver.resolve(name).await.unwrap().collect();
-        assert!(addrs.iter().all(|a| a.ip().is_loopback()), "{addrs:?}");
-        assert!(!addrs.is_empty());
-    }
-
-    #[test]
-    fn local_downloads_follow_the_base_url() {
-        assert!(AddressPolicy::for_base_url(&url("http://127.0.0.1:8787")).allow_local);
-        assert!(AddressPolicy::for_base_url(&url("http://192.168.1.5:80")).allow_local);
-        assert!(!AddressPolicy::for_base_url(&url("https://vision-agent.api.reka.ai")).allow_local);
-    }
 }
