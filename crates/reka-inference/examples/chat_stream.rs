@@ -6,7 +6,8 @@
 use std::io::Write;
 
 use futures::StreamExt;
-use reka_inference::{ChatRequest, Client, function_tool};
+use reka_inference::Client;
+use reka_inference::chat::{ChatRequest, function_tool};
 use serde_json::json;
 
 #[tokio::main]

@@ -14,7 +14,7 @@ use crate::http::{Http, Waits};
 use crate::poll::{Estimates, PollPolicy};
 use crate::retry::RetryPolicy;
 use crate::transport::{
-    AddressPolicy, ApiTransport, AuthHeader, Credentials, GuardedResolver, RequestHook,
+    AddressPolicy, ApiTransport, AuthHeader, Credentials, GuardedResolver, HttpHook,
 };
 
 /// The service's base URL.
@@ -55,7 +55,7 @@ pub struct ClientBuilder {
     retry: RetryPolicy,
     wait_timeout: Duration,
     http: Option<reqwest::ClientBuilder>,
-    hooks: Vec<Arc<dyn RequestHook>>,
+    hooks: Vec<Arc<dyn HttpHook>>,
 }
 
 impl fmt::Debug for ClientBuilder {
@@ -211,9 +211,9 @@ impl ClientBuilder {
         self
     }
 
-    /// Adds a [`RequestHook`]: your own code on every request the client
+    /// Adds a [`HttpHook`]: your own code on every request the client
     /// sends (headers for trace propagation, metrics), in the order added.
-    pub fn hook(mut self, hook: impl RequestHook) -> Self {
+    pub fn hook(mut self, hook: impl HttpHook) -> Self {
         self.hooks.push(Arc::new(hook));
         self
     }

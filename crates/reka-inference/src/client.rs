@@ -12,19 +12,22 @@ use reka_inference_api::types::{ListModelsResponse, ModelInfo};
 use serde::Serialize;
 use url::Url;
 
+use crate::batch::{Batch, Journal};
 use crate::builder::ClientBuilder;
 use crate::chat::Chat;
+use crate::download;
 use crate::endpoint::IntoEndpoint;
 use crate::error::{Error, Result};
 use crate::http::Http;
-use crate::job::{Job, JobOutput};
+use crate::job::Job;
 use crate::job_set::JobSet;
 use crate::jobs::Jobs;
-use crate::output::{self, MediaRef, Progress};
+use crate::media::{MediaRef, Progress};
 use crate::rate_limit::RateLimit;
 use crate::submit::SubmitOptions;
 use crate::submitter::{Submitter, SubmitterOptions};
 use crate::transport::AuthHeader;
+use crate::vocab::JobOutput;
 
 /// A client of the inference API.
 ///
@@ -123,6 +126,26 @@ impl Client {
         JobSet::new(self.http.clone())
     }
 
+    /// A batch of this client's jobs, journalled in `journal`: bulk work
+    /// from a stream of items, crash-safe and exactly once (see
+    /// [`batch`](crate::batch)).
+    ///
+    /// ```no_run
+    /// # async fn run(client: reka_inference::Client) -> reka_inference::Result<()> {
+    /// use reka_inference::batch::{BatchItem, MemoryJournal};
+    ///
+    /// let items = vec![BatchItem::new("fox", "nano-banana/text-to-image", serde_json::json!({"prompt": "a fox"}))?];
+    /// let summary = client
+    ///     .batch(MemoryJournal::default())
+    ///     .run(futures::stream::iter(items), |_event| Ok(()))
+    ///     .await?;
+    /// assert_eq!(summary.succeeded + summary.failed, 1);
+    /// # Ok(()) }
+    /// ```
+    pub fn batch<J: Journal>(&self, journal: J) -> Batch<J> {
+        Batch::new(self.http.clone(), journal)
+    }
+
     /// The endpoints this key can submit to.
     ///
     /// The list is read whichever wrapper the server uses (`models`,
@@ -208,7 +231,7 @@ impl Client {
         path: impl AsRef<Path>,
         progress: impl FnMut(Progress) + Send,
     ) -> Result<u64> {
-        output::download_to_file(&self.http, url, path.as_ref(), progress).await
+        download::download_to_file(&self.http, url, path.as_ref(), progress).await
     }
 
     /// Fetches the file at `url` into memory, up to the client's
@@ -218,7 +241,7 @@ impl Client {
         url: &str,
         progress: impl FnMut(Progress) + Send,
     ) -> Result<Bytes> {
-        output::download_bytes(&self.http, url, progress).await
+        download::download_bytes(&self.http, url, progress).await
     }
 
     /// Downloads every media file of a finished job into `dir` (created if
@@ -243,18 +266,18 @@ impl Client {
         // `&MediaRef` lifetime, which keeps this future `Send` for callers
         // that spawn it or box it.
         fn no_progress(_: usize, _: &MediaRef, _: Progress) {}
-        output::download_outputs(&self.http, output, dir.as_ref(), no_progress).await
+        download::download_outputs(&self.http, output, dir.as_ref(), no_progress).await
     }
 
     /// [`Client::download_outputs`], calling `progress` with the index of
     /// the file, where it is, and how far its download has come.
-    pub async fn download_outputs_with(
+    pub async fn download_outputs_with_progress(
         &self,
         output: &JobOutput,
         dir: impl AsRef<Path>,
         progress: impl FnMut(usize, &MediaRef, Progress) + Send,
     ) -> Result<Vec<PathBuf>> {
-        output::download_outputs(&self.http, output, dir.as_ref(), progress).await
+        download::download_outputs(&self.http, output, dir.as_ref(), progress).await
     }
 }
 

@@ -10,7 +10,7 @@ use std::fmt;
 use std::time::Duration;
 
 use bytes::Bytes;
-use reka_inference_api::RequestStatus;
+use reka_inference_api::RequestStatus as JobStatus;
 use reka_inference_api::types::{JobError, ResultResponse};
 use reqwest::StatusCode;
 use reqwest::header::HeaderMap;
@@ -48,7 +48,7 @@ pub enum Error {
         /// The request that was being waited for.
         request_id: String,
         /// The last status seen, if any.
-        last_status: Option<RequestStatus>,
+        last_status: Option<JobStatus>,
         /// How long the wait lasted.
         elapsed: Duration,
         /// Whether a best-effort cancel was sent on the deadline.

@@ -8,23 +8,24 @@
 //! whole log on every poll. Dropping a wait or an event stream never
 //! cancels the job.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
 use futures::Stream;
-use reka_inference_api::RequestStatus;
-use reka_inference_api::types::{JobError, LogEntry, Metrics, ResultResponse, StatusResponse};
+use reka_inference_api::RequestStatus as JobStatus;
+use reka_inference_api::types::{ResultResponse, StatusResponse};
 use serde::de::DeserializeOwned;
-use serde_json::Value;
 use tokio::time::Instant;
 
 use crate::endpoint::Endpoint;
 use crate::error::{Error, Result};
 use crate::http::{Http, check_request_id, deadline_after};
-use crate::output::{self, MediaRef};
 use crate::poll::PollPolicy;
 use crate::tracker::{LookKind, Tracker};
+use crate::vocab::{JobEvent, JobOutput, outcome_of};
+use crate::webhook::Deliveries;
 
 /// A submitted request.
 ///
@@ -57,8 +58,7 @@ pub struct Job {
     /// The same moment on the wall clock (what the list's `start` takes).
     submit_time: Option<DateTime<Utc>>,
     /// Where this job's webhook deliveries arrive, if it was submitted with one.
-    #[cfg(feature = "webhooks")]
-    receiver: Option<crate::receiver::WebhookReceiver>,
+    deliveries: Option<Arc<dyn Deliveries>>,
 }
 
 impl std::fmt::Debug for Job {
@@ -68,115 +68,6 @@ impl std::fmt::Debug for Job {
             .field("endpoint", &self.endpoint)
             .finish()
     }
-}
-
-/// A finished job's output.
-#[derive(Debug, Clone, PartialEq)]
-#[non_exhaustive]
-pub struct JobOutput {
-    /// The request id.
-    pub request_id: String,
-    /// The output object (its shape depends on the endpoint; it is not
-    /// published).
-    pub output: Value,
-    /// The server's measurements (`inference_time`, seconds).
-    pub metrics: Option<Metrics>,
-}
-
-impl JobOutput {
-    /// The output of a record you fetched yourself
-    /// ([`Job::result`], a list item, a webhook delivery).
-    pub fn from_record(record: ResultResponse) -> JobOutput {
-        JobOutput {
-            request_id: record.request_id,
-            output: record.output.map(Value::Object).unwrap_or(Value::Null),
-            metrics: record.metrics,
-        }
-    }
-
-    /// The output decoded into your own type.
-    pub fn output_as<T: DeserializeOwned>(&self) -> Result<T> {
-        serde_json::from_value(self.output.clone()).map_err(|e| Error::Decode {
-            status: reqwest::StatusCode::OK,
-            message: format!("the output does not match the requested type: {e}"),
-            raw_body: serde_json::to_vec(&self.output).unwrap_or_default().into(),
-        })
-    }
-
-    /// What the service charged for the job, in US dollars, when the record
-    /// says (`output.usage.price_usd`, or `usage.price_usd` / `price_usd`
-    /// beside the output).
-    ///
-    /// ```
-    /// use reka_inference::JobOutput;
-    /// use reka_inference::types::ResultResponse;
-    ///
-    /// let record: ResultResponse = serde_json::from_value(serde_json::json!({
-    ///     "request_id": "r1", "status": "COMPLETED",
-    ///     "output": {"images": [{"url": "https://cdn.example/a"}], "usage": {"price_usd": 0.039}}
-    /// }))?;
-    /// assert_eq!(JobOutput::from_record(record).price_usd(), Some(0.039));
-    /// # Ok::<(), serde_json::Error>(())
-    /// ```
-    pub fn price_usd(&self) -> Option<f64> {
-        let number = |v: Option<&Value>| -> Option<f64> {
-            match v? {
-                Value::Number(n) => n.as_f64(),
-                // Some services send money as a string.
-                Value::String(s) => s.trim().parse().ok(),
-                _ => None,
-            }
-        };
-        let out = &self.output;
-        number(out.pointer("/usage/price_usd"))
-            .or_else(|| number(out.get("price_usd")))
-            .filter(|p| p.is_finite() && *p >= 0.0)
-    }
-
-    /// The summed price of `outputs`, over those whose record carries one;
-    /// `None` when none does.
-    pub fn total_price_usd<'a>(outputs: impl IntoIterator<Item = &'a JobOutput>) -> Option<f64> {
-        outputs
-            .into_iter()
-            .filter_map(JobOutput::price_usd)
-            .fold(None, |sum, p| Some(sum.unwrap_or(0.0) + p))
-    }
-
-    /// The media files the output points at (every `url` in it).
-    pub fn media(&self) -> Vec<MediaRef> {
-        output::find_media(&self.output)
-    }
-}
-
-/// Something that happened to a job, as [`Job::events`] reports it.
-#[derive(Debug, Clone, PartialEq)]
-#[non_exhaustive]
-pub enum JobEvent {
-    /// The job is waiting; `position` 0 is next. Reported again when the
-    /// position changes.
-    Queued {
-        /// Jobs ahead of this one, when the server says.
-        position: Option<u64>,
-    },
-    /// The job was seen running. A short job may finish between two polls
-    /// and never be seen running.
-    Started,
-    /// A log line not reported before.
-    Log(LogEntry),
-    /// The server sent a status this version does not know. Polling goes
-    /// on within the deadline; reported once per value.
-    UnknownStatus(String),
-    /// The job finished with an output (terminal).
-    Completed(JobOutput),
-    /// The job failed (terminal).
-    Failed {
-        /// The server's `error` object.
-        error: Option<JobError>,
-        /// The whole final record.
-        record: Box<ResultResponse>,
-    },
-    /// The job was cancelled (terminal).
-    Cancelled,
 }
 
 /// How long and how a wait goes on.
@@ -228,8 +119,7 @@ impl Job {
             endpoint,
             submitted_at,
             submit_time,
-            #[cfg(feature = "webhooks")]
-            receiver: None,
+            deliveries: None,
         }
     }
 
@@ -264,10 +154,17 @@ impl Job {
         self.submit_time
     }
 
-    /// Waits of this handle park on `receiver`'s deliveries for it.
-    #[cfg(feature = "webhooks")]
-    pub fn with_receiver(mut self, receiver: crate::receiver::WebhookReceiver) -> Job {
-        self.receiver = Some(receiver);
+    /// Waits of this handle park on `deliveries` for it (a webhook
+    /// receiver): they end at a delivery, confirmed by one fetch, with a
+    /// sparse safety-net poll for a delivery that never comes. For a job
+    /// submitted elsewhere with the receiver's URL.
+    pub fn with_webhook<D: Deliveries + Clone>(mut self, deliveries: &D) -> Job {
+        self.deliveries = Some(Arc::new(deliveries.clone()));
+        self
+    }
+
+    pub(crate) fn with_deliveries(mut self, deliveries: Option<Arc<dyn Deliveries>>) -> Job {
+        self.deliveries = deliveries;
         self
     }
 
@@ -277,9 +174,8 @@ impl Job {
     }
 
     /// Where this job's webhook deliveries arrive, if anywhere.
-    #[cfg(feature = "webhooks")]
-    pub(crate) fn receiver(&self) -> Option<&crate::receiver::WebhookReceiver> {
-        self.receiver.as_ref()
+    pub(crate) fn deliveries(&self) -> Option<&Arc<dyn Deliveries>> {
+        self.deliveries.as_ref()
     }
 
     /// When this handle's submit was accepted, if it came from one.
@@ -356,15 +252,15 @@ impl Job {
         let record = self.result().await?;
         let failed_as_completed = record.output.is_none() && record.error.is_some();
         match record.status {
-            RequestStatus::Completed if !failed_as_completed => {
+            JobStatus::Completed if !failed_as_completed => {
                 JobOutput::from_record(record).output_as().map(Some)
             }
-            RequestStatus::Completed | RequestStatus::Failed => Err(Error::JobFailed {
+            JobStatus::Completed | JobStatus::Failed => Err(Error::JobFailed {
                 request_id: self.id.clone(),
                 error: record.error.clone().map(Box::new),
                 record: Box::new(record),
             }),
-            RequestStatus::Cancelled => Err(Error::JobCancelled {
+            JobStatus::Cancelled => Err(Error::JobCancelled {
                 request_id: self.id.clone(),
             }),
             _ => Ok(None),
@@ -456,24 +352,6 @@ impl std::fmt::Debug for JobEvents {
     }
 }
 
-/// The outcome a terminal event (or an error) means for a wait; `None` for
-/// an event along the way.
-pub(crate) fn outcome_of(id: &str, event: Result<JobEvent>) -> Option<Result<JobOutput>> {
-    match event {
-        Err(e) => Some(Err(e)),
-        Ok(JobEvent::Completed(done)) => Some(Ok(done)),
-        Ok(JobEvent::Failed { error, record }) => Some(Err(Error::JobFailed {
-            request_id: id.to_owned(),
-            error: error.map(Box::new),
-            record,
-        })),
-        Ok(JobEvent::Cancelled) => Some(Err(Error::JobCancelled {
-            request_id: id.to_owned(),
-        })),
-        Ok(_) => None,
-    }
-}
-
 /// How long a cancel sent on a wait's deadline may take: the wait has
 /// already used its time, and must return promptly.
 const CANCEL_GRACE: Duration = Duration::from_secs(1);
@@ -484,8 +362,7 @@ struct Poller {
     job: Job,
     tracker: Tracker,
     cancel_on_timeout: bool,
-    /// The count of webhook deliveries for the job, when it has a receiver.
-    #[cfg(feature = "webhooks")]
+    /// The count of webhook deliveries for the job, when it has a webhook.
     deliveries: Option<tokio::sync::watch::Receiver<u64>>,
 }
 
@@ -504,10 +381,9 @@ impl Poller {
             deadline,
             with_logs,
         );
-        #[cfg(feature = "webhooks")]
-        let (tracker, deliveries) = match &job.receiver {
-            Some(r) => {
-                let mut deliveries = r.deliveries(&job.id);
+        let (tracker, deliveries) = match &job.deliveries {
+            Some(source) => {
+                let mut deliveries = source.for_job(&job.id);
                 let mut tracker = tracker.with_safety_net();
                 // Delivered before this wait began: look now.
                 if *deliveries.borrow_and_update() > 0 {
@@ -521,14 +397,12 @@ impl Poller {
             job,
             tracker,
             cancel_on_timeout: options.cancel_on_timeout,
-            #[cfg(feature = "webhooks")]
             deliveries,
         }
     }
 
     /// Sleeps until `wake`, or until a webhook delivery for the job.
     async fn sleep_until(&mut self, wake: Instant) {
-        #[cfg(feature = "webhooks")]
         if let Some(deliveries) = &mut self.deliveries {
             tokio::select! {
                 () = tokio::time::sleep_until(wake) => {}

@@ -2,7 +2,7 @@
 
 use chrono::{DateTime, Utc};
 use futures::Stream;
-use reka_inference_api::RequestStatus;
+use reka_inference_api::RequestStatus as JobStatus;
 use reka_inference_api::types::{ListRequestsResponse, RequestItem};
 use tokio::time::Instant;
 
@@ -15,17 +15,17 @@ use crate::http::Http;
 const PAYLOADS: &str = "payloads";
 
 /// The largest page the API serves.
-pub const MAX_PAGE_SIZE: u32 = 100;
+pub(crate) const MAX_PAGE_SIZE: u32 = 100;
 
 /// What to list. Every field is optional; the default lists everything,
 /// newest first.
 ///
 /// ```
-/// use reka_inference::{Endpoint, ListFilter, RequestStatus};
+/// use reka_inference::{Endpoint, ListFilter, JobStatus};
 ///
 /// let filter = ListFilter::default()
 ///     .endpoint(Endpoint::SAM3_IMAGE_TO_BBOX)
-///     .status(RequestStatus::Completed)
+///     .status(JobStatus::Completed)
 ///     .payloads(true);
 /// # let _ = filter;
 /// ```
@@ -39,7 +39,7 @@ pub struct ListFilter {
     /// Only this model.
     pub model: Option<String>,
     /// Only this status.
-    pub status: Option<RequestStatus>,
+    pub status: Option<JobStatus>,
     /// Created at or after.
     pub start: Option<DateTime<Utc>>,
     /// Created before.
@@ -78,7 +78,7 @@ impl ListFilter {
     }
 
     /// Only requests in `status`.
-    pub fn status(mut self, status: RequestStatus) -> Self {
+    pub fn status(mut self, status: JobStatus) -> Self {
         self.status = Some(status);
         self
     }

@@ -43,7 +43,7 @@
 //! ```no_run
 //! # async fn run(client: reka_inference::Client) -> reka_inference::Result<()> {
 //! use futures::StreamExt;
-//! use reka_inference::ChatRequest;
+//! use reka_inference::chat::ChatRequest;
 //!
 //! let mut chunks = client.chat().create_stream(&ChatRequest::new("qwen3-vl-32b").user("Hi")).await?;
 //! while let Some(chunk) = chunks.next().await {
@@ -100,82 +100,78 @@
 //!
 //! # Map of the crate
 //!
-//! | module | for |
+//! | items | for |
 //! |---|---|
-//! | [`Client`], [`ClientBuilder`], [`SubmitOptions`] | configuration, submit, attach, models, downloads |
+//! | [`Client`], [`ClientBuilder`], [`SubmitOptions`], [`AuthHeader`], [`HttpHook`] | configuration, submit, attach, models, downloads; your own code on every HTTP request |
 //! | [`Endpoint`], [`IntoEndpoint`] | `<model>/<capability>` ids, the documented ones as constants; plain strings work too |
-//! | [`Job`], [`JobEvent`], [`JobEvents`], [`WaitOptions`], [`JobOutput`] | one job: status, result, output, cancel, wait, events |
-//! | [`JobSet`], [`JobOutcomes`], [`JobSender`] | many jobs waited for together, more joining while it is read |
-//! | [`Submitter`], [`SubmitItem`], [`RateLimit`] | many submits, a few at a time, paced by the service's rate limits |
-//! | [`batch`] | bulk work from a stream of items: crash-safe, exactly once, within a budget, behind a [`batch::Journal`] |
-//! | [`PollPolicy`] | when to poll |
-//! | [`RetryPolicy`] | when to retry |
+//! | [`Job`], [`JobStatus`], [`JobEvent`], [`JobEvents`], [`WaitOptions`], [`JobOutput`] | one job: status, result, output, cancel, wait, events |
+//! | [`JobSet`], [`JobSetOptions`], [`JobOutcomes`], [`JobOutcome`], [`JobSender`], [`JobSetCounts`] | many jobs waited for together, more joining while it is read |
 //! | [`Jobs`], [`ListFilter`] | listing jobs, pages followed for you |
-//! | [`RequestHook`] | your own code on every HTTP request (trace headers, metrics) |
-//! | [`WebhookDelivery`] | a webhook delivery, in either known shape |
-//! | `WebhookReceiver` (feature `webhooks`) | waits that end at the webhook delivery, confirmed by one fetch |
-//! | [`Chat`], [`ChatRequest`], [`Message`], [`ChatCompletion`], [`ChatStream`], [`openai`] | OpenAI-compatible chat with OpenAI's types (tools, images, usage), whole or streamed, with Reka or any compatible server |
-//! | [`find_media`], [`Client::download_to_file`] | output files |
-//! | [`Error`], [`ApiError`] | everything that can go wrong |
+//! | [`PollPolicy`], [`DurationEstimate`], [`RetryPolicy`], [`RateLimit`] | when to poll, when to retry, what the service said of its limits |
+//! | [`MediaRef`], [`Progress`], [`find_media`] | the files an output points at, and downloads of them |
+//! | [`Error`], [`ApiError`], [`Result`] | everything that can go wrong |
+//! | [`batch`] | bulk work from a stream of items: crash-safe, exactly once, within a budget, paced by the service's rate limits ([`batch::Submitter`]) |
+//! | [`webhook`] | waits that end at a webhook delivery ([`webhook::Deliveries`]; `WebhookReceiver` with feature `webhooks`) |
+//! | [`chat`] | OpenAI-compatible chat with OpenAI's types ([`chat::openai`]), whole or streamed, with Reka or any compatible server |
 //! | [`types`] | the API's request and response types (generated) |
 //!
 //! Every example in `examples/` runs against the local simulator
-//! (`reka-inference-sim`), which needs no key.
+//! (`reka-inference-sim`), which needs no key. `ARCHITECTURE.md` at the
+//! repository's root says how the crate is built, floor by floor.
 
 #![warn(missing_docs)]
 
-pub mod batch;
-mod builder;
-mod chat;
-mod client;
+// The floors, bottom up: vocabulary, plumbing, engines, façade. Each
+// module imports only from floors below it.
 mod endpoint;
 mod error;
+mod media;
+mod vocab;
+
+mod builder;
 mod http;
+mod rate_limit;
+mod retry;
+mod transport;
+
+mod download;
 mod job;
 mod job_set;
 mod jobs;
-mod output;
 mod poll;
-mod rate_limit;
-#[cfg(feature = "webhooks")]
-mod receiver;
-mod retry;
 mod submit;
 mod submitter;
 mod tracker;
-mod transport;
-mod webhook;
+
+pub mod batch;
+pub mod chat;
+pub mod webhook;
+
+mod client;
 
 pub use builder::{ClientBuilder, DEFAULT_BASE_URL, DEFAULT_MAX_BODY_BYTES, DEFAULT_WAIT_TIMEOUT};
-pub use chat::{
-    Chat, ChatBuilder, ChatCollector, ChatCompletion, ChatCompletionChunk, ChatRequest, ChatStream,
-    Message, function_tool, image_data_uri,
-};
 pub use client::Client;
 pub use endpoint::{Endpoint, IntoEndpoint};
 pub use error::{ApiError, Error, Result};
-pub use job::{Job, JobEvent, JobEvents, JobOutput, WaitOptions};
+pub use job::{Job, JobEvents, WaitOptions};
 pub use job_set::{JobOutcome, JobOutcomes, JobSender, JobSet, JobSetCounts, JobSetOptions};
-pub use jobs::{Jobs, ListFilter, MAX_PAGE_SIZE};
-pub use output::{MediaRef, Progress, find_media};
+pub use jobs::{Jobs, ListFilter};
+pub use media::{MediaRef, Progress, find_media};
 pub use poll::{DurationEstimate, PollPolicy};
 pub use rate_limit::RateLimit;
-#[cfg(feature = "webhooks")]
-pub use receiver::{DeliveryVerifier, WebhookReceiver};
-pub use retry::{RetryPolicy, parse_retry_after};
+pub use retry::RetryPolicy;
 pub use submit::SubmitOptions;
-pub use submitter::{PauseReason, SubmitItem, SubmitOutcome, Submitter, SubmitterOptions};
-pub use transport::{AuthHeader, RequestHook};
-pub use webhook::{DeliveryShape, WebhookDelivery};
+pub use transport::{AuthHeader, HttpHook};
+pub use vocab::{JobEvent, JobOutput};
 
-pub use reka_inference_api::RequestStatus;
+/// The lifecycle status of a job (`IN_QUEUE`, `IN_PROGRESS`, `COMPLETED`,
+/// `FAILED`, `CANCELLED`), forward compatible: a status this version does
+/// not know is kept, never an error. The API calls it `RequestStatus`.
+pub use reka_inference_api::RequestStatus as JobStatus;
+/// The API's request and response types, generated from the OpenAPI document.
+pub use reka_inference_api::types;
 
 /// The README's examples, compiled as doctests so that they cannot go stale.
 #[cfg(doctest)]
 #[doc = include_str!("../README.md")]
 pub struct ReadmeDoctests;
-/// OpenAI's chat types (`async-openai`'s, types only), so that no other
-/// crate is needed to build requests or read answers.
-pub use async_openai::types::chat as openai;
-/// The API's request and response types, generated from the OpenAPI document.
-pub use reka_inference_api::types;

@@ -120,21 +120,7 @@ impl RetryPolicy {
 /// Reads a `Retry-After` value: delay-seconds or an HTTP date.
 ///
 /// A date in the past means "now" (zero). Anything unreadable is `None`.
-///
-/// ```
-/// use std::time::{Duration, SystemTime};
-/// use reqwest::header::HeaderValue;
-/// use reka_inference::parse_retry_after;
-///
-/// let now = SystemTime::UNIX_EPOCH + Duration::from_secs(784111777);
-/// assert_eq!(parse_retry_after(&HeaderValue::from_static("120"), now), Some(Duration::from_secs(120)));
-/// assert_eq!(
-///     parse_retry_after(&HeaderValue::from_static("Sun, 06 Nov 1994 08:49:47 GMT"), now),
-///     Some(Duration::from_secs(10)),
-/// );
-/// assert_eq!(parse_retry_after(&HeaderValue::from_static("soon"), now), None);
-/// ```
-pub fn parse_retry_after(value: &HeaderValue, now: SystemTime) -> Option<Duration> {
+pub(crate) fn parse_retry_after(value: &HeaderValue, now: SystemTime) -> Option<Duration> {
     let text = value.to_str().ok()?.trim();
     if text.is_empty() {
         return None;
@@ -154,6 +140,34 @@ pub fn parse_retry_after(value: &HeaderValue, now: SystemTime) -> Option<Duratio
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn retry_after_reads_seconds_and_dates() {
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(784111777);
+        let read = |text: &'static str| parse_retry_after(&HeaderValue::from_static(text), now);
+        assert_eq!(read("120"), Some(Duration::from_secs(120)));
+        assert_eq!(
+            read("Sun, 06 Nov 1994 08:49:47 GMT"),
+            Some(Duration::from_secs(10))
+        );
+        assert_eq!(read("soon"), None);
+    }
+
+    proptest! {
+        #[test]
+        fn retry_after_reads_whole_seconds_exactly_and_never_panics(
+            secs in 0u64..10_000_000,
+            text in ".{0,40}",
+        ) {
+            let now = SystemTime::now();
+            let v = HeaderValue::from_str(&secs.to_string()).unwrap();
+            prop_assert_eq!(parse_retry_after(&v, now), Some(Duration::from_secs(secs)));
+            if let Ok(v) = HeaderValue::from_str(&text) {
+                let _ = parse_retry_after(&v, now);
+            }
+        }
+    }
 
     #[test]
     fn backoff_grows_and_is_capped() {

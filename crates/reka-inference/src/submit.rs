@@ -2,6 +2,8 @@
 //! answer read leniently, and a failure that may have created a job told
 //! apart from one that cannot have.
 
+use std::sync::Arc;
+
 use reka_inference_api::types::SubmitRequest;
 use reqwest::header::HeaderValue;
 use serde::Serialize;
@@ -13,6 +15,7 @@ use crate::error::{Error, Result};
 use crate::http::{Http, check_request_id};
 use crate::job::Job;
 use crate::retry::RetryPolicy;
+use crate::webhook::Deliveries;
 
 /// Options of [`Client::submit_with`](crate::Client::submit_with).
 ///
@@ -34,9 +37,8 @@ pub struct SubmitOptions {
     pub idempotency_key: Option<String>,
     /// The submit, retries included, ends by this instant.
     pub deadline: Option<Instant>,
-    /// The receiver whose URL is the webhook: waits park on its deliveries.
-    #[cfg(feature = "webhooks")]
-    pub(crate) receiver: Option<crate::receiver::WebhookReceiver>,
+    /// Where the webhook's deliveries arrive: waits park on them.
+    pub(crate) deliveries: Option<Arc<dyn Deliveries>>,
     /// Retries of this submit, instead of the client's (the submitter makes
     /// one attempt per call and paces the retries itself).
     pub(crate) retry: Option<RetryPolicy>,
@@ -55,13 +57,23 @@ impl SubmitOptions {
         self
     }
 
-    /// Sends `receiver`'s URL as the webhook, and makes the job's waits end
-    /// at its delivery (confirmed by one fetch of the record) rather than
-    /// at a poll; a sparse safety-net poll covers lost deliveries.
-    #[cfg(feature = "webhooks")]
-    pub fn webhook(mut self, receiver: &crate::receiver::WebhookReceiver) -> Self {
-        self.webhook_url = Some(receiver.url().to_string());
-        self.receiver = Some(receiver.clone());
+    /// Sends the URL of `deliveries` (a
+    /// [`WebhookReceiver`](crate::webhook::WebhookReceiver), feature
+    /// `webhooks`) as the webhook, and makes the job's waits end at its
+    /// delivery (confirmed by one fetch of the record) rather than at a
+    /// poll; a sparse safety-net poll covers lost deliveries. A bare
+    /// [`webhook_url`](Self::webhook_url) only tells the service where to
+    /// deliver: waits then poll as usual.
+    pub fn webhook<D: Deliveries + Clone>(mut self, deliveries: &D) -> Self {
+        self.webhook_url = Some(deliveries.url().to_string());
+        self.deliveries = Some(Arc::new(deliveries.clone()));
+        self
+    }
+
+    /// [`webhook`](Self::webhook) with a shared source.
+    pub(crate) fn webhook_from(mut self, deliveries: Arc<dyn Deliveries>) -> Self {
+        self.webhook_url = Some(deliveries.url().to_string());
+        self.deliveries = Some(deliveries);
         self
     }
 
@@ -152,12 +164,7 @@ pub(crate) async fn submit(
         Some(endpoint),
         Some(submitted_at),
     );
-    #[cfg(feature = "webhooks")]
-    let job = match &options.receiver {
-        Some(r) => job.with_receiver(r.clone()),
-        None => job,
-    };
-    Ok(job)
+    Ok(job.with_deliveries(options.deliveries))
 }
 
 /// Whether a submit that failed so may still have created a job.

@@ -28,7 +28,7 @@ use crate::submit::{SubmitOptions, submit};
 ///
 /// ```
 /// use std::time::Duration;
-/// use reka_inference::SubmitterOptions;
+/// use reka_inference::batch::SubmitterOptions;
 ///
 /// let options = SubmitterOptions::default().concurrency(16).max_attempts(10);
 /// assert_eq!(options.max_in_flight(), 16);
@@ -91,7 +91,8 @@ impl SubmitterOptions {
 /// One job to submit, with a tag of yours that comes back with its outcome.
 ///
 /// ```
-/// use reka_inference::{SubmitItem, SubmitOptions};
+/// use reka_inference::SubmitOptions;
+/// use reka_inference::batch::SubmitItem;
 /// use serde_json::json;
 ///
 /// let item = SubmitItem::new(17, "nano-banana/text-to-image", json!({"prompt": "a fox"}))?
@@ -214,7 +215,7 @@ struct Queued<T> {
 /// ```no_run
 /// # async fn run(client: reka_inference::Client) -> reka_inference::Result<()> {
 /// use futures::StreamExt;
-/// use reka_inference::{SubmitItem, SubmitterOptions};
+/// use reka_inference::batch::{SubmitItem, SubmitterOptions};
 /// use serde_json::json;
 ///
 /// let mut submitter = client.submitter(SubmitterOptions::default().concurrency(16));

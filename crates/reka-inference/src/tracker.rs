@@ -27,18 +27,17 @@
 use std::collections::{HashSet, VecDeque};
 use std::time::Duration;
 
-use reka_inference_api::RequestStatus;
+use reka_inference_api::RequestStatus as JobStatus;
 use reka_inference_api::types::{LogEntry, RequestItem, ResultResponse, StatusResponse};
 use tokio::time::Instant;
 
 use crate::endpoint::Endpoint;
 use crate::error::{Error, Result};
 use crate::http::Http;
-use crate::job::{JobEvent, JobOutput};
 use crate::poll::{Phase, Schedule};
+use crate::vocab::{JobEvent, JobOutput};
 
 /// The safety net's earliest first look (a queue wait comes before the run).
-#[cfg(feature = "webhooks")]
 const SAFETY_FIRST: Duration = Duration::from_secs(120);
 /// The safety net's longest gap.
 const SAFETY_MAX: Duration = Duration::from_secs(600);
@@ -73,7 +72,7 @@ pub(crate) struct Tracker {
     next_at: Instant,
     /// A terminal status was seen: the next look fetches the record.
     want_record: bool,
-    last_status: Option<RequestStatus>,
+    last_status: Option<JobStatus>,
     last_position: Option<u64>,
     logs_seen: usize,
     unknown_reported: HashSet<String>,
@@ -141,7 +140,6 @@ impl Tracker {
     /// time, and at least two minutes after the submit (a queue comes
     /// first), then at gaps doubling to ten minutes, all scaled like the
     /// poll policy. A lost delivery costs lag, never a wrong end.
-    #[cfg(feature = "webhooks")]
     pub(crate) fn with_safety_net(mut self) -> Self {
         let scale = self.schedule.policy().time_scale();
         let scaled = |d: Duration| {
@@ -165,7 +163,6 @@ impl Tracker {
 
     /// A webhook delivery for the job arrived: fetch the record now, and
     /// believe it, not the delivery.
-    #[cfg(feature = "webhooks")]
     pub(crate) fn delivery_hint(&mut self, now: Instant) {
         if self.finished {
             return;
@@ -204,7 +201,7 @@ impl Tracker {
     }
 
     /// The status the job was last seen in.
-    pub(crate) fn last_status(&self) -> Option<&RequestStatus> {
+    pub(crate) fn last_status(&self) -> Option<&JobStatus> {
         self.last_status.as_ref()
     }
 
@@ -220,7 +217,7 @@ impl Tracker {
         }
         // While running and without logs to show, ask for the record rather
         // than the status: the look that sees completion brings the output.
-        let running = self.last_status == Some(RequestStatus::InProgress);
+        let running = self.last_status == Some(JobStatus::InProgress);
         let kind = if self.want_record || (running && !self.with_logs && self.records_while_running)
         {
             LookKind::Record
@@ -282,7 +279,7 @@ impl Tracker {
         self.observe_phase(item.status, None, now);
     }
 
-    fn observe_phase(&mut self, status: RequestStatus, position: Option<u64>, now: Instant) {
+    fn observe_phase(&mut self, status: JobStatus, position: Option<u64>, now: Instant) {
         if self.finished {
             return;
         }
@@ -301,18 +298,18 @@ impl Tracker {
     }
 
     /// Records a non-terminal status and the events it implies.
-    fn note_status(&mut self, status: RequestStatus, position: Option<u64>) -> Phase {
+    fn note_status(&mut self, status: JobStatus, position: Option<u64>) -> Phase {
         let previous = self.last_status.replace(status.clone());
         let entered = previous.as_ref() != Some(&status);
         match &status {
-            RequestStatus::InQueue => {
+            JobStatus::InQueue => {
                 if entered || position != self.last_position {
                     self.events.push_back(Ok(JobEvent::Queued { position }));
                 }
                 self.last_position = position;
                 Phase::Queued { position }
             }
-            RequestStatus::Unknown(value) => {
+            JobStatus::Unknown(value) => {
                 if self.unknown_reported.insert(value.clone()) {
                     tracing::warn!(request_id = %self.id, status = %value,
                         "unknown request status; polling on until the deadline");
@@ -359,19 +356,19 @@ impl Tracker {
             );
             return;
         }
-        let failed_as_completed = record.status == RequestStatus::Completed
+        let failed_as_completed = record.status == JobStatus::Completed
             && record.output.is_none()
             && record.error.is_some();
         match record.status {
-            RequestStatus::Completed if failed_as_completed => self.resolve_failed(record),
-            RequestStatus::Completed => {
+            JobStatus::Completed if failed_as_completed => self.resolve_failed(record),
+            JobStatus::Completed => {
                 self.learn(&record);
-                self.last_status = Some(RequestStatus::Completed);
+                self.last_status = Some(JobStatus::Completed);
                 self.end(Ok(JobEvent::Completed(JobOutput::from_record(record))));
             }
-            RequestStatus::Failed => self.resolve_failed(record),
-            RequestStatus::Cancelled => {
-                self.last_status = Some(RequestStatus::Cancelled);
+            JobStatus::Failed => self.resolve_failed(record),
+            JobStatus::Cancelled => {
+                self.last_status = Some(JobStatus::Cancelled);
                 self.end(Ok(JobEvent::Cancelled));
             }
             status => {
@@ -401,7 +398,7 @@ impl Tracker {
     }
 
     fn resolve_failed(&mut self, record: ResultResponse) {
-        self.last_status = Some(RequestStatus::Failed);
+        self.last_status = Some(JobStatus::Failed);
         let error = record.error.clone();
         self.end(Ok(JobEvent::Failed {
             error,

@@ -8,8 +8,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use reka_inference::batch::{
-    Batch, BatchEvent, BatchItem, BatchOptions, BatchSummary, EntryState, Journal, JournalEntry,
-    MemoryJournal, StopReason,
+    BatchEvent, BatchItem, BatchOptions, BatchSummary, EntryState, Journal, JournalEntry,
+    MemoryJournal, StopReason, SubmitterOptions,
 };
 use reka_inference::{Client, SubmitOptions};
 use reka_inference_sim::{Dialect, SimConfig};
@@ -58,7 +58,8 @@ async fn run(
     reports: &Reports,
 ) -> BatchSummary {
     let reports = reports.clone();
-    Batch::new(client, journal.clone())
+    client
+        .batch(journal.clone())
         .options(options)
         .run(futures::stream::iter(items), move |event| {
             if let BatchEvent::Done(entry) = event {
@@ -87,7 +88,7 @@ async fn every_item_is_submitted_once_saved_and_reported_once() {
         &client,
         &journal,
         BatchOptions::default()
-            .concurrency(6)
+            .submitter(SubmitterOptions::default().concurrency(6))
             .download_dir(out.path()),
         items(30),
         &reports,
@@ -142,8 +143,9 @@ async fn a_stopped_run_is_resumed_by_the_next_without_a_second_job() {
     let client = common::client(&sim);
     let journal = Arc::new(MemoryJournal::default());
     let reports = Reports::default();
-    let batch =
-        Batch::new(&client, journal.clone()).options(BatchOptions::default().concurrency(4));
+    let batch = client
+        .batch(journal.clone())
+        .options(BatchOptions::default().submitter(SubmitterOptions::default().concurrency(4)));
     let stopper = batch.stopper();
     let mut submitted = 0;
     let first = {
@@ -178,7 +180,7 @@ async fn a_stopped_run_is_resumed_by_the_next_without_a_second_job() {
     let second = run(
         &client,
         &journal,
-        BatchOptions::default().concurrency(4),
+        BatchOptions::default().submitter(SubmitterOptions::default().concurrency(4)),
         items(40),
         &reports,
     )
@@ -282,10 +284,11 @@ async fn the_budget_stops_submits_at_what_it_allows() {
     let journal = Arc::new(MemoryJournal::default());
     let reports = Reports::default();
     let mut seen_budget = false;
-    let summary = Batch::new(&client, journal.clone())
+    let summary = client
+        .batch(journal.clone())
         .options(
             BatchOptions::default()
-                .concurrency(4)
+                .submitter(SubmitterOptions::default().concurrency(4))
                 .budget_usd(price * 5.5),
         )
         .run(futures::stream::iter(items(20)), |event| {
@@ -357,7 +360,7 @@ struct InFlight {
 
 struct InFlightHook(Arc<InFlight>);
 
-impl reka_inference::RequestHook for InFlightHook {
+impl reka_inference::HttpHook for InFlightHook {
     fn on_request(&self, _: &mut reqwest::Request, operation: &str) {
         use std::sync::atomic::Ordering::SeqCst;
         if operation == "submit" {
@@ -389,7 +392,7 @@ async fn submits_fill_the_concurrency_when_answers_are_slow() {
     let summary = run(
         &client,
         &journal,
-        BatchOptions::default().concurrency(4),
+        BatchOptions::default().submitter(SubmitterOptions::default().concurrency(4)),
         items(12),
         &reports,
     )

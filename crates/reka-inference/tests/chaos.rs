@@ -12,7 +12,7 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
-use reka_inference::{Endpoint, Error, RequestStatus, RetryPolicy, WaitOptions};
+use reka_inference::{Endpoint, Error, JobStatus, RetryPolicy, WaitOptions};
 use reka_inference_sim::{FaultConfig, SimConfig};
 use serde_json::{Value, json};
 
@@ -97,7 +97,7 @@ async fn every_job_ends_right_under_every_fault_at_once() {
         let record = job.result().await.unwrap();
         let end = match (&plan, result) {
             (_, Ok(done)) => {
-                assert_eq!(record.status, RequestStatus::Completed, "{plan:?}");
+                assert_eq!(record.status, JobStatus::Completed, "{plan:?}");
                 assert_eq!(
                     Some(done.output),
                     record.output.map(Value::Object),
@@ -106,12 +106,12 @@ async fn every_job_ends_right_under_every_fault_at_once() {
                 "completed"
             }
             (_, Err(Error::JobFailed { record: failed, .. })) => {
-                assert_eq!(record.status, RequestStatus::Failed);
-                assert_eq!(failed.status, RequestStatus::Failed);
+                assert_eq!(record.status, JobStatus::Failed);
+                assert_eq!(failed.status, JobStatus::Failed);
                 "failed"
             }
             (_, Err(Error::JobCancelled { .. })) => {
-                assert_eq!(record.status, RequestStatus::Cancelled);
+                assert_eq!(record.status, JobStatus::Cancelled);
                 "cancelled"
             }
             (Plan::ShortDeadline, Err(Error::Timeout { request_id, .. })) => {

@@ -12,9 +12,8 @@ use axum::body::Bytes;
 use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::IntoResponse;
 use futures::StreamExt;
-use reka_inference::{
-    AuthHeader, Chat, ChatRequest, Client, RequestHook, RetryPolicy, function_tool,
-};
+use reka_inference::chat::{Chat, ChatRequest, function_tool};
+use reka_inference::{AuthHeader, Client, HttpHook, RetryPolicy};
 use serde_json::{Value, json};
 
 /// What the stand-in saw: path, auth headers, body.
@@ -177,7 +176,7 @@ async fn the_reka_key_never_goes_to_another_origin() {
 
 struct Attempts(Arc<AtomicUsize>);
 
-impl RequestHook for Attempts {
+impl HttpHook for Attempts {
     fn on_request(&self, _: &mut reqwest::Request, _: &str) {
         self.0.fetch_add(1, Ordering::SeqCst);
     }

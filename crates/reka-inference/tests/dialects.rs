@@ -7,7 +7,7 @@ mod common;
 
 use std::time::Duration;
 
-use reka_inference::{Error, JobOutput, ListFilter, RequestStatus, WaitOptions};
+use reka_inference::{Error, JobOutput, JobStatus, ListFilter, WaitOptions};
 use reka_inference_sim::{Dialect, SimConfig};
 use serde_json::json;
 
@@ -130,7 +130,7 @@ async fn cancel_ends_a_running_job_in_every_dialect() {
             matches!(err, Error::JobCancelled { .. }),
             "{dialect:?}: {err:?}"
         );
-        assert_eq!(job.result().await.unwrap().status, RequestStatus::Cancelled);
+        assert_eq!(job.result().await.unwrap().status, JobStatus::Cancelled);
     }
 }
 

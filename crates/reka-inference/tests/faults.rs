@@ -200,6 +200,6 @@ async fn a_wait_never_outlives_its_deadline_by_more_than_a_poll() {
     }
     assert_eq!(
         job.status().await.unwrap().status,
-        reka_inference::RequestStatus::Cancelled
+        reka_inference::JobStatus::Cancelled
     );
 }

@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures::StreamExt;
-use reka_inference::{Job, JobSetOptions, RequestHook};
+use reka_inference::{HttpHook, Job, JobSetOptions};
 use serde_json::json;
 
 const IMAGE: &str = "nano-banana/text-to-image";
@@ -229,7 +229,7 @@ async fn counts_show_pending_jobs() {
 
 struct ListRecorder(Arc<Mutex<Vec<String>>>);
 
-impl RequestHook for ListRecorder {
+impl HttpHook for ListRecorder {
     fn on_request(&self, request: &mut reqwest::Request, operation: &str) {
         if operation == "list_requests" {
             let query = request.url().query().unwrap_or("").to_owned();

@@ -10,7 +10,7 @@ use std::time::Duration;
 use common::hostile::{Hostile, Reply, record, status};
 use futures::{StreamExt, TryStreamExt};
 use reka_inference::{
-    Client, Endpoint, Error, JobSetOptions, ListFilter, PollPolicy, RequestStatus, RetryPolicy,
+    Client, Endpoint, Error, JobSetOptions, JobStatus, ListFilter, PollPolicy, RetryPolicy,
     SubmitOptions, WaitOptions,
 };
 use serde_json::json;
@@ -599,6 +599,6 @@ fn reka_inference_test_completion(url: &str) -> reka_inference::JobOutput {
         json!({"request_id": "req_1", "status": "COMPLETED", "output": {"images": [{"url": url}]}});
     let record: reka_inference::types::ResultResponse =
         serde_json::from_value(server_record).unwrap();
-    assert_eq!(record.status, RequestStatus::Completed);
+    assert_eq!(record.status, JobStatus::Completed);
     reka_inference::JobOutput::from_record(record)
 }

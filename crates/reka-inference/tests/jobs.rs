@@ -6,7 +6,7 @@ mod common;
 use std::collections::HashSet;
 
 use futures::{StreamExt, TryStreamExt};
-use reka_inference::{Endpoint, Error, JobEvent, ListFilter, RequestStatus, SubmitOptions};
+use reka_inference::{Endpoint, Error, JobEvent, JobStatus, ListFilter, SubmitOptions};
 use reka_inference_sim::SimConfig;
 use serde_json::json;
 
@@ -102,23 +102,17 @@ async fn cancel_stops_a_queued_job_and_wait_reports_it() {
         .await
         .unwrap();
     let status = second.status().await.unwrap();
-    assert_eq!(status.status, RequestStatus::InQueue);
+    assert_eq!(status.status, JobStatus::InQueue);
     assert_eq!(status.queue_position, Some(0));
     let record = second.cancel().await.unwrap();
-    assert_eq!(record.status, RequestStatus::Cancelled);
+    assert_eq!(record.status, JobStatus::Cancelled);
     match second.wait().await {
         Err(Error::JobCancelled { request_id }) => assert_eq!(request_id, second.id()),
         other => panic!("expected cancelled, got {other:?}"),
     }
     // Cancelling a running job frees it too; a finished one is unchanged.
-    assert_eq!(
-        first.cancel().await.unwrap().status,
-        RequestStatus::Cancelled
-    );
-    assert_eq!(
-        first.cancel().await.unwrap().status,
-        RequestStatus::Cancelled
-    );
+    assert_eq!(first.cancel().await.unwrap().status, JobStatus::Cancelled);
+    assert_eq!(first.cancel().await.unwrap().status, JobStatus::Cancelled);
 }
 
 #[tokio::test]
@@ -159,7 +153,7 @@ async fn failed_jobs_are_errors_carrying_the_server_error() {
         .unwrap_err();
     match err {
         Error::JobFailed { error, record, .. } => {
-            assert_eq!(record.status, RequestStatus::Failed);
+            assert_eq!(record.status, JobStatus::Failed);
             assert!(error.and_then(|e| e.message).is_some_and(|m| !m.is_empty()));
         }
         other => panic!("expected JobFailed, got {other:?}"),
@@ -342,7 +336,7 @@ async fn downloads_stream_the_served_files_to_disk() {
     let dir = tempfile::tempdir().unwrap();
     let mut last = None;
     let paths = client
-        .download_outputs_with(&done, dir.path(), |_, _, p| last = Some(p))
+        .download_outputs_with_progress(&done, dir.path(), |_, _, p| last = Some(p))
         .await
         .unwrap();
     assert_eq!(paths.len(), done.media().len());
@@ -369,7 +363,8 @@ async fn downloads_stream_the_served_files_to_disk() {
 async fn chat_completes_whole_and_streamed_with_the_same_text() {
     let sim = common::sim().await;
     let client = common::client(&sim);
-    let request = reka_inference::ChatRequest::new("qwen3-vl-32b").user("Describe a lighthouse.");
+    let request =
+        reka_inference::chat::ChatRequest::new("qwen3-vl-32b").user("Describe a lighthouse.");
     let whole = client.chat().create(&request).await.unwrap();
     let text = whole.text().expect("a text answer").to_owned();
     assert!(!text.is_empty());
@@ -385,7 +380,7 @@ async fn chat_completes_whole_and_streamed_with_the_same_text() {
     assert_eq!(streamed, text);
     let refused = client
         .chat()
-        .create(&reka_inference::ChatRequest::new("gpt-4").user("hi"))
+        .create(&reka_inference::chat::ChatRequest::new("gpt-4").user("hi"))
         .await
         .unwrap_err();
     assert_eq!(

@@ -8,9 +8,8 @@ use std::time::Duration;
 
 use common::hostile::{Hostile, Reply};
 use futures::StreamExt;
-use reka_inference::{
-    Client, Error, PauseReason, SubmitItem, SubmitOutcome, Submitter, SubmitterOptions,
-};
+use reka_inference::batch::{PauseReason, SubmitItem, SubmitOutcome, Submitter, SubmitterOptions};
+use reka_inference::{Client, Error};
 use reka_inference_sim::{FaultConfig, SimConfig};
 use serde_json::json;
 

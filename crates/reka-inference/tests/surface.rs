@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 use common::hostile::{Hostile, Reply, record};
 use futures::StreamExt;
 use reka_inference::{
-    Error, Job, JobEvent, JobEvents, JobOutcomes, ListFilter, RequestHook, RequestStatus,
+    Error, HttpHook, Job, JobEvent, JobEvents, JobOutcomes, JobStatus, ListFilter,
 };
 use reka_inference_sim::SimConfig;
 use serde_json::{Value, json};
@@ -121,7 +121,7 @@ async fn an_attached_job_with_its_endpoint_waits_like_a_submitted_one() {
     assert_eq!(done.request_id, id);
     assert_eq!(
         client.job(&id).result().await.unwrap().status,
-        RequestStatus::Completed
+        JobStatus::Completed
     );
 }
 
@@ -130,7 +130,7 @@ struct Recorder {
     operations: Arc<Mutex<Vec<String>>>,
 }
 
-impl RequestHook for Recorder {
+impl HttpHook for Recorder {
     fn on_request(&self, request: &mut reqwest::Request, operation: &str) {
         // The key is attached after the hooks: a hook never sees it.
         assert!(request.headers().get("x-api-key").is_none());

@@ -10,7 +10,7 @@ use axum::Router;
 use axum::extract::Path;
 use axum::routing::get;
 use futures::TryStreamExt;
-use reka_inference::{Client, Error, JobEvent, PollPolicy, RequestStatus, WaitOptions};
+use reka_inference::{Client, Error, JobEvent, JobStatus, PollPolicy, WaitOptions};
 use serde_json::{Value, json};
 
 /// Answers `EXPIRED` for the first `unknown_polls` status polls, then
@@ -83,7 +83,7 @@ async fn an_unknown_status_forever_ends_at_the_deadline_with_the_last_status() {
             ..
         } => {
             assert_eq!(request_id, "req_2");
-            assert_eq!(last_status, Some(RequestStatus::Unknown("EXPIRED".into())));
+            assert_eq!(last_status, Some(JobStatus::Unknown("EXPIRED".into())));
         }
         other => panic!("expected a timeout, got {other:?}"),
     }

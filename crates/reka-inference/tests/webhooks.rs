@@ -8,7 +8,8 @@ mod common;
 
 use std::time::Duration;
 
-use reka_inference::{Error, SubmitOptions, WaitOptions, WebhookReceiver};
+use reka_inference::webhook::WebhookReceiver;
+use reka_inference::{Error, SubmitOptions, WaitOptions};
 use serde_json::json;
 
 #[tokio::test]
@@ -166,7 +167,7 @@ async fn an_attached_job_that_already_ended_is_seen_at_once() {
         .await
         .unwrap();
     let before = sim.stats().await;
-    let attached = client.job(submitted.id()).with_receiver(receiver);
+    let attached = client.job(submitted.id()).with_webhook(&receiver);
     let done = attached
         .wait_with(WaitOptions::default().timeout(Duration::from_secs(30)))
         .await

@@ -26,7 +26,8 @@ use anyhow::{Context, Result};
 use chrono::{DateTime, Utc};
 use futures::TryStreamExt;
 use plotters::prelude::*;
-use reka_inference::{Client, Endpoint, ListFilter, PollPolicy, SubmitOptions, WebhookReceiver};
+use reka_inference::webhook::WebhookReceiver;
+use reka_inference::{Client, Endpoint, ListFilter, PollPolicy, SubmitOptions};
 use reka_inference_bench::{
     SimProcess, catalog_json, cpu_time, docs_dir, follow_requests, machine, mean, percentile,
     replace_section, write_catalog,

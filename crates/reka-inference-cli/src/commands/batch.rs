@@ -1,5 +1,5 @@
 //! `batch`: every line of a JSONL file as a job, crash-safe and exactly
-//! once, through the SDK's [`Batch`] with a SQLite journal in DIR.
+//! once, through the SDK's [`Batch`](reka_inference::batch::Batch) with a SQLite journal in DIR.
 //!
 //! This file holds what is the command line's own: checking the file
 //! first, the out directory (its lock, journal and results file), the
@@ -12,8 +12,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use reka_inference::batch::{
-    Batch, BatchEvent, BatchOptions, BatchProgress, BatchSummary, JournalEntry, SqliteJournal,
-    StopReason,
+    BatchEvent, BatchOptions, BatchProgress, BatchSummary, JournalEntry, SqliteJournal, StopReason,
+    SubmitterOptions,
 };
 use serde_json::json;
 
@@ -95,7 +95,11 @@ pub async fn run(ctx: &mut Ctx, args: BatchArgs, timeout: Option<Duration>) -> R
 
     let client = ctx.client().await?;
     let mut options = BatchOptions::default()
-        .concurrency(args.concurrency)
+        .submitter(
+            SubmitterOptions::default()
+                .concurrency(args.concurrency)
+                .max_attempts(20),
+        )
         .job_timeout(job_timeout);
     if !args.no_download {
         options = options.download_dir(&args.out);
@@ -133,7 +137,7 @@ pub async fn run(ctx: &mut Ctx, args: BatchArgs, timeout: Option<Duration>) -> R
         // The prefix and the id were both checked: the key is valid.
         item.clone().with_idempotency_key(key).unwrap_or(item)
     });
-    let batch = Batch::new(&client, journal.clone()).options(options);
+    let batch = client.batch(journal.clone()).options(options);
     let stopper = batch.stopper();
     let events = reporter.clone();
     let mut running = pin!(batch.run(futures::stream::iter(items), move |event| {

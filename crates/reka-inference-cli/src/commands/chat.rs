@@ -2,9 +2,10 @@
 //! any OpenAI-compatible server (`--chat-base-url`).
 
 use futures::StreamExt;
-use reka_inference::{
-    AuthHeader, Chat, ChatCollector, ChatCompletion, ChatRequest, Client, image_data_uri, openai,
+use reka_inference::chat::{
+    Chat, ChatCollector, ChatCompletion, ChatRequest, function_tool, image_data_uri, openai,
 };
+use reka_inference::{AuthHeader, Client};
 use serde_json::Value;
 
 use crate::cli::ChatArgs;
@@ -168,7 +169,7 @@ fn parse_tool(text: &str) -> Result<openai::ChatCompletionTools, Failure> {
         .get("parameters")
         .cloned()
         .unwrap_or_else(|| serde_json::json!({"type": "object", "properties": {}}));
-    Ok(reka_inference::function_tool(name, description, parameters))
+    Ok(function_tool(name, description, parameters))
 }
 
 /// The chat client: Reka's (the global client, or one with `--auth`), or

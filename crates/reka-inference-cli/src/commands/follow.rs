@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use reka_inference::{
-    Client, DEFAULT_WAIT_TIMEOUT, Error, Job, JobEvent, JobOutput, RequestStatus, WaitOptions,
+    Client, DEFAULT_WAIT_TIMEOUT, Error, Job, JobEvent, JobOutput, JobStatus, WaitOptions,
 };
 use serde::Serialize;
 use serde_json::Value;
@@ -96,7 +96,7 @@ pub async fn wait(ctx: &mut Ctx, args: WaitArgs, timeout: Option<Duration>) -> R
                 "receiving the job's webhook at {}",
                 receiver.url()
             ));
-            job.with_receiver(receiver)
+            job.with_webhook(&receiver)
         }
         None => job,
     };
@@ -347,7 +347,7 @@ async fn interrupted(ctx: &Ctx, job: &Job, cancel: bool, interrupt: &mut Interru
             }
         };
         match cancelled {
-            Ok(record) if record.status == RequestStatus::Cancelled => {
+            Ok(record) if record.status == JobStatus::Cancelled => {
                 format!("interrupted: cancelled request {id}")
             }
             Ok(record) => format!(
@@ -383,7 +383,7 @@ async fn download(
     }
     let mut bars = DownloadBars::new(&ctx.out, media.len());
     let fetched = tokio::select! {
-        r = client.download_outputs_with(done, dir, |i, _, p| bars.update(i, p)) => Some(r),
+        r = client.download_outputs_with_progress(done, dir, |i, _, p| bars.update(i, p)) => Some(r),
         _ = interrupt.recv() => None,
     };
     bars.clear();
@@ -431,13 +431,13 @@ async fn download(
 pub async fn listen(
     addr: &str,
     public_url: Option<&str>,
-) -> Result<reka_inference::WebhookReceiver, Failure> {
+) -> Result<reka_inference::webhook::WebhookReceiver, Failure> {
     let addr: std::net::SocketAddr = addr.trim().parse().map_err(|_| {
         Failure::usage(format!(
             "--webhook-listen {addr:?}: not an address; use HOST:PORT, e.g. 0.0.0.0:8080"
         ))
     })?;
-    reka_inference::WebhookReceiver::listen(addr, public_url)
+    reka_inference::webhook::WebhookReceiver::listen(addr, public_url)
         .await
         .map_err(|e| {
             Failure::new(

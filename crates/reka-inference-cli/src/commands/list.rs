@@ -2,7 +2,7 @@
 
 use futures::TryStreamExt;
 use reka_inference::types::RequestItem;
-use reka_inference::{ListFilter, RequestStatus};
+use reka_inference::{JobStatus, ListFilter};
 
 use crate::cli::ListArgs;
 use crate::commands::{Ctx, parse_endpoint};
@@ -123,14 +123,14 @@ fn non_empty<'a>(flag: &str, text: &'a str) -> Result<&'a str, Failure> {
 }
 
 /// A status name, in any case, `-` or `_`.
-fn parse_status(text: &str) -> Result<RequestStatus, Failure> {
+fn parse_status(text: &str) -> Result<JobStatus, Failure> {
     let norm = text.trim().to_ascii_uppercase().replace('-', "_");
     Ok(match norm.as_str() {
-        "IN_QUEUE" | "QUEUED" => RequestStatus::InQueue,
-        "IN_PROGRESS" | "RUNNING" => RequestStatus::InProgress,
-        "COMPLETED" => RequestStatus::Completed,
-        "FAILED" => RequestStatus::Failed,
-        "CANCELLED" | "CANCELED" => RequestStatus::Cancelled,
+        "IN_QUEUE" | "QUEUED" => JobStatus::InQueue,
+        "IN_PROGRESS" | "RUNNING" => JobStatus::InProgress,
+        "COMPLETED" => JobStatus::Completed,
+        "FAILED" => JobStatus::Failed,
+        "CANCELLED" | "CANCELED" => JobStatus::Cancelled,
         _ => {
             return Err(Failure::usage(format!(
                 "--status {text:?}: not a status; use IN_QUEUE, IN_PROGRESS, COMPLETED, FAILED or CANCELLED"
@@ -145,9 +145,9 @@ mod tests {
 
     #[test]
     fn statuses_in_any_case() {
-        assert_eq!(parse_status("completed").unwrap(), RequestStatus::Completed);
-        assert_eq!(parse_status("in-queue").unwrap(), RequestStatus::InQueue);
-        assert_eq!(parse_status("Canceled").unwrap(), RequestStatus::Cancelled);
+        assert_eq!(parse_status("completed").unwrap(), JobStatus::Completed);
+        assert_eq!(parse_status("in-queue").unwrap(), JobStatus::InQueue);
+        assert_eq!(parse_status("Canceled").unwrap(), JobStatus::Cancelled);
         assert!(parse_status("done").is_err());
     }
 }

@@ -2,7 +2,7 @@
 
 use reka_inference::find_media;
 use reka_inference::types::ResultResponse;
-use reka_inference::{JobOutput, RequestStatus};
+use reka_inference::{JobOutput, JobStatus};
 use serde_json::Value;
 
 use crate::commands::{Ctx, check_id};
@@ -29,8 +29,8 @@ pub async fn status(ctx: &mut Ctx, id: &str, logs: bool) -> Result<(), Failure> 
     }
     let mut line = format!("{}  {}", status.request_id, status.status);
     match (&status.status, status.queue_position) {
-        (RequestStatus::InQueue, Some(0)) => line.push_str("  (next in line)"),
-        (RequestStatus::InQueue, Some(n)) => line.push_str(&format!("  ({n} ahead)")),
+        (JobStatus::InQueue, Some(0)) => line.push_str("  (next in line)"),
+        (JobStatus::InQueue, Some(n)) => line.push_str(&format!("  ({n} ahead)")),
         _ => {}
     }
     if let Some(m) = metrics_text(status.metrics.as_ref()) {
@@ -85,7 +85,7 @@ pub async fn cancel(ctx: &mut Ctx, id: &str) -> Result<(), Failure> {
         return Ok(());
     }
     match record.status.is_terminal() {
-        _ if record.status == RequestStatus::Cancelled => out.line(format!("cancelled {id}")),
+        _ if record.status == JobStatus::Cancelled => out.line(format!("cancelled {id}")),
         Some(true) => out.line(format!(
             "{id} had already finished ({}); nothing to cancel",
             record.status
@@ -115,7 +115,7 @@ pub fn print_record(out: &Output, record: &ResultResponse) {
         line.push_str(&format!("  {}", price_text(price)));
     }
     out.line(line);
-    if record.status == RequestStatus::Failed || record.error.is_some() {
+    if record.status == JobStatus::Failed || record.error.is_some() {
         out.line(format!(
             "  error: {}",
             job_error_text(record.error.as_ref())

@@ -327,6 +327,12 @@ async fn a_spoofed_completion_arrives_while_the_job_runs_then_the_real_one() {
     );
     assert_eq!(env.result(&id).await["status"], "COMPLETED");
     assert_ne!(real["completed_at"], spoof["completed_at"]);
+    // The receiver has the body before the simulator has its answer and
+    // counts the delivery: wait for the count, then check all of them.
+    eventually("the delivery counted", async || {
+        env.sim.stats().await.webhooks_delivered == 1
+    })
+    .await;
     let stats = env.sim.stats().await;
     assert_eq!(stats.webhooks_spoofed, 1);
     assert_eq!(

@@ -17,13 +17,13 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::{Map, Value};
 
 /// A whole chat completion: the typed
-/// [`CreateChatCompletionResponse`](crate::openai::CreateChatCompletionResponse)
+/// [`CreateChatCompletionResponse`](crate::chat::openai::CreateChatCompletionResponse)
 /// (through `Deref`) and the JSON the server sent ([`raw`](Self::raw)).
 ///
 /// Serialising it writes the server's JSON, unknown fields included.
 ///
 /// ```
-/// use reka_inference::ChatCompletion;
+/// use reka_inference::chat::ChatCompletion;
 ///
 /// let answer: ChatCompletion = serde_json::from_value(serde_json::json!({
 ///     "id": "c1", "object": "chat.completion", "created": 1, "model": "m",
@@ -43,7 +43,7 @@ pub struct ChatCompletion {
 }
 
 /// One chunk of a streamed chat completion: the typed
-/// [`CreateChatCompletionStreamResponse`](crate::openai::CreateChatCompletionStreamResponse)
+/// [`CreateChatCompletionStreamResponse`](crate::chat::openai::CreateChatCompletionStreamResponse)
 /// (through `Deref`) and the JSON the server sent ([`raw`](Self::raw)).
 ///
 /// Serialising it writes the server's JSON, unknown fields included (a

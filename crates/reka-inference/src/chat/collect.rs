@@ -14,7 +14,7 @@ use super::answer::{ChatCompletion, ChatCompletionChunk};
 /// know are kept: texts are joined, other values keep their last value.
 ///
 /// ```
-/// use reka_inference::{ChatCollector, ChatCompletionChunk};
+/// use reka_inference::chat::{ChatCollector, ChatCompletionChunk};
 /// use serde_json::json;
 ///
 /// let mut all = ChatCollector::default();

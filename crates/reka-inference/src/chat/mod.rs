@@ -28,6 +28,9 @@ use serde_json::Value;
 use url::Url;
 
 pub use answer::{ChatCompletion, ChatCompletionChunk};
+/// OpenAI's chat types (`async-openai`'s, types only), so that no other
+/// crate is needed to build requests or read answers.
+pub use async_openai::types::chat as openai;
 pub use collect::ChatCollector;
 pub use request::{ChatRequest, Message, function_tool, image_data_uri};
 
@@ -35,7 +38,7 @@ use crate::builder::ClientBuilder;
 use crate::error::{Error, Result};
 use crate::http::Http;
 use crate::retry::RetryPolicy;
-use crate::transport::{AuthHeader, RequestHook};
+use crate::transport::{AuthHeader, HttpHook};
 
 /// The API's chat operation.
 const OPERATION: reka_inference_api::operations::Operation =
@@ -81,7 +84,8 @@ impl Chat {
     /// requests go to `<base_url>/chat/completions`), with a key of its own.
     ///
     /// ```
-    /// use reka_inference::{AuthHeader, Chat};
+    /// use reka_inference::AuthHeader;
+    /// use reka_inference::chat::Chat;
     ///
     /// let chat = Chat::builder("http://localhost:4000/v1")
     ///     .api_key("sk-litellm")
@@ -156,7 +160,7 @@ impl Chat {
     /// ```no_run
     /// # async fn run(client: reka_inference::Client) -> reka_inference::Result<()> {
     /// use futures::StreamExt;
-    /// use reka_inference::ChatRequest;
+    /// use reka_inference::chat::ChatRequest;
     ///
     /// let mut chunks = client.chat().create_stream(&ChatRequest::new("qwen3-vl-32b").user("Hi")).await?;
     /// while let Some(chunk) = chunks.next().await {
@@ -322,7 +326,7 @@ impl ChatBuilder {
     }
 
     /// See [`ClientBuilder::hook`].
-    pub fn hook(mut self, hook: impl RequestHook) -> Self {
+    pub fn hook(mut self, hook: impl HttpHook) -> Self {
         self.settings = self.settings.hook(hook);
         self
     }

@@ -21,14 +21,14 @@ use super::answer::ChatCompletion;
 use crate::error::{Error, Result};
 
 /// A chat completion request: `async-openai`'s typed
-/// [`CreateChatCompletionRequest`](crate::openai::CreateChatCompletionRequest)
+/// [`CreateChatCompletionRequest`](crate::chat::openai::CreateChatCompletionRequest)
 /// (every OpenAI field: tools, `tool_choice`, `response_format`,
 /// `stream_options`, logprobs, image and audio parts, ...; reachable
 /// through `Deref`/`DerefMut`) and [`extra`](Self::extra), any other field
 /// a server takes, sent as is.
 ///
 /// ```
-/// use reka_inference::{ChatRequest, Message, function_tool};
+/// use reka_inference::chat::{ChatRequest, Message, function_tool};
 /// use serde_json::json;
 ///
 /// let mut req = ChatRequest::new("qwen3-vl-32b")
@@ -199,10 +199,10 @@ impl ChatRequest {
 }
 
 /// The messages people write every day, as
-/// [`ChatCompletionRequestMessage`](crate::openai::ChatCompletionRequestMessage)s.
+/// [`ChatCompletionRequestMessage`](crate::chat::openai::ChatCompletionRequestMessage)s.
 ///
 /// ```
-/// use reka_inference::{Message, image_data_uri};
+/// use reka_inference::chat::{Message, image_data_uri};
 ///
 /// let png = [0x89, b'P', b'N', b'G'];
 /// let m = Message::user_with_image("What is in it?", image_data_uri(&png, "image/png"));

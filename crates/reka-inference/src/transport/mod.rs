@@ -63,11 +63,11 @@ const MAX_REDIRECTS: usize = 5;
 /// origin, removed).
 ///
 /// ```
-/// use reka_inference::{Client, RequestHook};
+/// use reka_inference::{Client, HttpHook};
 ///
 /// struct Traceparent;
 ///
-/// impl RequestHook for Traceparent {
+/// impl HttpHook for Traceparent {
 ///     fn on_request(&self, request: &mut reqwest::Request, _operation: &str) {
 ///         let value = reqwest::header::HeaderValue::from_static(
 ///             "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
@@ -80,7 +80,7 @@ const MAX_REDIRECTS: usize = 5;
 /// # let _ = client;
 /// # Ok::<(), reka_inference::Error>(())
 /// ```
-pub trait RequestHook: Send + Sync + 'static {
+pub trait HttpHook: Send + Sync + 'static {
     /// Called with each request about to be sent, and the operation it is
     /// for (`get_status`, `submit`, `download`, ...).
     fn on_request(&self, request: &mut reqwest::Request, operation: &str) {
@@ -232,7 +232,7 @@ pub(crate) struct ApiTransport {
     request_timeout: Duration,
     max_body_bytes: u64,
     addresses: AddressPolicy,
-    hooks: Vec<std::sync::Arc<dyn RequestHook>>,
+    hooks: Vec<std::sync::Arc<dyn HttpHook>>,
     /// What the service last said of its rate limits.
     rate_limits: RateLimits,
 }
@@ -245,7 +245,7 @@ impl ApiTransport {
         request_timeout: Duration,
         max_body_bytes: u64,
         addresses: AddressPolicy,
-        hooks: Vec<std::sync::Arc<dyn RequestHook>>,
+        hooks: Vec<std::sync::Arc<dyn HttpHook>>,
     ) -> Self {
         ApiTransport {
             origin,

@@ -1,491 +1,30 @@
-//! Waiting for many jobs at once, with few requests, while more join.
-//!
-//! Polling each of N jobs costs N requests per round. A [`JobSet`] follows
-//! each job with the same state machine as a lone [`Job::wait`] (its own
-//! [`PollPolicy`] schedule, failure budget and consistency checks), but
-//! answers its status looks through the list endpoint, where one request
-//! shows up to 100 jobs. A job the list shows finished has its record
-//! fetched on its own (the list is read without payloads, so pages stay
-//! small however large the inputs and outputs are):
-//!
-//! 1. New jobs are placed by a sweep from the oldest unplaced submit (less
-//!    a minute for clock skew, narrowed to one endpoint when every job
-//!    shares it) that stops as soon as it has seen every one of them: it
-//!    learns the server's `created_at` of each. Newly submitted jobs are
-//!    the newest, so this is usually the first page or two.
-//! 2. The placed jobs are cut into chunks of 100 by `created_at`, and each
-//!    later sweep reads only the chunks that hold a job whose schedule is
-//!    due (with `start`/`end` bounds, a page each). Every job in a chunk
-//!    read counts as looked at.
-//!
-//! So a sweep costs about one request per hundred jobs due, and jobs that
-//! finish together share their sweeps. A job the list does not show (a
-//! list that lags) falls back to its own polling after a few sweeps, as
-//! does every job when fewer than [`JobSetOptions::list_threshold`] remain,
-//! since then per-job polls are cheaper. Jobs attached by id with no known
-//! submit time are polled on their own from the start, so they never make
-//! a sweep read the key's whole history ([`Job::with_submit_time`] gives
-//! them one). A list that fails is backed off (after its `Retry-After`, on
-//! 429) and, after a few failures in a row, given up for per-job polling.
-//!
-//! The set can grow while it is read: [`JobOutcomes::push`], `extend` and
-//! a [`JobSender`] (for other tasks) add jobs to a running set, which is
-//! how a long batch keeps one set for all its jobs. Everything runs in the
-//! one task that reads the set; per-job polls run at most
-//! [`JobSetOptions::max_concurrency`] at a time. Nothing is spawned: 10,000
-//! jobs are 10,000 small entries in a map.
+//! The engine of a [`JobSet`](super::JobSet): one task that follows every
+//! job of the set with its own [`Tracker`], answers status looks by list
+//! sweeps over `created_at` chunks while that is cheaper, falls back to
+//! per-job polls, and hands finished jobs to the stream in the order they
+//! finish. See the parent module for the strategy.
 
 use std::collections::{HashMap, HashSet, VecDeque};
-use std::future::Future;
-use std::pin::Pin;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use futures::task::AtomicWaker;
-use futures::{Stream, StreamExt};
-use reka_inference_api::RequestStatus;
+use futures::StreamExt;
+use reka_inference_api::RequestStatus as JobStatus;
 use reka_inference_api::types::RequestItem;
-use serde::Serialize;
-use tokio::sync::Notify;
 use tokio::time::Instant;
 
-use crate::endpoint::{Endpoint, IntoEndpoint};
+use super::{Inbox, JobOutcome, JobSet, JobSetOptions};
+use crate::endpoint::Endpoint;
 use crate::error::{Error, Result};
 use crate::http::{Http, deadline_after};
-use crate::job::{Job, JobOutput, outcome_of};
+use crate::job::Job;
 use crate::jobs::{Jobs, ListFilter, MAX_PAGE_SIZE, next_offset};
 use crate::poll::PollPolicy;
-use crate::submit::SubmitOptions;
 use crate::tracker::{LookKind, Tracker, later};
-
-/// How a [`JobSet`] waits.
-#[derive(Debug, Clone)]
-pub struct JobSetOptions {
-    timeout: Option<Duration>,
-    job_timeout: Option<Duration>,
-    list_threshold: usize,
-    max_concurrency: usize,
-    misses_before_fallback: u32,
-    poll: Option<PollPolicy>,
-}
-
-impl Default for JobSetOptions {
-    /// Each job waited for up to the client's wait timeout from when it
-    /// joined; the list used while 4 or more jobs are pending; 8 per-job
-    /// polls at most in flight; a job missing from 3 sweeps polled on its
-    /// own.
-    fn default() -> Self {
-        JobSetOptions {
-            timeout: None,
-            job_timeout: None,
-            list_threshold: 4,
-            max_concurrency: 8,
-            misses_before_fallback: 3,
-            poll: None,
-        }
-    }
-}
-
-impl JobSetOptions {
-    /// A deadline for the whole set, from [`JobSet::into_stream`]: every
-    /// job still pending then ends with [`Error::Timeout`].
-    pub fn timeout(mut self, d: Duration) -> Self {
-        self.timeout = Some(d);
-        self
-    }
-
-    /// How long each job is waited for from when it joins the set. The
-    /// default is the client's
-    /// [`wait_timeout`](crate::ClientBuilder::wait_timeout) when the set has
-    /// no [`timeout`](Self::timeout), and none when it has one. A set that
-    /// grows for hours wants this: a job that joins late gets its full time.
-    pub fn job_timeout(mut self, d: Duration) -> Self {
-        self.job_timeout = Some(d);
-        self
-    }
-
-    /// Use the list endpoint while at least `n` jobs are pending
-    /// (`usize::MAX` never uses it: per-job polling).
-    pub fn list_threshold(mut self, n: usize) -> Self {
-        self.list_threshold = n.max(1);
-        self
-    }
-
-    /// At most `n` requests in flight at once (at least 1).
-    pub fn max_concurrency(mut self, n: usize) -> Self {
-        self.max_concurrency = n.max(1);
-        self
-    }
-
-    /// A poll policy for this set only.
-    pub fn poll_policy(mut self, p: PollPolicy) -> Self {
-        self.poll = Some(p);
-        self
-    }
-}
-
-/// What became of one job of a set.
-#[derive(Debug)]
-#[non_exhaustive]
-pub struct JobOutcome {
-    /// The job's position in the set, in the order it was added.
-    pub index: usize,
-    /// The job.
-    pub job: Job,
-    /// Its output, or why there is none.
-    pub result: Result<JobOutput>,
-}
-
-/// Many jobs, waited for together.
-///
-/// ```no_run
-/// # async fn run(client: reka_inference::Client) -> reka_inference::Result<()> {
-/// use futures::StreamExt;
-/// use reka_inference::Endpoint;
-///
-/// let mut set = client.job_set();
-/// for prompt in ["a fox", "a heron", "an owl"] {
-///     set.push(client.submit(Endpoint::NANO_BANANA_TEXT_TO_IMAGE, serde_json::json!({"prompt": prompt})).await?);
-/// }
-/// let mut done = set.into_stream();
-/// while let Some(outcome) = done.next().await {
-///     println!("job {} finished: {:?}", outcome.index, outcome.result.map(|c| c.output));
-/// }
-/// # Ok(()) }
-/// ```
-pub struct JobSet {
-    http: Http,
-    jobs: Vec<Job>,
-    options: JobSetOptions,
-}
-
-impl std::fmt::Debug for JobSet {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("JobSet")
-            .field("jobs", &self.jobs)
-            .field("options", &self.options)
-            .finish()
-    }
-}
-
-impl JobSet {
-    pub(crate) fn new(http: Http) -> JobSet {
-        JobSet {
-            http,
-            jobs: Vec::new(),
-            options: JobSetOptions::default(),
-        }
-    }
-
-    /// Adds a job.
-    pub fn push(&mut self, job: Job) {
-        self.jobs.push(job);
-    }
-
-    /// Sets the options.
-    pub fn with_options(mut self, options: JobSetOptions) -> Self {
-        self.options = options;
-        self
-    }
-
-    /// How many jobs the set holds.
-    pub fn len(&self) -> usize {
-        self.jobs.len()
-    }
-
-    /// Whether the set is empty.
-    pub fn is_empty(&self) -> bool {
-        self.jobs.is_empty()
-    }
-
-    /// Waits for every job; results in the order the jobs were added.
-    pub async fn wait_all(self) -> Vec<Result<JobOutput>> {
-        let n = self.jobs.len();
-        let mut slots: Vec<Option<Result<JobOutput>>> = (0..n).map(|_| None).collect();
-        let mut stream = self.into_stream();
-        while let Some(outcome) = stream.next().await {
-            if let Some(slot) = slots.get_mut(outcome.index) {
-                *slot = Some(outcome.result);
-            }
-        }
-        slots
-            .into_iter()
-            .map(|s| s.unwrap_or_else(|| Err(Error::InvalidInput("the job set lost a job".into()))))
-            .collect()
-    }
-
-    /// The outcomes in the order the jobs finish. More jobs can join while
-    /// it is read ([`JobOutcomes::push`], [`JobOutcomes::sender`]).
-    pub fn into_stream(self) -> JobOutcomes {
-        let inbox = Arc::new(Inbox::default());
-        let http = self.http.clone();
-        let driver = Driver::new(self, inbox.clone());
-        JobOutcomes {
-            http,
-            inbox,
-            run: Run::Idle(Box::new(driver)),
-        }
-    }
-}
-
-impl Extend<Job> for JobSet {
-    fn extend<I: IntoIterator<Item = Job>>(&mut self, jobs: I) {
-        self.jobs.extend(jobs);
-    }
-}
-
-/// Jobs added to a running set, and who waits for them.
-#[derive(Default)]
-struct Inbox {
-    jobs: Mutex<Vec<Job>>,
-    /// Wakes the driver while it sleeps between looks.
-    arrived: Notify,
-    /// Wakes the reader of an idle set (nothing pending, a sender open).
-    reader: AtomicWaker,
-    /// Open [`JobSender`]s: while any is, an empty set waits for more.
-    senders: AtomicUsize,
-    /// Where the pending jobs were last seen, for progress displays.
-    pending: AtomicUsize,
-    queued: AtomicUsize,
-    running: AtomicUsize,
-}
-
-impl Inbox {
-    fn push_all(&self, jobs: impl IntoIterator<Item = Job>) {
-        self.lock().extend(jobs);
-        self.arrived.notify_one();
-        self.reader.wake();
-    }
-
-    fn take(&self) -> Vec<Job> {
-        std::mem::take(&mut *self.lock())
-    }
-
-    fn waiting(&self) -> usize {
-        self.lock().len()
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Job>> {
-        // A push never panics while holding the lock; a poisoned lock
-        // still holds a good vector.
-        self.jobs.lock().unwrap_or_else(|e| e.into_inner())
-    }
-}
-
-/// How many jobs of a set are still followed, and where they were last
-/// seen: what a progress display shows. See [`JobOutcomes::counts`].
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
-#[non_exhaustive]
-pub struct JobSetCounts {
-    /// Jobs whose outcome has not been read yet (queued, running, not
-    /// seen yet, or finished a moment ago).
-    pub pending: usize,
-    /// Jobs last seen queued.
-    pub queued: usize,
-    /// Jobs last seen running.
-    pub running: usize,
-}
-
-/// The outcomes of a [`JobSet`], in the order the jobs finish: a named,
-/// `Unpin` stream, so it can be kept in a struct and polled without pinning.
-///
-/// It ends when every job has finished and no [`JobSender`] is open. Jobs
-/// can join while it is read: between two `next()`s with
-/// [`push`](Self::push) or `extend`, or from another task through a
-/// [`sender`](Self::sender). A set that ended goes on when a job joins
-/// again. A read in progress is kept whole when its `next()` is dropped
-/// (in a `select!`, say): nothing is lost, nothing is asked twice.
-///
-/// ```no_run
-/// # async fn run(client: reka_inference::Client) -> reka_inference::Result<()> {
-/// use futures::StreamExt;
-/// use serde_json::json;
-///
-/// let mut outcomes = client.job_set().into_stream();
-/// let sender = outcomes.sender();
-/// tokio::spawn(async move {
-///     for prompt in ["a fox", "a heron", "an owl"] {
-///         // Each job joins the set as soon as it is submitted.
-///         if let Err(e) = sender.submit("nano-banana/text-to-image", json!({"prompt": prompt})).await {
-///             eprintln!("not submitted: {e}");
-///         }
-///     }
-///     // Dropping the sender lets the stream end once its jobs have.
-/// });
-/// while let Some(outcome) = outcomes.next().await {
-///     println!("{}: {}", outcome.job.id(), outcome.result.is_ok());
-/// }
-/// # Ok(()) }
-/// ```
-pub struct JobOutcomes {
-    http: Http,
-    inbox: Arc<Inbox>,
-    run: Run,
-}
-
-/// A read in progress: it hands the driver back with what it read.
-type Read = Pin<Box<dyn Future<Output = (Box<Driver>, Option<JobOutcome>)> + Send>>;
-
-/// The driver between two reads, or a read in progress.
-enum Run {
-    Idle(Box<Driver>),
-    Busy(Read),
-    /// Only while `poll_next` switches between the two.
-    Switching,
-}
-
-impl JobOutcomes {
-    /// Adds a job to the running set.
-    pub fn push(&mut self, job: Job) {
-        self.inbox.push_all([job]);
-    }
-
-    /// A handle that adds jobs to this set from anywhere (another task).
-    /// While one is open, the stream waits for more jobs rather than end.
-    pub fn sender(&self) -> JobSender {
-        self.inbox.senders.fetch_add(1, Ordering::SeqCst);
-        JobSender {
-            http: self.http.clone(),
-            inbox: self.inbox.clone(),
-        }
-    }
-
-    /// How many jobs are still followed (those added but not yet read
-    /// included), and how many were last seen queued or running.
-    pub fn counts(&self) -> JobSetCounts {
-        let inbox = &self.inbox;
-        JobSetCounts {
-            pending: inbox.pending.load(Ordering::Relaxed) + inbox.waiting(),
-            queued: inbox.queued.load(Ordering::Relaxed),
-            running: inbox.running.load(Ordering::Relaxed),
-        }
-    }
-}
-
-impl Extend<Job> for JobOutcomes {
-    fn extend<I: IntoIterator<Item = Job>>(&mut self, jobs: I) {
-        self.inbox.push_all(jobs);
-    }
-}
-
-impl Stream for JobOutcomes {
-    type Item = JobOutcome;
-
-    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<JobOutcome>> {
-        let this = &mut *self;
-        loop {
-            match std::mem::replace(&mut this.run, Run::Switching) {
-                Run::Idle(mut driver) => {
-                    driver.take_inbox();
-                    if driver.is_idle() {
-                        this.run = Run::Idle(driver);
-                        if this.inbox.senders.load(Ordering::SeqCst) == 0 {
-                            return Poll::Ready(None);
-                        }
-                        // Registered before looking again, so that a push
-                        // between the look and the return still wakes us.
-                        this.inbox.reader.register(cx.waker());
-                        if this.inbox.waiting() == 0
-                            && this.inbox.senders.load(Ordering::SeqCst) > 0
-                        {
-                            return Poll::Pending;
-                        }
-                        continue;
-                    }
-                    this.run = Run::Busy(Box::pin(async move {
-                        let outcome = driver.next().await;
-                        (driver, outcome)
-                    }));
-                }
-                Run::Busy(mut read) => match read.as_mut().poll(cx) {
-                    Poll::Ready((driver, outcome)) => {
-                        this.run = Run::Idle(driver);
-                        if outcome.is_some() {
-                            return Poll::Ready(outcome);
-                        }
-                    }
-                    Poll::Pending => {
-                        this.run = Run::Busy(read);
-                        return Poll::Pending;
-                    }
-                },
-                Run::Switching => return Poll::Ready(None),
-            }
-        }
-    }
-}
-
-impl std::fmt::Debug for JobOutcomes {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("JobOutcomes")
-            .field("counts", &self.counts())
-            .finish_non_exhaustive()
-    }
-}
-
-/// Adds jobs to a running set from another task: made by
-/// [`JobOutcomes::sender`]. While one is open, the set's stream waits for
-/// more jobs rather than end; drop every sender to let it end.
-pub struct JobSender {
-    http: Http,
-    inbox: Arc<Inbox>,
-}
-
-impl JobSender {
-    /// Adds a job to the set.
-    pub fn push(&self, job: Job) {
-        self.inbox.push_all([job]);
-    }
-
-    /// Submits a job (as [`Client::submit`](crate::Client::submit)) and
-    /// adds it to the set; the handle is returned too.
-    pub async fn submit(&self, endpoint: impl IntoEndpoint, input: impl Serialize) -> Result<Job> {
-        self.submit_with(endpoint, input, SubmitOptions::default())
-            .await
-    }
-
-    /// Submits a job with options (as
-    /// [`Client::submit_with`](crate::Client::submit_with)) and adds it to
-    /// the set.
-    pub async fn submit_with(
-        &self,
-        endpoint: impl IntoEndpoint,
-        input: impl Serialize,
-        options: SubmitOptions,
-    ) -> Result<Job> {
-        let job = crate::submit::submit(&self.http, endpoint, input, options).await?;
-        self.push(job.clone());
-        Ok(job)
-    }
-}
-
-impl Clone for JobSender {
-    fn clone(&self) -> Self {
-        self.inbox.senders.fetch_add(1, Ordering::SeqCst);
-        JobSender {
-            http: self.http.clone(),
-            inbox: self.inbox.clone(),
-        }
-    }
-}
-
-impl Drop for JobSender {
-    fn drop(&mut self) {
-        if self.inbox.senders.fetch_sub(1, Ordering::SeqCst) == 1 {
-            // The last one: an idle reader may now end its stream.
-            self.inbox.reader.wake();
-        }
-    }
-}
-
-impl std::fmt::Debug for JobSender {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("JobSender").finish_non_exhaustive()
-    }
-}
+use crate::vocab::outcome_of;
+use crate::webhook::Deliveries;
 
 /// One job of the set being followed.
 struct Pending {
@@ -498,8 +37,7 @@ struct Pending {
     created: Option<DateTime<Utc>>,
     misses: u32,
     own_polling: bool,
-    /// The count of webhook deliveries for the job, when it has a receiver.
-    #[cfg(feature = "webhooks")]
+    /// The count of webhook deliveries for the job, when it has a webhook.
     deliveries: Option<tokio::sync::watch::Receiver<u64>>,
 }
 
@@ -536,7 +74,7 @@ const MAX_LIST_BACKOFF: Duration = Duration::from_secs(30);
 /// How far before a job's submit its `created_at` may be (clock skew).
 const CLOCK_SKEW: chrono::Duration = chrono::Duration::seconds(60);
 
-struct Driver {
+pub(super) struct Driver {
     http: Http,
     inbox: Arc<Inbox>,
     options: JobSetOptions,
@@ -559,15 +97,14 @@ struct Driver {
     /// `Some(None)` once two differ.
     common_endpoint: Option<Option<Endpoint>>,
     chunks: Vec<Chunk>,
-    /// "Some delivery arrived", one watch per distinct receiver of the set.
-    #[cfg(feature = "webhooks")]
+    /// "Some delivery arrived", one watch per distinct delivery source of
+    /// the set (told apart by their URL).
     any_delivery: Vec<tokio::sync::watch::Receiver<u64>>,
-    #[cfg(feature = "webhooks")]
-    receivers: Vec<crate::receiver::WebhookReceiver>,
+    sources: Vec<Arc<dyn Deliveries>>,
 }
 
 impl Driver {
-    fn new(set: JobSet, inbox: Arc<Inbox>) -> Driver {
+    pub(super) fn new(set: JobSet, inbox: Arc<Inbox>) -> Driver {
         let waits = set.http.waits();
         let policy = set
             .options
@@ -599,10 +136,8 @@ impl Driver {
             list_failures: 0,
             common_endpoint: None,
             chunks: Vec::new(),
-            #[cfg(feature = "webhooks")]
             any_delivery: Vec::new(),
-            #[cfg(feature = "webhooks")]
-            receivers: Vec::new(),
+            sources: Vec::new(),
         };
         for job in set.jobs {
             driver.add(job);
@@ -612,7 +147,7 @@ impl Driver {
     }
 
     /// Moves the jobs pushed since the last look into the set.
-    fn take_inbox(&mut self) {
+    pub(super) fn take_inbox(&mut self) {
         let jobs = self.inbox.take();
         if jobs.is_empty() {
             return;
@@ -624,7 +159,7 @@ impl Driver {
     }
 
     /// Nothing to follow and nothing to hand out.
-    fn is_idle(&self) -> bool {
+    pub(super) fn is_idle(&self) -> bool {
         self.pending.is_empty() && self.ready.is_empty()
     }
 
@@ -661,14 +196,13 @@ impl Driver {
             .push(index);
         // A job with a webhook parks on its delivery and is looked at on
         // its own (confirming fetch, safety net), never through sweeps.
-        #[cfg(feature = "webhooks")]
-        let (tracker, deliveries) = match job.receiver() {
-            Some(r) => {
-                if !self.receivers.iter().any(|known| known.same_as(r)) {
-                    self.receivers.push(r.clone());
-                    self.any_delivery.push(r.any_deliveries());
+        let (tracker, deliveries) = match job.deliveries() {
+            Some(source) => {
+                if !self.sources.iter().any(|known| known.url() == source.url()) {
+                    self.sources.push(source.clone());
+                    self.any_delivery.push(source.any());
                 }
-                let mut deliveries = r.deliveries(job.id());
+                let mut deliveries = source.for_job(job.id());
                 let mut tracker = tracker.with_safety_net();
                 if *deliveries.borrow_and_update() > 0 {
                     tracker.delivery_hint(now);
@@ -677,10 +211,7 @@ impl Driver {
             }
             None => (tracker, None),
         };
-        #[cfg(feature = "webhooks")]
         let webhook = deliveries.is_some();
-        #[cfg(not(feature = "webhooks"))]
-        let webhook = false;
         let submitted = job.submit_time();
         self.pending.insert(
             index,
@@ -694,7 +225,6 @@ impl Driver {
                 // A job whose age is unknown: a sweep for it would have no
                 // lower bound and read the key's whole history.
                 own_polling: submitted.is_none() || webhook,
-                #[cfg(feature = "webhooks")]
                 deliveries,
             },
         );
@@ -705,8 +235,8 @@ impl Driver {
         let (mut queued, mut running) = (0, 0);
         for p in self.pending.values() {
             match p.tracker.last_status() {
-                Some(RequestStatus::InQueue) => queued += 1,
-                Some(RequestStatus::InProgress) => running += 1,
+                Some(JobStatus::InQueue) => queued += 1,
+                Some(JobStatus::InProgress) => running += 1,
                 _ => {}
             }
         }
@@ -728,7 +258,6 @@ impl Driver {
     async fn sleep_until(&mut self, at: Instant) {
         let inbox = self.inbox.clone();
         let arrived = inbox.arrived.notified();
-        #[cfg(feature = "webhooks")]
         if !self.any_delivery.is_empty() {
             let changed = futures::future::select_all(
                 self.any_delivery.iter_mut().map(|w| Box::pin(w.changed())),
@@ -741,7 +270,7 @@ impl Driver {
             if let Some(index) = gone {
                 // That receiver is gone: its jobs rely on the safety net.
                 self.any_delivery.remove(index);
-                self.receivers.remove(index);
+                self.sources.remove(index);
             }
             let now = Instant::now();
             for p in self.pending.values_mut() {
@@ -776,7 +305,7 @@ impl Driver {
         self.list_usable && self.listed().count() >= self.options.list_threshold
     }
 
-    async fn next(&mut self) -> Option<JobOutcome> {
+    pub(super) async fn next(&mut self) -> Option<JobOutcome> {
         loop {
             self.take_inbox();
             if let Some(outcome) = self.ready.pop_front() {

@@ -10,7 +10,7 @@
 //! before acting on it.
 
 use bytes::Bytes;
-use reka_inference_api::RequestStatus;
+use reka_inference_api::RequestStatus as JobStatus;
 use reka_inference_api::types::{JobError, ResultResponse};
 use serde_json::{Map, Value};
 
@@ -30,17 +30,18 @@ pub enum DeliveryShape {
 /// One webhook delivery, whatever its shape.
 ///
 /// ```
-/// use reka_inference::{RequestStatus, WebhookDelivery};
+/// use reka_inference::JobStatus;
+/// use reka_inference::webhook::WebhookDelivery;
 ///
 /// let fal = br#"{"request_id": "r1", "gateway_request_id": "g1", "status": "OK",
 ///                "payload": {"images": [{"url": "https://cdn.example/a"}]}}"#;
 /// let delivery = WebhookDelivery::parse(fal)?;
 /// assert_eq!(delivery.request_id, "r1");
-/// assert_eq!(delivery.status, RequestStatus::Completed);
+/// assert_eq!(delivery.status, JobStatus::Completed);
 ///
 /// let record = br#"{"request_id": "r2", "status": "FAILED", "error": {"message": "moderated"}}"#;
 /// let delivery = WebhookDelivery::parse(record)?;
-/// assert_eq!(delivery.status, RequestStatus::Failed);
+/// assert_eq!(delivery.status, JobStatus::Failed);
 /// assert_eq!(delivery.error.and_then(|e| e.message).as_deref(), Some("moderated"));
 /// # Ok::<(), reka_inference::Error>(())
 /// ```
@@ -51,7 +52,7 @@ pub struct WebhookDelivery {
     pub request_id: String,
     /// The status it reports (terminal in every known shape; kept as sent
     /// when it is not).
-    pub status: RequestStatus,
+    pub status: JobStatus,
     /// The output, when it carries one.
     pub output: Option<Map<String, Value>>,
     /// Why the job failed, when it did.
@@ -114,9 +115,9 @@ impl WebhookDelivery {
             code: None,
         });
         let status = if ok && output.is_some() {
-            RequestStatus::Completed
+            JobStatus::Completed
         } else {
-            RequestStatus::Failed
+            JobStatus::Failed
         };
         WebhookDelivery {
             request_id,
@@ -154,7 +155,7 @@ mod tests {
             br#"{"request_id":"r1","status":"ERROR","payload":null,"error":"Invalid status code: 422","payload_error":null}"#,
         )
         .unwrap();
-        assert_eq!(d.status, RequestStatus::Failed);
+        assert_eq!(d.status, JobStatus::Failed);
         assert_eq!(d.shape, DeliveryShape::FalEnvelope);
         assert_eq!(
             d.error.unwrap().message.as_deref(),
@@ -165,14 +166,14 @@ mod tests {
             br#"{"request_id":"r1","status":"OK","payload":null,"payload_error":"too large"}"#,
         )
         .unwrap();
-        assert_eq!(d.status, RequestStatus::Failed);
+        assert_eq!(d.status, JobStatus::Failed);
     }
 
     #[test]
     fn records_keep_unknown_statuses() {
         let d =
             WebhookDelivery::parse(br#"{"request_id":"r1","status":"EXPIRED","extra":1}"#).unwrap();
-        assert_eq!(d.status, RequestStatus::Unknown("EXPIRED".into()));
+        assert_eq!(d.status, JobStatus::Unknown("EXPIRED".into()));
         assert!(!d.is_terminal());
         assert_eq!(d.to_record().request_id, "r1");
     }

@@ -26,8 +26,8 @@ use axum::http::{HeaderMap, StatusCode};
 use tokio::sync::watch;
 use url::Url;
 
+use super::{Deliveries, WebhookDelivery};
 use crate::error::{Error, Result};
-use crate::webhook::WebhookDelivery;
 
 /// The largest delivery body read.
 const MAX_DELIVERY_BYTES: usize = 1 << 20;
@@ -48,7 +48,8 @@ pub trait DeliveryVerifier: Send + Sync + 'static {
 ///
 /// ```no_run
 /// # async fn run(client: reka_inference::Client) -> reka_inference::Result<()> {
-/// use reka_inference::{SubmitOptions, WebhookReceiver};
+/// use reka_inference::SubmitOptions;
+/// use reka_inference::webhook::WebhookReceiver;
 ///
 /// // A server of its own on port 8080, reached by the service through a tunnel.
 /// let receiver = WebhookReceiver::listen(
@@ -205,9 +206,14 @@ impl WebhookReceiver {
             any.send_modify(|n| *n += 1);
         }
     }
+}
 
-    /// A watch of the number of deliveries for any id.
-    pub(crate) fn any_deliveries(&self) -> watch::Receiver<u64> {
+impl Deliveries for WebhookReceiver {
+    fn url(&self) -> &Url {
+        &self.inner.url
+    }
+
+    fn any(&self) -> watch::Receiver<u64> {
         let Ok(mut seen) = self.inner.seen.lock() else {
             return watch::channel(0).1;
         };
@@ -216,13 +222,7 @@ impl WebhookReceiver {
             .subscribe()
     }
 
-    /// Whether two handles are the same receiver.
-    pub(crate) fn same_as(&self, other: &WebhookReceiver) -> bool {
-        Arc::ptr_eq(&self.inner, &other.inner)
-    }
-
-    /// A watch of the number of deliveries for `id` (0 until the first).
-    pub(crate) fn deliveries(&self, id: &str) -> watch::Receiver<u64> {
+    fn for_job(&self, id: &str) -> watch::Receiver<u64> {
         let Ok(mut seen) = self.inner.seen.lock() else {
             return watch::channel(0).1;
         };
@@ -257,7 +257,7 @@ mod tests {
             r.accept(&h, &vec![b' '; MAX_DELIVERY_BYTES + 1]),
             StatusCode::PAYLOAD_TOO_LARGE
         );
-        let watch = r.deliveries("r1");
+        let watch = r.for_job("r1");
         assert_eq!(*watch.borrow(), 0);
         let body = br#"{"request_id":"r1","status":"COMPLETED","output":{}}"#;
         assert_eq!(r.accept(&h, body), StatusCode::OK);
@@ -268,7 +268,7 @@ mod tests {
             r.accept(&h, br#"{"request_id":"r9","status":"OK","payload":{}}"#),
             StatusCode::OK
         );
-        assert_eq!(*r.deliveries("r9").borrow(), 1);
+        assert_eq!(*r.for_job("r9").borrow(), 1);
     }
 
     struct SharedSecret;
