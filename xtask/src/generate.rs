@@ -95,6 +95,7 @@ pub fn generate_normalized_with(
     settings: &GenerationSettings,
 ) -> Result<String> {
     let tokens = progenitor_tokens(normalized, settings)?;
+    let tokens = crate::form_methods::add_form_methods(tokens, normalized)?;
     let file: syn::File =
         syn::parse2(line_docs(tokens)).context("progenitor produced unparsable code")?;
     let pretty = guard::guarded(|| prettyplease::unparse(&file))
