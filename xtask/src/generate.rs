@@ -94,7 +94,8 @@ pub fn generate_normalized_with(
     normalized: &Value,
     settings: &GenerationSettings,
 ) -> Result<String> {
-    let mut tokens = progenitor_tokens(normalized, settings)?;
+    let tokens = progenitor_tokens(normalized, settings)?;
+    let mut tokens = crate::form_methods::add_form_methods(tokens, normalized)?;
     tokens.extend(crate::operations::table(normalized));
     let file: syn::File =
         syn::parse2(line_docs(tokens)).context("progenitor produced unparsable code")?;

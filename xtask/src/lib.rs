@@ -6,9 +6,11 @@
 //! the tests can drive them without a subprocess:
 //!
 //! - [`normalize`]: upstream OpenAPI 3.1 (FastAPI's form) to the 3.0.3 subset
-//!   progenitor accepts, refusing what cannot be converted.
+//!   progenitor accepts, leaving out (named) what it cannot express.
 //! - [`generate`]: progenitor, the status-type replacement, formatting.
 //! - [`operations`]: the table of operations written beside the client.
+//! - [`form_methods`]: the form (multipart and urlencoded) operations and
+//!   renamed parameters, on progenitor's output.
 //! - [`diff`]: a reviewer's summary of two spec versions, breaking changes marked.
 //! - [`shape`]: the public shape of generated code, for snapshots.
 //! - [`guard`]: turns a generator panic into an error.
@@ -18,6 +20,7 @@
 
 pub mod corpus;
 pub mod diff;
+pub mod form_methods;
 pub mod generate;
 pub mod guard;
 pub mod normalize;

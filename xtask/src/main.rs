@@ -81,6 +81,15 @@ fn run(cli: Cli) -> Result<ExitCode> {
             let generated = generate::generate(&spec)
                 .with_context(|| format!("generating from {}", spec_path.display()))?;
             eprint!("{}", generated.report);
+            let report = &generated.report;
+            eprintln!(
+                "operations: {} in the document, {} generated ({} with a form body, {} upload methods beside a JSON one), {} dropped",
+                report.operations(),
+                report.generated_operations(),
+                report.form_operations(),
+                report.count(xtask::normalize::Rule::MultipartTwin),
+                report.dropped_operations(),
+            );
             if let Some(path) = normalized {
                 let text = serde_json::to_string_pretty(&generated.normalized)? + "\n";
                 std::fs::write(&path, text)

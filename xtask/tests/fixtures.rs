@@ -235,6 +235,11 @@ fn json_schema_keywords() {
         ])
     );
     let s = &n["components"]["schemas"];
+    // `contentMediaType` with `contentEncoding: base64` is 3.0's `byte`.
+    assert_eq!(
+        s["Shape"]["properties"]["thumbnail"],
+        json!({"type": "string", "format": "byte", "title": "Thumbnail"})
+    );
     assert_eq!(
         s["Circle"]["properties"]["kind"],
         json!({"type": "string", "enum": ["circle"]})
@@ -359,6 +364,84 @@ fn several_response_shapes() {
     }
 }
 
+/// Form bodies: a multipart upload with an encoding object, one beside a
+/// JSON body (a second method), a urlencoded form with a file (sent as
+/// multipart), a urlencoded form, and a file-or-reference field.
+#[test]
+fn form_bodies() {
+    let Run {
+        normalized: n,
+        report,
+        shape,
+    } = run("forms.json");
+    assert_eq!(
+        counts(&report),
+        BTreeMap::from([
+            (Rule::Version, 1),
+            // contentMediaType (read as `format: binary` first).
+            (Rule::DroppedKeyword, 1),
+            (Rule::FormOperation, 4),
+            // /images, and /images/{image_id}/variations.
+            (Rule::MultipartTwin, 2),
+            (Rule::FormAsMultipart, 1),
+            // `model`: any string, or a known one.
+            (Rule::OpenEnum, 1),
+        ]),
+        "{report}"
+    );
+    assert_eq!(report.dropped_operations(), 0);
+    assert_eq!(report.operations(), 6);
+    let form = |path: &str| n["paths"][path]["post"][xtask::normalize::FORM_EXTENSION].clone();
+    assert_eq!(
+        form("/files"),
+        json!({"mediaType": "multipart/form-data",
+            "files": [{"name": "file", "field": "file", "multiple": false, "required": true,
+                "contentType": "text/csv", "description": "The file to upload."}],
+            "parts": [
+                {"name": "metadata", "json": true, "delimiter": null, "contentType": "application/json"},
+                {"name": "tags", "json": false, "delimiter": ",", "contentType": null}]})
+    );
+    // The JSON body stays the operation's; the form is a second method.
+    assert!(form("/images").is_null());
+    let twin = &n["paths"]["/images#multipart"]["post"];
+    assert_eq!(twin["operationId"], "edit_image_multipart");
+    assert_eq!(
+        twin[xtask::normalize::FORM_EXTENSION]["files"],
+        json!([{"name": "image", "field": "image", "multiple": true, "required": true},
+               {"name": "mask", "field": "mask", "multiple": false, "required": false}])
+    );
+    assert_eq!(form("/audio")["mediaType"], "multipart/form-data");
+    assert_eq!(
+        form("/token"),
+        json!({"mediaType": "application/x-www-form-urlencoded", "files": [], "parts": []})
+    );
+    assert_eq!(form("/videos")["files"][0]["field"], "video_file");
+    assert_eq!(
+        n["paths"]["/images/{image_id}/variations#multipart"]["post"]
+            [xtask::normalize::FORM_EXTENSION]["twinOf"],
+        "vary_image"
+    );
+    assert_eq!(
+        n["components"]["schemas"]["Body_upload_file"]["properties"]["model"],
+        json!({"type": "string", "description": "Any model, or a known one."})
+    );
+
+    for line in [
+        "pub fn upload_file(&self) -> builder::UploadFile<'_>;",
+        "pub fn edit_image(&self) -> builder::EditImage<'_>;",
+        "pub fn edit_image_multipart(&self) -> builder::EditImageMultipart<'_>;",
+        "pub fn vary_image_multipart(&self) -> builder::VaryImageMultipart<'_>;",
+        "pub fn file<V>(mut self, value: V) -> Self where V: Into<super::forms::FilePart>;",
+        "pub fn image<I>(mut self, files: I) -> Self where I: IntoIterator, I::Item: Into<super::forms::FilePart>;",
+        "pub fn mask<V>(mut self, value: V) -> Self where V: Into<super::forms::FilePart>;",
+        "pub fn video_file<V>(mut self, value: V) -> Self where V: Into<super::forms::FilePart>;",
+        "pub struct FilePart {",
+        "pub use super::forms::FilePart;",
+    ] {
+        assert!(has_line(&shape, line), "missing `{line}` in\n{shape}");
+    }
+}
+
 #[test]
 fn every_rule_is_covered_by_a_fixture() {
     let mut covered = BTreeMap::new();
@@ -367,6 +450,9 @@ fn every_rule_is_covered_by_a_fixture() {
         "keywords.json",
         "responses.json",
         "upstream.json",
+        "forms.json",
+        "classes/dangling_ref.json",
+        "classes/parameter_names.json",
     ] {
         for (rule, n) in counts(&run(name).report) {
             *covered.entry(rule).or_insert(0) += n;
@@ -392,6 +478,7 @@ fn every_fixture_is_exercised() {
     assert_eq!(
         names,
         [
+            "forms.json",
             "keywords.json",
             "nullable.json",
             "refused.json",
@@ -413,13 +500,11 @@ fn unconvertible_document_is_refused_with_pointers() {
     };
     let err: NormalizeError = normalized.expect_err("refused.json must be refused");
     let pointers: Vec<&str> = err.problems.iter().map(|p| p.pointer.as_str()).collect();
+    // A reference that points at nothing degrades (see `classes.rs`); one
+    // into another file is refused.
     assert_eq!(
         pointers,
-        [
-            "/paths/~1points~1{point_id}/get/parameters/0/schema/$ref",
-            "/components/schemas/Point/properties/owner/$ref",
-            "/components/schemas/Point/properties/tags/items/$ref",
-        ]
+        ["/components/schemas/Point/properties/owner/$ref"]
     );
     assert!(generated.is_some(), "generate must fail too");
     insta::assert_snapshot!("refused", err.to_string());
@@ -448,12 +533,16 @@ fn constructs_of_real_upstream_documents() {
             // propertyNames.
             (Rule::DroppedKeyword, 1),
             (Rule::OptionalParameter, 1),
-            // The multipart upload.
-            (Rule::DroppedOperation, 1),
+            // The multipart upload, generated by the xtask.
+            (Rule::FormOperation, 1),
             // A cookie, a deepObject, a `content` parameter, an optional model.
             (Rule::DroppedParameter, 4),
-            (Rule::ParameterAsString, 2),
-            (Rule::DroppedDefault, 2),
+            // `since`: a date-time or a date.
+            (Rule::ParameterAsString, 1),
+            // `flag`'s "false".
+            (Rule::DroppedDefault, 1),
+            // `id` (a uuid or any string) and `mode` (any string or "auto").
+            (Rule::OpenEnum, 2),
             (Rule::Tuple, 2),
             // `type: null` and `true`.
             (Rule::UntypedValue, 2),
@@ -479,7 +568,6 @@ fn constructs_of_real_upstream_documents() {
     );
     let warned: Vec<String> = report.warnings().iter().map(|w| w.place.clone()).collect();
     for place in [
-        "POST /upload (upload_file)",
         "GET /search (search) cookie parameter `session`",
         "GET /search (search) query parameter `filter`",
         "GET /search (search) query parameter `where`",
@@ -488,7 +576,6 @@ fn constructs_of_real_upstream_documents() {
         "GET /things (get_things) response 200",
         "POST /chat (chat) response 200",
         "/components/schemas/Record/properties/flag/default",
-        "/components/schemas/Record/properties/mode/default",
         "/components/schemas/Record/properties/pair/prefixItems",
         "/components/schemas/Record/properties/loose/pattern",
         "/components/schemas/Record/properties/sep/enum",
@@ -499,10 +586,16 @@ fn constructs_of_real_upstream_documents() {
             "no warning for {place}: {warned:?}"
         );
     }
-    assert_eq!(report.dropped_operations(), 1);
+    assert_eq!(report.dropped_operations(), 0);
 
     let paths = &n["paths"];
-    assert!(paths["/upload"].get("post").is_none());
+    // The upload: no JSON body (its one field is a file), the file described.
+    let upload = &paths["/upload"]["post"];
+    assert!(upload.get("requestBody").is_none(), "{upload}");
+    assert_eq!(
+        upload[xtask::normalize::FORM_EXTENSION]["files"],
+        json!([{"name": "file", "field": "file", "multiple": false, "required": false}])
+    );
     assert_eq!(n["info"]["version"], "");
     let search = &paths["/search"]["get"];
     assert_eq!(
@@ -531,15 +624,11 @@ fn constructs_of_real_upstream_documents() {
 
     let s = &n["components"]["schemas"];
     assert!(s.get("Default").is_none());
-    assert_eq!(
-        paths["/upload"].get("post").map(|_| ()),
-        None,
-        "the upload is gone, not renamed"
-    );
     let r = &s["Record"]["properties"];
     assert_eq!(s["Record"]["required"], json!(["id"]));
     assert!(r["flag"].get("default").is_none());
-    assert!(r["mode"].get("default").is_none());
+    // Any string, or "auto": a string, and its default renders.
+    assert_eq!(r["mode"], json!({"type": "string", "default": "auto"}));
     assert_eq!(r["size"]["items"], json!({"type": "integer"}));
     assert_eq!(
         r["pair"]["items"],
@@ -591,11 +680,6 @@ fn constructs_of_real_upstream_documents() {
             .map(|p| p.keys().cloned().collect::<Vec<_>>()),
         Some(vec!["client_id".to_owned(), "client_secret".to_owned()])
     );
-    assert_eq!(
-        paths["/upload"]["post"],
-        Value::Null,
-        "a dropped operation leaves nothing behind"
-    );
 
     for line in [
         "pub fn search(&self) -> builder::Search<'_>;",
@@ -608,8 +692,10 @@ fn constructs_of_real_upstream_documents() {
         "pub owner: Option<RecordOwnerProperty>,",
         "pub size: Option<[i64; 2usize]>,",
         "pub gone: Option<serde_json::Value>,",
+        "pub fn upload_file(&self) -> builder::UploadFile<'_>;",
+        "pub fn file<V>(mut self, value: V) -> Self where V: Into<super::forms::FilePart>;",
+        "pub async fn send(self) -> Result<ResponseValue<types::DefaultSchema>, Error<()>>;",
     ] {
         assert!(has_line(&shape, line), "missing `{line}` in\n{shape}");
     }
-    assert!(!shape.contains("upload_file"), "{shape}");
 }
