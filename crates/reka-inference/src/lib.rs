@@ -130,6 +130,7 @@ mod client;
 mod endpoint;
 mod error;
 mod http;
+mod input_file;
 mod job;
 mod job_set;
 mod jobs;
@@ -154,6 +155,10 @@ pub use client::{
 };
 pub use endpoint::{Endpoint, IntoEndpoint};
 pub use error::{ApiError, Error, Result};
+pub use input_file::{
+    DEFAULT_MAX_INLINE_BYTES, DataUri, InputEncoder, InputFile, InputFileError, UNKNOWN_MEDIA_TYPE,
+    sniff_media_type,
+};
 pub use job::{Job, JobEvent, JobEvents, JobOutput, WaitOptions};
 pub use job_set::{JobOutcome, JobOutcomes, JobSender, JobSet, JobSetCounts, JobSetOptions};
 pub use jobs::{Jobs, ListFilter, MAX_PAGE_SIZE};
