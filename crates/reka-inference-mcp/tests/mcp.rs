@@ -70,7 +70,7 @@ async fn every_tool(session: &Session, sim: &RunningSim, dirs: &Dirs) {
     // list_models: endpoints with their input fields; no chat model.
     let models = ok(call(c, "list_models", json!({})).await);
     let endpoints = structured(&models)["endpoints"].as_array().unwrap().clone();
-    assert_eq!(endpoints.len(), 6);
+    assert_eq!(endpoints.len(), 7);
     let image = endpoints
         .iter()
         .find(|e| e["endpoint"] == "nano-banana/text-to-image")
@@ -166,7 +166,7 @@ async fn every_tool(session: &Session, sim: &RunningSim, dirs: &Dirs) {
     let video = ok(call(
         c,
         "submit_job",
-        json!({"endpoint": "veo-3.1/text-to-video", "input": {"prompt": "waves"}}),
+        json!({"endpoint": "kling-v3-pro/text-to-video", "input": {"prompt": "waves"}}),
     )
     .await);
     let video_id = structured(&video)["request_id"]
@@ -646,7 +646,7 @@ async fn malformed_messages_get_json_rpc_errors_and_the_server_goes_on() {
 
 /// A `notifications/cancelled` stops the wait; with `cancel_on_abort`
 /// the job is cancelled too, without it the job goes on.
-async fn cancelled_call(cancel_on_abort: bool) -> (String, RunningSim, Session) {
+async fn cancelled_call(endpoint: &str, cancel_on_abort: bool) -> (String, RunningSim, Session) {
     let sim = sim(Dialect::Reka).await;
     let dirs = Dirs::new();
     let options = dirs.options().cancel_on_abort(cancel_on_abort);
@@ -655,7 +655,7 @@ async fn cancelled_call(cancel_on_abort: bool) -> (String, RunningSim, Session) 
     let handle = start_call(
         &session.client,
         "generate",
-        json!({"endpoint": "veo-3.1/text-to-video", "input": {"prompt": "rain"}, "wait_seconds": 120}),
+        json!({"endpoint": endpoint, "input": {"prompt": "rain"}, "wait_seconds": 120}),
     )
     .await;
     // The first notification names the job.
@@ -678,7 +678,8 @@ async fn cancelled_call(cancel_on_abort: bool) -> (String, RunningSim, Session) 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cancelled_call_cancels_the_job_with_cancel_on_abort() {
-    let (id, _sim, session) = cancelled_call(true).await;
+    // A job that runs for days: only the cancel can end it.
+    let (id, _sim, session) = cancelled_call("kling-v3-pro/text-to-video", true).await;
     let c = &session.client;
     let cancelled = eventually(Duration::from_secs(30), || async {
         let status = call(c, "job_status", json!({"request_id": id})).await;
@@ -690,7 +691,7 @@ async fn a_cancelled_call_cancels_the_job_with_cancel_on_abort() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cancelled_call_leaves_the_job_running_by_default() {
-    let (id, sim, session) = cancelled_call(false).await;
+    let (id, sim, session) = cancelled_call("veo-3.1/text-to-video", false).await;
     let c = &session.client;
     // The job runs to its end: a cancel would have made it CANCELLED.
     let done = ok(call(
@@ -710,10 +711,11 @@ async fn calls_beyond_the_bound_are_refused_while_one_waits() {
     let options = dirs.options().max_concurrent_calls(1);
     let server = Server::with_options(client(&sim), options).unwrap();
     let mut session = stdio_session(server, false).await;
+    // A job that runs for days: the call waits until it is cancelled.
     let handle = start_call(
         &session.client,
         "generate",
-        json!({"endpoint": "veo-3.1/text-to-video", "input": {"prompt": "tide"}, "wait_seconds": 120}),
+        json!({"endpoint": "kling-v3-pro/text-to-video", "input": {"prompt": "tide"}, "wait_seconds": 600}),
     )
     .await;
     // Waiting now (it has said so): a second call is refused, not queued.
@@ -727,10 +729,14 @@ async fn calls_beyond_the_bound_are_refused_while_one_waits() {
         "{}",
         text(&refused)
     );
-    let finished = ok(finish_call(handle).await);
-    assert_eq!(structured(&finished)["status"], "COMPLETED");
-    // Served again once the first has answered.
-    ok(call(&session.client, "list_models", json!({})).await);
+    // Served again once the first call has ended.
+    handle.cancel(Some("enough".into())).await.unwrap();
+    let c = &session.client;
+    let served = eventually(Duration::from_secs(30), || async {
+        !is_error(&call(c, "list_models", json!({})).await)
+    })
+    .await;
+    assert!(served);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -741,36 +747,24 @@ async fn jobs_in_flight_are_bounded() {
     let server = Server::with_options(client(&sim), options).unwrap();
     let session = stdio_session(server, false).await;
     let c = &session.client;
-    let video = json!({"endpoint": "veo-3.1/text-to-video", "input": {"prompt": "one"}});
-    let first = ok(call(c, "submit_job", video.clone()).await);
+    // Jobs that run for days: in flight whenever the test looks.
+    let video = |prompt: &str| json!({"endpoint": "kling-v3-pro/text-to-video", "input": {"prompt": prompt}});
+    let first = ok(call(c, "submit_job", video("one")).await);
     let id = structured(&first)["request_id"]
         .as_str()
         .unwrap()
         .to_owned();
-    let second = call(
-        c,
-        "submit_job",
-        json!({"endpoint": "veo-3.1/text-to-video", "input": {"prompt": "two"}}),
-    )
-    .await;
+    let second = call(c, "submit_job", video("two")).await;
     assert!(is_error(&second));
     assert!(
         text(&second).contains(&id),
         "names the job in flight: {}",
         text(&second)
     );
-    ok(call(
-        c,
-        "wait_for_job",
-        json!({"request_id": id, "wait_seconds": 120}),
-    )
-    .await);
-    ok(call(
-        c,
-        "submit_job",
-        json!({"endpoint": "veo-3.1/text-to-video", "input": {"prompt": "three"}}),
-    )
-    .await);
+    assert!(text(&second).contains("limit is 1"), "{}", text(&second));
+    // A job that ends (here, cancelled) frees its place.
+    ok(call(c, "cancel_job", json!({"request_id": id})).await);
+    ok(call(c, "submit_job", video("three")).await);
     assert_eq!(sim.stats().await.jobs_created, 2);
 }
 
@@ -781,11 +775,15 @@ async fn with_the_tasks_extension_generate_answers_with_a_task() {
     let server = Server::with_options(client(&sim), dirs.options()).unwrap();
     let session = stdio_session(server, true).await;
     let c = &session.client;
-    let call_task = |prompt: &str| {
+    let call_task = |endpoint: &str| {
         CallToolRequestParams::new("generate").with_arguments(args(json!({
-            "endpoint": "veo-3.1/text-to-video", "input": {"prompt": prompt}})))
+            "endpoint": endpoint, "input": {"prompt": "dawn"}})))
     };
-    let CallToolResponse::Task(created) = c.call_tool_once(call_task("dawn")).await.unwrap() else {
+    let CallToolResponse::Task(created) = c
+        .call_tool_once(call_task("veo-3.1/text-to-video"))
+        .await
+        .unwrap()
+    else {
         panic!("not a task");
     };
     let task_id = created.task.task_id.clone();
@@ -814,8 +812,12 @@ async fn with_the_tasks_extension_generate_answers_with_a_task() {
     );
     assert_eq!(result["isError"], false);
 
-    // tasks/cancel cancels the job.
-    let CallToolResponse::Task(created) = c.call_tool_once(call_task("dusk")).await.unwrap() else {
+    // tasks/cancel cancels the job (one that would run for days).
+    let CallToolResponse::Task(created) = c
+        .call_tool_once(call_task("kling-v3-pro/text-to-video"))
+        .await
+        .unwrap()
+    else {
         panic!("not a task");
     };
     let task_id = created.task.task_id.clone();

@@ -35,7 +35,9 @@ pub const PNG: &[u8] = &[
     0x42, 0x60, 0x82,
 ];
 
-/// The test catalog: fixed durations, one video worker.
+/// The test catalog: fixed durations, one veo worker (a 3 s video at
+/// [`TIME_SCALE`]), and a kling video that runs for days: a job that is
+/// still running whenever a test looks, however busy the machine.
 pub fn catalog() -> Catalog {
     Catalog::from_json(
         &json!({
@@ -47,6 +49,8 @@ pub fn catalog() -> Catalog {
                  "workers": 8, "duration": {"fixed": 1}},
                 {"model_id": "veo-3.1", "capability": "text-to-video", "title": "Veo 3.1 (text to video)",
                  "workers": 1, "duration": {"fixed": 60}},
+                {"model_id": "kling-v3-pro", "capability": "text-to-video", "title": "Never ends in a test",
+                 "workers": 4, "duration": {"fixed": 1000000}},
                 {"model_id": "reka-tts-1", "capability": "text-to-speech", "title": "Reka TTS 1",
                  "workers": 8, "duration": {"fixed": 1}},
                 {"model_id": "sam3", "capability": "image-to-bbox", "title": "SAM 3",
