@@ -237,7 +237,8 @@ impl ServerOptions {
         self
     }
 
-    /// Tool calls served at once (default [`DEFAULT_MAX_CONCURRENT_CALLS`]).
+    /// Tool calls served at once, and MCP tasks following jobs at once
+    /// (default [`DEFAULT_MAX_CONCURRENT_CALLS`]).
     pub fn max_concurrent_calls(mut self, n: usize) -> Self {
         self.max_concurrent_calls = n;
         self

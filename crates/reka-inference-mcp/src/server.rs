@@ -98,6 +98,9 @@ pub(crate) struct Shared {
     /// Random per server: idempotency keys of two servers never meet.
     pub namespace: String,
     memory: Mutex<Memory>,
+    /// One download at a time per job: two waits on the same job must not
+    /// write the same files at once.
+    downloading: tokio::sync::Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
 }
 
 /// What is remembered of the jobs seen: their endpoint and saved files.
@@ -156,6 +159,7 @@ impl Server {
             router: Server::tool_router(),
             namespace: uuid::Uuid::new_v4().to_string(),
             memory: Mutex::new(Memory::default()),
+            downloading: tokio::sync::Mutex::new(HashMap::new()),
             options,
         };
         Ok(Server {
@@ -603,26 +607,16 @@ impl Shared {
         report.price_usd = done.price_usd();
         report.output = Some(elide_inline_files(&done.output));
         report.input_files = sent_files;
-        let already = self.memory(|m| m.saved.get(&id).cloned());
-        let paths = match already {
-            Some(paths) => paths,
-            None => match self.client.download_outputs(&done, &self.output_dir).await {
-                Ok(paths) => {
-                    self.memory(|m| {
-                        m.touch(&id);
-                        m.saved.insert(id.clone(), paths.clone());
-                    });
-                    paths
-                }
-                Err(e) => {
-                    report.download_error = Some(format!(
-                        "the files could not be saved in {}: {}",
-                        self.output_dir.display(),
-                        error_text(&e)
-                    ));
-                    Vec::new()
-                }
-            },
+        let paths = match self.save_outputs(&done).await {
+            Ok(paths) => paths,
+            Err(e) => {
+                report.download_error = Some(format!(
+                    "the files could not be saved in {}: {}",
+                    self.output_dir.display(),
+                    error_text(&e)
+                ));
+                Vec::new()
+            }
         };
         let (saved, extra) = describe_outputs(&done, &paths, self.options.inline_max_bytes).await;
         report.outputs = saved;
@@ -654,6 +648,45 @@ impl Shared {
             report.money_words()
         );
         report.into_result(text, extra, false)
+    }
+
+    /// The files of a completed job, saved once: a second wait on the same
+    /// job waits for the first one's download and takes its files.
+    async fn save_outputs(&self, done: &reka_inference::JobOutput) -> Result<Vec<PathBuf>, Error> {
+        let id = done.request_id.clone();
+        let lock = {
+            let mut downloading = self.downloading.lock().await;
+            downloading
+                .entry(id.clone())
+                .or_insert_with(|| Arc::new(tokio::sync::Mutex::new(())))
+                .clone()
+        };
+        let outcome = {
+            let _one_at_a_time = lock.lock().await;
+            match self.memory(|m| m.saved.get(&id).cloned()) {
+                Some(paths) => Ok(paths),
+                None => {
+                    let saved = self.client.download_outputs(done, &self.output_dir).await;
+                    if let Ok(paths) = &saved {
+                        self.memory(|m| {
+                            m.touch(&id);
+                            m.saved.insert(id.clone(), paths.clone());
+                        });
+                    }
+                    saved
+                }
+            }
+        };
+        drop(lock);
+        // The last one out removes the entry (then only the map holds it).
+        let mut downloading = self.downloading.lock().await;
+        if downloading
+            .get(&id)
+            .is_some_and(|l| Arc::strong_count(l) == 1)
+        {
+            downloading.remove(&id);
+        }
+        outcome
     }
 
     /// Reads a saved output file for `resources/read`.
@@ -811,6 +844,15 @@ impl Server {
     ) -> Result<CallToolResponse, McpError> {
         let arguments = request.arguments.clone().unwrap_or_default();
         let shared = self.shared.clone();
+        // Before any submit: a refused task must not leave a job behind.
+        if shared.tasks.running_task_count() >= shared.options.max_concurrent_calls {
+            return Ok(tool_error(format!(
+                "{} tasks are already following jobs (the limit): wait for one to finish, or \
+                 cancel one with tasks/cancel",
+                shared.options.max_concurrent_calls
+            ))
+            .into());
+        }
         let (job, endpoint, sent_files) = if request.name == "generate" {
             let args: crate::tools::GenerateArgs =
                 match serde_json::from_value(Value::Object(arguments.clone())) {

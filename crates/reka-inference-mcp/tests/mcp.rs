@@ -871,3 +871,44 @@ async fn saved_outputs_are_resources() {
             .is_err()
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_waits_on_one_job_share_one_intact_download() {
+    let sim = sim(Dialect::Infer).await;
+    let dirs = Dirs::new();
+    let server = Server::with_options(client(&sim), dirs.options()).unwrap();
+    let session = stdio_session(server, false).await;
+    let c = &session.client;
+    let submitted = ok(call(
+        c,
+        "submit_job",
+        json!({"endpoint": "nano-banana/text-to-image", "input": {"prompt": "twins"}}),
+    )
+    .await);
+    let id = structured(&submitted)["request_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let wait = json!({"request_id": id, "wait_seconds": 60});
+    let (a, b) = tokio::join!(
+        call(c, "wait_for_job", wait.clone()),
+        call(c, "wait_for_job", wait)
+    );
+    let (a, b) = (ok(a), ok(b));
+    let path_a = structured(&a)["outputs"][0]["path"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let path_b = structured(&b)["outputs"][0]["path"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(path_a, path_b);
+    let bytes = std::fs::read(&path_a).unwrap();
+    assert!(bytes.starts_with(b"\x89PNG\r\n\x1a\n"));
+    assert!(bytes.ends_with(b"IEND\xaeB`\x82"), "the file is whole");
+    // The price is counted once.
+    let spend = structured(&b)["session_spend_usd"].as_f64().unwrap();
+    let price = structured(&a)["price_usd"].as_f64().unwrap();
+    assert!((spend - price).abs() < 1e-4, "{spend} vs {price}");
+}
