@@ -157,6 +157,10 @@ pub enum Command {
     /// followed again, finished lines are skipped.
     #[command(after_help = BATCH_HELP)]
     Batch(BatchArgs),
+
+    /// Serve the API's jobs as tools for AI agents over MCP: stdio (what
+    /// Claude Desktop, Claude Code and Cursor launch), or Streamable HTTP.
+    Mcp(crate::commands::mcp::McpArgs),
 }
 
 const BATCH_HELP: &str = "\

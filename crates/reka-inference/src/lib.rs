@@ -109,6 +109,7 @@
 //! | [`Jobs`], [`ListFilter`] | listing jobs, pages followed for you |
 //! | [`PollPolicy`], [`DurationEstimate`], [`RetryPolicy`], [`RateLimit`] | when to poll, when to retry, what the service said of its limits |
 //! | [`MediaRef`], [`Progress`], [`find_media`] | the files an output points at, and downloads of them |
+//! | [`InputFile`], [`input`] | a local file (a photo, a clip) as an input value the service takes |
 //! | [`Error`], [`ApiError`], [`Result`] | everything that can go wrong |
 //! | [`batch`] | bulk work from a stream of items: crash-safe, exactly once, within a budget, paced by the service's rate limits ([`batch::Submitter`]) |
 //! | [`webhook`] | waits that end at a webhook delivery ([`webhook::Deliveries`]; `WebhookReceiver` with feature `webhooks`) |
@@ -145,6 +146,7 @@ mod tracker;
 
 pub mod batch;
 pub mod chat;
+pub mod input;
 pub mod webhook;
 
 mod client;
@@ -153,6 +155,7 @@ pub use builder::{ClientBuilder, DEFAULT_BASE_URL, DEFAULT_MAX_BODY_BYTES, DEFAU
 pub use client::Client;
 pub use endpoint::{Endpoint, IntoEndpoint};
 pub use error::{ApiError, Error, Result};
+pub use input::InputFile;
 pub use job::{Job, JobEvents, WaitOptions};
 pub use job_set::{JobOutcome, JobOutcomes, JobSender, JobSet, JobSetCounts, JobSetOptions};
 pub use jobs::{Jobs, ListFilter};

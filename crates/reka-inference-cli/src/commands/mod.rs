@@ -6,6 +6,7 @@ mod batch;
 mod chat;
 mod follow;
 mod list;
+pub mod mcp;
 mod models;
 mod request;
 mod submit;
@@ -156,6 +157,7 @@ pub async fn run(command: Command, ctx: &mut Ctx) -> Result<(), Failure> {
         Command::Wait(args) => follow::wait(ctx, args, timeout).await,
         Command::Run(args) => follow::run(ctx, args, timeout).await,
         Command::Batch(args) => batch::run(ctx, args, timeout).await,
+        Command::Mcp(args) => mcp::run(ctx, args).await,
         Command::Models => within(bound, models::run(ctx)).await,
         Command::Submit(args) => within(bound, submit::run(ctx, args)).await,
         Command::Status { id, logs } => within(bound, request::status(ctx, &id, logs)).await,

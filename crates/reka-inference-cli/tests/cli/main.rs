@@ -10,4 +10,5 @@ mod dialects;
 mod errors;
 mod hostile;
 mod interrupt;
+mod mcp;
 mod webhook;

@@ -1,0 +1,876 @@
+//! Local files as job inputs: [`InputFile`] reads a file (from a path,
+//! bytes or an async reader) within a size limit, learns its media type
+//! from its bytes, and turns into the value the service takes for a field
+//! such as `image_url`, through an [`InputEncoder`].
+//!
+//! Today the service takes a file inline, as a `data:<media type>;base64,...`
+//! URI (reference, section 13 row 9): that is [`DataUri`], the default
+//! encoder. When the service documents an upload route, an encoder that
+//! uploads the bytes and returns a URL replaces it without any change to the
+//! code that builds inputs. The size limit is checked before anything is
+//! read (from the file's metadata), and again while reading, so memory stays
+//! bounded even when a file grows or a reader never ends.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use base64::Engine;
+use bytes::Bytes;
+use futures::future::BoxFuture;
+use tokio::io::{AsyncRead, AsyncReadExt};
+
+/// The default limit on a file sent inline: 20 MiB of file (about 27 MiB
+/// once base64-encoded), below the service's and the simulator's request
+/// size limits.
+pub const DEFAULT_MAX_INLINE_BYTES: u64 = 20 << 20;
+
+/// The media type of bytes whose kind is not recognised.
+pub const UNKNOWN_MEDIA_TYPE: &str = "application/octet-stream";
+
+/// Why a file could not become an input.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum InputFileError {
+    /// The file is larger than the limit. Nothing past the limit was read.
+    #[error("{} is {}, over the limit of {}", .name.as_deref().unwrap_or("the file"), size_text(*.size), bytes_text(*.limit))]
+    TooLarge {
+        /// The file, when it has a name.
+        name: Option<String>,
+        /// Its size when known (from metadata or a whole buffer); `None`
+        /// when reading stopped at the limit, so only "more than the limit"
+        /// is known.
+        size: Option<u64>,
+        /// The limit, in bytes.
+        limit: u64,
+    },
+    /// The path names something other than a regular file (a directory,
+    /// a FIFO, a device such as `/dev/zero`, a socket). Nothing was read.
+    #[error("{} is {kind}, not a regular file", .path.display())]
+    NotAFile {
+        /// The path given.
+        path: PathBuf,
+        /// What it is instead (`a directory`, `a FIFO`, ...).
+        kind: &'static str,
+    },
+    /// The file could not be opened or read.
+    #[error("cannot read {}: {source}", .path.as_ref().map_or_else(|| "the input".to_owned(), |p| p.display().to_string()))]
+    Io {
+        /// The path, when reading from one.
+        path: Option<PathBuf>,
+        /// What went wrong.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A media type given by the caller is not of the form `type/subtype`.
+    #[error("{0:?} is not a media type (expected type/subtype, such as image/png)")]
+    InvalidMediaType(String),
+    /// An encoder could not turn the file into an input value (an upload
+    /// that failed, say).
+    #[error("{0}")]
+    Encode(String),
+}
+
+impl From<InputFileError> for crate::Error {
+    fn from(e: InputFileError) -> crate::Error {
+        match e {
+            InputFileError::Io { source, .. } => crate::Error::Io(source),
+            other => crate::Error::InvalidInput(other.to_string()),
+        }
+    }
+}
+
+fn size_text(size: Option<u64>) -> String {
+    match size {
+        Some(n) => bytes_text(n),
+        None => "larger than that".to_owned(),
+    }
+}
+
+/// `20 MiB (20971520 bytes)`: both the readable size and the exact count.
+fn bytes_text(n: u64) -> String {
+    const MIB: f64 = (1u64 << 20) as f64;
+    const KIB: f64 = 1024.0;
+    let readable = if n >= 1 << 20 {
+        format!("{:.1} MiB", n as f64 / MIB)
+    } else if n >= 1 << 10 {
+        format!("{:.1} KiB", n as f64 / KIB)
+    } else {
+        return format!("{n} bytes");
+    };
+    format!("{readable} ({n} bytes)")
+}
+
+/// A file to send as a job's input, held in memory with its media type.
+///
+/// ```no_run
+/// use reka_inference::{Client, InputFile};
+/// use serde_json::json;
+///
+/// # async fn run(client: Client) -> reka_inference::Result<()> {
+/// let photo = InputFile::from_path("photo.png").await?; // at most 20 MiB, type from the bytes
+/// let input = json!({"prompt": "make it snow", "image_url": photo.to_data_uri()});
+/// let job = client.submit("nano-banana/edit", input).await?;
+/// # Ok(()) }
+/// ```
+///
+/// From bytes, with the media type sniffed or given:
+///
+/// ```
+/// use reka_inference::InputFile;
+///
+/// let png = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR".to_vec();
+/// let file = InputFile::from_bytes(png)?;
+/// assert_eq!(file.media_type(), "image/png");
+/// assert!(file.to_data_uri().starts_with("data:image/png;base64,iVBORw0KGgo"));
+///
+/// let other = InputFile::from_bytes(b"RIFF....WEBPVP8 ".to_vec())?.with_media_type("image/webp")?;
+/// assert_eq!(other.media_type(), "image/webp");
+/// # Ok::<(), reka_inference::input::InputFileError>(())
+/// ```
+#[derive(Clone, PartialEq, Eq)]
+pub struct InputFile {
+    bytes: Bytes,
+    media_type: String,
+    name: Option<String>,
+}
+
+impl fmt::Debug for InputFile {
+    // The bytes are not shown: a file can be megabytes of noise.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("InputFile")
+            .field("name", &self.name)
+            .field("media_type", &self.media_type)
+            .field("len", &self.bytes.len())
+            .finish()
+    }
+}
+
+impl InputFile {
+    /// Reads the file at `path`, of at most [`DEFAULT_MAX_INLINE_BYTES`].
+    /// See [`InputFile::from_path_with_limit`].
+    pub async fn from_path(path: impl AsRef<Path>) -> Result<InputFile, InputFileError> {
+        InputFile::from_path_with_limit(path, DEFAULT_MAX_INLINE_BYTES).await
+    }
+
+    /// Reads the file at `path`, of at most `max_bytes`.
+    ///
+    /// Only a regular file is read (symbolic links are followed): a
+    /// directory, FIFO, device or socket is [`InputFileError::NotAFile`],
+    /// refused before it is opened, so that neither a FIFO without writer
+    /// nor `/dev/zero` can block or fill memory. The size is checked from
+    /// the file's metadata before reading, and reading stops at the limit
+    /// should the file grow meanwhile. The media type is sniffed from the
+    /// bytes, not from the extension.
+    pub async fn from_path_with_limit(
+        path: impl AsRef<Path>,
+        max_bytes: u64,
+    ) -> Result<InputFile, InputFileError> {
+        let path = path.as_ref();
+        let io = |source| InputFileError::Io {
+            path: Some(path.to_owned()),
+            source,
+        };
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .or_else(|| Some(path.display().to_string()));
+        // Before opening: opening a FIFO blocks until a writer comes.
+        let before = tokio::fs::metadata(path).await.map_err(io)?;
+        check_regular(path, &before)?;
+        let file = tokio::fs::File::open(path).await.map_err(io)?;
+        // The metadata of what was opened: the path may have changed.
+        let meta = file.metadata().await.map_err(io)?;
+        check_regular(path, &meta)?;
+        if meta.len() > max_bytes {
+            return Err(InputFileError::TooLarge {
+                name,
+                size: Some(meta.len()),
+                limit: max_bytes,
+            });
+        }
+        let bytes = read_capped(file, max_bytes, meta.len())
+            .await
+            .map_err(io)?
+            .ok_or(InputFileError::TooLarge {
+                name: name.clone(),
+                size: None,
+                limit: max_bytes,
+            })?;
+        Ok(InputFile::sniffed(bytes, name))
+    }
+
+    /// The file from bytes in memory, of at most [`DEFAULT_MAX_INLINE_BYTES`].
+    pub fn from_bytes(bytes: impl Into<Bytes>) -> Result<InputFile, InputFileError> {
+        InputFile::from_bytes_with_limit(bytes, DEFAULT_MAX_INLINE_BYTES)
+    }
+
+    /// The file from bytes in memory, of at most `max_bytes`.
+    pub fn from_bytes_with_limit(
+        bytes: impl Into<Bytes>,
+        max_bytes: u64,
+    ) -> Result<InputFile, InputFileError> {
+        let bytes = bytes.into();
+        let size = bytes.len() as u64;
+        if size > max_bytes {
+            return Err(InputFileError::TooLarge {
+                name: None,
+                size: Some(size),
+                limit: max_bytes,
+            });
+        }
+        Ok(InputFile::sniffed(bytes, None))
+    }
+
+    /// Reads `reader` to its end, at most `max_bytes` of it: a reader
+    /// with more is [`InputFileError::TooLarge`], and nothing past the
+    /// limit is read.
+    ///
+    /// ```
+    /// use reka_inference::input::{InputFile, InputFileError};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), InputFileError> {
+    /// let gif: &[u8] = b"GIF89a\x01\x00\x01\x00";
+    /// let file = InputFile::from_reader(gif, 1024).await?;
+    /// assert_eq!(file.media_type(), "image/gif");
+    ///
+    /// let endless = tokio::io::repeat(0);
+    /// let err = InputFile::from_reader(endless, 1024).await.unwrap_err();
+    /// assert!(matches!(err, InputFileError::TooLarge { limit: 1024, .. }));
+    /// # Ok(()) }
+    /// ```
+    pub async fn from_reader(
+        reader: impl AsyncRead + Unpin,
+        max_bytes: u64,
+    ) -> Result<InputFile, InputFileError> {
+        let bytes = read_capped(reader, max_bytes, 0)
+            .await
+            .map_err(|source| InputFileError::Io { path: None, source })?
+            .ok_or(InputFileError::TooLarge {
+                name: None,
+                size: None,
+                limit: max_bytes,
+            })?;
+        Ok(InputFile::sniffed(bytes, None))
+    }
+
+    fn sniffed(bytes: Bytes, name: Option<String>) -> InputFile {
+        let media_type = sniff_media_type(&bytes)
+            .unwrap_or(UNKNOWN_MEDIA_TYPE)
+            .to_owned();
+        InputFile {
+            bytes,
+            media_type,
+            name,
+        }
+    }
+
+    /// The same file with the media type given rather than sniffed
+    /// (`type/subtype`, parameters not allowed; kept in lower case).
+    pub fn with_media_type(mut self, media_type: &str) -> Result<InputFile, InputFileError> {
+        let media_type = media_type.trim();
+        if !is_media_type(media_type) {
+            return Err(InputFileError::InvalidMediaType(media_type.to_owned()));
+        }
+        self.media_type = media_type.to_ascii_lowercase();
+        Ok(self)
+    }
+
+    /// The same file with a name (used in errors and by encoders that
+    /// upload).
+    pub fn with_name(mut self, name: impl Into<String>) -> InputFile {
+        self.name = Some(name.into());
+        self
+    }
+
+    /// The media type: given, or sniffed from the bytes, or
+    /// [`UNKNOWN_MEDIA_TYPE`].
+    pub fn media_type(&self) -> &str {
+        &self.media_type
+    }
+
+    /// The file's name, when it came from a path or was given one.
+    pub fn name(&self) -> Option<&str> {
+        self.name.as_deref()
+    }
+
+    /// The file's bytes.
+    pub fn bytes(&self) -> &Bytes {
+        &self.bytes
+    }
+
+    /// The file's size in bytes.
+    pub fn len(&self) -> u64 {
+        self.bytes.len() as u64
+    }
+
+    /// Whether the file is empty.
+    pub fn is_empty(&self) -> bool {
+        self.bytes.is_empty()
+    }
+
+    /// The file as a `data:<media type>;base64,...` URI, whatever its size
+    /// ([`DataUri`] checks the inline limit).
+    pub fn to_data_uri(&self) -> String {
+        let b64 = base64::engine::general_purpose::STANDARD.encode(&self.bytes);
+        format!("data:{};base64,{b64}", self.media_type)
+    }
+
+    /// The value to put in the input, as `encoder` makes it.
+    ///
+    /// ```
+    /// use reka_inference::input::{DataUri, InputFile};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), reka_inference::input::InputFileError> {
+    /// let file = InputFile::from_bytes(b"\xff\xd8\xff\xe0 jfif".to_vec())?;
+    /// let value = file.encode(&DataUri::default()).await?;
+    /// assert!(value.starts_with("data:image/jpeg;base64,"));
+    /// # Ok(()) }
+    /// ```
+    pub async fn encode(&self, encoder: &dyn InputEncoder) -> Result<String, InputFileError> {
+        encoder.encode(self).await
+    }
+}
+
+/// Whether `text` is `type/subtype`, both non-empty RFC 6838 tokens.
+fn is_media_type(text: &str) -> bool {
+    let token = |s: &str| {
+        !s.is_empty()
+            && s.len() <= 127
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"!#$&-^_.+".contains(&b))
+    };
+    text.split_once('/')
+        .is_some_and(|(t, s)| token(t) && token(s))
+}
+
+fn check_regular(path: &Path, meta: &std::fs::Metadata) -> Result<(), InputFileError> {
+    if meta.is_file() {
+        return Ok(());
+    }
+    Err(InputFileError::NotAFile {
+        path: path.to_owned(),
+        kind: kind_of(meta),
+    })
+}
+
+fn kind_of(meta: &std::fs::Metadata) -> &'static str {
+    if meta.is_dir() {
+        return "a directory";
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::FileTypeExt;
+        let t = meta.file_type();
+        if t.is_fifo() {
+            return "a FIFO";
+        }
+        if t.is_char_device() {
+            return "a character device";
+        }
+        if t.is_block_device() {
+            return "a block device";
+        }
+        if t.is_socket() {
+            return "a socket";
+        }
+    }
+    "not a regular file"
+}
+
+/// Reads `reader` to its end: `Ok(None)` when it holds more than `max`
+/// bytes (one byte past the limit is read to know). `hint` sizes the buffer.
+async fn read_capped(
+    reader: impl AsyncRead + Unpin,
+    max: u64,
+    hint: u64,
+) -> std::io::Result<Option<Bytes>> {
+    let cap = max.saturating_add(1);
+    // Pre-allocate for the expected size, never for an untrusted limit.
+    let initial = usize::try_from(hint.min(max).saturating_add(1)).unwrap_or(0);
+    let mut buf = Vec::with_capacity(initial.min(64 << 20));
+    reader.take(cap).read_to_end(&mut buf).await?;
+    if buf.len() as u64 > max {
+        return Ok(None);
+    }
+    Ok(Some(Bytes::from(buf)))
+}
+
+/// The media type of `bytes`, from their first bytes (magic numbers), when
+/// recognised: PNG, JPEG, GIF, WebP, BMP, TIFF, HEIC/AVIF, MP4, QuickTime,
+/// M4A, WebM/Matroska, AVI, WAV, MP3, AAC, OGG (audio or video), FLAC, PDF.
+///
+/// The extension of a file name is never consulted: output URLs and
+/// uploads often have none, or a wrong one.
+///
+/// ```
+/// use reka_inference::input::sniff_media_type;
+///
+/// assert_eq!(sniff_media_type(b"\x89PNG\r\n\x1a\n...."), Some("image/png"));
+/// assert_eq!(sniff_media_type(b"\0\0\0\x18ftypisom\0\0\0\0"), Some("video/mp4"));
+/// assert_eq!(sniff_media_type(b"plain text"), None);
+/// ```
+pub fn sniff_media_type(bytes: &[u8]) -> Option<&'static str> {
+    let at = |offset: usize, magic: &[u8]| {
+        offset
+            .checked_add(magic.len())
+            .and_then(|end| bytes.get(offset..end))
+            .is_some_and(|b| b == magic)
+    };
+    if at(0, b"\x89PNG\r\n\x1a\n") {
+        return Some("image/png");
+    }
+    if at(0, b"\xff\xd8\xff") {
+        return Some("image/jpeg");
+    }
+    if at(0, b"GIF87a") || at(0, b"GIF89a") {
+        return Some("image/gif");
+    }
+    if at(0, b"RIFF") {
+        if at(8, b"WEBP") {
+            return Some("image/webp");
+        }
+        if at(8, b"WAVE") {
+            return Some("audio/wav");
+        }
+        if at(8, b"AVI ") {
+            return Some("video/x-msvideo");
+        }
+        return None;
+    }
+    if at(4, b"ftyp")
+        && let Some(brand) = bytes.get(8..12)
+    {
+        return Some(iso_media_type(brand));
+    }
+    if at(0, b"\x1a\x45\xdf\xa3") {
+        // EBML: WebM names its doctype near the start.
+        let head = &bytes[..bytes.len().min(64)];
+        let webm = head.windows(4).any(|w| w == b"webm");
+        return Some(if webm {
+            "video/webm"
+        } else {
+            "video/x-matroska"
+        });
+    }
+    if at(0, b"OggS") {
+        let head = &bytes[..bytes.len().min(64)];
+        let theora = head.windows(6).any(|w| w == b"theora");
+        return Some(if theora { "video/ogg" } else { "audio/ogg" });
+    }
+    if at(0, b"fLaC") {
+        return Some("audio/flac");
+    }
+    if at(0, b"ID3") {
+        return Some("audio/mpeg");
+    }
+    if let [0xff, second, ..] = bytes
+        && second & 0xe0 == 0xe0
+    {
+        // An MPEG audio frame: layer bits 00 is AAC in ADTS, else MP3.
+        return Some(if second & 0x06 == 0 {
+            "audio/aac"
+        } else {
+            "audio/mpeg"
+        });
+    }
+    if at(0, b"%PDF-") {
+        return Some("application/pdf");
+    }
+    if at(0, b"II*\0") || at(0, b"MM\0*") {
+        return Some("image/tiff");
+    }
+    if at(0, b"BM") && bytes.len() >= 14 && at(6, b"\0\0\0\0") {
+        return Some("image/bmp");
+    }
+    None
+}
+
+/// The media type of an ISO base media file (MP4 family) by its major brand.
+fn iso_media_type(brand: &[u8]) -> &'static str {
+    match brand {
+        b"qt  " => "video/quicktime",
+        b"M4A " | b"M4B " => "audio/mp4",
+        b"avif" | b"avis" => "image/avif",
+        b"heic" | b"heix" | b"mif1" | b"msf1" => "image/heic",
+        _ => "video/mp4",
+    }
+}
+
+/// How an [`InputFile`] becomes the value of an input field: inline as a
+/// `data:` URI today ([`DataUri`]); an upload that returns a URL when the
+/// service documents one.
+///
+/// An implementation is a future-returning method, so that it can be kept
+/// as `Arc<dyn InputEncoder>` and swapped without touching the code that
+/// builds inputs:
+///
+/// ```
+/// use futures::future::BoxFuture;
+/// use reka_inference::input::{InputEncoder, InputFile, InputFileError};
+///
+/// /// Uploads to your own storage and sends the URL instead.
+/// struct MyBucket;
+///
+/// impl InputEncoder for MyBucket {
+///     fn encode<'a>(&'a self, file: &'a InputFile) -> BoxFuture<'a, Result<String, InputFileError>> {
+///         Box::pin(async move {
+///             // ... PUT file.bytes() somewhere ...
+///             Ok(format!("https://bucket.example/{}", file.len()))
+///         })
+///     }
+/// }
+/// ```
+pub trait InputEncoder: Send + Sync {
+    /// The value to send for `file`.
+    fn encode<'a>(&'a self, file: &'a InputFile) -> BoxFuture<'a, Result<String, InputFileError>>;
+}
+
+/// Sends a file inline, as a `data:<media type>;base64,...` URI: what the
+/// service takes today in `image_url` and the like (reference, section 13
+/// row 9). A file over the inline limit is refused with
+/// [`InputFileError::TooLarge`], which says both sizes.
+///
+/// ```
+/// use reka_inference::input::{DataUri, InputEncoder, InputFile, InputFileError};
+///
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// let file = InputFile::from_bytes(vec![0u8; 2048]).unwrap();
+/// let err = DataUri::with_limit(1024).encode(&file).await.unwrap_err();
+/// assert!(matches!(err, InputFileError::TooLarge { size: Some(2048), limit: 1024, .. }));
+/// assert!(err.to_string().contains("2.0 KiB (2048 bytes), over the limit of 1.0 KiB (1024 bytes)"));
+/// # }
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DataUri {
+    max_bytes: u64,
+}
+
+impl Default for DataUri {
+    /// Files of at most [`DEFAULT_MAX_INLINE_BYTES`].
+    fn default() -> Self {
+        DataUri {
+            max_bytes: DEFAULT_MAX_INLINE_BYTES,
+        }
+    }
+}
+
+impl DataUri {
+    /// Inline files of at most `max_bytes`.
+    pub fn with_limit(max_bytes: u64) -> DataUri {
+        DataUri { max_bytes }
+    }
+
+    /// The largest file sent inline, in bytes.
+    pub fn max_bytes(&self) -> u64 {
+        self.max_bytes
+    }
+}
+
+impl InputEncoder for DataUri {
+    fn encode<'a>(&'a self, file: &'a InputFile) -> BoxFuture<'a, Result<String, InputFileError>> {
+        let outcome = if file.len() > self.max_bytes {
+            Err(InputFileError::TooLarge {
+                name: file.name.clone(),
+                size: Some(file.len()),
+                limit: self.max_bytes,
+            })
+        } else {
+            Ok(file.to_data_uri())
+        };
+        Box::pin(std::future::ready(outcome))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const PNG: &[u8] = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR\0\0\0\x01\0\0\0\x01";
+
+    #[test]
+    fn every_listed_kind_is_sniffed_from_its_magic() {
+        let cases: &[(&[u8], &str)] = &[
+            (PNG, "image/png"),
+            (b"\xff\xd8\xff\xdb\0\x43", "image/jpeg"),
+            (b"\xff\xd8\xff\xe1\0\0Exif", "image/jpeg"),
+            (b"GIF87a\x01\0", "image/gif"),
+            (b"GIF89a\x01\0", "image/gif"),
+            (b"RIFF\x24\0\0\0WEBPVP8 ", "image/webp"),
+            (b"RIFF\x24\0\0\0WAVEfmt ", "audio/wav"),
+            (b"RIFF\x24\0\0\0AVI LIST", "video/x-msvideo"),
+            (b"\0\0\0\x20ftypisom\0\0\x02\0", "video/mp4"),
+            (b"\0\0\0\x1cftypmp42\0\0\0\0", "video/mp4"),
+            (b"\0\0\0\x14ftypqt  \0\0\0\0", "video/quicktime"),
+            (b"\0\0\0\x20ftypM4A \0\0\0\0", "audio/mp4"),
+            (b"\0\0\0\x1cftypavif\0\0\0\0", "image/avif"),
+            (b"\0\0\0\x18ftypheic\0\0\0\0", "image/heic"),
+            (
+                b"\x1a\x45\xdf\xa3\x9f\x42\x86\x81\x01\x42\x82\x84webm",
+                "video/webm",
+            ),
+            (
+                b"\x1a\x45\xdf\xa3\xa3\x42\x82\x88matroska",
+                "video/x-matroska",
+            ),
+            (b"OggS\0\x02\0\0\0\0\0\0\0\0\x01vorbis", "audio/ogg"),
+            (b"OggS\0\x02\0\0\0\0\0\0\0\0OpusHead", "audio/ogg"),
+            (b"OggS\0\x02\0\0\0\0\0\0\0\0\x80theora", "video/ogg"),
+            (b"fLaC\0\0\0\x22", "audio/flac"),
+            (b"ID3\x04\0\0\0\0\0\0", "audio/mpeg"),
+            (b"\xff\xfb\x90\x44\0\0", "audio/mpeg"),
+            (b"\xff\xf3\x48\xc4", "audio/mpeg"),
+            (b"\xff\xf1\x50\x80", "audio/aac"),
+            (b"%PDF-1.7\n", "application/pdf"),
+            (b"II*\0\x08\0\0\0", "image/tiff"),
+            (b"MM\0*\0\0\0\x08", "image/tiff"),
+            (b"BM\x46\0\0\0\0\0\0\0\x36\0\0\0", "image/bmp"),
+        ];
+        for (bytes, expected) in cases {
+            assert_eq!(sniff_media_type(bytes), Some(*expected), "{bytes:?}");
+        }
+    }
+
+    #[test]
+    fn unknown_and_truncated_bytes_are_not_guessed() {
+        for bytes in [
+            &b""[..],
+            b"\x89PN",
+            b"\xff",
+            b"\xff\xd8",
+            b"RIFF",
+            b"RIFF\0\0\0\0ABCD",
+            b"\0\0\0\x18ftyp",
+            b"hello, world",
+            b"{\"json\": true}",
+            b"BMxx",
+        ] {
+            assert_eq!(sniff_media_type(bytes), None, "{bytes:?}");
+        }
+        let file = InputFile::from_bytes(&b"hello"[..]).unwrap();
+        assert_eq!(file.media_type(), UNKNOWN_MEDIA_TYPE);
+    }
+
+    #[test]
+    fn the_extension_is_never_used() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("photo.jpg");
+        std::fs::write(&path, PNG).unwrap();
+        let file = tokio_test_block_on(InputFile::from_path(&path)).unwrap();
+        assert_eq!(file.media_type(), "image/png");
+        assert_eq!(file.name(), Some("photo.jpg"));
+        assert_eq!(file.bytes().as_ref(), PNG);
+    }
+
+    #[test]
+    fn a_given_media_type_wins_and_is_checked() {
+        let file = InputFile::from_bytes(PNG).unwrap();
+        let file = file.with_media_type(" Image/X-Custom+PNG ").unwrap();
+        assert_eq!(file.media_type(), "image/x-custom+png");
+        assert!(
+            file.to_data_uri()
+                .starts_with("data:image/x-custom+png;base64,")
+        );
+        for bad in [
+            "",
+            "image",
+            "image/",
+            "/png",
+            "image/png;charset=x",
+            "image/png,evil",
+            "a b/c",
+        ] {
+            let err = InputFile::from_bytes(PNG)
+                .unwrap()
+                .with_media_type(bad)
+                .unwrap_err();
+            assert!(matches!(err, InputFileError::InvalidMediaType(_)), "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_data_uri_round_trips_the_bytes() {
+        let file = InputFile::from_bytes(PNG).unwrap();
+        let uri = file.to_data_uri();
+        let b64 = uri.strip_prefix("data:image/png;base64,").unwrap();
+        let back = base64::engine::general_purpose::STANDARD
+            .decode(b64)
+            .unwrap();
+        assert_eq!(back, PNG);
+    }
+
+    #[test]
+    fn bytes_over_the_limit_are_refused_with_both_sizes() {
+        let err = InputFile::from_bytes_with_limit(vec![7u8; 3 << 20], 2 << 20).unwrap_err();
+        match &err {
+            InputFileError::TooLarge { size, limit, .. } => {
+                assert_eq!((*size, *limit), (Some(3 << 20), 2 << 20));
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(
+            err.to_string(),
+            "the file is 3.0 MiB (3145728 bytes), over the limit of 2.0 MiB (2097152 bytes)"
+        );
+        assert!(InputFile::from_bytes_with_limit(vec![7u8; 10], 10).is_ok());
+    }
+
+    #[test]
+    fn a_file_over_the_limit_is_refused_from_its_metadata() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("big.bin");
+        // Sparse: the size is in the metadata, the bytes are never read.
+        let f = std::fs::File::create(&path).unwrap();
+        f.set_len(DEFAULT_MAX_INLINE_BYTES + 1).unwrap();
+        let err = tokio_test_block_on(InputFile::from_path(&path)).unwrap_err();
+        match &err {
+            InputFileError::TooLarge { name, size, limit } => {
+                assert_eq!(name.as_deref(), Some("big.bin"));
+                assert_eq!(*size, Some(DEFAULT_MAX_INLINE_BYTES + 1));
+                assert_eq!(*limit, DEFAULT_MAX_INLINE_BYTES);
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(
+            err.to_string()
+                .starts_with("big.bin is 20.0 MiB (20971521 bytes)")
+        );
+        // At the limit exactly it is read.
+        let ok = dir.path().join("ok.bin");
+        std::fs::write(&ok, [1u8; 100]).unwrap();
+        let file = tokio_test_block_on(InputFile::from_path_with_limit(&ok, 100)).unwrap();
+        assert_eq!(file.len(), 100);
+    }
+
+    #[test]
+    fn directories_missing_files_and_devices_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let err = tokio_test_block_on(InputFile::from_path(dir.path())).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                InputFileError::NotAFile {
+                    kind: "a directory",
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+        let missing = dir.path().join("nope.png");
+        let err = tokio_test_block_on(InputFile::from_path(&missing)).unwrap_err();
+        match &err {
+            InputFileError::Io { path, source } => {
+                assert_eq!(path.as_deref(), Some(missing.as_path()));
+                assert_eq!(source.kind(), std::io::ErrorKind::NotFound);
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(err.to_string().contains("nope.png"));
+        #[cfg(unix)]
+        {
+            let err = tokio_test_block_on(InputFile::from_path("/dev/zero")).unwrap_err();
+            assert!(
+                matches!(
+                    err,
+                    InputFileError::NotAFile {
+                        kind: "a character device",
+                        ..
+                    }
+                ),
+                "{err:?}"
+            );
+        }
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_fifo_is_refused_without_blocking() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("pipe");
+        let made = std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap();
+        assert!(made.success());
+        // No writer ever opens it: an open would block forever.
+        let err = tokio_test_block_on(InputFile::from_path(&fifo)).unwrap_err();
+        assert!(
+            matches!(err, InputFileError::NotAFile { kind: "a FIFO", .. }),
+            "{err:?}"
+        );
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_symlink_to_a_file_is_read_and_to_a_directory_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("real.png");
+        std::fs::write(&target, PNG).unwrap();
+        let link = dir.path().join("link");
+        std::os::unix::fs::symlink(&target, &link).unwrap();
+        let file = tokio_test_block_on(InputFile::from_path(&link)).unwrap();
+        assert_eq!(file.media_type(), "image/png");
+        let dlink = dir.path().join("dlink");
+        std::os::unix::fs::symlink(dir.path(), &dlink).unwrap();
+        assert!(matches!(
+            tokio_test_block_on(InputFile::from_path(&dlink)),
+            Err(InputFileError::NotAFile { .. })
+        ));
+    }
+
+    #[test]
+    fn a_reader_is_read_up_to_its_cap_only() {
+        let err =
+            tokio_test_block_on(InputFile::from_reader(tokio::io::repeat(1), 4096)).unwrap_err();
+        match &err {
+            InputFileError::TooLarge { size, limit, .. } => {
+                assert_eq!((*size, *limit), (None, 4096));
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(err.to_string().contains("larger than that"));
+        let file = tokio_test_block_on(InputFile::from_reader(PNG, PNG.len() as u64)).unwrap();
+        assert_eq!(file.bytes().as_ref(), PNG);
+        assert_eq!(file.media_type(), "image/png");
+    }
+
+    #[test]
+    fn data_uri_encoder_applies_its_limit() {
+        let file = InputFile::from_bytes(PNG).unwrap().with_name("dot.png");
+        let uri = tokio_test_block_on(file.encode(&DataUri::default())).unwrap();
+        assert_eq!(uri, file.to_data_uri());
+        let small = DataUri::with_limit(4);
+        assert_eq!(small.max_bytes(), 4);
+        let err = tokio_test_block_on(file.encode(&small)).unwrap_err();
+        assert!(err.to_string().starts_with("dot.png is"), "{err}");
+    }
+
+    #[test]
+    fn errors_become_the_crate_error() {
+        let e: crate::Error = InputFileError::InvalidMediaType("x".into()).into();
+        assert!(matches!(e, crate::Error::InvalidInput(_)));
+        let e: crate::Error = InputFileError::Io {
+            path: None,
+            source: std::io::Error::other("boom"),
+        }
+        .into();
+        assert!(matches!(e, crate::Error::Io(_)));
+    }
+
+    #[test]
+    fn debug_does_not_dump_the_bytes() {
+        let file = InputFile::from_bytes(vec![b'x'; 1000]).unwrap();
+        let shown = format!("{file:?}");
+        assert!(shown.contains("len: 1000"));
+        assert!(!shown.contains("xxxx"));
+    }
+
+    /// A small runtime per test: the crate's dev-dependencies have tokio's
+    /// runtime, and these tests need no shared one.
+    fn tokio_test_block_on<F: std::future::Future>(f: F) -> F::Output {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+            .block_on(f)
+    }
+}
