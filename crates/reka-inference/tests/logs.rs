@@ -3,6 +3,7 @@
 //! per-callsite interest, and tests without a subscriber running on other
 //! threads would make what is logged here depend on timing.
 
+#[path = "sdk/common/mod.rs"]
 mod common;
 
 use std::sync::{Arc, Mutex};

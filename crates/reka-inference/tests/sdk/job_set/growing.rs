@@ -2,7 +2,7 @@
 //! senders from other tasks, jobs attached with their submit time, and the
 //! list requests a set that grows costs.
 
-mod common;
+use crate::common;
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};

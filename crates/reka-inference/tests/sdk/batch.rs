@@ -1,7 +1,7 @@
 //! Batches on the simulator: every item once, reported once, across stops
 //! and restarts; refused, failed and changed items; budgets; files.
 
-mod common;
+use crate::common;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};

@@ -1,7 +1,7 @@
 //! Under the simulator's faults every job still ends with its right output
 //! or a correct typed error, and no retry ever creates a second job.
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 

@@ -2,7 +2,7 @@
 //! `output()` that tells running from failed, storable streams, attaching
 //! with an endpoint, and the request hook.
 
-mod common;
+use crate::common;
 
 use std::sync::{Arc, Mutex};
 

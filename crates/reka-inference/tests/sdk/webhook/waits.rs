@@ -4,7 +4,7 @@
 //! `webhooks` feature (on whenever the workspace is built, through the CLI).
 #![cfg(feature = "webhooks")]
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

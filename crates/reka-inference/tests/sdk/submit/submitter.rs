@@ -2,7 +2,7 @@
 //! what they say, slows down on trouble, never sends one job twice, and
 //! never sends more than its concurrency at once.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

@@ -6,7 +6,7 @@
 //! Sized to run in seconds under `cargo test`; `CHAOS_JOBS=2000` (the
 //! benchmark command) runs a larger mix.
 
-mod common;
+use crate::common;
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};

@@ -1,7 +1,7 @@
 //! The API key goes only to the configured origin and never shows up in
 //! `Debug` output, errors or logs.
 
-mod common;
+use crate::common;
 
 use std::sync::{Arc, Mutex};
 

@@ -3,7 +3,7 @@
 //! price, cancel, attach, job sets and failures, each in every dialect, so
 //! that a shape change in any one of them breaks a test.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

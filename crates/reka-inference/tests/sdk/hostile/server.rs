@@ -3,7 +3,7 @@
 //! contradict their status, ids that try to leave their path segment, and
 //! lists that never advance. Outcomes are asserted, never elapsed time.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

@@ -1,0 +1,3 @@
+//! Output files fetched to disk.
+
+mod files;

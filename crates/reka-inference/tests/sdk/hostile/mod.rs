@@ -1,0 +1,6 @@
+//! A server, a network and inputs that try to break the client: bounded bodies, deadlines, the key kept home, every fault at once, and property tests of every parser.
+
+mod chaos;
+mod key;
+mod properties;
+mod server;

@@ -1,0 +1,4 @@
+//! Submits: idempotency, refused input, and the paced submitter.
+
+mod idempotency;
+mod submitter;

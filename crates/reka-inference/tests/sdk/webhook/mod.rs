@@ -1,0 +1,3 @@
+//! Waits that end at a webhook delivery.
+
+mod waits;
