@@ -6,10 +6,34 @@
 
 use std::io::Read;
 
+use clap::Args;
 use serde_json::{Map, Value};
 
-use crate::cli::InputArgs;
 use crate::exit::Failure;
+
+pub(crate) const INPUT_HELP: &str = "\
+Input:
+  The job's input is a JSON object; its fields depend on the endpoint.
+  --input '{\"prompt\": \"a red fox\"}'   inline JSON
+  --input @input.json                 read from a file
+  --input -                           read from stdin
+  --set prompt=\"a red fox\"            one field (repeatable; applied over --input)
+  --set size.width=512                dotted keys make nested objects
+  A --set value is read as JSON when it is valid JSON (numbers, true, [1,2],
+  {\"a\":1}), else as a string: --set seed=7 gives a number, --set 'seed=\"7\"' a string.";
+
+/// How the job's input is given.
+#[derive(Debug, Args, Clone, Default)]
+pub struct InputArgs {
+    /// The input object: inline JSON, @FILE to read a file, or - for stdin.
+    #[arg(long, value_name = "JSON|@FILE|-")]
+    pub input: Option<String>,
+
+    /// Set one input field, KEY=VALUE (repeatable). Dotted keys make nested
+    /// objects; VALUE is JSON if it parses, else a string.
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub set: Vec<String>,
+}
 
 /// Builds the input object: `--input` (or `{}`), then each `--set` over it
 /// in order. `stdin` is read only for `--input -`.

@@ -41,7 +41,7 @@ pub enum Error {
     },
 
     /// A wait reached its deadline before the job finished.
-    #[error("timed out after {elapsed:.1?} waiting for request {request_id} (last status: {}){}",
+    #[error("timed out after {elapsed:.1?} waiting for job {request_id} (last status: {}){}",
         .last_status.as_ref().map_or("none", |s| s.as_str()),
         .disagreement.as_ref().map_or(String::new(), |d| format!("; the server contradicted itself: {d}")))]
     Timeout {
@@ -60,7 +60,7 @@ pub enum Error {
     },
 
     /// The job finished with status `FAILED`.
-    #[error("request {request_id} failed: {}", job_error_text(.error))]
+    #[error("job {request_id} failed: {}", job_error_text(.error))]
     JobFailed {
         /// The failed request.
         request_id: String,
@@ -72,7 +72,7 @@ pub enum Error {
     },
 
     /// The job was cancelled.
-    #[error("request {request_id} was cancelled")]
+    #[error("job {request_id} was cancelled")]
     JobCancelled {
         /// The cancelled request.
         request_id: String,

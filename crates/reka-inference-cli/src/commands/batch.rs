@@ -7,10 +7,12 @@
 
 use std::collections::HashMap;
 use std::path::Path;
+use std::path::PathBuf;
 use std::pin::pin;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use clap::Args;
 use reka_inference::batch::{
     BatchEvent, BatchOptions, BatchProgress, BatchSummary, JournalEntry, SqliteJournal, StopReason,
     SubmitterOptions,
@@ -19,12 +21,94 @@ use serde_json::json;
 
 use crate::batch_input::{self, BadLine, Scan};
 use crate::batch_results::{ResultLine, Results};
-use crate::cli::BatchArgs;
 use crate::commands::{Ctx, parse_endpoint};
 use crate::exit::{ExitClass, Failure};
 use crate::interrupt::Interrupt;
 use crate::output::{Output, price_text, printable};
 use crate::progress::BatchBar;
+
+pub(crate) const BATCH_HELP: &str = "\
+Lines:
+  {\"prompt\": \"a red fox\"}                                   the input of --endpoint
+  {\"endpoint\": \"veo-3.1/text-to-video\", \"input\": {...}, \"id\": \"clip-7\"}
+  The id names the line's files and result (default line-<N>): letters,
+  digits, '.', '_', '-'. A line that cannot be run is reported with its
+  number (status INVALID) and skipped; nothing is sent for it.
+
+DIR:
+  journal.sqlite   the journal (keep it to resume)
+  results.jsonl    one line per finished input line: line, id, status, ok,
+                   request_id, files, error, price_usd, timings
+  <id>/            the files of each completed line
+
+Exit code 0 when every line succeeded, 13 when some did not (the rest is
+done), 130 after Ctrl-C, 9 at --timeout: run the same command to go on.";
+
+/// `batch`.
+#[derive(Debug, Args)]
+pub struct BatchArgs {
+    /// The input: one JSON object per line.
+    #[arg(value_name = "INPUT.jsonl")]
+    pub input: PathBuf,
+
+    /// Where the journal, results.jsonl and each line's files go (created
+    /// if missing). Run again with the same DIR to resume.
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+
+    /// The endpoint of lines that are bare input objects, MODEL/CAPABILITY.
+    #[arg(long, value_name = "ENDPOINT")]
+    pub endpoint: Option<String>,
+
+    /// Submits in flight at most (fewer while the service pushes back).
+    #[arg(long, value_name = "N", default_value_t = 8)]
+    pub concurrency: usize,
+
+    /// Stop submitting when the spend the service reported plus the
+    /// estimated price of the jobs in flight would pass this many US
+    /// dollars. Until a price is known, one job of an endpoint runs alone
+    /// to learn it.
+    #[arg(long, value_name = "USD")]
+    pub budget_usd: Option<f64>,
+
+    /// The price of a job to assume until the service reports one (and for
+    /// an endpoint whose records carry none).
+    #[arg(long, value_name = "USD", requires = "budget_usd")]
+    pub estimate_usd: Option<f64>,
+
+    /// How long each job is waited for, e.g. 30m, 2h (default 1h). A job
+    /// still running then is left running and followed by the next run.
+    #[arg(long, value_name = "DURATION")]
+    pub job_timeout: Option<String>,
+
+    /// Submit each line with the idempotency key PREFIX<id> rather than a
+    /// random one: batches on several machines that share a prefix (and
+    /// the API key) get one job per line even where their inputs overlap,
+    /// for as long as the service keeps idempotency keys.
+    #[arg(long, value_name = "PREFIX")]
+    pub idempotency_prefix: Option<String>,
+
+    /// Check every line and print what would be sent; send nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+
+    /// Do not save the jobs' files (results.jsonl still lists each job).
+    #[arg(long)]
+    pub no_download: bool,
+
+    /// Receive the jobs' webhooks on this address (e.g. 0.0.0.0:8080):
+    /// each wait ends at its delivery, confirmed by one fetch of the
+    /// record, instead of list sweeps.
+    #[cfg(feature = "webhooks")]
+    #[arg(long, value_name = "ADDR")]
+    pub webhook_listen: Option<String>,
+
+    /// The public URL the service should call for --webhook-listen (a
+    /// tunnel, a load balancer), when it is not http://ADDR/.
+    #[cfg(feature = "webhooks")]
+    #[arg(long, value_name = "URL", requires = "webhook_listen")]
+    pub webhook_url: Option<String>,
+}
 
 /// How long each job is waited for by default.
 const DEFAULT_JOB_TIMEOUT: Duration = Duration::from_secs(3600);

@@ -69,7 +69,7 @@ fn bad_input_is_a_usage_error_before_any_request() {
             "--status \"done\": not a status",
         ),
         (vec!["list", "--endpoint", "sam3"], "--endpoint \"sam3\""),
-        (vec!["status", "a/b"], "not a request id"),
+        (vec!["status", "a/b"], "not a job id"),
     ];
     for (args, expected) in &cases {
         let out = run_code(sim.cmd().args(args), 2);
@@ -389,7 +389,7 @@ fn a_cancelled_job_is_a_job_cancelled_error() {
     let text = run_code(sim.cmd().args(["wait", &id]), 12);
     assert_eq!(
         text.stderr.trim(),
-        format!("error: request {id} was cancelled")
+        format!("error: job {id} was cancelled")
     );
 }
 
