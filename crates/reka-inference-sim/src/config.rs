@@ -16,7 +16,7 @@ pub struct SimConfig {
     pub(crate) addr: SocketAddr,
     pub(crate) api_keys: Vec<String>,
     pub(crate) time_scale: f64,
-    pub(crate) seed: u64,
+    pub(crate) seed: Option<u64>,
     pub(crate) faults: FaultConfig,
     pub(crate) catalog: Catalog,
     pub(crate) failure_rate: Option<f64>,
@@ -34,15 +34,16 @@ impl Default for SimConfig {
 }
 
 impl SimConfig {
-    /// Defaults: `127.0.0.1:0`, only [`DEV_API_KEY`], time scale 1.0, seed 0,
-    /// no faults, the default catalog with its own failure rates, no rate
+    /// Defaults: `127.0.0.1:0`, only [`DEV_API_KEY`], time scale 1.0, no
+    /// explicit seed (random choices drawn from seed 0, request ids unique
+    /// to the run), no faults, the default catalog with its own failure rates, no rate
     /// limit, no submit rate limit.
     pub fn new() -> SimConfig {
         SimConfig {
             addr: SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
             api_keys: Vec::new(),
             time_scale: 1.0,
-            seed: 0,
+            seed: None,
             faults: FaultConfig::none(),
             catalog: Catalog::default_catalog(),
             failure_rate: None,
@@ -67,10 +68,22 @@ impl SimConfig {
         self
     }
 
-    /// Seed of every random choice (durations, failures, faults, request ids).
+    /// Seed of every random choice (durations, failures, faults, request
+    /// ids): two runs with the same seed and the same requests hand out the
+    /// same request ids and make the same choices.
+    ///
+    /// Without it, every choice but the request ids is drawn from seed 0
+    /// (as reproducible as with `seed(0)`), and the request ids are unique
+    /// to the run: they mix in a random number drawn at start, so an id kept
+    /// from an earlier run never names a job of this one.
     pub fn seed(mut self, seed: u64) -> SimConfig {
-        self.seed = seed;
+        self.seed = Some(seed);
         self
+    }
+
+    /// The seed given with [`SimConfig::seed`], if any.
+    pub fn seed_value(&self) -> Option<u64> {
+        self.seed
     }
 
     /// Faults injected from the start.

@@ -23,9 +23,10 @@ struct Args {
     /// Wall seconds per simulated second (0.01 makes a 30 s job take 0.3 s).
     #[arg(long, default_value_t = 1.0)]
     time_scale: f64,
-    /// Seed of every random choice.
-    #[arg(long, default_value_t = 0)]
-    seed: u64,
+    /// Seed of every random choice, request ids included. Without it, ids
+    /// are unique to the run and every other choice is drawn from seed 0.
+    #[arg(long)]
+    seed: Option<u64>,
     /// Faults to inject, e.g. `submit:lost=0.2,*:503=0.1,*:latency=20ms`.
     #[arg(long, value_name = "SPEC")]
     faults: Option<FaultConfig>,
@@ -60,8 +61,10 @@ fn config(args: Args) -> Result<SimConfig, String> {
     let mut config = SimConfig::new()
         .addr(args.addr)
         .time_scale(args.time_scale)
-        .seed(args.seed)
         .dialect(args.dialect);
+    if let Some(seed) = args.seed {
+        config = config.seed(seed);
+    }
     for key in args.api_keys {
         config = config.api_key(key);
     }
@@ -153,6 +156,13 @@ mod tests {
             config(parse(&[]).unwrap()).unwrap().submit_rate_settings(),
             None
         );
+    }
+
+    #[test]
+    fn the_seed_is_explicit_only_when_given() {
+        assert_eq!(config(parse(&[]).unwrap()).unwrap().seed_value(), None);
+        let c = config(parse(&["--seed", "0"]).unwrap()).unwrap();
+        assert_eq!(c.seed_value(), Some(0));
     }
 
     #[tokio::test]

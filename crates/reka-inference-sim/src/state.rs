@@ -62,6 +62,9 @@ struct FaultState {
 pub(crate) struct AppState {
     pub(crate) keys: Vec<Arc<str>>,
     pub(crate) seed: u64,
+    /// Mixed into request ids: the explicit seed, else a random number
+    /// drawn at start (ids unique to the run).
+    pub(crate) id_seed: u64,
     pub(crate) dialect: Dialect,
     pub(crate) catalog: Catalog,
     pub(crate) failure_override: Option<f64>,
@@ -90,7 +93,10 @@ impl AppState {
         let window = clock.wall(86_400.0);
         AppState {
             keys: config.accepted_keys().into_iter().map(Arc::from).collect(),
-            seed: config.seed,
+            seed: config.seed.unwrap_or(0),
+            id_seed: config
+                .seed
+                .unwrap_or_else(|| uuid::Uuid::new_v4().as_u64_pair().0),
             dialect: config.dialect,
             catalog: config.catalog.clone(),
             failure_override: config.failure_rate,

@@ -201,8 +201,9 @@ async fn submit_inner(
         let n = store.len() as u64;
         let draw = |salt: u64| rng::unit(rng::hash(&[state.seed, store.epoch(), n, salt]));
         let mut id_bytes = [0u8; 16];
-        id_bytes[..8].copy_from_slice(&rng::hash(&[state.seed, store.epoch(), n, 1]).to_le_bytes());
-        id_bytes[8..].copy_from_slice(&rng::hash(&[state.seed, store.epoch(), n, 2]).to_le_bytes());
+        let id_part = |salt: u64| rng::hash(&[state.id_seed, store.epoch(), n, salt]).to_le_bytes();
+        id_bytes[..8].copy_from_slice(&id_part(1));
+        id_bytes[8..].copy_from_slice(&id_part(2));
         let id = uuid::Builder::from_random_bytes(id_bytes)
             .into_uuid()
             .to_string();

@@ -8,5 +8,6 @@ mod faults;
 mod file_faults;
 mod lifecycle;
 mod listing;
+mod request_ids;
 mod submit_rate;
 mod webhooks;
