@@ -1372,6 +1372,9 @@ pub mod types {
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub endpoint_id: ::std::option::Option<::std::string::String>,
         pub model_id: ::std::string::String,
+        ///What one job of this endpoint costs, in US dollars, when the service says; the price a completed job reports is its record's `output.usage.price_usd`. Absent or null: not known.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub price_usd: ::std::option::Option<f64>,
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub title: ::std::option::Option<::std::string::String>,
     }
@@ -4566,6 +4569,7 @@ pub mod types {
                 ::std::string::String,
             >,
             model_id: ::std::result::Result<::std::string::String, ::std::string::String>,
+            price_usd: ::std::result::Result<::std::option::Option<f64>, ::std::string::String>,
             title: ::std::result::Result<
                 ::std::option::Option<::std::string::String>,
                 ::std::string::String,
@@ -4578,6 +4582,7 @@ pub mod types {
                     description: Ok(Default::default()),
                     endpoint_id: Ok(Default::default()),
                     model_id: Err("no value supplied for model_id".to_string()),
+                    price_usd: Ok(Default::default()),
                     title: Ok(Default::default()),
                 }
             }
@@ -4623,6 +4628,16 @@ pub mod types {
                     .map_err(|e| format!("error converting supplied value for model_id: {e}"));
                 self
             }
+            pub fn price_usd<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<f64>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.price_usd = value
+                    .try_into()
+                    .map_err(|e| format!("error converting supplied value for price_usd: {e}"));
+                self
+            }
             pub fn title<T>(mut self, value: T) -> Self
             where
                 T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
@@ -4644,6 +4659,7 @@ pub mod types {
                     description: value.description?,
                     endpoint_id: value.endpoint_id?,
                     model_id: value.model_id?,
+                    price_usd: value.price_usd?,
                     title: value.title?,
                 })
             }
@@ -4655,6 +4671,7 @@ pub mod types {
                     description: Ok(value.description),
                     endpoint_id: Ok(value.endpoint_id),
                     model_id: Ok(value.model_id),
+                    price_usd: Ok(value.price_usd),
                     title: Ok(value.title),
                 }
             }

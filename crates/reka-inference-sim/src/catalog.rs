@@ -53,10 +53,49 @@ pub struct ModelSpec {
     /// What a completed job produces; derived from the capability when absent.
     #[serde(default)]
     pub output: Option<OutputKind>,
+    /// The price of one job in US dollars, as a completed job's
+    /// `output.usage.price_usd` and the model list's `price_usd` report it.
+    /// `None` (the key absent): the capability's default price
+    /// ([`default_price_usd`]); `Some(None)` (`"price_usd": null`): the
+    /// endpoint reports no price; `Some(Some(p))`: `p`.
+    #[serde(
+        default,
+        deserialize_with = "stated",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub price_usd: Option<Option<f64>>,
+    /// Where the price comes from, free text (the default catalog says
+    /// `INFERRED: ...` for every price: Reka publishes none). Not sent on the wire.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub price_provenance: Option<String>,
 }
 
 fn one() -> u32 {
     1
+}
+
+/// Reads a key that is present, `null` included, as `Some(...)`, so an
+/// absent key (`None`, by `#[serde(default)]`) and an explicit `null`
+/// (`Some(None)`) differ.
+fn stated<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(d).map(Some)
+}
+
+/// The price of one job of a capability, in US dollars, for catalog entries
+/// that state none (INFERRED, illustrative: Reka publishes no prices): image
+/// and edit 0.04, video 0.50, speech 0.015, bounding boxes 0.005.
+pub fn default_price_usd(capability: &str) -> f64 {
+    match capability {
+        "text-to-image" | "edit" => 0.04,
+        "image-to-video" | "text-to-video" => 0.5,
+        "text-to-speech" => 0.015,
+        "image-to-bbox" => 0.005,
+        _ => 0.01,
+    }
 }
 
 /// A distribution of job durations in simulated seconds.
@@ -151,6 +190,16 @@ impl ModelSpec {
         self.output
             .unwrap_or_else(|| OutputKind::for_capability(&self.capability))
     }
+
+    /// The price of one job in US dollars: the stated one, or the
+    /// capability's default when none is stated; `None` for an endpoint
+    /// stated as unpriced (`"price_usd": null`).
+    pub fn price(&self) -> Option<f64> {
+        match self.price_usd {
+            None => Some(default_price_usd(&self.capability)),
+            Some(stated) => stated,
+        }
+    }
 }
 
 /// Why a catalog could not be loaded.
@@ -225,6 +274,11 @@ impl Catalog {
             if m.model_id.is_empty() || m.model_id.contains('/') {
                 return bad("model_id must be one non-empty path segment".into());
             }
+            if let Some(Some(p)) = m.price_usd
+                && !(p.is_finite() && p >= 0.0)
+            {
+                return bad(format!("price_usd must be a finite number >= 0, got {p}"));
+            }
             if m.workers == 0 {
                 return bad("workers must be at least 1".into());
             }
@@ -270,6 +324,41 @@ mod tests {
         };
         // u2 = 0.25 makes cos(...) = 0, so z = 0 and the sample is the median.
         assert!((d.sample(0.5, 0.25) - 10.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn a_price_is_stated_defaulted_or_stated_absent() {
+        let c = Catalog::from_json(
+            r#"{"models":[
+                {"model_id":"a","capability":"edit","duration":{"fixed":1},"price_usd":0.25},
+                {"model_id":"b","capability":"edit","duration":{"fixed":1}},
+                {"model_id":"c","capability":"edit","duration":{"fixed":1},"price_usd":null}
+            ]}"#,
+        )
+        .unwrap();
+        let prices: Vec<Option<f64>> = c.models.iter().map(ModelSpec::price).collect();
+        assert_eq!(prices, [Some(0.25), Some(0.04), None]);
+        // Every endpoint of the default catalog states its price and says where it comes from.
+        for m in Catalog::default_catalog().models {
+            assert!(
+                matches!(m.price_usd, Some(Some(p)) if p > 0.0),
+                "{}",
+                m.endpoint_id()
+            );
+            assert!(
+                m.price_provenance
+                    .as_deref()
+                    .is_some_and(|p| p.starts_with("INFERRED")),
+                "{}",
+                m.endpoint_id()
+            );
+        }
+        for bad in ["-1", "\"free\""] {
+            let text = format!(
+                r#"{{"models":[{{"model_id":"a","capability":"edit","duration":{{"fixed":1}},"price_usd":{bad}}}]}}"#
+            );
+            assert!(Catalog::from_json(&text).is_err(), "{bad}");
+        }
     }
 
     #[test]

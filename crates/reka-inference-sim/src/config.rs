@@ -25,6 +25,7 @@ pub struct SimConfig {
     pub(crate) submit_reset_whole_seconds: bool,
     pub(crate) advertised_base_url: Option<String>,
     pub(crate) dialect: Dialect,
+    pub(crate) prices: bool,
 }
 
 impl Default for SimConfig {
@@ -52,6 +53,7 @@ impl SimConfig {
             submit_reset_whole_seconds: false,
             advertised_base_url: None,
             dialect: Dialect::Reka,
+            prices: true,
         }
     }
 
@@ -152,6 +154,15 @@ impl SimConfig {
     /// Which variant of the service to play (default [`Dialect::Reka`]).
     pub fn dialect(mut self, dialect: Dialect) -> SimConfig {
         self.dialect = dialect;
+        self
+    }
+
+    /// Whether jobs and the model list report prices (default: yes, in
+    /// every dialect). `false` plays a service that reports none: no
+    /// `output.usage` in records, no `price_usd` in the model list, whatever
+    /// the catalog says. The binary's `--no-prices`.
+    pub fn prices(mut self, report: bool) -> SimConfig {
+        self.prices = report;
         self
     }
 

@@ -51,17 +51,22 @@ struct Args {
     #[arg(long, requires = "submit_rate")]
     submit_reset_whole_seconds: bool,
     /// Variant of the service to play: reka (the reconstruction), infer
-    /// (Infer's shapes: lean submit, `models`, 422, presigned URLs, prices)
+    /// (Infer's shapes: lean submit, `models`, 422, presigned URLs, `error.code`)
     /// or fal (202 while running, COMPLETED+error, async cancel, fal webhooks).
     #[arg(long, value_name = "DIALECT", default_value_t = Dialect::Reka)]
     dialect: Dialect,
+    /// Play a service that reports no prices: no `output.usage.price_usd`
+    /// in records, no `price_usd` in the model list.
+    #[arg(long)]
+    no_prices: bool,
 }
 
 fn config(args: Args) -> Result<SimConfig, String> {
     let mut config = SimConfig::new()
         .addr(args.addr)
         .time_scale(args.time_scale)
-        .dialect(args.dialect);
+        .dialect(args.dialect)
+        .prices(!args.no_prices);
     if let Some(seed) = args.seed {
         config = config.seed(seed);
     }

@@ -66,6 +66,8 @@ pub(crate) struct AppState {
     /// drawn at start (ids unique to the run).
     pub(crate) id_seed: u64,
     pub(crate) dialect: Dialect,
+    /// Whether records and the model list report prices.
+    pub(crate) prices: bool,
     pub(crate) catalog: Catalog,
     pub(crate) failure_override: Option<f64>,
     pub(crate) clock: SimClock,
@@ -98,6 +100,7 @@ impl AppState {
                 .seed
                 .unwrap_or_else(|| uuid::Uuid::new_v4().as_u64_pair().0),
             dialect: config.dialect,
+            prices: config.prices,
             catalog: config.catalog.clone(),
             failure_override: config.failure_rate,
             rate: RateLimiter::new(config.rate_limit, window),
@@ -125,6 +128,7 @@ impl AppState {
             base_url: &self.base_url,
             dialect: self.dialect,
             seed: self.seed,
+            prices: self.prices,
         }
     }
 

@@ -8,6 +8,7 @@ mod faults;
 mod file_faults;
 mod lifecycle;
 mod listing;
+mod prices;
 mod request_ids;
 mod submit_rate;
 mod webhooks;
