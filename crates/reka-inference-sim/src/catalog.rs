@@ -64,6 +64,13 @@ pub struct ModelSpec {
         skip_serializing_if = "Option::is_none"
     )]
     pub price_usd: Option<Option<f64>>,
+    /// The `input` this endpoint takes, as a JSON Schema (2020-12); a
+    /// submit whose input does not match is answered 422. Absent: any JSON
+    /// object is taken. The format `image-url`
+    /// ([`crate::IMAGE_URL_FORMAT`]) marks an `http(s)` URL or a
+    /// `data:image/...;base64,` URI of a real image. Shown in the model list.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub input_schema: Option<serde_json::Value>,
     /// Where the price comes from, free text (the default catalog says
     /// `INFERRED: ...` for every price: Reka publishes none). Not sent on the wire.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -288,11 +295,35 @@ impl Catalog {
             if let Err(why) = m.duration.check() {
                 return bad(why);
             }
+            if let Some(schema) = &m.input_schema {
+                crate::inputs::compile(schema)
+                    .map_err(|why| CatalogError::Invalid(format!("{id}: {why}")))?;
+            }
             if !seen.insert(id.clone()) {
                 return bad("duplicate endpoint".into());
             }
         }
         Ok(())
+    }
+
+    /// Each endpoint's compiled input schema, in catalog order (`None`:
+    /// the endpoint takes any object).
+    pub(crate) fn input_rules(
+        &self,
+    ) -> Result<Vec<Option<crate::inputs::InputRules>>, CatalogError> {
+        self.models
+            .iter()
+            .map(|m| {
+                m.input_schema
+                    .as_ref()
+                    .map(|schema| {
+                        crate::inputs::compile(schema).map_err(|why| {
+                            CatalogError::Invalid(format!("{}: {why}", m.endpoint_id()))
+                        })
+                    })
+                    .transpose()
+            })
+            .collect()
     }
 
     /// The index of the endpoint `<model>/<capability>`, if the catalog has it.
@@ -362,7 +393,50 @@ mod tests {
     }
 
     #[test]
+    fn the_default_catalog_declares_what_each_capability_takes() {
+        let c = Catalog::default_catalog();
+        for m in &c.models {
+            let schema = m
+                .input_schema
+                .as_ref()
+                .unwrap_or_else(|| panic!("{}", m.endpoint_id()));
+            assert!(
+                schema["x-provenance"]
+                    .as_str()
+                    .is_some_and(|p| p.starts_with("INFERRED")),
+                "{}",
+                m.endpoint_id()
+            );
+            let required: Vec<&str> = schema["required"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|v| v.as_str().unwrap())
+                .collect();
+            let want: &[&str] = match m.capability.as_str() {
+                "text-to-image" | "text-to-video" => &["prompt"],
+                "image-to-video" | "image-to-bbox" => &["image_url"],
+                "edit" => &["prompt", "image_url"],
+                "text-to-speech" => &["text"],
+                other => panic!("{other}"),
+            };
+            assert_eq!(required, want, "{}", m.endpoint_id());
+            if want.contains(&"image_url") {
+                assert_eq!(schema["properties"]["image_url"]["format"], "image-url");
+            }
+        }
+        assert_eq!(c.input_rules().unwrap().len(), c.models.len());
+    }
+
+    #[test]
     fn bad_catalogs_are_rejected() {
+        let bad = r#"{"models":[{"model_id":"x","capability":"edit","duration":{"fixed":1},"input_schema":{"type":"nonsense"}}]}"#;
+        assert!(
+            Catalog::from_json(bad)
+                .unwrap_err()
+                .to_string()
+                .contains("input_schema")
+        );
         let bad = r#"{"models":[{"model_id":"x","capability":"nope","duration":{"fixed":1}}]}"#;
         assert!(Catalog::from_json(bad).is_err());
         let bad = r#"{"models":[{"model_id":"x","capability":"edit","workers":0,"duration":{"fixed":1}}]}"#;

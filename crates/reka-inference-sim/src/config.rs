@@ -26,7 +26,11 @@ pub struct SimConfig {
     pub(crate) advertised_base_url: Option<String>,
     pub(crate) dialect: Dialect,
     pub(crate) prices: bool,
+    pub(crate) max_body_bytes: usize,
 }
+
+/// The default of [`SimConfig::max_body_bytes`]: 32 MiB.
+pub const DEFAULT_MAX_BODY_BYTES: usize = 32 * 1024 * 1024;
 
 impl Default for SimConfig {
     fn default() -> Self {
@@ -54,6 +58,7 @@ impl SimConfig {
             advertised_base_url: None,
             dialect: Dialect::Reka,
             prices: true,
+            max_body_bytes: DEFAULT_MAX_BODY_BYTES,
         }
     }
 
@@ -166,6 +171,16 @@ impl SimConfig {
         self
     }
 
+    /// Largest request body accepted, in bytes (default
+    /// [`DEFAULT_MAX_BODY_BYTES`], 32 MiB: room for an inline image of about
+    /// 24 MiB as a base64 `data:` URI). A larger body is answered `413`
+    /// (`request_too_large`, in the error envelope) without being kept in
+    /// memory past the limit. The binary's `--max-body-bytes`.
+    pub fn max_body_bytes(mut self, bytes: usize) -> SimConfig {
+        self.max_body_bytes = bytes;
+        self
+    }
+
     /// The keys that are accepted: the configured ones, or [`DEV_API_KEY`].
     pub fn accepted_keys(&self) -> Vec<String> {
         if self.api_keys.is_empty() {
@@ -187,6 +202,9 @@ impl SimConfig {
             && !(0.0..=1.0).contains(&r)
         {
             return Err(format!("failure rate must be between 0 and 1, got {r}"));
+        }
+        if self.max_body_bytes == 0 {
+            return Err("the body size limit must be at least 1 byte".into());
         }
         if self.rate_limit == Some(0) {
             return Err("rate limit must be at least 1 request per window".into());

@@ -136,6 +136,9 @@ impl Dialect {
                     json!(m.title),
                     json!(m.description),
                 );
+                if let Some(schema) = &m.input_schema {
+                    v["input_schema"] = schema.clone();
+                }
                 if prices && let Some(price) = m.price() {
                     v["price_usd"] = json!(price);
                 }
@@ -206,6 +209,7 @@ impl Dialect {
             Dialect::Reka | Dialect::Fal => crate::outputs::output_json(
                 kind,
                 &job.input,
+                job.image.as_ref(),
                 &format!("{}/_sim/files/{}", ctx.base_url, job.id),
             ),
             Dialect::Infer => {
@@ -214,10 +218,17 @@ impl Dialect {
                     OutputKind::Image => json!({ "images": [url] }),
                     OutputKind::Video => json!({ "video": url }),
                     OutputKind::Audio => json!({ "audio": url }),
-                    OutputKind::Boxes => crate::outputs::output_json(kind, &job.input, ""),
+                    OutputKind::Boxes => {
+                        crate::outputs::output_json(kind, &job.input, job.image.as_ref(), "")
+                    }
                 }
             }
         };
+        // The input image as the job received it: a test can tell it
+        // arrived whole (media type, size, SHA-256, dimensions).
+        if let Some(image) = &job.image {
+            output["input_image"] = image.to_json();
+        }
         if ctx.prices
             && let Some(price) = spec.price()
         {

@@ -28,6 +28,8 @@
 //! | `http` | routes, middleware (auth, rate limits, faults, envelope), handlers |
 //! | `records` | how a job is rendered: status, result record, list item, logs |
 //! | `outputs`, `media` | output JSON and the PNG / WAV / GIF files it points at |
+//! | `inputs`, `images` | input schemas per endpoint (422), `image_url` checks and facts |
+//! | [`samples`] | small valid images for tests (`png_data_uri`) |
 //! | `scheduler`, `webhook` | the background task and webhook delivery |
 //! | `state`, `clock`, `rng`, `ratelimit` | shared state, time, seeded randomness, quotas and the submit token bucket |
 
@@ -37,12 +39,15 @@ pub mod config;
 mod dialect;
 pub mod faults;
 mod http;
+mod images;
+mod inputs;
 pub mod jobs;
 mod media;
 mod outputs;
 mod ratelimit;
 mod records;
 mod rng;
+pub mod samples;
 mod scheduler;
 mod server;
 mod state;
@@ -50,9 +55,10 @@ pub mod stats;
 mod webhook;
 
 pub use catalog::{Catalog, DurationDist, ModelSpec, OutputKind};
-pub use config::{DEV_API_KEY, SimConfig};
+pub use config::{DEFAULT_MAX_BODY_BYTES, DEV_API_KEY, SimConfig};
 pub use dialect::Dialect;
 pub use faults::{FaultConfig, FaultSet, FaultSpecError};
+pub use inputs::IMAGE_URL_FORMAT;
 pub use jobs::Status;
 pub use server::{RunningSim, start};
 pub use stats::Stats;

@@ -59,6 +59,10 @@ struct Args {
     /// in records, no `price_usd` in the model list.
     #[arg(long)]
     no_prices: bool,
+    /// Largest request body accepted, in bytes; larger ones are answered
+    /// 413 (default 32 MiB).
+    #[arg(long, value_name = "BYTES", default_value_t = reka_inference_sim::DEFAULT_MAX_BODY_BYTES)]
+    max_body_bytes: usize,
 }
 
 fn config(args: Args) -> Result<SimConfig, String> {
@@ -66,7 +70,8 @@ fn config(args: Args) -> Result<SimConfig, String> {
         .addr(args.addr)
         .time_scale(args.time_scale)
         .dialect(args.dialect)
-        .prices(!args.no_prices);
+        .prices(!args.no_prices)
+        .max_body_bytes(args.max_body_bytes);
     if let Some(seed) = args.seed {
         config = config.seed(seed);
     }
@@ -161,6 +166,15 @@ mod tests {
             config(parse(&[]).unwrap()).unwrap().submit_rate_settings(),
             None
         );
+    }
+
+    #[tokio::test]
+    async fn the_body_limit_is_a_flag_and_zero_is_refused() {
+        let c =
+            config(parse(&["--addr", "127.0.0.1:0", "--max-body-bytes", "0"]).unwrap()).unwrap();
+        let err = start(c).await.unwrap_err();
+        assert!(err.to_string().contains("body size limit"), "{err}");
+        assert!(parse(&["--max-body-bytes", "-1"]).is_err());
     }
 
     #[test]

@@ -64,7 +64,10 @@ pub async fn start(config: SimConfig) -> std::io::Result<RunningSim> {
     let advertised = advertised.trim_end_matches('/').to_string();
 
     let (hook_tx, hook_rx) = mpsc::unbounded_channel();
-    let state = Arc::new(AppState::new(&config, advertised, hook_tx));
+    let state = Arc::new(
+        AppState::new(&config, advertised, hook_tx)
+            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?,
+    );
     let (shutdown, shutdown_rx) = watch::channel(false);
     let (conn_tx, drained) = mpsc::channel::<()>(1);
 

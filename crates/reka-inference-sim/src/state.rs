@@ -15,6 +15,7 @@ use crate::dialect::Dialect;
 use crate::faults::{
     DUPLICATE_GAP_SECS, Decision, FILES, FaultConfig, FileDecision, SPOOF_AFTER_SECS, WebhookPlan,
 };
+use crate::inputs::InputRules;
 use crate::jobs::{JobStore, Status};
 use crate::ratelimit::{RateLimiter, SubmitLimiter};
 use crate::records::View;
@@ -69,6 +70,10 @@ pub(crate) struct AppState {
     /// Whether records and the model list report prices.
     pub(crate) prices: bool,
     pub(crate) catalog: Catalog,
+    /// Each endpoint's input schema, in catalog order.
+    pub(crate) inputs: Vec<Option<InputRules>>,
+    /// Largest request body accepted, in bytes.
+    pub(crate) max_body: usize,
     pub(crate) failure_override: Option<f64>,
     pub(crate) clock: SimClock,
     /// Advertised base URL, without a trailing slash.
@@ -85,15 +90,18 @@ pub(crate) struct AppState {
 }
 
 impl AppState {
-    /// State for `config`, advertising `base_url`, sending webhooks to `webhooks`.
+    /// State for a validated `config`, advertising `base_url`, sending webhooks to `webhooks`.
     pub(crate) fn new(
         config: &SimConfig,
         base_url: String,
         webhooks: mpsc::UnboundedSender<WebhookJob>,
-    ) -> AppState {
+    ) -> Result<AppState, String> {
         let clock = SimClock::new(config.time_scale);
         let window = clock.wall(86_400.0);
-        AppState {
+        let inputs = config.catalog.input_rules().map_err(|e| e.to_string())?;
+        Ok(AppState {
+            inputs,
+            max_body: config.max_body_bytes,
             keys: config.accepted_keys().into_iter().map(Arc::from).collect(),
             seed: config.seed.unwrap_or(0),
             id_seed: config
@@ -117,7 +125,7 @@ impl AppState {
             webhooks,
             base_url,
             clock,
-        }
+        })
     }
 
     /// The renderer of job records.

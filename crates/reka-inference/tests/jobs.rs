@@ -16,7 +16,11 @@ async fn every_documented_endpoint_runs_to_an_output_with_media() {
     let client = common::client(&sim);
     for endpoint in Endpoint::KNOWN {
         let done = client
-            .run(endpoint, json!({"prompt": format!("test {endpoint}"), "image_url": "https://example.com/a.png"}))
+            .run(
+                endpoint,
+                // Every field an endpoint requires: the speech text, the image.
+                json!({"prompt": format!("test {endpoint}"), "text": format!("test {endpoint}"), "image_url": "https://example.com/a.png"}),
+            )
             .await
             .unwrap_or_else(|e| panic!("{endpoint}: {e}"));
         assert!(done.output.is_object(), "{endpoint}: {}", done.output);
@@ -216,7 +220,10 @@ async fn list_walks_every_page_newest_first_and_filters() {
         };
         submitted.push(
             client
-                .submit(endpoint, json!({"n": i}))
+                .submit(
+                    endpoint,
+                    json!({"n": i, "prompt": format!("p{i}"), "image_url": reka_inference_sim::samples::png_data_uri(2, 2)}),
+                )
                 .await
                 .unwrap()
                 .id()

@@ -39,7 +39,7 @@ pub(crate) async fn put_faults(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Json<Value>, ApiError> {
-    let value = read_json(&headers, body).await?;
+    let value = read_json(&headers, body, state.max_body).await?;
     let config: FaultConfig = serde_json::from_value(value).map_err(|e| {
         let mut err = ApiError::new(StatusCode::BAD_REQUEST, "validation_error", e.to_string());
         err.param = Some("faults".into());
@@ -69,6 +69,7 @@ pub(crate) async fn file(
         outputs::file(
             state.catalog.models[job.lane].output_kind(),
             &job.input,
+            job.image.as_ref(),
             &name,
         )
     });
@@ -97,7 +98,12 @@ pub(crate) async fn blob(
             return None;
         }
         let kind = state.catalog.models[job.lane].output_kind();
-        outputs::file(kind, &job.input, outputs::file_name(kind)?)
+        outputs::file(
+            kind,
+            &job.input,
+            job.image.as_ref(),
+            outputs::file_name(kind)?,
+        )
     });
     let (content_type, bytes) =
         found.ok_or_else(|| ApiError::not_found(format!("no blob {key:?}")))?;

@@ -10,7 +10,7 @@ use axum::routing::post;
 use reka_inference_sim::{Catalog, Dialect, SimConfig};
 use serde_json::{Value, json};
 
-use crate::common::{Env, eventually, fixed_catalog};
+use crate::common::{Env, eventually, fixed_catalog, input_for};
 
 fn config(dialect: Dialect) -> SimConfig {
     SimConfig::new().time_scale(0.001).seed(5).dialect(dialect)
@@ -131,7 +131,9 @@ async fn infer_outputs_are_extensionless_presigned_urls_with_a_content_type_and_
         ),
     ];
     for (endpoint, pointer, content_type, magic) in cases {
-        let id = env.submit(endpoint, json!({"prompt": "hello there"})).await;
+        let id = env
+            .submit(endpoint, input_for(endpoint, "hello there"))
+            .await;
         env.wait_for(&id, "COMPLETED").await;
         let r = env.result(&id).await;
         let url = r["output"]
@@ -170,7 +172,9 @@ async fn infer_outputs_are_extensionless_presigned_urls_with_a_content_type_and_
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn infer_failures_carry_a_message_and_a_code() {
     let env = Env::new(config(Dialect::Infer).failure_rate(1.0)).await;
-    let id = env.submit("nano-banana/text-to-image", json!({})).await;
+    let id = env
+        .submit("nano-banana/text-to-image", json!({"prompt": "fails"}))
+        .await;
     env.wait_for(&id, "FAILED").await;
     let r = env.result(&id).await;
     assert!(
@@ -213,7 +217,10 @@ async fn fal_reports_some_failures_as_completed_with_an_error() {
     let mut words = Vec::new();
     for i in 0..12 {
         let id = env
-            .submit("nano-banana/text-to-image", json!({"prompt": i}))
+            .submit(
+                "nano-banana/text-to-image",
+                json!({"prompt": format!("p{i}")}),
+            )
             .await;
         let r = env.result(&id).await;
         assert!(r["output"].is_null(), "{r}");

@@ -6,6 +6,7 @@ mod common;
 mod dialects;
 mod faults;
 mod file_faults;
+mod inputs;
 mod lifecycle;
 mod listing;
 mod prices;

@@ -6,7 +6,7 @@
 use reka_inference_sim::{SimConfig, start};
 use serde_json::json;
 
-use crate::common::{Answer, Env, KEY, eventually};
+use crate::common::{Answer, Env, KEY, eventually, image};
 
 const SUBMIT: &str = "/v2/inference/sam3/image-to-bbox";
 
@@ -29,7 +29,7 @@ async fn submit_as(env: &Env, key: &str, idem: Option<&str>) -> Answer {
         .http
         .post(env.url(SUBMIT))
         .header("X-Api-Key", key)
-        .json(&json!({"input": {"prompt": "bucket"}}));
+        .json(&json!({"input": {"prompt": "bucket", "image_url": image()}}));
     if let Some(k) = idem {
         req = req.header("Idempotency-Key", k);
     }
@@ -103,7 +103,9 @@ async fn a_burst_then_a_refusal_with_the_buckets_headers() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn other_operations_are_never_limited_by_the_bucket() {
     let env = Env::new(SimConfig::new().time_scale(0.01).submit_rate_limit(0.01, 1)).await;
-    let id = env.submit("sam3/image-to-bbox", json!({})).await;
+    let id = env
+        .submit("sam3/image-to-bbox", json!({"image_url": image()}))
+        .await;
     submit_as(&env, KEY, None)
         .await
         .error(429, "rate_limit_error");
