@@ -27,6 +27,7 @@ pub struct SimConfig {
     pub(crate) dialect: Dialect,
     pub(crate) prices: bool,
     pub(crate) max_body_bytes: usize,
+    pub(crate) manual_clock: bool,
 }
 
 /// The default of [`SimConfig::max_body_bytes`]: 32 MiB.
@@ -59,6 +60,7 @@ impl SimConfig {
             dialect: Dialect::Reka,
             prices: true,
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+            manual_clock: false,
         }
     }
 
@@ -69,7 +71,8 @@ impl SimConfig {
         self
     }
 
-    /// Wall seconds per simulated second: `0.01` makes a 30 s job take 0.3 s.
+    /// Clock seconds per simulated second: `0.01` makes a 30 s job take
+    /// 0.3 s (of wall time, or of the manual or paused clock).
     pub fn time_scale(mut self, factor: f64) -> SimConfig {
         self.time_scale = factor;
         self
@@ -178,6 +181,27 @@ impl SimConfig {
     /// memory past the limit. The binary's `--max-body-bytes`.
     pub fn max_body_bytes(mut self, bytes: usize) -> SimConfig {
         self.max_body_bytes = bytes;
+        self
+    }
+
+    /// A manual clock: the simulator's time stands still until
+    /// [`crate::RunningSim::advance`] (or `POST /_sim/advance`) moves it,
+    /// so a test decides exactly when jobs start and end, webhooks fall
+    /// due and rate limits refill, with no wall-clock sleep and no race
+    /// with real I/O. Without it the clock is Tokio's (the wall clock, or
+    /// the test's under `tokio::time::pause()`). The binary's `--manual-clock`.
+    ///
+    /// ```
+    /// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+    /// use std::time::Duration;
+    /// use reka_inference_sim::{SimConfig, start};
+    /// let sim = start(SimConfig::new().manual_clock()).await?;
+    /// // ... submit jobs over HTTP: they stay queued ...
+    /// sim.advance(Duration::from_secs(90))?; // ... now 90 s have passed for them
+    /// # Ok(()) }
+    /// ```
+    pub fn manual_clock(mut self) -> SimConfig {
+        self.manual_clock = true;
         self
     }
 

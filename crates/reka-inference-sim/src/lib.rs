@@ -60,5 +60,5 @@ pub use dialect::Dialect;
 pub use faults::{FaultConfig, FaultSet, FaultSpecError};
 pub use inputs::IMAGE_URL_FORMAT;
 pub use jobs::Status;
-pub use server::{RunningSim, start};
+pub use server::{NotManualClock, RunningSim, start};
 pub use stats::Stats;

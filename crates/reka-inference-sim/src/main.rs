@@ -63,6 +63,10 @@ struct Args {
     /// 413 (default 32 MiB).
     #[arg(long, value_name = "BYTES", default_value_t = reka_inference_sim::DEFAULT_MAX_BODY_BYTES)]
     max_body_bytes: usize,
+    /// A manual clock: the simulator's time stands still until
+    /// `POST /_sim/advance` with `{"seconds": S}` moves it.
+    #[arg(long)]
+    manual_clock: bool,
 }
 
 fn config(args: Args) -> Result<SimConfig, String> {
@@ -72,6 +76,9 @@ fn config(args: Args) -> Result<SimConfig, String> {
         .dialect(args.dialect)
         .prices(!args.no_prices)
         .max_body_bytes(args.max_body_bytes);
+    if args.manual_clock {
+        config = config.manual_clock();
+    }
     if let Some(seed) = args.seed {
         config = config.seed(seed);
     }

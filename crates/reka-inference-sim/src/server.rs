@@ -36,6 +36,18 @@ impl std::fmt::Display for Dropped {
 
 impl std::error::Error for Dropped {}
 
+/// [`RunningSim::advance`] on a simulator whose clock is not manual.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NotManualClock;
+
+impl std::fmt::Display for NotManualClock {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("the simulator's clock is not manual (SimConfig::manual_clock, --manual-clock): it follows Tokio's time")
+    }
+}
+
+impl std::error::Error for NotManualClock {}
+
 /// A simulator listening in this process. Dropping it stops the server too.
 #[derive(Debug)]
 pub struct RunningSim {
@@ -165,6 +177,41 @@ impl RunningSim {
     /// Clears jobs, stats, faults and quotas, as `POST /_sim/reset` does.
     pub fn reset(&self) {
         self.state.reset();
+    }
+
+    /// Moves a manual clock ([`SimConfig::manual_clock`]) forward by `by`
+    /// and returns its new reading (the time since the simulator started,
+    /// on its clock). Everything due by then has happened when it returns:
+    /// jobs started and ended at their exact instants (however far the jump),
+    /// webhooks of finished jobs handed to delivery, buckets refilled; a
+    /// webhook's delay or retry backoff that ends within the jump is due too
+    /// (its delivery then goes out over the network as usual).
+    ///
+    /// With Tokio's clock (no `manual_clock`) nothing moves: the error
+    /// says so (under `tokio::time::pause()`, use `tokio::time::advance`).
+    pub fn advance(&self, by: Duration) -> Result<Duration, NotManualClock> {
+        self.state.advance_clock(by).ok_or(NotManualClock)
+    }
+
+    /// The simulator's clock: time since it started (wall time, the paused
+    /// test clock, or the manual clock).
+    pub fn elapsed(&self) -> Duration {
+        self.state.clock.now()
+    }
+
+    /// How long until the next running job ends, on the simulator's clock;
+    /// `None` when no job is running. With a manual clock, advancing by it
+    /// steps to the next job end:
+    ///
+    /// ```no_run
+    /// # fn demo(sim: &reka_inference_sim::RunningSim) {
+    /// while let Some(next) = sim.until_next_job_end() {
+    ///     sim.advance(next).expect("a manual clock");
+    /// }
+    /// # }
+    /// ```
+    pub fn until_next_job_end(&self) -> Option<Duration> {
+        self.state.until_next_job_end()
     }
 
     /// Stops accepting, lets open connections finish (up to 5 s) and stops

@@ -45,8 +45,10 @@ pub(crate) struct WebhookJob {
     pub(crate) url: String,
     pub(crate) request_id: String,
     pub(crate) body: Bytes,
-    /// Wall time to wait before the first attempt.
-    pub(crate) delay: Duration,
+    /// When the first attempt is due, on the simulator's clock (fixed when
+    /// the delivery is queued, so a manual clock's jump reaches it however
+    /// soon the delivery task runs).
+    pub(crate) due: Duration,
     pub(crate) kind: Delivery,
 }
 
@@ -96,7 +98,7 @@ impl AppState {
         base_url: String,
         webhooks: mpsc::UnboundedSender<WebhookJob>,
     ) -> Result<AppState, String> {
-        let clock = SimClock::new(config.time_scale);
+        let clock = SimClock::new(config.time_scale, config.manual_clock);
         let window = clock.wall(86_400.0);
         let inputs = config.catalog.input_rules().map_err(|e| e.to_string())?;
         Ok(AppState {
@@ -167,7 +169,7 @@ impl AppState {
                     url: url.clone(),
                     request_id: job.id.clone(),
                     body: Bytes::from(body.to_string()),
-                    delay: Duration::ZERO,
+                    due: now,
                     kind: Delivery::Genuine,
                 };
                 outgoing.push((hook, plan));
@@ -175,14 +177,14 @@ impl AppState {
         }
         drop(store);
         for (hook, plan) in outgoing {
-            self.send_genuine(hook, plan);
+            self.send_genuine(hook, plan, now);
         }
         r
     }
 
     /// Queues a genuine delivery as the webhook faults planned it: not at
     /// all, later, or twice.
-    fn send_genuine(&self, mut hook: WebhookJob, plan: WebhookPlan) {
+    fn send_genuine(&self, mut hook: WebhookJob, plan: WebhookPlan, now: Duration) {
         let mut stats = self.stats_mut();
         if plan.lost {
             stats.webhooks_lost += 1;
@@ -198,13 +200,11 @@ impl AppState {
             stats.webhooks_reordered += 1;
             secs += extra;
         }
-        hook.delay = self.clock.wall(secs);
+        hook.due = now.saturating_add(self.clock.wall(secs));
         if plan.duplicate {
             stats.webhooks_duplicated += 1;
             let copy = WebhookJob {
-                delay: hook
-                    .delay
-                    .saturating_add(self.clock.wall(DUPLICATE_GAP_SECS)),
+                due: hook.due.saturating_add(self.clock.wall(DUPLICATE_GAP_SECS)),
                 kind: Delivery::Duplicate,
                 ..hook.clone()
             };
@@ -243,7 +243,7 @@ impl AppState {
             url: url.clone(),
             request_id: job.id.clone(),
             body: Bytes::from(body.to_string()),
-            delay: wait,
+            due: job.created.saturating_add(wait),
             kind: Delivery::Spoof,
         })
     }
@@ -317,6 +317,28 @@ impl AppState {
             bucket.reset();
         }
         self.wake.notify_one();
+    }
+
+    /// Moves a manual clock by `by` and brings every lane to the new time
+    /// (jobs end, webhooks are handed over); `None` for Tokio's clock.
+    pub(crate) fn advance_clock(&self, by: Duration) -> Option<Duration> {
+        if !self.clock.advance(by) {
+            return None;
+        }
+        let now = self.with_store(|store, now, done| {
+            store.advance_all(now, done);
+            now
+        });
+        self.wake.notify_one();
+        Some(now)
+    }
+
+    /// Clock time until the next running job ends.
+    pub(crate) fn until_next_job_end(&self) -> Option<Duration> {
+        self.with_store(|store, now, done| {
+            store.advance_all(now, done);
+            store.next_event().map(|at| at.saturating_sub(now))
+        })
     }
 
     /// The failure rate of a catalog endpoint, after the global override.

@@ -2,14 +2,15 @@
 //! reaches a terminal state, retrying with exponential backoff.
 //!
 //! Schedule: up to [`ATTEMPTS`] attempts, waiting 250 ms, 500 ms, 1 s and 2 s
-//! (wall time) between them. Any 2xx answer counts as delivered. Only
+//! between them, on the simulator's clock (wall time unless the clock is
+//! paused or manual; not scaled by the time scale). Any 2xx answer counts as delivered. Only
 //! `http://` receivers are supported (the simulator ships no TLS stack);
 //! `https://` webhooks are counted as failed without an attempt.
 //!
 //! The `webhook` faults are decided before a job reaches this module (see
 //! `AppState::with_store` and `AppState::spoof_for`): a lost delivery never
-//! arrives here; a delayed, reordered or duplicated one arrives with the wall
-//! time to wait before its first attempt; a spoofed one gets one attempt and
+//! arrives here; a delayed, reordered or duplicated one arrives with the
+//! clock time its first attempt is due at; a spoofed one gets one attempt and
 //! touches no delivery counter.
 
 use std::sync::Arc;
@@ -38,9 +39,7 @@ pub(crate) async fn dispatch(state: Arc<AppState>, mut rx: mpsc::UnboundedReceiv
 }
 
 async fn deliver(state: Arc<AppState>, job: WebhookJob) {
-    if !job.delay.is_zero() {
-        tokio::time::sleep(job.delay).await;
-    }
+    state.clock.sleep_until(job.due).await;
     let supported = job.url.starts_with("http://");
     if job.kind == Delivery::Spoof {
         if supported {
@@ -55,6 +54,7 @@ async fn deliver(state: Arc<AppState>, job: WebhookJob) {
             break;
         }
         state.stats_mut().webhook_attempts += 1;
+        let began = state.clock.now();
         match tokio::time::timeout(ATTEMPT_TIMEOUT, post(&job)).await {
             Ok(Ok(())) => {
                 state.stats_mut().webhooks_delivered += 1;
@@ -68,7 +68,16 @@ async fn deliver(state: Arc<AppState>, job: WebhookJob) {
             }
         }
         if attempt < ATTEMPTS {
-            tokio::time::sleep(backoff).await;
+            // A manual clock stands still during the attempt unless a test
+            // moves it: the retry falls due its backoff after the attempt
+            // began, so a test that advances by the backoff once it sees the
+            // attempt reaches it, however soon the failure was processed.
+            let from = if state.clock.is_manual() {
+                began
+            } else {
+                state.clock.now()
+            };
+            state.clock.sleep_until(from.saturating_add(backoff)).await;
             backoff = backoff.saturating_mul(2);
         }
     }

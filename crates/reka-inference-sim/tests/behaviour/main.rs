@@ -2,6 +2,7 @@
 //! in-process `start()`), one module per area.
 
 mod bad_input;
+mod clock;
 mod common;
 mod dialects;
 mod faults;
