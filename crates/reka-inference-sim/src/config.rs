@@ -1,6 +1,7 @@
 //! How to start a simulator: [`SimConfig`] and its builder methods.
 
 use std::net::{Ipv4Addr, SocketAddr};
+use std::time::Duration;
 
 use crate::catalog::Catalog;
 use crate::dialect::Dialect;
@@ -28,6 +29,48 @@ pub struct SimConfig {
     pub(crate) prices: bool,
     pub(crate) max_body_bytes: usize,
     pub(crate) manual_clock: bool,
+    pub(crate) limits: ConnectionLimits,
+}
+
+/// Limits that keep the simulator answering when clients or webhook
+/// receivers misbehave (idle or half-open connections, slow bodies,
+/// receivers that never answer). Set them with the `SimConfig` methods
+/// that name them; [`ConnectionLimits::default`] gives the defaults.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConnectionLimits {
+    /// Time a connection has to send a request's headers, after it opens
+    /// or after its previous answer (so also the keep-alive idle timeout);
+    /// past it the connection is closed. Default 30 s.
+    pub header_read_timeout: Duration,
+    /// Time a request has to send its whole body; past it the answer is
+    /// `408` and the connection is closed. Default 60 s.
+    pub body_read_timeout: Duration,
+    /// Most connections open at once. At the cap, the connection idle the
+    /// longest (no request in progress) is closed to make room; with none
+    /// idle, new connections wait in the listen queue. Default 512.
+    pub max_connections: usize,
+    /// Time a webhook delivery has to connect. Default 5 s.
+    pub webhook_connect_timeout: Duration,
+    /// Time one webhook attempt has in all (connect, send, the answer's
+    /// status line); past it the connection is closed and the attempt
+    /// failed. Default 10 s.
+    pub webhook_attempt_timeout: Duration,
+    /// Most webhook attempts in flight at once (each holds a connection);
+    /// further deliveries wait their turn. Default 64.
+    pub webhook_concurrency: usize,
+}
+
+impl Default for ConnectionLimits {
+    fn default() -> Self {
+        ConnectionLimits {
+            header_read_timeout: Duration::from_secs(30),
+            body_read_timeout: Duration::from_secs(60),
+            max_connections: 512,
+            webhook_connect_timeout: Duration::from_secs(5),
+            webhook_attempt_timeout: Duration::from_secs(10),
+            webhook_concurrency: 64,
+        }
+    }
 }
 
 /// The default of [`SimConfig::max_body_bytes`]: 32 MiB.
@@ -61,6 +104,7 @@ impl SimConfig {
             prices: true,
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             manual_clock: false,
+            limits: ConnectionLimits::default(),
         }
     }
 
@@ -205,6 +249,50 @@ impl SimConfig {
         self
     }
 
+    /// Time a connection has to send a request's headers after it opens or
+    /// after its previous answer (slow or idle connections are closed);
+    /// default 30 s. The binary's `--header-read-timeout`.
+    pub fn header_read_timeout(mut self, timeout: Duration) -> SimConfig {
+        self.limits.header_read_timeout = timeout;
+        self
+    }
+
+    /// Time a request has to send its whole body (then `408`); default
+    /// 60 s. The binary's `--body-read-timeout`.
+    pub fn body_read_timeout(mut self, timeout: Duration) -> SimConfig {
+        self.limits.body_read_timeout = timeout;
+        self
+    }
+
+    /// Most connections open at once (default 512): at the cap the
+    /// longest-idle connection is closed to make room. The binary's
+    /// `--max-connections`.
+    pub fn max_connections(mut self, n: usize) -> SimConfig {
+        self.limits.max_connections = n;
+        self
+    }
+
+    /// A webhook attempt's time to connect (default 5 s) and its time in
+    /// all (default 10 s). The binary's `--webhook-connect-timeout` and
+    /// `--webhook-timeout`.
+    pub fn webhook_timeouts(mut self, connect: Duration, attempt: Duration) -> SimConfig {
+        self.limits.webhook_connect_timeout = connect;
+        self.limits.webhook_attempt_timeout = attempt;
+        self
+    }
+
+    /// Most webhook attempts in flight at once (default 64). The binary's
+    /// `--webhook-concurrency`.
+    pub fn webhook_concurrency(mut self, n: usize) -> SimConfig {
+        self.limits.webhook_concurrency = n;
+        self
+    }
+
+    /// The connection and webhook limits in effect.
+    pub fn connection_limits(&self) -> ConnectionLimits {
+        self.limits
+    }
+
     /// The keys that are accepted: the configured ones, or [`DEV_API_KEY`].
     pub fn accepted_keys(&self) -> Vec<String> {
         if self.api_keys.is_empty() {
@@ -226,6 +314,20 @@ impl SimConfig {
             && !(0.0..=1.0).contains(&r)
         {
             return Err(format!("failure rate must be between 0 and 1, got {r}"));
+        }
+        let l = &self.limits;
+        for (name, d) in [
+            ("header read timeout", l.header_read_timeout),
+            ("body read timeout", l.body_read_timeout),
+            ("webhook connect timeout", l.webhook_connect_timeout),
+            ("webhook timeout", l.webhook_attempt_timeout),
+        ] {
+            if d.is_zero() {
+                return Err(format!("the {name} must be longer than zero"));
+            }
+        }
+        if l.max_connections == 0 || l.webhook_concurrency == 0 {
+            return Err("connection and webhook concurrency caps must be at least 1".into());
         }
         if self.max_body_bytes == 0 {
             return Err("the body size limit must be at least 1 byte".into());

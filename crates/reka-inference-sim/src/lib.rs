@@ -36,6 +36,7 @@
 pub mod catalog;
 mod clock;
 pub mod config;
+mod connections;
 mod dialect;
 pub mod faults;
 mod http;
@@ -55,7 +56,7 @@ pub mod stats;
 mod webhook;
 
 pub use catalog::{Catalog, DurationDist, ModelSpec, OutputKind};
-pub use config::{DEFAULT_MAX_BODY_BYTES, DEV_API_KEY, SimConfig};
+pub use config::{ConnectionLimits, DEFAULT_MAX_BODY_BYTES, DEV_API_KEY, SimConfig};
 pub use dialect::Dialect;
 pub use faults::{FaultConfig, FaultSet, FaultSpecError};
 pub use inputs::IMAGE_URL_FORMAT;

@@ -6,6 +6,7 @@ use std::io::Write;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::Parser;
 use reka_inference_sim::{Catalog, Dialect, FaultConfig, SimConfig, start};
@@ -67,6 +68,49 @@ struct Args {
     /// `POST /_sim/advance` with `{"seconds": S}` moves it.
     #[arg(long)]
     manual_clock: bool,
+    /// Time a connection has to send a request's headers after it opens or
+    /// after its previous answer; idle and slow connections are closed.
+    #[arg(long, value_name = "DURATION", value_parser = duration, default_value = "30s")]
+    header_read_timeout: Duration,
+    /// Time a request has to send its whole body (then 408).
+    #[arg(long, value_name = "DURATION", value_parser = duration, default_value = "60s")]
+    body_read_timeout: Duration,
+    /// Most connections open at once; at the cap the longest-idle one is
+    /// closed to make room.
+    #[arg(long, value_name = "N", default_value_t = 512)]
+    max_connections: usize,
+    /// Time a webhook delivery has to connect.
+    #[arg(long, value_name = "DURATION", value_parser = duration, default_value = "5s")]
+    webhook_connect_timeout: Duration,
+    /// Time one webhook attempt has in all (connect, send, status line).
+    #[arg(long, value_name = "DURATION", value_parser = duration, default_value = "10s")]
+    webhook_timeout: Duration,
+    /// Most webhook attempts in flight at once.
+    #[arg(long, value_name = "N", default_value_t = 64)]
+    webhook_concurrency: usize,
+}
+
+/// `500ms`, `1.5s`, `2m`: a positive duration with its unit.
+fn duration(text: &str) -> Result<Duration, String> {
+    let t = text.trim();
+    let (number, unit) = if let Some(n) = t.strip_suffix("ms") {
+        (n, 0.001)
+    } else if let Some(n) = t.strip_suffix('s') {
+        (n, 1.0)
+    } else if let Some(n) = t.strip_suffix('m') {
+        (n, 60.0)
+    } else {
+        return Err(format!(
+            "{text:?} needs a unit: ms, s or m (e.g. 500ms, 30s)"
+        ));
+    };
+    number
+        .trim()
+        .parse::<f64>()
+        .ok()
+        .and_then(|n| Duration::try_from_secs_f64(n * unit).ok())
+        .filter(|d| !d.is_zero())
+        .ok_or_else(|| format!("{text:?} is not a duration longer than zero (e.g. 500ms, 30s)"))
 }
 
 fn config(args: Args) -> Result<SimConfig, String> {
@@ -79,6 +123,12 @@ fn config(args: Args) -> Result<SimConfig, String> {
     if args.manual_clock {
         config = config.manual_clock();
     }
+    config = config
+        .header_read_timeout(args.header_read_timeout)
+        .body_read_timeout(args.body_read_timeout)
+        .max_connections(args.max_connections)
+        .webhook_timeouts(args.webhook_connect_timeout, args.webhook_timeout)
+        .webhook_concurrency(args.webhook_concurrency);
     if let Some(seed) = args.seed {
         config = config.seed(seed);
     }
@@ -182,6 +232,42 @@ mod tests {
         let err = start(c).await.unwrap_err();
         assert!(err.to_string().contains("body size limit"), "{err}");
         assert!(parse(&["--max-body-bytes", "-1"]).is_err());
+    }
+
+    #[test]
+    fn limits_are_flags_with_the_library_defaults() {
+        let c = config(parse(&[]).unwrap()).unwrap();
+        assert_eq!(
+            c.connection_limits(),
+            reka_inference_sim::ConnectionLimits::default()
+        );
+        let c = config(
+            parse(&[
+                "--header-read-timeout",
+                "250ms",
+                "--body-read-timeout",
+                "1.5s",
+                "--max-connections",
+                "16",
+                "--webhook-connect-timeout",
+                "1s",
+                "--webhook-timeout",
+                "2m",
+                "--webhook-concurrency",
+                "3",
+            ])
+            .unwrap(),
+        )
+        .unwrap();
+        let l = c.connection_limits();
+        assert_eq!(l.header_read_timeout, Duration::from_millis(250));
+        assert_eq!(l.body_read_timeout, Duration::from_millis(1500));
+        assert_eq!((l.max_connections, l.webhook_concurrency), (16, 3));
+        assert_eq!(l.webhook_connect_timeout, Duration::from_secs(1));
+        assert_eq!(l.webhook_attempt_timeout, Duration::from_secs(120));
+        for bad in ["30", "0s", "-1s", "soon", "inf s"] {
+            assert!(parse(&["--header-read-timeout", bad]).is_err(), "{bad}");
+        }
     }
 
     #[test]

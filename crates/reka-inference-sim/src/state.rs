@@ -6,11 +6,11 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use bytes::Bytes;
-use tokio::sync::{Notify, mpsc};
+use tokio::sync::{Notify, Semaphore, mpsc};
 
 use crate::catalog::Catalog;
 use crate::clock::SimClock;
-use crate::config::SimConfig;
+use crate::config::{ConnectionLimits, SimConfig};
 use crate::dialect::Dialect;
 use crate::faults::{
     DUPLICATE_GAP_SECS, Decision, FILES, FaultConfig, FileDecision, SPOOF_AFTER_SECS, WebhookPlan,
@@ -76,6 +76,10 @@ pub(crate) struct AppState {
     pub(crate) inputs: Vec<Option<InputRules>>,
     /// Largest request body accepted, in bytes.
     pub(crate) max_body: usize,
+    /// Connection and webhook limits.
+    pub(crate) limits: ConnectionLimits,
+    /// One permit per webhook attempt in flight.
+    pub(crate) webhook_slots: Semaphore,
     pub(crate) failure_override: Option<f64>,
     pub(crate) clock: SimClock,
     /// Advertised base URL, without a trailing slash.
@@ -104,6 +108,8 @@ impl AppState {
         Ok(AppState {
             inputs,
             max_body: config.max_body_bytes,
+            limits: config.limits,
+            webhook_slots: Semaphore::new(config.limits.webhook_concurrency),
             keys: config.accepted_keys().into_iter().map(Arc::from).collect(),
             seed: config.seed.unwrap_or(0),
             id_seed: config

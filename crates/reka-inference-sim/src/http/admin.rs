@@ -40,7 +40,7 @@ pub(crate) async fn put_faults(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Json<Value>, ApiError> {
-    let value = read_json(&headers, body, state.max_body).await?;
+    let value = read_json(&headers, body, &state).await?;
     let config: FaultConfig = serde_json::from_value(value).map_err(|e| {
         let mut err = ApiError::new(StatusCode::BAD_REQUEST, "validation_error", e.to_string());
         err.param = Some("faults".into());
@@ -73,7 +73,7 @@ pub(crate) async fn advance(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Json<Value>, ApiError> {
-    let value = read_json(&headers, body, state.max_body).await?;
+    let value = read_json(&headers, body, &state).await?;
     let by = value
         .get("seconds")
         .and_then(Value::as_f64)

@@ -3,11 +3,12 @@
 //! each with its own clear 4xx.
 
 use axum::body::Body;
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use http_body_util::BodyExt;
 use serde_json::Value;
 
 use crate::http::error::ApiError;
+use crate::state::AppState;
 
 /// How far past the limit a body is still read (and thrown away), so that
 /// a client that sends it all before reading gets the 413 rather than a
@@ -39,11 +40,36 @@ fn too_large(limit: usize) -> ApiError {
     )
 }
 
-/// Reads the body (keeping at most `limit` bytes in memory), checks that it
-/// is declared as JSON and parses it. A body over `limit` is a 413: past
-/// the limit it is read and thrown away, up to [`DRAIN_PAST_LIMIT`] more
-/// bytes; one declared longer than that is refused before it is read.
+/// Reads the body within the body read timeout (else `408`, connection
+/// closed), checks that it is declared as JSON and parses it. A body over
+/// the limit is a 413, never kept in memory past the limit: see
+/// [`read_json_within`].
 pub(crate) async fn read_json(
+    headers: &HeaderMap,
+    body: Body,
+    state: &AppState,
+) -> Result<Value, ApiError> {
+    let timeout = state.limits.body_read_timeout;
+    tokio::time::timeout(timeout, read_json_within(headers, body, state.max_body))
+        .await
+        .unwrap_or_else(|_| {
+            Err(ApiError::new(
+                StatusCode::REQUEST_TIMEOUT,
+                "request_timeout",
+                format!(
+                    "the request body did not arrive within {} s",
+                    timeout.as_secs_f64()
+                ),
+            )
+            .with_header(header::CONNECTION, HeaderValue::from_static("close")))
+        })
+}
+
+/// Reads the body keeping at most `limit` bytes. A body over `limit` is a
+/// 413: past the limit it is read and thrown away, up to
+/// [`DRAIN_PAST_LIMIT`] more bytes; one declared longer than that is
+/// refused before it is read.
+async fn read_json_within(
     headers: &HeaderMap,
     body: Body,
     limit: usize,

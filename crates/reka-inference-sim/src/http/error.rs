@@ -113,6 +113,7 @@ pub(crate) fn kind_for(status: StatusCode) -> &'static str {
         403 => "permission_error",
         404 => "not_found_error",
         405 => "invalid_request_error",
+        408 => "request_timeout",
         409 => "conflict_error",
         413 => "request_too_large",
         429 => "rate_limit_error",

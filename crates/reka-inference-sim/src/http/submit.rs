@@ -184,7 +184,7 @@ async fn submit_inner(
         ));
     };
     let idem = idempotency_key(&headers)?;
-    let value = read_json(&headers, body, state.max_body).await?;
+    let value = read_json(&headers, body, &state).await?;
     let checked = validate(&value)?;
     if let Some(rules) = &state.inputs[lane] {
         let problems = rules.problems(&checked.input);

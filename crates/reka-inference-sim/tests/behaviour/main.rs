@@ -12,5 +12,6 @@ mod lifecycle;
 mod listing;
 mod prices;
 mod request_ids;
+mod starvation;
 mod submit_rate;
 mod webhooks;
