@@ -271,6 +271,24 @@ mod tests {
     }
 
     #[test]
+    fn the_readme_describes_every_flag() {
+        use clap::CommandFactory;
+        let readme = include_str!("../README.md");
+        let from = &readme[readme.find("| flag | meaning |").unwrap()..];
+        let flags_table = &from[..from.find("\n\n").unwrap_or(from.len())];
+        for arg in Args::command().get_arguments() {
+            let Some(long) = arg.get_long() else { continue };
+            if ["help", "version"].contains(&long) {
+                continue;
+            }
+            assert!(
+                flags_table.contains(&format!("`--{long}`")),
+                "--{long} is not in the README's flags table"
+            );
+        }
+    }
+
+    #[test]
     fn the_seed_is_explicit_only_when_given() {
         assert_eq!(config(parse(&[]).unwrap()).unwrap().seed_value(), None);
         let c = config(parse(&["--seed", "0"]).unwrap()).unwrap();
