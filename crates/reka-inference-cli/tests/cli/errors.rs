@@ -3,7 +3,7 @@
 use reka_inference_sim::SimConfig;
 use serde_json::Value;
 
-use crate::common::{Sim, bare, run, run_code, run_ok};
+use crate::common::{Sim, TEST_IMAGE_URL, bare, run, run_code, run_ok};
 
 /// Bad input is refused with exit 2 and one line naming the problem,
 /// before any request is sent.
@@ -407,6 +407,8 @@ fn verbose_logs_requests_but_never_the_key() {
         "sam3/image-to-bbox",
         "--set",
         "prompt=cat",
+        "--set",
+        &format!("image_url={TEST_IMAGE_URL}"),
     ]));
     assert!(
         out.stderr.contains("reka.http"),

@@ -19,7 +19,10 @@ async fn list_walks_every_page_newest_first_and_filters() {
         };
         submitted.push(
             client
-                .submit(endpoint, json!({"n": i}))
+                .submit(
+                    endpoint,
+                    json!({"n": i, "prompt": format!("p{i}"), "image_url": reka_inference_sim::samples::png_data_uri(2, 2)}),
+                )
                 .await
                 .unwrap()
                 .id()

@@ -14,7 +14,11 @@ async fn every_documented_endpoint_runs_to_an_output_with_media() {
     let client = common::client(&sim);
     for endpoint in Endpoint::KNOWN {
         let done = client
-            .run(endpoint, json!({"prompt": format!("test {endpoint}"), "image_url": "https://example.com/a.png"}))
+            .run(
+                endpoint,
+                // Every field an endpoint requires: the speech text, the image.
+                json!({"prompt": format!("test {endpoint}"), "text": format!("test {endpoint}"), "image_url": "https://example.com/a.png"}),
+            )
             .await
             .unwrap_or_else(|e| panic!("{endpoint}: {e}"));
         assert!(done.output.is_object(), "{endpoint}: {}", done.output);
