@@ -387,10 +387,7 @@ fn a_cancelled_job_is_a_job_cancelled_error() {
     assert_eq!(e["error"]["kind"], "job_cancelled");
     assert_eq!(e["error"]["request_id"], id.as_str());
     let text = run_code(sim.cmd().args(["wait", &id]), 12);
-    assert_eq!(
-        text.stderr.trim(),
-        format!("error: job {id} was cancelled")
-    );
+    assert_eq!(text.stderr.trim(), format!("error: job {id} was cancelled"));
 }
 
 #[test]
