@@ -155,6 +155,20 @@ pub enum Error {
     /// from it.
     #[error("batch journal: {0}")]
     Journal(String),
+
+    /// A batch with a budget met an endpoint whose price it cannot know:
+    /// no job of it has reported one, the model list gives none, and no
+    /// estimate was given. Nothing was submitted for it.
+    #[error(
+        "a budget needs the price of each job, and none is known for {endpoint} ({why}): \
+         give an estimate (BatchOptions::estimated_price_usd; the CLI's --estimate-usd)"
+    )]
+    PriceUnknown {
+        /// The endpoint.
+        endpoint: String,
+        /// Why no price is known, in words.
+        why: String,
+    },
 }
 
 /// A transport error's words, with its causes: reqwest's own `Display`

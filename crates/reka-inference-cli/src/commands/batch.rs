@@ -368,15 +368,26 @@ impl Reporter {
             }
             BatchEvent::BudgetReached {
                 spent_usd,
+                assumed_usd,
                 committed_usd,
+                ..
             } => {
                 if self.out.json {
                     self.out.json_line(&json!({
-                        "event": "budget_reached", "spent_usd": spent_usd, "committed_usd": committed_usd,
+                        "event": "budget_reached", "spent_usd": spent_usd,
+                        "assumed_usd": assumed_usd, "committed_usd": committed_usd,
                     }));
                 } else {
+                    let assumed = if assumed_usd > 0.0 {
+                        format!(
+                            ", {} assumed for jobs that reported no price",
+                            price_text(assumed_usd)
+                        )
+                    } else {
+                        String::new()
+                    };
                     self.note(&format!(
-                        "budget reached: {} spent, {} in flight; no more submits",
+                        "budget reached: {} spent{assumed}, {} in flight; no more submits",
                         price_text(spent_usd),
                         price_text(committed_usd)
                     ));
