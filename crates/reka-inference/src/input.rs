@@ -373,8 +373,14 @@ impl InputFile {
     /// The file as a `data:<media type>;base64,...` URI, whatever its size
     /// ([`DataUri`] checks the inline limit).
     pub fn to_data_uri(&self) -> String {
-        let b64 = base64::engine::general_purpose::STANDARD.encode(&self.bytes);
-        format!("data:{};base64,{b64}", self.media_type)
+        // Encoded straight into the URI: one buffer of the final size, not
+        // a base64 string and then a copy of it (files can be megabytes).
+        let prefix = format!("data:{};base64,", self.media_type);
+        let encoded = base64::encoded_len(self.bytes.len(), true).unwrap_or(0);
+        let mut uri = String::with_capacity(prefix.len().saturating_add(encoded));
+        uri.push_str(&prefix);
+        base64::engine::general_purpose::STANDARD.encode_string(&self.bytes, &mut uri);
+        uri
     }
 
     /// The value to put in the input, as `encoder` makes it.

@@ -18,6 +18,7 @@ use tokio::io::AsyncReadExt;
 
 use crate::error::{Error, Result};
 use crate::input::{InputEncoder, InputFile, InputFileError, check_regular};
+use crate::submitter::PrepareInput;
 
 /// A local file's identity: where it is, its size and its SHA-256, read
 /// once. Hash a file once and give the digest to every item that uses it.
@@ -189,42 +190,67 @@ fn set(
     outcome
 }
 
-/// Why an item's files could not go into its input.
-pub(super) enum ResolveError {
-    /// A file's bytes are not those hashed when the item was made.
-    Changed(String),
-    /// A file could not be read or encoded now.
-    Unreadable(String),
+/// Puts an item's files into its input before each try of its submit
+/// (read, checked against their hashes, encoded): only the items being
+/// sent hold file bytes.
+pub(super) struct FilesIntoInput {
+    pub(super) files: Vec<ItemFile>,
+    pub(super) max_bytes: u64,
+    pub(super) encoder: std::sync::Arc<dyn InputEncoder>,
 }
 
+impl PrepareInput for FilesIntoInput {
+    fn prepare(
+        &self,
+        mut input: Map<String, Value>,
+    ) -> futures::future::BoxFuture<'_, Result<Map<String, Value>>> {
+        Box::pin(async move {
+            match resolve(
+                &mut input,
+                &self.files,
+                self.max_bytes,
+                self.encoder.as_ref(),
+            )
+            .await
+            {
+                Ok(()) => Ok(input),
+                Err(why) => Err(Error::InvalidInput(format!("{FILE_PROBLEM}{why}"))),
+            }
+        })
+    }
+}
+
+/// How a submit's error says that an item's file, not the service, was
+/// the problem (the batch leaves the item unsubmitted rather than refused).
+pub(super) const FILE_PROBLEM: &str = "local file: ";
+
 /// Reads each file of an item, checks it against its hash, and puts its
-/// encoded value into the input.
-pub(super) async fn resolve(
+/// encoded value into the input; else says why it could not (a file that
+/// cannot be read or encoded now, or whose bytes are not those hashed when
+/// the item was made).
+async fn resolve(
     input: &mut Map<String, Value>,
     files: &[ItemFile],
     max_bytes: u64,
     encoder: &dyn InputEncoder,
-) -> std::result::Result<(), ResolveError> {
+) -> std::result::Result<(), String> {
     for f in files {
         let file = InputFile::from_path_with_limit(&f.path, max_bytes)
             .await
-            .map_err(|e| ResolveError::Unreadable(e.to_string()))?;
+            .map_err(|e| e.to_string())?;
         let now = hex(&Sha256::digest(file.bytes()));
         if now != f.sha256 {
-            return Err(ResolveError::Changed(format!(
+            return Err(format!(
                 "its file {} changed after it was hashed for this item (sha256 {}… then, {}… now): \
                  not sent",
                 f.path.display(),
                 &f.sha256[..f.sha256.len().min(12)],
                 &now[..12]
-            )));
+            ));
         }
-        let value = encoder
-            .encode(&file)
-            .await
-            .map_err(|e| ResolveError::Unreadable(e.to_string()))?;
+        let value = encoder.encode(&file).await.map_err(|e| e.to_string())?;
         drop(file);
-        set(input, &f.pointer, Value::String(value)).map_err(ResolveError::Unreadable)?;
+        set(input, &f.pointer, Value::String(value))?;
     }
     Ok(())
 }
@@ -348,7 +374,7 @@ mod tests {
         )
         .await
         {
-            Err(ResolveError::Changed(why)) => assert!(why.contains("photo.png"), "{why}"),
+            Err(why) => assert!(why.contains("photo.png"), "{why}"),
             _ => panic!("a changed file was sent"),
         }
         assert_eq!(input["image_url"], Value::Null);

@@ -7,12 +7,12 @@
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
 use futures::stream::FuturesUnordered;
 use futures::{Future, Stream, StreamExt};
-use serde_json::Value;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
@@ -27,7 +27,7 @@ use crate::submit::SubmitOptions;
 use crate::submitter::{PauseReason, SubmitItem, SubmitOutcome, Submitter};
 use crate::vocab::JobOutput;
 
-use super::files::{self, ResolveError};
+use super::files::{self, FILE_PROBLEM, FilesIntoInput};
 use super::ledger::{Fits, Ledger};
 use super::{
     BatchEvent, BatchItem, BatchOptions, BatchProgress, BatchSummary, EntryState, Journal,
@@ -378,8 +378,7 @@ impl<J: Journal, F: FnMut(BatchEvent<'_>) -> Result<()> + Send> Run<J, F> {
             if entry.fingerprint == item.fingerprint {
                 if entry.state == EntryState::Submitting && self.awaiting_items.remove(&item.key) {
                     let idempotency_key = entry.idempotency_key.clone();
-                    let endpoint = entry.endpoint.clone();
-                    return self.replay(item, idempotency_key, endpoint).await;
+                    self.replay(item, idempotency_key);
                 }
                 return Ok(());
             }
@@ -467,78 +466,32 @@ impl<J: Journal, F: FnMut(BatchEvent<'_>) -> Result<()> + Send> Run<J, F> {
             idempotency_key.clone(),
         );
         entry.input_files = item.files.clone();
-        // Its files first: one that cannot be read leaves nothing journalled.
-        let Some((key, endpoint, input)) = self.prepare(item).await? else {
-            self.unpulled += 1;
-            return Ok(());
-        };
         // The key is saved before the submit: a crash after it replays the
         // submit with the same key rather than make a second job.
         self.journal.save(&entry).await?;
         self.ledger.started(&entry.key, &entry.endpoint);
         self.entries.insert(entry.key.clone(), entry);
-        self.push(key, endpoint, input, idempotency_key);
+        self.push(item, idempotency_key);
         Ok(())
     }
 
     /// Sends again, with its key, an item whose earlier submit's outcome is
     /// unknown (its price was committed when the journal was read).
-    async fn replay(
-        &mut self,
-        item: BatchItem,
-        idempotency_key: String,
-        journalled_endpoint: String,
-    ) -> Result<()> {
-        let item_key = item.key.clone();
-        let Some((key, endpoint, input)) = self.prepare(item).await? else {
-            // Not sent by this run: the next one tries again.
-            self.ledger.stopped(&item_key, &journalled_endpoint);
-            return Ok(());
-        };
-        self.ledger.mark_probe(&key, endpoint.as_str());
-        self.push(key, endpoint, input, idempotency_key);
-        Ok(())
+    fn replay(&mut self, item: BatchItem, idempotency_key: String) {
+        self.ledger.mark_probe(&item.key, item.endpoint.as_str());
+        self.push(item, idempotency_key);
     }
 
-    /// The item's input with its files in it. `None` when a file cannot be
-    /// read now or changed since it was hashed (said in a
-    /// [`BatchEvent::NotSubmitted`]).
-    async fn prepare(
-        &mut self,
-        item: BatchItem,
-    ) -> Result<Option<(String, Endpoint, serde_json::Map<String, Value>)>> {
+    /// Queues a submit. An item's local files are read into its input by
+    /// the submitter just before each try.
+    fn push(&mut self, item: BatchItem, idempotency_key: String) {
         let BatchItem {
             key,
             endpoint,
-            mut input,
+            input,
             files,
             ..
         } = item;
-        if !files.is_empty() {
-            let resolved = files::resolve(
-                &mut input,
-                &files,
-                self.options.max_file_bytes,
-                self.options.input_encoder.as_ref(),
-            )
-            .await;
-            if let Err(ResolveError::Changed(reason) | ResolveError::Unreadable(reason)) = resolved
-            {
-                (self.on_event)(BatchEvent::NotSubmitted { key: &key, reason })?;
-                return Ok(None);
-            }
-        }
-        Ok(Some((key, endpoint, input)))
-    }
-
-    /// Queues a submit.
-    fn push(
-        &mut self,
-        key: String,
-        endpoint: Endpoint,
-        input: serde_json::Map<String, Value>,
-        idempotency_key: String,
-    ) {
         let mut options = SubmitOptions::default().idempotency_key(idempotency_key);
         if let Some(deliveries) = &self.options.webhook {
             options = options.webhook_from(deliveries.clone());
@@ -547,9 +500,17 @@ impl<J: Journal, F: FnMut(BatchEvent<'_>) -> Result<()> + Send> Run<J, F> {
             options = options.deadline(d);
         }
         // Endpoint and input were checked when the item was made.
-        if let Ok(submit) = SubmitItem::new(key, endpoint, input) {
-            self.submitter.push(submit.options(options));
+        let Ok(mut submit) = SubmitItem::new(key, endpoint, input) else {
+            return;
+        };
+        if !files.is_empty() {
+            submit = submit.prepared_by(Arc::new(FilesIntoInput {
+                files,
+                max_bytes: self.options.max_file_bytes,
+                encoder: self.options.input_encoder.clone(),
+            }));
         }
+        self.submitter.push(submit.options(options));
     }
 
     /// A submit ended.
@@ -578,6 +539,13 @@ impl<J: Journal, F: FnMut(BatchEvent<'_>) -> Result<()> + Send> Run<J, F> {
                     key: &key,
                     reason: format!("{e}; the next run replays it with the same key"),
                 })?;
+            }
+            Err(Error::InvalidInput(why)) if why.starts_with(FILE_PROBLEM) => {
+                // Its file, not the service: left for the next run, which
+                // sends it (with its key) or finds it changed.
+                self.ledger.lost_track(&key);
+                let reason = why.trim_start_matches(FILE_PROBLEM).to_owned();
+                (self.on_event)(BatchEvent::NotSubmitted { key: &key, reason })?;
             }
             Err(e) => {
                 // Refused (400, 404, 409, 413, 422): no job was made.
