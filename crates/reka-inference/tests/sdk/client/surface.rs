@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 use common::hostile::{Hostile, Reply, record};
 use futures::StreamExt;
 use reka_inference::{
-    Error, HttpHook, Job, JobEvent, JobEvents, JobOutcomes, JobStatus, ListFilter,
+    Error, HttpHook, Job, JobEvent, JobEvents, JobList, JobOutcomes, JobStatus, ListFilter,
 };
 use reka_inference_sim::SimConfig;
 use serde_json::{Value, json};
@@ -80,6 +80,7 @@ fn is_unpin<T: Unpin>() {}
 async fn streams_are_named_and_storable() {
     is_unpin::<JobEvents>();
     is_unpin::<JobOutcomes>();
+    is_unpin::<JobList>();
     let sim = common::sim().await;
     let client = common::client(&sim);
     let job: Job = client
@@ -100,6 +101,17 @@ async fn streams_are_named_and_storable() {
     let outcome = outcomes.next().await.unwrap();
     assert_eq!(outcome.index, 0);
     assert!(outcome.result.is_ok());
+    // The listing reads with the plain `while let`, kept in a variable of
+    // a type that can be named, filtered by a `SystemTime`.
+    let an_hour_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
+    let mut list: JobList = client
+        .jobs()
+        .list(ListFilter::default().start(an_hour_ago).limit(5));
+    let mut seen = Vec::new();
+    while let Some(item) = list.next().await {
+        seen.push(item.unwrap().request_id);
+    }
+    assert_eq!(seen, [outcome.job.id().to_owned()]);
 }
 
 #[tokio::test]
