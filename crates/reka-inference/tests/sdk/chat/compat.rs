@@ -88,7 +88,7 @@ fn request() -> ChatRequest {
         .include_usage()
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn the_same_code_chats_with_a_compatible_server_and_drops_nothing() {
     let (url, seen) = stand_in().await;
     let chat = Chat::builder(format!("{url}/v1"))
@@ -158,7 +158,7 @@ async fn the_same_code_chats_with_a_compatible_server_and_drops_nothing() {
     assert_eq!(seen[1].2["stream_options"]["include_usage"], true);
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn the_reka_key_never_goes_to_another_origin() {
     let (url, seen) = stand_in().await;
     let (reka, _) = stand_in().await;
@@ -196,7 +196,7 @@ fn quick_retries() -> RetryPolicy {
         .max_backoff(Duration::from_millis(5))
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_refused_connection_is_retried_because_nothing_was_sent() {
     // A port with nothing listening: every connection is refused.
     let port = {
@@ -217,7 +217,7 @@ async fn a_refused_connection_is_retried_because_nothing_was_sent() {
     assert_eq!(attempts.load(Ordering::SeqCst), 3);
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_connection_reset_after_the_request_was_sent_is_not_retried() {
     use tokio::io::AsyncReadExt;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -248,7 +248,7 @@ async fn a_connection_reset_after_the_request_was_sent_is_not_retried() {
     assert_eq!(accepted.load(Ordering::SeqCst), 1);
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn the_simulator_honours_tools_n_max_tokens_json_and_usage() {
     let sim = reka_inference_sim::start(reka_inference_sim::SimConfig::new())
         .await

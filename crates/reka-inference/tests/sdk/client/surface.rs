@@ -14,7 +14,7 @@ use reka_inference::{
 use reka_inference_sim::SimConfig;
 use serde_json::{Value, json};
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn endpoints_can_be_plain_strings_and_bad_ones_send_nothing() {
     let sim = common::sim().await;
     let client = common::client(&sim);
@@ -45,7 +45,7 @@ async fn endpoints_can_be_plain_strings_and_bad_ones_send_nothing() {
     assert!(client.job_for("bad id", "r").is_err());
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn output_tells_running_from_failed() {
     let sim = common::sim().await;
     let client = common::client(&sim);
@@ -76,7 +76,7 @@ struct Watcher {
 
 fn is_unpin<T: Unpin>() {}
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn streams_are_named_and_storable() {
     is_unpin::<JobEvents>();
     is_unpin::<JobOutcomes>();
@@ -114,7 +114,7 @@ async fn streams_are_named_and_storable() {
     assert_eq!(seen, [outcome.job.id().to_owned()]);
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn an_attached_job_with_its_endpoint_waits_like_a_submitted_one() {
     let sim = common::sim().await;
     let client = common::client(&sim);
@@ -154,7 +154,7 @@ impl HttpHook for Recorder {
     }
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn request_hooks_see_every_request_but_never_the_key() {
     let server = Hostile::start(|_, _, _, _| {
         Reply::Json(200, record("req_1", "COMPLETED", Some(json!({"x": 1}))))
