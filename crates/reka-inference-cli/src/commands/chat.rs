@@ -135,9 +135,11 @@ pub async fn run(ctx: &mut Ctx, args: ChatArgs) -> Result<(), Failure> {
 }
 
 fn print_tool_calls(ctx: &Ctx, answer: &ChatCompletion) {
-    for (id, name, arguments) in answer.tool_calls() {
-        ctx.out
-            .line(printable(&format!("tool call {id}: {name}({arguments})")));
+    for call in answer.tool_calls() {
+        ctx.out.line(printable(&format!(
+            "tool call {}: {}({})",
+            call.id, call.name, call.raw_arguments
+        )));
     }
 }
 

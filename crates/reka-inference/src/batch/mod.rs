@@ -120,6 +120,7 @@ pub use crate::submitter::{PauseReason, SubmitItem, SubmitOutcome, Submitter, Su
 pub use files::{FileDigest, ItemFile};
 pub use journal::{EntryState, Journal, JournalEntry, MemoryJournal};
 #[cfg(feature = "sqlite")]
+#[cfg_attr(docsrs, doc(cfg(feature = "sqlite")))]
 pub use sqlite::SqliteJournal;
 
 use std::path::PathBuf;
