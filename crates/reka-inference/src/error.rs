@@ -237,7 +237,7 @@ impl Error {
     /// | [`JobFailed`](Error::JobFailed) | 502 (the generation failed upstream) |
     /// | [`JobCancelled`](Error::JobCancelled) | 409 |
     /// | [`InvalidInput`](Error::InvalidInput) | 400 |
-    /// | [`Config`](Error::Config), [`Io`](Error::Io), [`Journal`](Error::Journal) | 500 |
+    /// | [`Config`](Error::Config), [`PriceUnknown`](Error::PriceUnknown) (a budget without a price), [`Io`](Error::Io), [`Journal`](Error::Journal) | 500 |
     ///
     /// ```no_run
     /// use axum::Json;
@@ -277,9 +277,10 @@ impl Error {
             | Error::BodyTooLarge { .. } => StatusCode::BAD_GATEWAY,
             Error::JobCancelled { .. } => StatusCode::CONFLICT,
             Error::InvalidInput(_) => StatusCode::BAD_REQUEST,
-            Error::Config(_) | Error::Io(_) | Error::Journal(_) => {
-                StatusCode::INTERNAL_SERVER_ERROR
-            }
+            Error::Config(_)
+            | Error::PriceUnknown { .. }
+            | Error::Io(_)
+            | Error::Journal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 
@@ -537,6 +538,13 @@ mod tests {
             (api(503), 502),
             (Error::InvalidInput("x".into()), 400),
             (Error::Config("x".into()), 500),
+            (
+                Error::PriceUnknown {
+                    endpoint: "m/c".into(),
+                    why: "unpriced".into(),
+                },
+                500,
+            ),
             (
                 Error::RequestTimeout {
                     operation: "get_status".into(),
