@@ -277,10 +277,9 @@ impl Error {
             | Error::BodyTooLarge { .. } => StatusCode::BAD_GATEWAY,
             Error::JobCancelled { .. } => StatusCode::CONFLICT,
             Error::InvalidInput(_) => StatusCode::BAD_REQUEST,
-            Error::Config(_)
-            | Error::PriceUnknown { .. }
-            | Error::Io(_)
-            | Error::Journal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            Error::Config(_) | Error::PriceUnknown { .. } | Error::Io(_) | Error::Journal(_) => {
+                StatusCode::INTERNAL_SERVER_ERROR
+            }
         }
     }
 
