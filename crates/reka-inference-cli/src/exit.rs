@@ -280,7 +280,9 @@ impl From<Error> for Failure {
             Error::Decode { .. } | Error::BodyTooLarge { .. } => {
                 Failure::new(ExitClass::Server, message)
             }
-            Error::InvalidInput(_) | Error::Config(_) => Failure::new(ExitClass::Usage, message),
+            Error::InvalidInput(_) | Error::Config(_) | Error::PriceUnknown { .. } => {
+                Failure::new(ExitClass::Usage, message)
+            }
             _ => Failure::new(ExitClass::Other, message),
         };
         if let Some(api) = e.api_error() {

@@ -155,6 +155,20 @@ pub enum Error {
     /// from it.
     #[error("batch journal: {0}")]
     Journal(String),
+
+    /// A batch with a budget met an endpoint whose price it cannot know:
+    /// no job of it has reported one, the model list gives none, and no
+    /// estimate was given. Nothing was submitted for it.
+    #[error(
+        "a budget needs the price of each job, and none is known for {endpoint} ({why}): \
+         give an estimate (BatchOptions::estimated_price_usd; the CLI's --estimate-usd)"
+    )]
+    PriceUnknown {
+        /// The endpoint.
+        endpoint: String,
+        /// Why no price is known, in words.
+        why: String,
+    },
 }
 
 /// A transport error's words, with its causes: reqwest's own `Display`
@@ -223,7 +237,7 @@ impl Error {
     /// | [`JobFailed`](Error::JobFailed) | 502 (the generation failed upstream) |
     /// | [`JobCancelled`](Error::JobCancelled) | 409 |
     /// | [`InvalidInput`](Error::InvalidInput) | 400 |
-    /// | [`Config`](Error::Config), [`Io`](Error::Io), [`Journal`](Error::Journal) | 500 |
+    /// | [`Config`](Error::Config), [`PriceUnknown`](Error::PriceUnknown) (a budget without a price), [`Io`](Error::Io), [`Journal`](Error::Journal) | 500 |
     ///
     /// ```no_run
     /// use axum::Json;
@@ -263,7 +277,7 @@ impl Error {
             | Error::BodyTooLarge { .. } => StatusCode::BAD_GATEWAY,
             Error::JobCancelled { .. } => StatusCode::CONFLICT,
             Error::InvalidInput(_) => StatusCode::BAD_REQUEST,
-            Error::Config(_) | Error::Io(_) | Error::Journal(_) => {
+            Error::Config(_) | Error::PriceUnknown { .. } | Error::Io(_) | Error::Journal(_) => {
                 StatusCode::INTERNAL_SERVER_ERROR
             }
         }
@@ -523,6 +537,13 @@ mod tests {
             (api(503), 502),
             (Error::InvalidInput("x".into()), 400),
             (Error::Config("x".into()), 500),
+            (
+                Error::PriceUnknown {
+                    endpoint: "m/c".into(),
+                    why: "unpriced".into(),
+                },
+                500,
+            ),
             (
                 Error::RequestTimeout {
                     operation: "get_status".into(),

@@ -140,6 +140,7 @@ mod download;
 mod job;
 mod job_set;
 mod jobs;
+mod models;
 mod poll;
 mod submit;
 mod submitter;

@@ -22,7 +22,7 @@ use crate::http::Http;
 use crate::job::Job;
 use crate::rate_limit::RateLimit;
 use crate::retry::RetryPolicy;
-use crate::submit::{SubmitOptions, submit};
+use crate::submit::{SubmitOptions, submit_object};
 
 /// How a [`Submitter`] sends.
 ///
@@ -106,6 +106,28 @@ pub struct SubmitItem<T> {
     endpoint: Endpoint,
     input: Map<String, Value>,
     options: SubmitOptions,
+    prepare: Option<Prepare>,
+}
+
+/// Turns an item's input into what is sent, just before each try: a
+/// batch puts its local files into the input here, so that an item
+/// waiting for its turn or its next try holds none of them in memory. An
+/// error ends the item with that error, not counted as the service's.
+pub(crate) trait PrepareInput: Send + Sync {
+    fn prepare(
+        &self,
+        input: Map<String, Value>,
+    ) -> futures::future::BoxFuture<'_, Result<Map<String, Value>>>;
+}
+
+/// A [`PrepareInput`], shared by the tries of an item.
+#[derive(Clone)]
+struct Prepare(std::sync::Arc<dyn PrepareInput>);
+
+impl std::fmt::Debug for Prepare {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Prepare")
+    }
 }
 
 impl<T> SubmitItem<T> {
@@ -132,7 +154,14 @@ impl<T> SubmitItem<T> {
             endpoint,
             input,
             options: SubmitOptions::default(),
+            prepare: None,
         })
+    }
+
+    /// Makes each try send what `prepare` turns the input into.
+    pub(crate) fn prepared_by(mut self, prepare: std::sync::Arc<dyn PrepareInput>) -> Self {
+        self.prepare = Some(Prepare(prepare));
+        self
     }
 
     /// Submit options (idempotency key, webhook); a deadline in them bounds
@@ -455,8 +484,16 @@ impl<T: std::marker::Send + 'static> Submitter<T> {
             queued.item.options.idempotency_key = Some(key);
             let endpoint = queued.item.endpoint.clone();
             let input = queued.item.input.clone();
+            let prepare = queued.item.prepare.clone();
             self.in_flight.push(Box::pin(async move {
-                let result = submit(&http, endpoint, input, options).await;
+                let input = match prepare {
+                    Some(Prepare(p)) => p.prepare(input).await,
+                    None => Ok(input),
+                };
+                let result = match input {
+                    Ok(input) => submit_object(&http, endpoint, input, options).await,
+                    Err(e) => Err(e),
+                };
                 (queued, result)
             }));
         }
