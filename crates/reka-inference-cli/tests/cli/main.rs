@@ -4,6 +4,7 @@
 mod batch;
 mod batch_crash;
 mod chat_compat;
+mod chat_stream;
 mod commands;
 mod common;
 mod dialects;
