@@ -74,8 +74,9 @@ pub struct Global {
     /// How long the command may take, e.g. 90s, 5m, 1h. For `run` and
     /// `wait`: how long to wait for the job (default 30m; the job keeps
     /// running after). For `batch`: the whole run (default: no limit; the
-    /// same command resumes). For every other command: the whole command,
-    /// retries included (default 2m).
+    /// same command resumes). For `mcp`: not used (it serves until its
+    /// input closes or Ctrl-C; each tool call has its own wait). For every
+    /// other command: the whole command, retries included (default 2m).
     #[arg(long, global = true, value_name = "DURATION")]
     pub timeout: Option<String>,
 

@@ -41,6 +41,11 @@ pub(crate) struct SimClock {
 
 impl SimClock {
     /// A clock starting now; `scale` = clock seconds per simulated second.
+    /// Clock seconds per simulated second.
+    pub(crate) fn scale(&self) -> f64 {
+        self.scale
+    }
+
     pub(crate) fn new(scale: f64, manual: bool) -> SimClock {
         SimClock {
             origin: Instant::now(),

@@ -203,6 +203,18 @@ impl RunningSim {
         self.addr
     }
 
+    /// An API key the simulator accepts: the first configured with
+    /// [`SimConfig::api_key`], else [`DEV_API_KEY`](crate::DEV_API_KEY).
+    pub fn api_key(&self) -> &str {
+        self.state.keys.first().map_or(crate::DEV_API_KEY, |k| k)
+    }
+
+    /// Clock seconds per simulated second ([`SimConfig::time_scale`]): a
+    /// client's poll schedule is to be scaled by it.
+    pub fn time_scale(&self) -> f64 {
+        self.state.clock.scale()
+    }
+
     /// The counters, as `GET /_sim/stats` returns them.
     pub async fn stats(&self) -> Stats {
         self.state.stats()

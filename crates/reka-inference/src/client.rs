@@ -86,6 +86,14 @@ impl Client {
         ClientBuilder::default()
     }
 
+    /// A builder set up for a running simulator (feature `sim`): see
+    /// [`ClientBuilder::for_sim`].
+    #[cfg(feature = "sim")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "sim")))]
+    pub fn builder_for_sim(sim: &reka_inference_sim::RunningSim) -> ClientBuilder {
+        ClientBuilder::for_sim(sim)
+    }
+
     /// The base URL requests go to.
     pub fn base_url(&self) -> &Url {
         self.http.base_url()

@@ -235,6 +235,73 @@ impl Error {
         }
     }
 
+    /// The status a service built on this client should answer its own
+    /// caller with, when a call to the inference API failed: the caller's
+    /// fault stays a 4xx (bad input 422 or 400, an unknown job 404, a rate
+    /// limit 429), the upstream's or this client's becomes a 5xx (the
+    /// service failed or sent nonsense 502, no answer in time 504, a
+    /// misconfigured key or client 500).
+    ///
+    /// | error | status |
+    /// |---|---|
+    /// | [`Api`](Error::Api) 400, 404, 409, 413, 422 | the same |
+    /// | [`Api`](Error::Api) 401, 403 (this service's key) | 502 |
+    /// | [`Api`](Error::Api) other 4xx, 5xx; [`Transport`](Error::Transport), [`Decode`](Error::Decode), [`BodyTooLarge`](Error::BodyTooLarge) | 502 |
+    /// | [`RateLimited`](Error::RateLimited) | 429 |
+    /// | [`RequestTimeout`](Error::RequestTimeout), [`Timeout`](Error::Timeout) | 504 |
+    /// | [`SubmitOutcomeUnknown`](Error::SubmitOutcomeUnknown) | its cause's |
+    /// | [`JobFailed`](Error::JobFailed) | 502 (the generation failed upstream) |
+    /// | [`Inconsistent`](Error::Inconsistent) | 502 (the service contradicted itself) |
+    /// | [`JobCancelled`](Error::JobCancelled) | 409 |
+    /// | [`InvalidInput`](Error::InvalidInput) | 400 |
+    /// | [`Config`](Error::Config), [`WebhookUnreachable`](Error::WebhookUnreachable), [`Io`](Error::Io), [`Journal`](Error::Journal) | 500 |
+    ///
+    /// ```no_run
+    /// use axum::Json;
+    /// use axum::extract::State;
+    /// use axum::http::StatusCode;
+    /// use reka_inference::Client;
+    /// use serde_json::{Value, json};
+    ///
+    /// /// POST /thumbnails {"prompt": ...}: one image, or the error as the
+    /// /// status a caller of this service should see.
+    /// async fn thumbnail(
+    ///     State(client): State<Client>,
+    ///     Json(input): Json<Value>,
+    /// ) -> Result<Json<Value>, (StatusCode, Json<Value>)> {
+    ///     match client.run("nano-banana/text-to-image", input).await {
+    ///         Ok(done) => Ok(Json(done.output)),
+    ///         Err(e) => Err((
+    ///             e.http_status(),
+    ///             Json(json!({"error": e.to_string(), "retryable": e.is_retryable()})),
+    ///         )),
+    ///     }
+    /// }
+    /// # let _ = axum::Router::<Client>::new().route("/thumbnails", axum::routing::post(thumbnail));
+    /// ```
+    pub fn http_status(&self) -> StatusCode {
+        match self {
+            Error::Api(api) => match api.status.as_u16() {
+                400 | 404 | 409 | 413 | 422 => api.status,
+                _ => StatusCode::BAD_GATEWAY,
+            },
+            Error::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Error::Timeout { .. } | Error::RequestTimeout { .. } => StatusCode::GATEWAY_TIMEOUT,
+            Error::SubmitOutcomeUnknown { source, .. } => source.http_status(),
+            Error::JobFailed { .. }
+            | Error::Inconsistent { .. }
+            | Error::Transport(_)
+            | Error::Decode { .. }
+            | Error::BodyTooLarge { .. } => StatusCode::BAD_GATEWAY,
+            Error::JobCancelled { .. } => StatusCode::CONFLICT,
+            Error::InvalidInput(_) => StatusCode::BAD_REQUEST,
+            Error::Config(_)
+            | Error::WebhookUnreachable { .. }
+            | Error::Io(_)
+            | Error::Journal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
     /// The HTTP status of the answer this error came from, if any.
     pub fn status(&self) -> Option<StatusCode> {
         match self {
@@ -470,6 +537,51 @@ impl fmt::Debug for ApiError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_proxy_answers_the_callers_fault_as_4xx_and_the_upstreams_as_5xx() {
+        let api = |status: u16| {
+            Error::Api(Box::new(ApiError::from_parts(
+                StatusCode::from_u16(status).unwrap(),
+                &HeaderMap::new(),
+                Bytes::new(),
+            )))
+        };
+        for (error, want) in [
+            (api(422), 422),
+            (api(400), 400),
+            (api(404), 404),
+            (api(401), 502),
+            (api(403), 502),
+            (api(500), 502),
+            (api(503), 502),
+            (Error::InvalidInput("x".into()), 400),
+            (Error::Config("x".into()), 500),
+            (
+                Error::RequestTimeout {
+                    operation: "get_status".into(),
+                    waited: Duration::from_secs(1),
+                    by_deadline: true,
+                },
+                504,
+            ),
+            (
+                Error::SubmitOutcomeUnknown {
+                    idempotency_key: "k".into(),
+                    source: Box::new(api(503)),
+                },
+                502,
+            ),
+            (
+                Error::JobCancelled {
+                    request_id: "r".into(),
+                },
+                409,
+            ),
+        ] {
+            assert_eq!(error.http_status().as_u16(), want, "{error:?}");
+        }
+    }
 
     fn parse(status: u16, body: &str) -> ApiError {
         let mut headers = HeaderMap::new();

@@ -227,9 +227,11 @@ impl Deadline {
 }
 
 fn print_tool_calls(ctx: &Ctx, answer: &ChatCompletion) {
-    for (id, name, arguments) in answer.tool_calls() {
-        ctx.out
-            .line(printable(&format!("tool call {id}: {name}({arguments})")));
+    for call in answer.tool_calls() {
+        ctx.out.line(printable(&format!(
+            "tool call {}: {}({})",
+            call.id, call.name, call.raw_arguments
+        )));
     }
 }
 

@@ -87,8 +87,7 @@ impl Ctx {
     /// Starts the in-process simulator and a client for it.
     #[cfg(feature = "sim")]
     async fn start_sim(&mut self) -> Result<Client, Failure> {
-        use reka_inference::PollPolicy;
-        use reka_inference_sim::{DEV_API_KEY, SimConfig};
+        use reka_inference_sim::SimConfig;
         let sim = reka_inference_sim::start(SimConfig::new().time_scale(SIM_TIME_SCALE))
             .await
             .map_err(|e| {
@@ -103,11 +102,7 @@ impl Ctx {
             sim.base_url(),
             1.0 / SIM_TIME_SCALE
         ));
-        let client = Client::builder()
-            .api_key(DEV_API_KEY)
-            .base_url(sim.base_url())
-            .poll_policy(PollPolicy::default().scaled(SIM_TIME_SCALE))
-            .build()?;
+        let client = Client::builder_for_sim(&sim).build()?;
         self.sim = Some(sim);
         Ok(client)
     }

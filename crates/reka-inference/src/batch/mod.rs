@@ -98,6 +98,7 @@ mod run;
 pub use crate::submitter::{PauseReason, SubmitItem, SubmitOutcome, Submitter, SubmitterOptions};
 pub use journal::{EntryState, Journal, JournalEntry, MemoryJournal};
 #[cfg(feature = "sqlite")]
+#[cfg_attr(docsrs, doc(cfg(feature = "sqlite")))]
 pub use sqlite::SqliteJournal;
 
 use std::path::PathBuf;

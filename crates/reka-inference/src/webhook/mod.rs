@@ -39,8 +39,10 @@ mod waiting;
 
 pub use delivery::{DeliveryShape, WebhookDelivery};
 #[cfg(feature = "webhooks")]
+#[cfg_attr(docsrs, doc(cfg(feature = "webhooks")))]
 pub use options::{ListenOptions, MAX_DELIVERY_BYTES, ReceiverLimits, UrlCheck};
 #[cfg(feature = "webhooks")]
+#[cfg_attr(docsrs, doc(cfg(feature = "webhooks")))]
 pub use receiver::{DeliveryVerifier, WebhookReceiver, WebhookStats};
 
 /// Where deliveries for jobs arrive: what a wait listens to besides its

@@ -77,7 +77,7 @@ async fn run(
         .unwrap()
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn every_item_is_submitted_once_saved_and_reported_once() {
     let sim = common::sim().await;
     let client = common::client(&sim);
@@ -137,7 +137,7 @@ async fn every_item_is_submitted_once_saved_and_reported_once() {
     assert_eq!(after.count("submit", "202"), stats.count("submit", "202"));
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_stopped_run_is_resumed_by_the_next_without_a_second_job() {
     let sim = common::sim().await;
     let client = common::client(&sim);
@@ -193,7 +193,7 @@ async fn a_stopped_run_is_resumed_by_the_next_without_a_second_job() {
     assert_eq!(stats.jobs_created, 40, "{stats:?}");
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_submit_whose_answer_was_lost_is_replayed_into_its_job() {
     let sim = common::sim().await;
     let client = common::client(&sim);
@@ -230,7 +230,7 @@ async fn a_submit_whose_answer_was_lost_is_replayed_into_its_job() {
     );
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn refused_failed_and_changed_items_are_reported_or_skipped_never_sent_twice() {
     let sim = common::sim_with(SimConfig::new().failure_rate(1.0)).await;
     let client = common::client(&sim);
@@ -274,7 +274,7 @@ async fn refused_failed_and_changed_items_are_reported_or_skipped_never_sent_twi
     assert_eq!(sim.stats().await.jobs_created, 1);
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn the_budget_stops_submits_at_what_it_allows() {
     let sim = common::sim_with(SimConfig::new().dialect(Dialect::Infer)).await;
     let client = common::client(&sim);
@@ -322,7 +322,7 @@ async fn the_budget_stops_submits_at_what_it_allows() {
     assert_eq!(sim.stats().await.jobs_created, 1 + 5);
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn jobs_past_their_time_are_left_for_the_next_run() {
     // Jobs of 10 simulated minutes (6 s here) against a job timeout of 1 s.
     let sim =
@@ -376,7 +376,7 @@ impl reka_inference::HttpHook for InFlightHook {
     }
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn submits_fill_the_concurrency_when_answers_are_slow() {
     // Each submit answered after 300 ms: a runner that pulls one item per
     // answer would never have more than one or two in flight.
@@ -402,7 +402,7 @@ async fn submits_fill_the_concurrency_when_answers_are_slow() {
     assert_eq!(max, 4, "at most {max} submits were in flight at once");
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn overlapping_runs_with_derived_keys_share_their_jobs() {
     // Two machines, each with its own journal, both given the same items
     // with keys derived from them: one job per item at the service.
