@@ -196,7 +196,8 @@ impl Deadline {
         Failure::new(
             ExitClass::Timeout,
             format!(
-                "no answer within {} (--timeout): the model was still working on it, or the                  server is not answering",
+                "no answer within {} (--timeout): the model was still working on it, or the \
+                 server is not answering",
                 human(self.bound)
             ),
         )
@@ -218,7 +219,8 @@ impl Deadline {
         Failure::new(
             ExitClass::Timeout,
             format!(
-                "the answer did not finish within {} (--timeout) though it was still coming;                  {kept}",
+                "the answer did not finish within {} (--timeout) though it was still coming; \
+                 {kept}",
                 human(self.bound)
             ),
         )

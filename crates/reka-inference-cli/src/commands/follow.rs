@@ -571,7 +571,8 @@ pub async fn listen_checked(
                 format!("--webhook-url: {e}; nothing was submitted"),
             )
             .with_hint(
-                "check the URL (a tunnel up, the right path), or pass --webhook-no-check                  if only the service can reach it",
+                "check the URL (a tunnel up, the right path), or pass --webhook-no-check \
+                 if only the service can reach it",
             ),
             e => Failure::new(
                 ExitClass::Other,

@@ -87,6 +87,14 @@ fn respond(stream: TcpStream, answer: Answer) {
     }
 }
 
+/// No message carries a run of blanks (a line continuation lost inside a
+/// string literal).
+fn assert_tidy(stderr: &str) {
+    for line in stderr.lines() {
+        assert!(!line.trim_start().contains("   "), "{line:?}");
+    }
+}
+
 fn chat(url: &str) -> Command {
     let mut cmd = Command::new(BIN);
     cmd.env_remove("REKA_API_KEY")
@@ -152,7 +160,9 @@ fn run_measured(mut cmd: Command, keep_stdout: bool) -> (i32, String, String, i6
 fn a_stream_still_coming_at_the_timeout_keeps_what_was_printed() {
     let url = serve(Answer::Endless);
     let mut cmd = chat(&url);
-    cmd.args(["--stream", "hello", "--timeout", "2s"]);
+    // Long enough for the first tokens to come on a busy machine; the
+    // answer never ends, so the timeout is always what ends the command.
+    cmd.args(["--stream", "hello", "--timeout", "5s"]);
     let (code, stdout, stderr, _) = run_measured(cmd, true);
     assert_eq!(code, 9, "{stderr}");
     // The tokens that came were printed, and kept.
@@ -160,6 +170,7 @@ fn a_stream_still_coming_at_the_timeout_keeps_what_was_printed() {
     assert!(stderr.contains("did not finish"), "{stderr}");
     assert!(stderr.contains("printed above are kept"), "{stderr}");
     assert!(!stderr.contains("not answering"), "{stderr}");
+    assert_tidy(&stderr);
 }
 
 #[test]
@@ -171,6 +182,11 @@ fn a_stream_that_never_starts_says_no_answer_came() {
     assert_eq!(code, 9, "{stderr}");
     assert!(stdout.is_empty(), "{stdout:?}");
     assert!(stderr.contains("no answer within"), "{stderr}");
+    assert!(
+        stderr.contains("or the server is not answering"),
+        "{stderr}"
+    );
+    assert_tidy(&stderr);
 }
 
 #[test]

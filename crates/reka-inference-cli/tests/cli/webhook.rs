@@ -169,7 +169,11 @@ fn a_webhook_url_that_does_not_reach_the_listener_is_refused_before_the_submit()
         10,
     );
     assert!(out.stderr.contains("does not reach"), "{out:?}");
-    assert!(out.stderr.contains("--webhook-no-check"), "{out:?}");
+    assert!(
+        out.stderr
+            .contains("or pass --webhook-no-check if only the service can reach it"),
+        "{out:?}"
+    );
     let submits: u64 = sim
         .stats()
         .requests
