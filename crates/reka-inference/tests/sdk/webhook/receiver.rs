@@ -171,40 +171,51 @@ async fn bodies_beyond_the_buffer_budget_are_refused_at_once() {
         .max_buffered_bytes(2 << 20)
         .body_read_timeout(Duration::from_secs(120));
     let receiver = listen(limits).await;
-    // Two connections each hold almost 1 MiB of a body they never finish.
-    let mut holders = Vec::new();
-    for _ in 0..2 {
-        let mut stream = TcpStream::connect(addr(&receiver)).await.unwrap();
-        stream
-            .write_all(b"POST / HTTP/1.1\r\nhost: x\r\ncontent-length: 1048576\r\n\r\n")
-            .await
-            .unwrap();
-        stream.write_all(&vec![b' '; 1_000_000]).await.unwrap();
-        holders.push(stream);
-    }
-    // A third body cannot be held: 503 with Retry-After, at once.
-    let mut third = TcpStream::connect(addr(&receiver)).await.unwrap();
-    third
-        .write_all(b"POST / HTTP/1.1\r\nhost: x\r\ncontent-length: 1048576\r\n\r\n")
-        .await
-        .unwrap();
-    // The answer comes as soon as the budget is found spent, whatever is
-    // still unsent: keep writing until it does.
-    let writing = async {
-        for _ in 0..64 {
-            if third.write_all(&[b' '; 16 << 10]).await.is_err() {
-                break;
+    // Three connections each send almost 1 MiB of a 1 MiB body and never
+    // finish it. Two fit in the 2 MiB budget, three do not: whichever
+    // the server reads last (the order is the scheduler's) is refused
+    // with 503 and Retry-After as soon as its bytes pass the budget, long
+    // before the 120 s body timeout; the other two are held.
+    let mut senders = tokio::task::JoinSet::new();
+    for _ in 0..3 {
+        let stream = TcpStream::connect(addr(&receiver)).await.unwrap();
+        let (mut read, mut write) = stream.into_split();
+        // Reading while writing: the answer is taken as it comes, before
+        // a reset of the connection the server closed could drop it.
+        senders.spawn(async move {
+            let writing = async move {
+                let head = b"POST / HTTP/1.1\r\nhost: x\r\ncontent-length: 1048576\r\n\r\n";
+                if write.write_all(head).await.is_ok() {
+                    let _ = write.write_all(&vec![b' '; 1_000_000]).await;
+                }
+                // The write half stays open: the body is never finished.
+                std::future::pending::<()>().await;
+            };
+            let reading = async move {
+                let mut got = Vec::new();
+                let _ = read.read_to_end(&mut got).await;
+                String::from_utf8_lossy(&got).into_owned()
+            };
+            tokio::select! {
+                answer = reading => answer,
+                () = writing => unreachable!(),
             }
-        }
-    };
-    let _ = tokio::time::timeout(BOUND, writing).await;
-    let answer = read_to_close(&mut third).await;
-    assert!(answer.starts_with("HTTP/1.1 503"), "{answer:?}");
+        });
+    }
+    let first = tokio::time::timeout(BOUND, senders.join_next())
+        .await
+        .expect("a body beyond the budget is answered at once")
+        .expect("three senders")
+        .unwrap();
+    assert!(first.starts_with("HTTP/1.1 503"), "{first:?}");
     assert!(
-        answer.to_ascii_lowercase().contains("retry-after: 1"),
-        "{answer:?}"
+        first.to_ascii_lowercase().contains("retry-after: 1"),
+        "{first:?}"
     );
-    drop(holders);
+    assert_eq!(receiver.stats().refused, 1);
+    // The two bodies within the budget are still being read.
+    assert!(senders.try_join_next().is_none());
+    senders.abort_all();
 }
 
 #[tokio::test]
