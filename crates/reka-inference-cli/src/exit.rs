@@ -131,7 +131,8 @@ Exit codes:
     5  not found: no such job or endpoint (404)
     6  validation: the server refused the input (400, 409, 413, 422)
     7  rate limit: the key's quota is used up (429)
-    8  server: the server failed (5xx) or answered something unreadable
+    8  server: the server failed (5xx), answered something unreadable, or
+       kept contradicting itself about a job (60 s)
     9  timeout: --timeout reached (a wait leaves the job running), or no answer in time
    10  connection: the server could not be reached
    11  job failed: the job ended with status FAILED
@@ -263,6 +264,11 @@ impl From<Error> for Failure {
                     "the job keeps running; resume with: reka-inference wait {request_id}"
                 )),
             Error::JobFailed { .. } => Failure::new(ExitClass::JobFailed, message),
+            Error::Inconsistent { request_id, .. } => Failure::new(ExitClass::Server, message)
+                .with_hint(format!(
+                    "the job may be running or done; ask again later with: reka-inference status {request_id}"
+                )),
+            Error::WebhookUnreachable { .. } => Failure::new(ExitClass::Connection, message),
             Error::JobCancelled { .. } => Failure::new(ExitClass::JobCancelled, message),
             Error::Transport(t) if t.is_timeout() => Failure::new(
                 ExitClass::Timeout,
@@ -347,6 +353,19 @@ mod tests {
         let codes: std::collections::HashSet<u8> =
             ExitClass::ALL.iter().map(|c| c.code()).collect();
         assert_eq!(codes.len(), ExitClass::ALL.len(), "codes are distinct");
+    }
+
+    #[test]
+    fn a_server_that_contradicts_itself_is_a_server_error() {
+        let f = Failure::from(Error::Inconsistent {
+            request_id: "r1".into(),
+            detail: "the status says COMPLETED but the record says IN_PROGRESS".into(),
+            lasted: std::time::Duration::from_secs(61),
+        });
+        assert_eq!(f.code(), 8);
+        assert_eq!(f.request_id.as_deref(), Some("r1"));
+        assert!(f.message.contains("COMPLETED") && f.message.contains("IN_PROGRESS"));
+        assert!(f.hint.is_some_and(|h| h.contains("status r1")));
     }
 
     #[test]

@@ -57,6 +57,25 @@ pub enum Error {
         /// finished but its record disagreed (another request's id, a
         /// record still running after a terminal status).
         disagreement: Option<String>,
+        /// How many looks at the job were made (answered or not): 0 when
+        /// the wait never looked (a webhook wait whose deadline came
+        /// before its first safety-net look).
+        looks: u32,
+    },
+
+    /// The server kept contradicting itself about a job (a `COMPLETED`
+    /// status with a record still `IN_PROGRESS` and no output, a record
+    /// naming another request) for longer than a lagging replica would:
+    /// the wait stopped trusting it. The job may well be running or done;
+    /// its state cannot be told from this server's answers.
+    #[error("the server contradicted itself about job {request_id} for {lasted:.0?}: {detail}")]
+    Inconsistent {
+        /// The request that was being waited for.
+        request_id: String,
+        /// Both answers: what the status said and what the record said.
+        detail: String,
+        /// How long the contradiction lasted.
+        lasted: Duration,
     },
 
     /// The job finished with status `FAILED`.
@@ -136,6 +155,17 @@ pub enum Error {
         message: String,
         /// The body as received.
         raw_body: Bytes,
+    },
+
+    /// A webhook URL does not reach its receiver
+    /// (`WebhookReceiver::check_url`, feature `webhooks`): deliveries sent
+    /// there would be lost, and waits would rely on their safety net.
+    #[error("the webhook URL {url} does not reach this receiver: {reason}")]
+    WebhookUnreachable {
+        /// The URL that was tried.
+        url: String,
+        /// What happened instead.
+        reason: String,
     },
 
     /// The input given to a call is unusable; nothing was sent.
@@ -235,9 +265,10 @@ impl Error {
     /// | [`RequestTimeout`](Error::RequestTimeout), [`Timeout`](Error::Timeout) | 504 |
     /// | [`SubmitOutcomeUnknown`](Error::SubmitOutcomeUnknown) | its cause's |
     /// | [`JobFailed`](Error::JobFailed) | 502 (the generation failed upstream) |
+    /// | [`Inconsistent`](Error::Inconsistent) | 502 (the service contradicted itself) |
     /// | [`JobCancelled`](Error::JobCancelled) | 409 |
     /// | [`InvalidInput`](Error::InvalidInput) | 400 |
-    /// | [`Config`](Error::Config), [`PriceUnknown`](Error::PriceUnknown) (a budget without a price), [`Io`](Error::Io), [`Journal`](Error::Journal) | 500 |
+    /// | [`Config`](Error::Config), [`PriceUnknown`](Error::PriceUnknown) (a budget without a price), [`WebhookUnreachable`](Error::WebhookUnreachable), [`Io`](Error::Io), [`Journal`](Error::Journal) | 500 |
     ///
     /// ```no_run
     /// use axum::Json;
@@ -272,14 +303,17 @@ impl Error {
             Error::Timeout { .. } | Error::RequestTimeout { .. } => StatusCode::GATEWAY_TIMEOUT,
             Error::SubmitOutcomeUnknown { source, .. } => source.http_status(),
             Error::JobFailed { .. }
+            | Error::Inconsistent { .. }
             | Error::Transport(_)
             | Error::Decode { .. }
             | Error::BodyTooLarge { .. } => StatusCode::BAD_GATEWAY,
             Error::JobCancelled { .. } => StatusCode::CONFLICT,
             Error::InvalidInput(_) => StatusCode::BAD_REQUEST,
-            Error::Config(_) | Error::PriceUnknown { .. } | Error::Io(_) | Error::Journal(_) => {
-                StatusCode::INTERNAL_SERVER_ERROR
-            }
+            Error::Config(_)
+            | Error::PriceUnknown { .. }
+            | Error::WebhookUnreachable { .. }
+            | Error::Io(_)
+            | Error::Journal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 
@@ -318,6 +352,7 @@ impl Error {
     pub fn request_id(&self) -> Option<&str> {
         match self {
             Error::Timeout { request_id, .. }
+            | Error::Inconsistent { request_id, .. }
             | Error::JobFailed { request_id, .. }
             | Error::JobCancelled { request_id } => Some(request_id),
             _ => None,

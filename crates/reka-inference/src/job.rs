@@ -17,6 +17,7 @@ use futures::Stream;
 use reka_inference_api::RequestStatus as JobStatus;
 use reka_inference_api::types::{ResultResponse, StatusResponse};
 use serde::de::DeserializeOwned;
+use tokio::sync::watch;
 use tokio::time::Instant;
 
 use crate::endpoint::Endpoint;
@@ -59,6 +60,10 @@ pub struct Job {
     submit_time: Option<DateTime<Utc>>,
     /// Where this job's webhook deliveries arrive, if it was submitted with one.
     deliveries: Option<Arc<dyn Deliveries>>,
+    /// The count of deliveries for the job, subscribed when the handle got
+    /// its webhook: while a handle lives, its id is one the source waits
+    /// for (a flood of deliveries for other ids cannot push it out).
+    delivery_count: Option<watch::Receiver<u64>>,
 }
 
 impl std::fmt::Debug for Job {
@@ -76,6 +81,7 @@ pub struct WaitOptions {
     timeout: Option<Duration>,
     cancel_on_timeout: bool,
     poll: Option<PollPolicy>,
+    without_logs: bool,
 }
 
 impl WaitOptions {
@@ -95,6 +101,15 @@ impl WaitOptions {
     /// A poll policy for this wait only.
     pub fn poll_policy(mut self, p: PollPolicy) -> Self {
         self.poll = Some(p);
+        self
+    }
+
+    /// Whether [`Job::events`] fetches the job's log lines (default: yes).
+    /// Without them, the events say only where the job stands, and a
+    /// running job is looked at through its record, so the look that sees
+    /// it finish brings the output: what [`Job::wait`] does.
+    pub fn logs(mut self, with_logs: bool) -> Self {
+        self.without_logs = !with_logs;
         self
     }
 }
@@ -120,6 +135,7 @@ impl Job {
             submitted_at,
             submit_time,
             deliveries: None,
+            delivery_count: None,
         }
     }
 
@@ -156,16 +172,30 @@ impl Job {
 
     /// Waits of this handle park on `deliveries` for it (a webhook
     /// receiver): they end at a delivery, confirmed by one fetch, with a
-    /// sparse safety-net poll for a delivery that never comes. For a job
-    /// submitted elsewhere with the receiver's URL.
-    pub fn with_webhook<D: Deliveries + Clone>(mut self, deliveries: &D) -> Job {
-        self.deliveries = Some(Arc::new(deliveries.clone()));
-        self
+    /// safety net of looks for a delivery that never comes (see
+    /// [`webhook`](crate::webhook)). For a job submitted elsewhere with the
+    /// receiver's URL: it is looked at once at the start (its delivery may
+    /// have come before anything listened). While this handle (or a clone)
+    /// lives, the receiver keeps the job's deliveries, whatever else it
+    /// receives.
+    pub fn with_webhook<D: Deliveries + Clone>(self, deliveries: &D) -> Job {
+        self.with_deliveries(Some(Arc::new(deliveries.clone())))
     }
 
     pub(crate) fn with_deliveries(mut self, deliveries: Option<Arc<dyn Deliveries>>) -> Job {
+        self.delivery_count = deliveries.as_ref().map(|d| d.for_job(&self.id));
         self.deliveries = deliveries;
         self
+    }
+
+    /// The count of the job's deliveries, as a watch, when it has a webhook.
+    pub(crate) fn delivery_count(&self) -> Option<watch::Receiver<u64>> {
+        let source = self.deliveries.as_ref()?;
+        Some(
+            self.delivery_count
+                .clone()
+                .unwrap_or_else(|| source.for_job(&self.id)),
+        )
     }
 
     /// The request id.
@@ -319,7 +349,8 @@ impl Job {
 
     /// [`Job::events`] with options.
     pub fn events_with(&self, options: WaitOptions) -> JobEvents {
-        let poller = Poller::new(self.clone(), options, true);
+        let with_logs = !options.without_logs;
+        let poller = Poller::new(self.clone(), options, with_logs);
         JobEvents {
             inner: Box::pin(futures::stream::unfold(poller, |mut p| async move {
                 let item = p.next().await?;
@@ -381,17 +412,16 @@ impl Poller {
             deadline,
             with_logs,
         );
-        let (tracker, deliveries) = match &job.deliveries {
-            Some(source) => {
-                let mut deliveries = source.for_job(&job.id);
-                let mut tracker = tracker.with_safety_net();
+        let (tracker, deliveries) = match (&job.deliveries, job.delivery_count()) {
+            (Some(source), Some(mut deliveries)) => {
+                let mut tracker = tracker.with_safety_net(source.clone());
                 // Delivered before this wait began: look now.
                 if *deliveries.borrow_and_update() > 0 {
                     tracker.delivery_hint(Instant::now());
                 }
                 (tracker, Some(deliveries))
             }
-            None => (tracker, None),
+            _ => (tracker, None),
         };
         Poller {
             job,

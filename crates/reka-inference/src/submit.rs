@@ -61,7 +61,8 @@ impl SubmitOptions {
     /// [`WebhookReceiver`](crate::webhook::WebhookReceiver), feature
     /// `webhooks`) as the webhook, and makes the job's waits end at its
     /// delivery (confirmed by one fetch of the record) rather than at a
-    /// poll; a sparse safety-net poll covers lost deliveries. A bare
+    /// poll; a safety net of looks around the job's likely finish covers
+    /// lost deliveries (see [`webhook`](crate::webhook)). A bare
     /// [`webhook_url`](Self::webhook_url) only tells the service where to
     /// deliver: waits then poll as usual.
     pub fn webhook<D: Deliveries + Clone>(mut self, deliveries: &D) -> Self {

@@ -106,6 +106,13 @@ pub enum JobEvent {
     /// The server sent a status this version does not know. Polling goes
     /// on within the deadline; reported once per value.
     UnknownStatus(String),
+    /// The server contradicts itself about the job (a `COMPLETED` status
+    /// with a record still `IN_PROGRESS`, a record naming another request);
+    /// the text names both answers. Both are asked again, at gaps of at
+    /// most 5 s: a replica catching up agrees within seconds. Reported once
+    /// per disagreement; one that lasts 60 s (scaled like the poll policy)
+    /// ends the wait with [`Error::Inconsistent`].
+    Inconsistent(String),
     /// The job finished with an output (terminal).
     Completed(JobOutput),
     /// The job failed (terminal).

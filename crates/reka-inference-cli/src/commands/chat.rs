@@ -1,6 +1,8 @@
 //! `chat`: one question to an OpenAI-compatible chat model, on Reka or on
 //! any OpenAI-compatible server (`--chat-base-url`).
 
+use std::time::Duration;
+
 use clap::Args;
 use futures::StreamExt;
 use reka_inference::chat::{
@@ -8,10 +10,12 @@ use reka_inference::chat::{
 };
 use reka_inference::{AuthHeader, Client};
 use serde_json::Value;
+use tokio::time::Instant;
 
 use crate::commands::Ctx;
-use crate::exit::Failure;
+use crate::exit::{ExitClass, Failure};
 use crate::output::printable;
+use crate::time::human;
 
 /// `chat`.
 #[derive(Debug, Args)]
@@ -80,8 +84,14 @@ pub struct ChatArgs {
     pub message: String,
 }
 
-/// Asks and prints the answer.
-pub async fn run(ctx: &mut Ctx, args: ChatArgs) -> Result<(), Failure> {
+/// Asks and prints the answer, within `bound` (`--timeout`): a streamed
+/// answer that is still coming then keeps what was printed and says the
+/// answer did not finish.
+pub async fn run(ctx: &mut Ctx, args: ChatArgs, bound: Duration) -> Result<(), Failure> {
+    let deadline = Deadline {
+        at: Instant::now().checked_add(bound),
+        bound,
+    };
     let request = build_request(&args)?;
     let auth = match args.auth.as_deref().map(str::trim) {
         None => None,
@@ -93,14 +103,36 @@ pub async fn run(ctx: &mut Ctx, args: ChatArgs) -> Result<(), Failure> {
             )));
         }
     };
-    let chat = chat_client(ctx, &args, auth).await?;
+    let chat = deadline.run(chat_client(ctx, &args, auth)).await??;
     let out = ctx.out;
     if args.stream {
-        let mut chunks = chat.create_stream(&request.include_usage()).await?;
-        let mut all = ChatCollector::default();
-        let mut wrote = false;
-        while let Some(chunk) = chunks.next().await {
-            let chunk = chunk?;
+        let mut chunks = deadline
+            .run(chat.create_stream(&request.include_usage()))
+            .await??;
+        // What was printed need not be kept: only the tool calls are
+        // printed at the end.
+        let mut calls = ChatCollector::without_text();
+        let mut printed = Printed::default();
+        loop {
+            let Ok(next) = deadline.run(chunks.next()).await else {
+                if printed.chars > 0 {
+                    out.line("");
+                }
+                return Err(deadline.unfinished(&printed, out.json));
+            };
+            let Some(chunk) = next else {
+                break;
+            };
+            let chunk = match chunk {
+                Ok(chunk) => chunk,
+                Err(e) => {
+                    if printed.chars > 0 {
+                        out.line("");
+                    }
+                    return Err(e.into());
+                }
+            };
+            printed.chunks += 1;
             if out.json {
                 out.json_line(&chunk);
                 continue;
@@ -108,21 +140,21 @@ pub async fn run(ctx: &mut Ctx, args: ChatArgs) -> Result<(), Failure> {
             let text = chunk.text();
             if !text.is_empty() {
                 out.partial(&printable(&text));
-                wrote = true;
+                printed.chars += text.chars().count();
             }
-            all.push(&chunk);
+            calls.push(&chunk);
         }
-        if wrote {
+        if printed.chars > 0 {
             out.line("");
         }
         if !out.json
-            && let Ok(whole) = all.finish()
+            && let Ok(whole) = calls.finish()
         {
             print_tool_calls(ctx, &whole);
         }
         return Ok(());
     }
-    let response = chat.create(&request).await?;
+    let response = deadline.run(chat.create(&request)).await??;
     if out.json {
         out.json_value(&response);
         return Ok(());
@@ -132,6 +164,68 @@ pub async fn run(ctx: &mut Ctx, args: ChatArgs) -> Result<(), Failure> {
     }
     print_tool_calls(ctx, &response);
     Ok(())
+}
+
+/// What a streamed answer printed so far.
+#[derive(Debug, Default)]
+struct Printed {
+    chunks: u64,
+    chars: usize,
+}
+
+/// The command's `--timeout`, and what to say when it comes.
+#[derive(Debug, Clone, Copy)]
+struct Deadline {
+    at: Option<Instant>,
+    bound: Duration,
+}
+
+impl Deadline {
+    /// `step` within the deadline; `Err` when the deadline came first.
+    async fn run<T>(&self, step: impl Future<Output = T>) -> Result<T, Failure> {
+        let Some(at) = self.at else {
+            return Ok(step.await);
+        };
+        tokio::time::timeout_at(at, step)
+            .await
+            .map_err(|_| self.no_answer())
+    }
+
+    /// Nothing of the answer came in time.
+    fn no_answer(&self) -> Failure {
+        Failure::new(
+            ExitClass::Timeout,
+            format!(
+                "no answer within {} (--timeout): the model was still working on it, or the \
+                 server is not answering",
+                human(self.bound)
+            ),
+        )
+        .with_hint("with --stream, the answer is printed as it is written, and what came is kept")
+    }
+
+    /// A streamed answer was still coming.
+    fn unfinished(&self, printed: &Printed, json: bool) -> Failure {
+        if printed.chunks == 0 {
+            return self.no_answer();
+        }
+        let kept = if json {
+            format!("the {} chunks printed above are kept", printed.chunks)
+        } else if printed.chars > 0 {
+            format!("the {} characters printed above are kept", printed.chars)
+        } else {
+            "no text had come yet".to_owned()
+        };
+        Failure::new(
+            ExitClass::Timeout,
+            format!(
+                "the answer did not finish within {} (--timeout) though it was still coming; \
+                 {kept}",
+                human(self.bound)
+            ),
+        )
+        .with_hint("a longer --timeout, or a smaller --max-tokens, lets it finish")
+    }
 }
 
 fn print_tool_calls(ctx: &Ctx, answer: &ChatCompletion) {

@@ -1,6 +1,7 @@
 //! `run` and `wait`: follow a job to its end with a progress display,
 //! show its output and save its files; Ctrl-C stops waiting (or cancels).
 
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::pin::pin;
 use std::time::{Duration, Instant};
@@ -84,10 +85,17 @@ pub struct RunArgs {
     pub webhook_listen: Option<String>,
 
     /// The public URL the service should call for --webhook-listen (a
-    /// tunnel, a load balancer), when it is not http://ADDR/.
+    /// tunnel, a load balancer), when it is not http://ADDR/. It is checked
+    /// before the submit: one request through it must reach this process.
     #[cfg(feature = "webhooks")]
     #[arg(long, value_name = "URL", requires = "webhook_listen")]
     pub webhook_url: Option<String>,
+
+    /// Do not check that --webhook-url reaches this process (a URL only
+    /// the service can reach: an allow-list, its private network).
+    #[cfg(feature = "webhooks")]
+    #[arg(long, requires = "webhook_listen")]
+    pub webhook_no_check: bool,
 }
 
 /// `run`: submit, wait, show, save.
@@ -98,7 +106,13 @@ pub async fn run(ctx: &mut Ctx, args: RunArgs, timeout: Option<Duration>) -> Res
     let plan = Plan::new(&args.follow, timeout)?;
     #[cfg(feature = "webhooks")]
     if let Some(addr) = &args.webhook_listen {
-        let receiver = listen(addr, args.webhook_url.as_deref()).await?;
+        use reka_inference::webhook::UrlCheck;
+        let check = if args.webhook_no_check {
+            UrlCheck::Skip
+        } else {
+            UrlCheck::Require
+        };
+        let receiver = listen_checked(addr, args.webhook_url.as_deref(), check).await?;
         ctx.out.note(&format!(
             "receiving the job's webhook at {}",
             receiver.url()
@@ -321,10 +335,9 @@ async fn wait_for(
 ) -> Result<JobOutput, Failure> {
     let id = job.id().to_owned();
     let failed = |e: Error| job_failure(e, &id);
-    if !out.progress {
-        return job.wait_with(options).await.map_err(failed);
-    }
-    let mut events = pin!(job.events_with(options));
+    // Log lines only for a person watching; without them the wait looks
+    // at records, as a plain wait does.
+    let mut events = pin!(job.events_with(options.logs(out.progress)));
     while let Some(event) = events.next().await {
         match event.map_err(failed)? {
             JobEvent::Queued { position } => spinner.status(match position {
@@ -335,6 +348,7 @@ async fn wait_for(
             JobEvent::Started => spinner.status("running"),
             JobEvent::Log(entry) => spinner.println(format!("  {}", log_line(&entry))),
             JobEvent::UnknownStatus(s) => spinner.status(format!("status {s}")),
+            JobEvent::Inconsistent(what) => server_disagrees(out, spinner, &id, &what),
             JobEvent::Completed(done) => return Ok(done),
             JobEvent::Failed { error, .. } => {
                 return Err(Failure::new(
@@ -360,6 +374,27 @@ async fn wait_for(
     .about_job(&id))
 }
 
+/// The server contradicts itself about the job: say so while the wait
+/// goes on (the spinner; a note on stderr, or a JSON event line there
+/// with `--json`).
+fn server_disagrees(out: &Output, spinner: &JobSpinner, id: &str, what: &str) {
+    let text = format!(
+        "the server contradicts itself ({what}); asking again, for up to {} in all",
+        human(reka_inference::DISAGREEMENT_LIMIT)
+    );
+    if out.progress {
+        spinner.status(&text);
+    } else if out.json {
+        let event = serde_json::json!({
+            "event": "inconsistent", "request_id": id, "detail": what,
+            "limit_seconds": reka_inference::DISAGREEMENT_LIMIT.as_secs(),
+        });
+        let _ = writeln!(std::io::stderr().lock(), "{event}");
+    } else {
+        out.note(&format!("job {id}: {text}"));
+    }
+}
+
 /// A wait's error as a failure; a deadline says how to resume.
 fn job_failure(e: Error, id: &str) -> Failure {
     match &e {
@@ -367,23 +402,30 @@ fn job_failure(e: Error, id: &str) -> Failure {
             request_id,
             last_status,
             elapsed,
+            looks,
+            disagreement,
             ..
         } => {
-            let status = last_status
-                .as_ref()
-                .map_or("unknown (no look succeeded)".to_owned(), |s| {
-                    format!("still {s}")
-                });
-            Failure::new(
-                ExitClass::Timeout,
-                format!(
-                    "stopped waiting for job {request_id} after {} (--timeout); it is {status} \
-                     and keeps running",
-                    human(*elapsed)
+            let stopped = format!(
+                "stopped waiting for job {request_id} after {} (--timeout)",
+                human(*elapsed)
+            );
+            let message = match (disagreement, last_status, looks) {
+                (Some(d), _, _) => format!(
+                    "{stopped} while the server contradicted itself ({d}); the job may be \
+                     running or done"
                 ),
-            )
-            .about_job(request_id)
-            .with_hint(format!("resume with: reka-inference wait {request_id}"))
+                (None, Some(s), _) => format!("{stopped}; it is still {s} and keeps running"),
+                (None, None, 0) => {
+                    format!("{stopped} before its first look (none was due yet); it keeps running")
+                }
+                (None, None, _) => format!(
+                    "{stopped}; its state is unknown (no look succeeded) and it keeps running"
+                ),
+            };
+            Failure::new(ExitClass::Timeout, message)
+                .about_job(request_id)
+                .with_hint(format!("resume with: reka-inference wait {request_id}"))
         }
         Error::JobFailed { error, .. } => Failure::new(
             ExitClass::JobFailed,
@@ -493,23 +535,48 @@ async fn download(
     Ok(files)
 }
 
-/// `--webhook-listen ADDR [--webhook-url URL]`: a receiver listening.
+/// `--webhook-listen ADDR [--webhook-url URL]`: a receiver listening; a
+/// URL that does not reach it is logged as a warning.
 #[cfg(feature = "webhooks")]
 pub async fn listen(
     addr: &str,
     public_url: Option<&str>,
 ) -> Result<reka_inference::webhook::WebhookReceiver, Failure> {
+    listen_checked(addr, public_url, reka_inference::webhook::UrlCheck::Warn).await
+}
+
+/// [`listen`], with the URL check asked for: `Require` fails when the URL
+/// does not reach this process, before anything is submitted.
+#[cfg(feature = "webhooks")]
+pub async fn listen_checked(
+    addr: &str,
+    public_url: Option<&str>,
+    check: reka_inference::webhook::UrlCheck,
+) -> Result<reka_inference::webhook::WebhookReceiver, Failure> {
+    use reka_inference::webhook::{ListenOptions, WebhookReceiver};
     let addr: std::net::SocketAddr = addr.trim().parse().map_err(|_| {
         Failure::usage(format!(
             "--webhook-listen {addr:?}: not an address; use HOST:PORT, e.g. 0.0.0.0:8080"
         ))
     })?;
-    reka_inference::webhook::WebhookReceiver::listen(addr, public_url)
+    let mut options = ListenOptions::default().url_check(check);
+    if let Some(url) = public_url {
+        options = options.public_url(url);
+    }
+    WebhookReceiver::listen_with(addr, options)
         .await
-        .map_err(|e| {
-            Failure::new(
+        .map_err(|e| match e {
+            Error::WebhookUnreachable { .. } => Failure::new(
+                ExitClass::Connection,
+                format!("--webhook-url: {e}; nothing was submitted"),
+            )
+            .with_hint(
+                "check the URL (a tunnel up, the right path), or pass --webhook-no-check \
+                 if only the service can reach it",
+            ),
+            e => Failure::new(
                 ExitClass::Other,
                 format!("--webhook-listen {addr}: could not listen: {e}"),
-            )
+            ),
         })
 }

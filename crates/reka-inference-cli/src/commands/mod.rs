@@ -144,7 +144,8 @@ pub const DEFAULT_COMMAND_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// Runs one command. Every command but `run` and `wait` (whose `--timeout`
 /// bounds the wait) and `batch` (unbounded unless `--timeout` is given) is
-/// bounded as a whole by `--timeout`.
+/// bounded as a whole by `--timeout` (`chat` bounds itself, to keep a
+/// partial streamed answer).
 pub async fn run(command: Command, ctx: &mut Ctx) -> Result<(), Failure> {
     let timeout = ctx.timeout()?;
     let bound = timeout.unwrap_or(DEFAULT_COMMAND_TIMEOUT);
@@ -159,7 +160,9 @@ pub async fn run(command: Command, ctx: &mut Ctx) -> Result<(), Failure> {
         Command::Result(args) => within(bound, job::result(ctx, &args.id)).await,
         Command::Cancel(args) => within(bound, job::cancel(ctx, &args.id)).await,
         Command::List(args) => within(bound, list::run(ctx, args)).await,
-        Command::Chat(args) => within(bound, chat::run(ctx, args)).await,
+        // Bounded on its own: a streamed answer still coming at the
+        // deadline keeps what was printed, and is not "not answering".
+        Command::Chat(args) => chat::run(ctx, args, bound).await,
     }
 }
 

@@ -21,6 +21,9 @@ enum Mode {
     /// Answers every GET with a running job's status, and never answers a
     /// POST (a cancel that hangs).
     CancelHangs,
+    /// Says the job is `COMPLETED` on `/status`, and `IN_PROGRESS` with no
+    /// output in its record: a server that contradicts itself forever.
+    Contradicts,
 }
 
 /// Starts a server on a thread; returns its base URL and a request counter.
@@ -60,6 +63,24 @@ fn handle(mut stream: TcpStream, mode: Mode, seen: &AtomicUsize) {
                 return;
             }
             let body = "{\"request_id\":\"req_1\",\"status\":\"IN_PROGRESS\"}";
+            let _ = stream.write_all(
+                format!(
+                    "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                    body.len()
+                )
+                .as_bytes(),
+            );
+        }
+        Mode::Contradicts => {
+            let request = String::from_utf8_lossy(&buf);
+            let target = request.split_whitespace().nth(1).unwrap_or_default();
+            let path = target.split('?').next().unwrap_or_default();
+            let status = if path.ends_with("/status") {
+                "COMPLETED"
+            } else {
+                "IN_PROGRESS"
+            };
+            let body = format!("{{\"request_id\":\"req_1\",\"status\":\"{status}\"}}");
             let _ = stream.write_all(
                 format!(
                     "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
@@ -204,4 +225,37 @@ fn an_extreme_timeout_does_not_panic() {
         6,
     );
     assert!(!out.stderr.contains("panicked"), "{out:?}");
+}
+
+/// Round 1, still failing in issue 27: a server that contradicts itself is
+/// reported while the wait goes on (a JSON event line with `--json`), and
+/// the deadline's message names the contradiction. (Past 60 s the wait
+/// ends with exit 8: `cargo make hostile-cli` measures it.)
+#[test]
+fn a_server_that_contradicts_itself_is_reported_while_waiting() {
+    let (url, _) = serve(Mode::Contradicts);
+    let out = run_code(
+        cli(&url).args(["--json", "wait", "req_1", "--timeout", "3s"]),
+        9,
+    );
+    let events: Vec<serde_json::Value> = out
+        .stderr
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .filter(|v: &serde_json::Value| v["event"] == "inconsistent")
+        .collect();
+    assert_eq!(events.len(), 1, "{out:?}");
+    let detail = events[0]["detail"].as_str().unwrap_or_default();
+    assert!(
+        detail.contains("COMPLETED") && detail.contains("IN_PROGRESS"),
+        "{detail}"
+    );
+    assert_eq!(events[0]["limit_seconds"], 60);
+    assert!(out.stderr.contains("contradicted itself"), "{out:?}");
+    // Without --json, a note says it.
+    let out = run_code(cli(&url).args(["wait", "req_1", "--timeout", "2s"]), 9);
+    assert!(
+        out.stderr.contains("the server contradicts itself"),
+        "{out:?}"
+    );
 }

@@ -5,6 +5,7 @@ mod batch;
 mod batch_crash;
 mod batch_hostile;
 mod chat_compat;
+mod chat_stream;
 mod commands;
 mod common;
 mod dialects;

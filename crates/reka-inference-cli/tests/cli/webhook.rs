@@ -98,3 +98,102 @@ fn a_batch_with_a_webhook_follows_its_jobs_by_delivery_not_by_polling() {
     assert_eq!(stats.count("get_status", "200"), 0, "{stats:?}");
     assert_eq!(stats.count("list_requests", "200"), 0, "{stats:?}");
 }
+
+/// Issue 27, defect 1: a lost delivery costs seconds, not the minutes of a
+/// safety net that first looked 2 minutes after the submit (before: with
+/// `--timeout 60s`, exit 9 after 60 s, "unknown (no look succeeded)").
+#[test]
+fn a_lost_delivery_is_found_in_seconds() {
+    let sim = Sim::start();
+    sim.set_faults("webhook:lost=1");
+    let out = run_ok(sim.cmd().args([
+        "--json",
+        "run",
+        "nano-banana/text-to-image",
+        "--set",
+        "prompt=x",
+        "--webhook-listen",
+        "127.0.0.1:0",
+        "--timeout",
+        "60s",
+    ]));
+    assert_eq!(out.json()["status"], "COMPLETED", "{out:?}");
+    let stats = sim.stats();
+    assert_eq!(stats.webhooks_lost, 1, "{stats:?}");
+    // A few safety-net looks at most (the first 2 s after the submit).
+    let looks = stats.count("get_status", "200") + stats.count("get_result", "200");
+    assert!((1..=4).contains(&looks), "{stats:?}");
+}
+
+/// Issue 27, defect 1: a deadline that comes before the first look says
+/// so, rather than that a look failed.
+#[test]
+fn a_deadline_before_any_look_does_not_claim_a_look_failed() {
+    let sim = Sim::with_slow_jobs();
+    let out = crate::common::run_code(
+        sim.cmd().args([
+            "run",
+            "slow/text-to-video",
+            "--set",
+            "prompt=x",
+            "--webhook-listen",
+            "127.0.0.1:0",
+            "--timeout",
+            "1s",
+        ]),
+        9,
+    );
+    assert!(out.stderr.contains("before its first look"), "{out:?}");
+    assert!(!out.stderr.contains("no look succeeded"), "{out:?}");
+}
+
+/// Issue 21: a `--webhook-url` that does not reach the listener is
+/// refused before anything is submitted (before: the job was submitted,
+/// and its wait fell back to the safety net).
+#[test]
+fn a_webhook_url_that_does_not_reach_the_listener_is_refused_before_the_submit() {
+    let sim = Sim::start();
+    let out = crate::common::run_code(
+        sim.cmd().args([
+            "run",
+            "nano-banana/text-to-image",
+            "--set",
+            "prompt=x",
+            "--webhook-listen",
+            "127.0.0.1:0",
+            "--webhook-url",
+            "http://127.0.0.1:1/hook",
+            "--timeout",
+            "5s",
+        ]),
+        10,
+    );
+    assert!(out.stderr.contains("does not reach"), "{out:?}");
+    assert!(
+        out.stderr
+            .contains("or pass --webhook-no-check if only the service can reach it"),
+        "{out:?}"
+    );
+    let submits: u64 = sim
+        .stats()
+        .requests
+        .get("submit")
+        .map_or(0, |by_status| by_status.values().sum());
+    assert_eq!(submits, 0, "nothing was submitted");
+    // Told not to check, it submits, and the safety net finds the job.
+    let out = run_ok(sim.cmd().args([
+        "--json",
+        "run",
+        "nano-banana/text-to-image",
+        "--set",
+        "prompt=x",
+        "--webhook-listen",
+        "127.0.0.1:0",
+        "--webhook-url",
+        "http://127.0.0.1:1/hook",
+        "--webhook-no-check",
+        "--timeout",
+        "60s",
+    ]));
+    assert_eq!(out.json()["status"], "COMPLETED", "{out:?}");
+}

@@ -31,6 +31,8 @@ pub struct ChatCollector {
     top: Map<String, Value>,
     choices: BTreeMap<u64, Choice>,
     usage: Option<Value>,
+    /// The texts of the deltas are not kept.
+    without_text: bool,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -41,6 +43,32 @@ struct Choice {
 }
 
 impl ChatCollector {
+    /// A collector that keeps everything but the texts of the deltas (the
+    /// content, a `reasoning_content`): tool calls, finish reasons, usage,
+    /// the other fields. For a stream whose text is shown as it comes and
+    /// need not be kept: memory stays flat however long the answer.
+    ///
+    /// ```
+    /// use reka_inference::chat::{ChatCollector, ChatCompletionChunk};
+    /// use serde_json::json;
+    ///
+    /// let mut calls = ChatCollector::without_text();
+    /// let chunk = json!({"id": "c", "object": "chat.completion.chunk", "created": 1, "model": "m",
+    ///                    "choices": [{"index": 0, "delta": {"content": "a long answer"},
+    ///                                 "finish_reason": "stop"}]});
+    /// calls.push(&serde_json::from_value::<ChatCompletionChunk>(chunk)?);
+    /// let whole = calls.finish()?;
+    /// assert_eq!(whole.text(), None);
+    /// assert!(whole.choices[0].finish_reason.is_some());
+    /// # Ok::<(), serde_json::Error>(())
+    /// ```
+    pub fn without_text() -> ChatCollector {
+        ChatCollector {
+            without_text: true,
+            ..ChatCollector::default()
+        }
+    }
+
     /// Adds one chunk.
     pub fn push(&mut self, chunk: &ChatCompletionChunk) {
         let Some(raw) = chunk.raw().as_object() else {
@@ -95,6 +123,9 @@ impl ChatCollector {
                             .unwrap_or(j as u64);
                         merge_call(entry.tool_calls.entry(at).or_default(), call);
                     }
+                    continue;
+                }
+                if self.without_text && v.is_string() && k != "role" {
                     continue;
                 }
                 join(&mut entry.message, k, v);

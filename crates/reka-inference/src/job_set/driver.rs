@@ -196,20 +196,19 @@ impl Driver {
             .push(index);
         // A job with a webhook parks on its delivery and is looked at on
         // its own (confirming fetch, safety net), never through sweeps.
-        let (tracker, deliveries) = match job.deliveries() {
-            Some(source) => {
+        let (tracker, deliveries) = match (job.deliveries(), job.delivery_count()) {
+            (Some(source), Some(mut deliveries)) => {
                 if !self.sources.iter().any(|known| known.url() == source.url()) {
                     self.sources.push(source.clone());
                     self.any_delivery.push(source.any());
                 }
-                let mut deliveries = source.for_job(job.id());
-                let mut tracker = tracker.with_safety_net();
+                let mut tracker = tracker.with_safety_net(source.clone());
                 if *deliveries.borrow_and_update() > 0 {
                     tracker.delivery_hint(now);
                 }
                 (tracker, Some(deliveries))
             }
-            None => (tracker, None),
+            _ => (tracker, None),
         };
         let webhook = deliveries.is_some();
         let submitted = job.submit_time();

@@ -48,7 +48,7 @@ impl DurationEstimate {
 
     /// The planning distribution's `p`-quantile, seconds (by bisection:
     /// the mixture has no closed form).
-    pub(super) fn planning_quantile(&self, p: f64) -> f64 {
+    pub(crate) fn planning_quantile(&self, p: f64) -> f64 {
         let (mut low, mut high) = (0.0, self.log_mean.exp().clamp(0.0, MAX_LEARNT_SECONDS));
         if !high.is_finite() {
             return 0.0;

@@ -4,27 +4,46 @@
 //! sends a URL the service POSTs the job's record to when it ends. Waits of
 //! such a job listen to a [`Deliveries`] source for its request id: a
 //! delivery wakes the wait, which confirms it with one fetch of the record
-//! (a delivery is a hint: no signature is documented), and a sparse
-//! safety-net poll covers deliveries that never come.
+//! (a delivery is a hint: no signature is documented), and a safety net of
+//! looks covers deliveries that never come: around the job's likely finish
+//! when its endpoint's running time is learnt, then (or from the start,
+//! when nothing is learnt) at gaps doubling from 2 s to 30 s. A lost
+//! delivery costs seconds, never minutes.
 //!
 //! - [`WebhookDelivery`] reads a delivery body in either known shape.
 //! - [`Deliveries`] is the seam between waits and whatever receives the
 //!   deliveries; it is always compiled, so a program with its own HTTP
 //!   server can implement it.
 //! - `WebhookReceiver` (feature `webhooks`) implements it: an axum handler
-//!   to mount in your own server, or a server of its own.
+//!   to mount in your own server (whatever its state), or a server of its
+//!   own that holds up on the internet (`ReceiverLimits`); it checks its
+//!   public URL, counts what it sees (`WebhookStats`), and warns once when
+//!   jobs end while no delivery ever reached it.
 
 use tokio::sync::watch;
 use url::Url;
 
+#[cfg(feature = "webhooks")]
+mod connections;
 mod delivery;
 #[cfg(feature = "webhooks")]
+mod options;
+#[cfg(feature = "webhooks")]
+mod probe;
+#[cfg(feature = "webhooks")]
 mod receiver;
+#[cfg(feature = "webhooks")]
+mod server;
+#[cfg(feature = "webhooks")]
+mod waiting;
 
 pub use delivery::{DeliveryShape, WebhookDelivery};
 #[cfg(feature = "webhooks")]
 #[cfg_attr(docsrs, doc(cfg(feature = "webhooks")))]
-pub use receiver::{DeliveryVerifier, WebhookReceiver};
+pub use options::{ListenOptions, MAX_DELIVERY_BYTES, ReceiverLimits, UrlCheck};
+#[cfg(feature = "webhooks")]
+#[cfg_attr(docsrs, doc(cfg(feature = "webhooks")))]
+pub use receiver::{DeliveryVerifier, WebhookReceiver, WebhookStats};
 
 /// Where deliveries for jobs arrive: what a wait listens to besides its
 /// polls. [`WebhookReceiver`] (feature `webhooks`) is one;
@@ -92,9 +111,17 @@ pub trait Deliveries: Send + Sync + 'static {
     fn any(&self) -> watch::Receiver<u64>;
 
     /// A wait of `request_id` looked at the job by its safety net, not at
-    /// a delivery: the delivery is late or lost, or never comes (a wrong
-    /// URL). For counters and warnings; the default does nothing.
+    /// a delivery (the delivery has not come yet, may be late or lost, or
+    /// never come: a wrong URL). For counters; the default does nothing.
     fn safety_net_look(&self, request_id: &str) {
+        let _ = request_id;
+    }
+
+    /// A safety-net look found the job over, and no delivery for it had
+    /// come: it was lost, is late, or never comes (a URL the service
+    /// cannot reach, a receiver mounted at another path). For counters
+    /// and warnings; the default does nothing.
+    fn delivery_missed(&self, request_id: &str) {
         let _ = request_id;
     }
 }

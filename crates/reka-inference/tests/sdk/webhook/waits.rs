@@ -9,13 +9,23 @@ use crate::common;
 use std::time::Duration;
 
 use reka_inference::webhook::WebhookReceiver;
-use reka_inference::{Error, SubmitOptions, WaitOptions};
+use reka_inference::{Client, Error, PollPolicy, SubmitOptions, WaitOptions};
 use serde_json::json;
+
+/// A client whose safety net runs at the real time scale: its first look
+/// comes 2 s after a submit, long after a simulated job (tens of
+/// milliseconds) and its delivery, so only deliveries end these waits.
+fn delivery_client(sim: &reka_inference_sim::RunningSim) -> Client {
+    common::builder(sim)
+        .poll_policy(PollPolicy::default())
+        .build()
+        .unwrap()
+}
 
 #[tokio::test(start_paused = true)]
 async fn a_delivery_ends_the_wait_with_one_confirming_fetch() {
     let sim = common::sim().await;
-    let client = common::client(&sim);
+    let client = delivery_client(&sim);
     let receiver = WebhookReceiver::listen("127.0.0.1:0".parse().unwrap(), None)
         .await
         .unwrap();
@@ -38,14 +48,10 @@ async fn a_delivery_ends_the_wait_with_one_confirming_fetch() {
     }
     let stats = sim.stats().await;
     assert_eq!(stats.webhooks_delivered, 5, "{stats:?}");
-    // After the submit, at most two requests per job: the confirming
-    // fetch, and at most one safety-net look.
+    // After the submit, one request per job: the confirming fetch.
     let looks = stats.count("get_status", "200") + stats.count("get_result", "200");
-    assert!(looks <= 2 * 5, "{stats:?}");
-    assert!(
-        stats.count("get_result", "200") >= 5,
-        "every delivery is confirmed"
-    );
+    assert_eq!(looks, 5, "{stats:?}");
+    assert_eq!(receiver.stats().safety_net_looks, 0);
 }
 
 #[tokio::test(start_paused = true)]
@@ -118,7 +124,7 @@ async fn garbage_deliveries_are_refused() {
 #[tokio::test(start_paused = true)]
 async fn a_job_set_parks_on_deliveries_too() {
     let sim = common::sim().await;
-    let client = common::client(&sim);
+    let client = delivery_client(&sim);
     let receiver = WebhookReceiver::listen("127.0.0.1:0".parse().unwrap(), None)
         .await
         .unwrap();
@@ -140,7 +146,7 @@ async fn a_job_set_parks_on_deliveries_too() {
     let stats = sim.stats().await;
     assert_eq!(stats.count("list_requests", "200"), 0, "{stats:?}");
     let looks = stats.count("get_status", "200") + stats.count("get_result", "200");
-    assert!(looks <= 2 * 6, "{stats:?}");
+    assert_eq!(looks, 6, "one confirming fetch per job: {stats:?}");
 }
 
 /// `wait` of a job submitted elsewhere (the CLI's `submit --webhook` then

@@ -9,13 +9,19 @@
 //!
 //! - **Terminal means the record is in hand and agrees.** A terminal status
 //!   (or list item) only asks for the record; the job ends when a record
-//!   naming this request says it is terminal. A record that disagrees (still
-//!   `IN_PROGRESS` after a `COMPLETED` status, another request's id) keeps
-//!   the job followed within the deadline, and the timeout then says what
-//!   was seen. The record's own status wins over the status endpoint's: a
-//!   `FAILED` status with a `COMPLETED` record and an output is a success.
-//!   A `COMPLETED` record with an `error` and no `output` (fal reports some
-//!   failures so) is a failure.
+//!   naming this request says it is terminal. The record's own status wins
+//!   over the status endpoint's: a `FAILED` status with a `COMPLETED`
+//!   record and an output is a success. A `COMPLETED` record with an
+//!   `error` and no `output` (fal reports some failures so) is a failure.
+//! - **A server that contradicts itself is waited through, for a while.**
+//!   A record that disagrees (still `IN_PROGRESS` after a `COMPLETED`
+//!   status, another request's id) is reported once
+//!   ([`JobEvent::Inconsistent`]) and both are asked again, at gaps from
+//!   the policy's first gap doubling to [`DISAGREEMENT_MAX_GAP`]: replicas
+//!   catching up agree within seconds. A disagreement that lasts
+//!   [`DISAGREEMENT_LIMIT`] (scaled like the poll policy) ends the job with
+//!   [`Error::Inconsistent`], naming both answers; a deadline that comes
+//!   first is a timeout that names them.
 //! - **Passing failures are survived.** A look that fails for a reason that
 //!   may pass (transport, 5xx, a malformed body, a per-request timeout, a
 //!   429) is tried again later, up to [`MAX_FAILURES`] in a row; a 429 is
@@ -23,8 +29,13 @@
 //! - **The deadline is the deadline.** A failure caused by the deadline, or
 //!   a look due after it, ends the job with [`Error::Timeout`].
 //! - **Learning.** A completed job teaches the endpoint's duration estimate.
+//! - **Webhooks are a shortcut.** A job with a webhook is looked at when its
+//!   delivery arrives and otherwise by the safety net of [`safety_net`],
+//!   which tells the delivery source of each of its looks, and of each
+//!   delivery it found missing.
 
 use std::collections::{HashSet, VecDeque};
+use std::sync::Arc;
 use std::time::Duration;
 
 use reka_inference_api::RequestStatus as JobStatus;
@@ -36,11 +47,20 @@ use crate::error::{Error, Result};
 use crate::http::Http;
 use crate::poll::{Phase, Schedule};
 use crate::vocab::{JobEvent, JobOutput};
+use crate::webhook::Deliveries;
 
-/// The safety net's earliest first look (a queue wait comes before the run).
-const SAFETY_FIRST: Duration = Duration::from_secs(120);
-/// The safety net's longest gap.
-const SAFETY_MAX: Duration = Duration::from_secs(600);
+mod safety_net;
+
+use safety_net::{SafetyNet, scaled};
+
+/// How long the server may contradict itself about a job (a `COMPLETED`
+/// status with a record still running, a record naming another request)
+/// before a wait gives up on it with [`Error::Inconsistent`]: far longer
+/// than replicas take to catch up (scaled like the poll policy, see
+/// [`PollPolicy::scaled`](crate::PollPolicy::scaled)).
+pub const DISAGREEMENT_LIMIT: Duration = Duration::from_secs(60);
+/// The longest gap between two looks while the server contradicts itself.
+pub(crate) const DISAGREEMENT_MAX_GAP: Duration = Duration::from_secs(5);
 
 /// Looks of a job that may fail in a row before its wait gives up.
 pub(crate) const MAX_FAILURES: u32 = 5;
@@ -52,6 +72,27 @@ pub(crate) enum LookKind {
     Status,
     /// `get_result`: the record, status and output together.
     Record,
+}
+
+/// Why the next look is made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Reason {
+    /// The poll schedule, a retry, or the record a status asked for.
+    Poll,
+    /// The webhook safety net.
+    SafetyNet,
+    /// A webhook delivery.
+    Delivery,
+}
+
+/// The server contradicting itself, since when, and how soon to look again.
+struct Disagreement {
+    since: Instant,
+    /// The record named another request (only a record naming this one
+    /// ends it); otherwise a record disagreed with a terminal status (a
+    /// status no longer terminal ends it too).
+    other_request: bool,
+    gap: Duration,
 }
 
 /// One job being followed.
@@ -79,11 +120,15 @@ pub(crate) struct Tracker {
     failures: u32,
     /// The last disagreement seen, for the timeout's words.
     disagreement: Option<String>,
+    /// The disagreement going on, if one is.
+    disagreeing: Option<Disagreement>,
     events: VecDeque<Result<JobEvent>>,
     finished: bool,
-    /// Webhook mode: deliveries wake the job; polls are only a safety net,
-    /// this far apart next.
-    safety_gap: Option<Duration>,
+    /// Webhook mode: deliveries wake the job; polls are only a safety net.
+    safety: Option<SafetyNet>,
+    next_reason: Reason,
+    /// Looks made, answered or not.
+    looks: u32,
 }
 
 impl Tracker {
@@ -127,37 +172,30 @@ impl Tracker {
             unknown_reported: HashSet::new(),
             failures: 0,
             disagreement: None,
+            disagreeing: None,
             events: VecDeque::new(),
             finished: false,
-            safety_gap: None,
+            safety: None,
+            next_reason: Reason::Poll,
+            looks: 0,
         }
     }
 
-    /// Webhook mode: the job is looked at when a delivery says so (and, if
-    /// this process did not submit it, once at the start), and otherwise
-    /// only by a sparse safety net (deliveries can be lost): first
-    /// at three times the learnt 99th percentile of the endpoint's running
-    /// time, and at least two minutes after the submit (a queue comes
-    /// first), then at gaps doubling to ten minutes, all scaled like the
-    /// poll policy. A lost delivery costs lag, never a wrong end.
-    pub(crate) fn with_safety_net(mut self) -> Self {
-        let scale = self.schedule.policy().time_scale();
-        let scaled = |d: Duration| {
-            Duration::try_from_secs_f64(d.as_secs_f64() * scale).unwrap_or(Duration::MAX)
-        };
-        let first = self.schedule.estimate().map_or(SAFETY_FIRST, |e| {
-            let p99 = (e.log_mean + 2.326 * e.log_std_dev).exp() * 3.0;
-            Duration::try_from_secs_f64(p99.clamp(0.0, 86_400.0))
-                .unwrap_or(SAFETY_FIRST)
-                .max(SAFETY_FIRST)
-        });
-        self.safety_gap = Some(scaled(first));
-        // From the submit. A job this process did not submit may have ended
-        // (its delivery gone) before anything listened: it is looked at
-        // once now, then by the safety net.
-        if self.submitted_at.is_some() {
-            self.next_at = later(self.began.min(self.next_at), scaled(first));
+    /// Webhook mode: the job is looked at when a delivery from
+    /// `deliveries` says so (and, if this process did not submit it, once
+    /// at the start), and otherwise by the safety net ([`safety_net`]):
+    /// around its likely finish, then at gaps capped at 30 s. A lost
+    /// delivery costs seconds of lag, never a wrong end.
+    pub(crate) fn with_safety_net(mut self, deliveries: Arc<dyn Deliveries>) -> Self {
+        let mut net = SafetyNet::new(deliveries, self.schedule.policy().time_scale());
+        // A job this process did not submit may have ended (its delivery
+        // gone) before anything listened: it is looked at once now, then
+        // by the safety net.
+        if let Some(submitted) = self.submitted_at {
+            self.next_at = net.first_look(submitted, self.schedule.estimate());
+            self.next_reason = Reason::SafetyNet;
         }
+        self.safety = Some(net);
         self
     }
 
@@ -167,18 +205,47 @@ impl Tracker {
         if self.finished {
             return;
         }
+        if let Some(net) = &mut self.safety {
+            net.delivered = true;
+        }
         self.want_record = true;
         self.next_at = self.next_at.min(now);
+        self.next_reason = Reason::Delivery;
     }
 
-    fn safety_next(&mut self, now: Instant) -> Option<Instant> {
-        let gap = self.safety_gap?;
-        let max = Duration::try_from_secs_f64(
-            SAFETY_MAX.as_secs_f64() * self.schedule.policy().time_scale(),
-        )
-        .unwrap_or(SAFETY_MAX);
-        self.safety_gap = Some(gap.saturating_mul(2).min(max));
-        Some(later(now, gap))
+    /// The next look after one at `now` that saw `phase`: the poll
+    /// schedule's, or the safety net's in webhook mode.
+    fn plan_next(&mut self, phase: Phase, now: Instant) {
+        let polled = later(now, self.schedule.observe(phase, now));
+        let started = self.schedule.started().map(|(_, latest)| latest);
+        let estimate = self.schedule.estimate();
+        match &mut self.safety {
+            Some(net) => {
+                self.next_at = net.after_look(phase, now, started, estimate);
+                self.next_reason = Reason::SafetyNet;
+            }
+            None => {
+                self.next_at = polled;
+                self.next_reason = Reason::Poll;
+            }
+        }
+    }
+
+    /// Counts a look; tells the delivery source of a safety-net look, and
+    /// of a delivery it found missing (`finished`: the look saw the job
+    /// over, and no delivery for it had come).
+    fn looked(&mut self, reason: Reason, finished: bool) {
+        self.looks = self.looks.saturating_add(1);
+        let Some(net) = &self.safety else {
+            return;
+        };
+        if reason != Reason::SafetyNet {
+            return;
+        }
+        net.deliveries().safety_net_look(&self.id);
+        if finished && !net.delivered {
+            net.deliveries().delivery_missed(&self.id);
+        }
     }
 
     pub(crate) fn id(&self) -> &str {
@@ -261,11 +328,15 @@ impl Tracker {
             elapsed: self.began.elapsed(),
             cancel_sent,
             disagreement: self.disagreement.clone(),
+            looks: self.looks,
         }
     }
 
     /// A status answer.
     pub(crate) fn observe_status(&mut self, status: StatusResponse, now: Instant) {
+        if self.finished {
+            return;
+        }
         self.failures = 0;
         if let Some(logs) = status.logs {
             self.observe_logs(logs);
@@ -275,26 +346,33 @@ impl Tracker {
 
     /// A list item (without payloads): as good as a status.
     pub(crate) fn observe_item(&mut self, item: RequestItem, now: Instant) {
+        if self.finished {
+            return;
+        }
         self.failures = 0;
         self.observe_phase(item.status, None, now);
     }
 
     fn observe_phase(&mut self, status: JobStatus, position: Option<u64>, now: Instant) {
-        if self.finished {
-            return;
-        }
-        if status.is_terminal() == Some(true) {
+        let reason = self.next_reason;
+        let terminal = status.is_terminal() == Some(true);
+        self.looked(reason, terminal);
+        if terminal {
             // Terminal is the record's word, not the status's.
             self.last_status = Some(status);
             self.want_record = true;
             self.next_at = now;
+            self.next_reason = Reason::Poll;
             return;
         }
-        // A status that went back from terminal (a lagging replica): follow it.
+        // A status that went back from terminal (a lagging replica, which
+        // ends a disagreement of status and record): follow it.
+        if self.disagreeing.as_ref().is_some_and(|d| !d.other_request) {
+            self.agree();
+        }
         self.want_record = false;
         let phase = self.note_status(status, position);
-        let polled = later(now, self.schedule.observe(phase, now));
-        self.next_at = self.safety_next(now).unwrap_or(polled);
+        self.plan_next(phase, now);
     }
 
     /// Records a non-terminal status and the events it implies.
@@ -346,16 +424,40 @@ impl Tracker {
             return;
         }
         self.failures = 0;
+        let reason = self.next_reason;
+        let terminal = record.status.is_terminal() == Some(true);
         if record.request_id != self.id {
+            self.looked(reason, false);
+            let other = crate::error::truncate(&record.request_id, 80);
+            let what = match &self.last_status {
+                Some(said) => format!(
+                    "the status says {said} but the record is another request's ({other:?})"
+                ),
+                None => format!("the record is another request's ({other:?})"),
+            };
+            self.disagree(what, true, now);
+            return;
+        }
+        self.looked(reason, terminal);
+        // A record still running after a terminal status. (After a
+        // delivery it is an early delivery or a spoof: followed below.)
+        let status_was_terminal = self
+            .last_status
+            .as_ref()
+            .is_some_and(|s| s.is_terminal() == Some(true));
+        if !terminal && self.want_record && status_was_terminal {
+            let said = self.last_status.as_ref().map_or("", |s| s.as_str());
             self.disagree(
                 format!(
-                    "the record names another request ({:?})",
-                    crate::error::truncate(&record.request_id, 80)
+                    "the status says {said} but the record says {}",
+                    record.status.as_str()
                 ),
+                false,
                 now,
             );
             return;
         }
+        self.agree();
         let failed_as_completed = record.status == JobStatus::Completed
             && record.output.is_none()
             && record.error.is_some();
@@ -372,27 +474,11 @@ impl Tracker {
                 self.end(Ok(JobEvent::Cancelled));
             }
             status => {
-                if self.want_record {
-                    let said = self
-                        .last_status
-                        .as_ref()
-                        .map_or("terminal", |s| s.as_str())
-                        .to_owned();
-                    self.disagree(
-                        format!(
-                            "the status said {said} but the record says {}",
-                            status.as_str()
-                        ),
-                        now,
-                    );
-                    return;
-                }
                 // A delivery that came early, or a spoof: the record is
                 // the truth, and the job goes on being followed.
                 self.want_record = false;
                 let phase = self.note_status(status, None);
-                let polled = later(now, self.schedule.observe(phase, now));
-                self.next_at = self.safety_next(now).unwrap_or(polled);
+                self.plan_next(phase, now);
             }
         }
     }
@@ -406,13 +492,54 @@ impl Tracker {
         }));
     }
 
-    /// The server contradicted itself: look again a little later, within
-    /// the deadline, and remember what was seen.
-    fn disagree(&mut self, what: String, now: Instant) {
-        tracing::debug!(request_id = %self.id, what = %what, "inconsistent answer; looking again");
-        self.disagreement = Some(what);
-        self.failures = self.failures.saturating_add(1);
-        self.next_at = later(now, self.failure_gap(None));
+    /// The server contradicted itself: report it once, ask again (the
+    /// status too: it may be the one lagging) a little later, and end the
+    /// job with [`Error::Inconsistent`] once it has lasted
+    /// [`DISAGREEMENT_LIMIT`].
+    fn disagree(&mut self, what: String, other_request: bool, now: Instant) {
+        let policy = self.schedule.policy();
+        let limit = scaled(DISAGREEMENT_LIMIT, policy.time_scale());
+        let max_gap = scaled(DISAGREEMENT_MAX_GAP, policy.time_scale());
+        let first_gap = policy.first_interval().min(max_gap);
+        let began = self.disagreeing.is_none();
+        let episode = self.disagreeing.get_or_insert(Disagreement {
+            since: now,
+            other_request,
+            gap: first_gap,
+        });
+        episode.other_request |= other_request;
+        let lasted = now.saturating_duration_since(episode.since);
+        let gap = episode.gap;
+        episode.gap = gap.saturating_mul(2).min(max_gap);
+        if began {
+            tracing::warn!(request_id = %self.id, what = %what,
+                "the server contradicts itself about the job; asking again");
+            self.events
+                .push_back(Ok(JobEvent::Inconsistent(what.clone())));
+        } else {
+            tracing::debug!(request_id = %self.id, what = %what, "still inconsistent; asking again");
+        }
+        self.disagreement = Some(what.clone());
+        if lasted >= limit {
+            self.end(Err(Error::Inconsistent {
+                request_id: self.id.clone(),
+                detail: what,
+                lasted,
+            }));
+            return;
+        }
+        // Ask the status again: a lagging status endpoint is as likely as a
+        // lagging record.
+        self.want_record = false;
+        self.next_at = later(now, gap);
+        self.next_reason = Reason::Poll;
+    }
+
+    /// An answer that does not contradict the others: any disagreement is over.
+    fn agree(&mut self) {
+        if self.disagreeing.take().is_some() {
+            tracing::debug!(request_id = %self.id, "the server agrees with itself again");
+        }
     }
 
     /// A look that failed.
@@ -420,6 +547,7 @@ impl Tracker {
         if self.finished {
             return;
         }
+        self.looked(self.next_reason, false);
         if matches!(
             error,
             Error::RequestTimeout {
@@ -441,6 +569,7 @@ impl Tracker {
             tracing::warn!(request_id = %self.id, error = %error, failures = self.failures,
                 "looking at the job failed; trying again");
             self.next_at = later(now, self.failure_gap(retry_after));
+            self.next_reason = Reason::Poll;
             return;
         }
         self.end(Err(error));
@@ -568,6 +697,7 @@ mod tests {
                     .unwrap_or_default()
             ),
             Ok(JobEvent::Cancelled) => "cancelled".into(),
+            Ok(JobEvent::Inconsistent(detail)) => format!("inconsistent {detail}"),
             Err(e) => format!("error {}", e.status().map_or(0, |s| s.as_u16())),
         }
     }
@@ -675,14 +805,14 @@ mod tests {
                 Then::Looks(LookKind::Status),
             ),
             (
-                "a record still running after a terminal status: a short disagreement waits",
+                "a record still running after a terminal status: a short disagreement is said once and waited through, asking the status again",
                 false,
                 vec![
                     status("COMPLETED"),
                     record(json!({"status": "IN_PROGRESS"})),
                 ],
-                vec![],
-                Then::Looks(LookKind::Record),
+                vec!["inconsistent the status says COMPLETED but the record says IN_PROGRESS"],
+                Then::Looks(LookKind::Status),
             ),
             (
                 "a record of another request is not this job's end",
@@ -691,8 +821,10 @@ mod tests {
                     status("COMPLETED"),
                     record(json!({"request_id": "r2", "status": "COMPLETED", "output": {}})),
                 ],
-                vec![],
-                Then::Looks(LookKind::Record),
+                vec![
+                    r#"inconsistent the status says COMPLETED but the record is another request's ("r2")"#,
+                ],
+                Then::Looks(LookKind::Status),
             ),
             (
                 "failed, with the service's message",
