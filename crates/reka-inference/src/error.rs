@@ -156,6 +156,17 @@ pub enum Error {
     #[error("batch journal: {0}")]
     Journal(String),
 
+    /// A line of a shared batch journal (`PostgresJournal`) passed to
+    /// another worker: this worker's lease on it lapsed (it stopped
+    /// renewing it, cut off or paused) and another claimed it, so this
+    /// worker's write was refused rather than overwrite the new owner's
+    /// state. A batch drops the line and goes on with the others.
+    #[error("batch journal: line {key:?} passed to another worker (its lease lapsed); not written")]
+    LeaseLost {
+        /// The line's key.
+        key: String,
+    },
+
     /// A batch with a budget met an endpoint whose price it cannot know:
     /// no job of it has reported one, the model list gives none, and no
     /// estimate was given. Nothing was submitted for it.
@@ -236,8 +247,8 @@ impl Error {
     /// | [`SubmitOutcomeUnknown`](Error::SubmitOutcomeUnknown) | its cause's |
     /// | [`JobFailed`](Error::JobFailed) | 502 (the generation failed upstream) |
     /// | [`JobCancelled`](Error::JobCancelled) | 409 |
-    /// | [`InvalidInput`](Error::InvalidInput) | 400 |
-    /// | [`Config`](Error::Config), [`Io`](Error::Io), [`Journal`](Error::Journal) | 500 |
+    /// | [`InvalidInput`](Error::InvalidInput), [`PriceUnknown`](Error::PriceUnknown) | 400 |
+    /// | [`Config`](Error::Config), [`Io`](Error::Io), [`Journal`](Error::Journal), [`LeaseLost`](Error::LeaseLost) | 500 |
     ///
     /// ```no_run
     /// use axum::Json;
@@ -276,8 +287,8 @@ impl Error {
             | Error::Decode { .. }
             | Error::BodyTooLarge { .. } => StatusCode::BAD_GATEWAY,
             Error::JobCancelled { .. } => StatusCode::CONFLICT,
-            Error::InvalidInput(_) => StatusCode::BAD_REQUEST,
-            Error::Config(_) | Error::Io(_) | Error::Journal(_) => {
+            Error::InvalidInput(_) | Error::PriceUnknown { .. } => StatusCode::BAD_REQUEST,
+            Error::Config(_) | Error::Io(_) | Error::Journal(_) | Error::LeaseLost { .. } => {
                 StatusCode::INTERNAL_SERVER_ERROR
             }
         }
