@@ -3,6 +3,7 @@
 
 mod batch;
 mod batch_crash;
+mod batch_pg;
 mod chat_compat;
 mod commands;
 mod common;
@@ -11,4 +12,6 @@ mod errors;
 mod hostile;
 mod interrupt;
 mod mcp;
+#[path = "../../../reka-inference/tests/sdk/common/pg.rs"]
+mod pg;
 mod webhook;

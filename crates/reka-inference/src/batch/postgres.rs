@@ -214,6 +214,9 @@ pub struct BatchStatus {
 struct Hold {
     attempt: i64,
     reserved_usd: f64,
+    /// Its job's price is counted in the batch's spend (its entry was
+    /// saved ended, by this worker or an earlier holder).
+    settled: bool,
     terminal: bool,
 }
 
@@ -775,7 +778,7 @@ impl Journal for PostgresJournal {
         let json = entry_json(entry)?;
         let state = state_name(entry.state);
         let ended = !matches!(entry.state, EntryState::Submitting | EntryState::Submitted);
-        let settle = ended && hold.reserved_usd > 0.0;
+        let settle = ended && !hold.settled;
         let price = match entry.price_usd.filter(|p| p.is_finite() && *p >= 0.0) {
             Some(p) => p,
             // A job was made and said no price: it cost its estimate.
@@ -830,6 +833,7 @@ impl Journal for PostgresJournal {
         if let Some(h) = holds.get_mut(&entry.key) {
             if settle {
                 h.reserved_usd = 0.0;
+                h.settled = true;
             }
             h.terminal = matches!(entry.state, EntryState::Done | EntryState::Reported);
         }
@@ -949,6 +953,9 @@ impl Journal for PostgresJournal {
             let hold = Hold {
                 attempt: row.get(4),
                 reserved_usd: row.get(5),
+                settled: entry.as_ref().is_some_and(|e| {
+                    !matches!(e.state, EntryState::Submitting | EntryState::Submitted)
+                }),
                 terminal: false,
             };
             let item = BatchItem {
