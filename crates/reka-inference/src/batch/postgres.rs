@@ -56,11 +56,13 @@
 //!
 //! # Cost
 //!
-//! Each step of a line is one statement, one round trip: the claim (one
-//! per group of lines), the key with its reservation, the request id, the
-//! finished record with the settlement, then done and reported. Statements
-//! are prepared once per connection. [`PostgresJournal::stats`] counts the
-//! statements sent.
+//! Three statements per line, one round trip each: the key with its
+//! reservation, the request id, and the report with the settlement (a
+//! run of a shared journal does not write the intermediate finished and
+//! done steps: a line taken over before its report is followed and saved
+//! again from its job, which the service keeps), plus one claim per group
+//! of lines. Statements are prepared once per connection.
+//! [`PostgresJournal::stats`] counts the statements sent.
 
 use std::collections::{BTreeMap, HashMap};
 use std::str::FromStr;

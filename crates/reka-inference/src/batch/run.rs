@@ -814,7 +814,11 @@ impl<J: Journal, F: FnMut(BatchEvent<'_>) -> Result<()> + Send> Run<J, F> {
         let Some(entry) = self.entries.get(key).cloned() else {
             return Ok(());
         };
-        if !self.save(&entry).await? {
+        // A shared journal keeps three writes per line (the key, the
+        // request id, the report): a line taken over before its report
+        // is followed and saved again from its job, which the service
+        // keeps.
+        if !self.shared && !self.save(&entry).await? {
             return Ok(());
         }
         (self.on_event)(BatchEvent::Finished(&entry))?;
@@ -910,7 +914,8 @@ impl<J: Journal, F: FnMut(BatchEvent<'_>) -> Result<()> + Send> Run<J, F> {
         };
         entry.state = EntryState::Done;
         let entry = entry.clone();
-        if !self.save(&entry).await? {
+        // Shared journals: see `finish`.
+        if !self.shared && !self.save(&entry).await? {
             return Ok(());
         }
         self.report(key).await

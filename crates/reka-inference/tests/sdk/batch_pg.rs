@@ -102,18 +102,27 @@ async fn two_workers_claim_disjoint_lines_that_cover_the_batch() {
         pg.psql("postgres", "SELECT count(*) FROM reka_batch_lines"),
         "200"
     );
-    let (from_a, from_b) = tokio::join!(claim_all(&a), claim_all(&b));
+    // Two claims at once: each gets a full group, none of the other's.
+    let (first_a, first_b) = tokio::join!(a.claim(7), b.claim(7));
+    let keys = |claim: Claim| match claim {
+        Claim::Lines(lines) => lines
+            .into_iter()
+            .map(|l| l.item.key().to_owned())
+            .collect::<Vec<_>>(),
+        other => panic!("a first claim found nothing: {other:?}"),
+    };
+    let (mut from_a, mut from_b) = (keys(first_a.unwrap()), keys(first_b.unwrap()));
+    assert_eq!((from_a.len(), from_b.len()), (7, 7));
+    // Then both claim until nothing is left.
+    let (rest_a, rest_b) = tokio::join!(claim_all(&a), claim_all(&b));
+    from_a.extend(rest_a);
+    from_b.extend(rest_b);
     let set_a: HashSet<_> = from_a.iter().cloned().collect();
     let set_b: HashSet<_> = from_b.iter().cloned().collect();
     assert_eq!(set_a.len(), from_a.len(), "a claimed a line twice");
+    assert_eq!(set_b.len(), from_b.len(), "b claimed a line twice");
     assert!(set_a.is_disjoint(&set_b), "a line was claimed by both");
     assert_eq!(set_a.len() + set_b.len(), 200);
-    assert!(
-        !from_a.is_empty() && !from_b.is_empty(),
-        "{} / {}",
-        from_a.len(),
-        from_b.len()
-    );
     // Everything is held by a live worker: nothing more to take, but not
     // finished either.
     assert!(
