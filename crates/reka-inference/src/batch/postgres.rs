@@ -1118,7 +1118,8 @@ impl PostgresJournal {
     }
 
     /// A claim found nothing: wait while other workers hold unfinished
-    /// lines (until the first of their leases could lapse), else finished.
+    /// lines (until the first of their leases could lapse, or a second),
+    /// else finished.
     async fn nothing_to_claim(&self) -> Result<Claim> {
         let inner = &self.inner;
         let (batch, worker) = (inner.batch.clone(), inner.worker.clone());
@@ -1151,8 +1152,13 @@ impl PostgresJournal {
             .map_or(Duration::from_millis(50), |s| {
                 Duration::from_secs_f64(s.min(lease.as_secs_f64())) + Duration::from_millis(20)
             });
+        // Looked at again within a second whatever the leases: the
+        // others' lines may all end long before a lease could lapse, and
+        // this worker then ends too.
         Ok(Claim::Wait(
-            wait.min(lease / 2).max(Duration::from_millis(50)),
+            wait.min(lease / 2)
+                .min(Duration::from_secs(1))
+                .max(Duration::from_millis(50)),
         ))
     }
 }
