@@ -795,21 +795,37 @@ impl Journal for PostgresJournal {
                     let rows = if settle {
                         let statement = c
                             .prepare_cached(
-                                "WITH line AS (
+                                // `before` reads the line as it was when
+                                // the statement began (no lock: the update
+                                // below takes it, and a row locked by this
+                                // statement would be skipped): a try of
+                                // this call that was applied (its answer
+                                // lost) has ended it, and it is not
+                                // settled twice.
+                                "WITH before AS (
+                                     SELECT state FROM reka_batch_lines
+                                      WHERE batch = $1 AND key = $2 AND attempt = $3),
+                                 line AS (
                                      UPDATE reka_batch_lines
                                         SET entry = $4, state = $5, reserved_usd = 0, updated_at = now()
-                                      WHERE batch = $1 AND key = $2 AND attempt = $3 RETURNING 1)
-                                 UPDATE reka_batches
-                                    SET reserved_usd = greatest(reserved_usd - $6, 0),
-                                        spent_usd = spent_usd + $7
-                                  WHERE name = $1 AND EXISTS (SELECT 1 FROM line)",
+                                      WHERE batch = $1 AND key = $2 AND attempt = $3 RETURNING 1),
+                                 settled AS (
+                                     UPDATE reka_batches
+                                        SET reserved_usd = greatest(reserved_usd - $6, 0),
+                                            spent_usd = spent_usd + $7
+                                      WHERE name = $1 AND EXISTS (SELECT 1 FROM line)
+                                        AND EXISTS (SELECT 1 FROM before
+                                                     WHERE state IN ('new', 'submitting', 'submitted')))
+                                 SELECT count(*) FROM line",
                             )
                             .await?;
-                        c.execute(
-                            &statement,
-                            &[&batch, &key, &hold.attempt, &json, &state, &hold.reserved_usd, &price],
-                        )
-                        .await?
+                        let row = c
+                            .query_one(
+                                &statement,
+                                &[&batch, &key, &hold.attempt, &json, &state, &hold.reserved_usd, &price],
+                            )
+                            .await?;
+                        u64::try_from(row.get::<_, i64>(0)).unwrap_or(0)
                     } else {
                         let statement = c
                             .prepare_cached(

@@ -294,6 +294,12 @@ impl<J: Journal, F: FnMut(BatchEvent<'_>) -> Result<()> + Send> Run<J, F> {
     /// its entry says, as a resumed run would.
     async fn take_claimed(&mut self, line: ClaimedLine) -> Result<()> {
         let ClaimedLine { item, entry } = line;
+        if self.entries.contains_key(item.key()) {
+            // This run's own line, claimed again after its lease lapsed
+            // with no one taking it: it goes on as it is (the journal
+            // writes it under the new token).
+            return Ok(());
+        }
         let Some(entry) = entry else {
             return self.take_new(item).await;
         };
