@@ -182,7 +182,8 @@ impl PostgresOptions {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct JournalStats {
-    /// Statements executed (each one round trip; retries counted).
+    /// Calls to the database, retries counted: each one statement and
+    /// one round trip (setting up the tables and `status`, a few).
     pub round_trips: u64,
     /// Lines this worker claimed.
     pub claimed: u64,
@@ -372,12 +373,26 @@ enum Failure {
 impl Failure {
     fn transient(&self) -> bool {
         match self {
-            Failure::Pool(_) | Failure::Timeout => true,
-            Failure::Db(e) => match e.code() {
-                // Not an answer of the server: the connection failed.
-                None => true,
-                Some(code) => matches!(code.code(), "40001" | "40P01" | "57P01" | "08006"),
-            },
+            Failure::Timeout => true,
+            Failure::Pool(deadpool_postgres::PoolError::Timeout(_)) => true,
+            Failure::Pool(deadpool_postgres::PoolError::Backend(e)) | Failure::Db(e) => {
+                connection_failed(e)
+            }
+            Failure::Pool(_) => false,
+        }
+    }
+}
+
+/// Whether `e` is the connection failing (refused, reset, closed, timed
+/// out), or the server saying to try again (a serialization failure, a
+/// deadlock, a shutdown), rather than an answer to the statement.
+fn connection_failed(e: &tokio_postgres::Error) -> bool {
+    match e.code() {
+        Some(code) => matches!(code.code(), "40001" | "40P01" | "57P01" | "57P02" | "57P03"),
+        None => {
+            e.is_closed()
+                || std::error::Error::source(e).is_some_and(|s| s.is::<std::io::Error>())
+                || e.to_string().contains("timed out")
         }
     }
 }

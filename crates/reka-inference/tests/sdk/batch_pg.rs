@@ -365,3 +365,19 @@ async fn two_concurrent_runs_share_one_budget() {
         "0"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_answer_of_the_server_is_not_retried_as_a_connection_failure() {
+    let pg = TestPostgres::start();
+    // Tries for ten minutes when the connection fails; a database that
+    // does not exist is the server's answer, given at once.
+    let options = PostgresOptions::default().retry_for(Duration::from_secs(600));
+    let url = pg.url_of("no_such_db");
+    let connect = PostgresJournal::connect(&url, "b", options);
+    let e = tokio::time::timeout(Duration::from_secs(120), connect)
+        .await
+        .expect("refused without retrying")
+        .unwrap_err();
+    assert!(matches!(e, Error::Journal(_)), "{e:?}");
+    assert!(e.to_string().contains("no_such_db"), "{e}");
+}
