@@ -231,3 +231,20 @@ async fn status(ctx: &mut Ctx, args: SharedBatchArgs) -> Result<(), Failure> {
     ctx.out.line(&text);
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_database_url_never_shows_its_password() {
+        let url: DatabaseUrl = "postgres://batch:s3cr3t@db:5432/reka".parse().unwrap();
+        assert_eq!(url.secret(), "postgres://batch:s3cr3t@db:5432/reka");
+        for shown in [format!("{url}"), format!("{url:?}")] {
+            assert!(!shown.contains("s3cr3t"), "{shown}");
+            assert!(shown.contains("batch:***@db:5432/reka"), "{shown}");
+        }
+        assert!("mysql://db/reka".parse::<DatabaseUrl>().is_err());
+        assert!("db".parse::<DatabaseUrl>().is_err());
+    }
+}
