@@ -9,6 +9,7 @@
 mod batch_dir;
 mod batch_input;
 mod batch_results;
+mod batch_shared;
 mod cli;
 mod commands;
 mod exit;

@@ -186,6 +186,17 @@ pub enum Error {
     #[error("batch journal: {0}")]
     Journal(String),
 
+    /// A line of a shared batch journal (`PostgresJournal`) passed to
+    /// another worker: this worker's lease on it lapsed (it stopped
+    /// renewing it, cut off or paused) and another claimed it, so this
+    /// worker's write was refused rather than overwrite the new owner's
+    /// state. A batch drops the line and goes on with the others.
+    #[error("batch journal: line {key:?} passed to another worker (its lease lapsed); not written")]
+    LeaseLost {
+        /// The line's key.
+        key: String,
+    },
+
     /// A batch with a budget met an endpoint whose price it cannot know:
     /// no job of it has reported one, the model list gives none, and no
     /// estimate was given. Nothing was submitted for it.
@@ -268,7 +279,7 @@ impl Error {
     /// | [`Inconsistent`](Error::Inconsistent) | 502 (the service contradicted itself) |
     /// | [`JobCancelled`](Error::JobCancelled) | 409 |
     /// | [`InvalidInput`](Error::InvalidInput) | 400 |
-    /// | [`Config`](Error::Config), [`PriceUnknown`](Error::PriceUnknown) (a budget without a price), [`WebhookUnreachable`](Error::WebhookUnreachable), [`Io`](Error::Io), [`Journal`](Error::Journal) | 500 |
+    /// | [`Config`](Error::Config), [`PriceUnknown`](Error::PriceUnknown) (a budget without a price), [`WebhookUnreachable`](Error::WebhookUnreachable), [`Io`](Error::Io), [`Journal`](Error::Journal), [`LeaseLost`](Error::LeaseLost) | 500 |
     ///
     /// ```no_run
     /// use axum::Json;
@@ -313,7 +324,8 @@ impl Error {
             | Error::PriceUnknown { .. }
             | Error::WebhookUnreachable { .. }
             | Error::Io(_)
-            | Error::Journal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            | Error::Journal(_)
+            | Error::LeaseLost { .. } => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 

@@ -25,6 +25,7 @@ use serde_json::json;
 use crate::batch_dir::{self, JOURNAL, RESULTS};
 use crate::batch_input::{self, BadLine, FileRules, InputKind, LateBadLines, Scan, Source};
 use crate::batch_results::{self, ResultLine, Results};
+use crate::batch_shared::{self, BatchCommand, DATABASE_URL_ENV, DatabaseUrl, RunJournal};
 use crate::commands::{Ctx, parse_endpoint};
 use crate::exit::{ExitClass, Failure};
 use crate::interrupt::Interrupt;
@@ -53,6 +54,13 @@ DIR:
                    from the journal at each run's start and end)
   <id>/            the files of each completed line (saved again if deleted)
 
+Shared (--journal postgres://...): the journal is a batch in PostgreSQL
+that every worker running the same command joins (named after the input's
+content, or --name); each line runs once, on one worker; a worker killed
+or cut off loses its lines after --lease and another takes them over.
+`batch status --journal URL --name N` shows it, `batch export` writes its
+results.
+
 A line edited since its job ran is reported and not run again (its old
 result stands) unless --rerun-changed. Exit code 0 when every line
 succeeded, 13 when some did not (the rest is done), 130 after Ctrl-C, 9 at
@@ -60,15 +68,43 @@ succeeded, 13 when some did not (the rest is done), 130 after Ctrl-C, 9 at
 
 /// `batch`.
 #[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
 pub struct BatchArgs {
-    /// The input: one JSON object per line (a file, a pipe, or - for stdin).
-    #[arg(value_name = "INPUT.jsonl")]
-    pub input: PathBuf,
+    /// `export` or `status` of a shared batch (see --journal).
+    #[command(subcommand)]
+    pub command: Option<BatchCommand>,
+
+    /// The input: one JSON object per line (a file, a pipe, or - for
+    /// stdin). A file named like a subcommand (export, status) is given
+    /// as ./export.
+    #[arg(value_name = "INPUT.jsonl", required = true)]
+    pub input: Option<PathBuf>,
 
     /// Where the journal, results.jsonl and each line's files go (created
     /// if missing). Run again with the same DIR to resume.
-    #[arg(long, value_name = "DIR")]
-    pub out: PathBuf,
+    #[arg(long, value_name = "DIR", required = true)]
+    pub out: Option<PathBuf>,
+
+    /// Share the batch with workers on other machines: its journal in this
+    /// PostgreSQL database (postgres://USER:PASSWORD@HOST/DB; or
+    /// REKA_BATCH_DATABASE_URL) instead of DIR/journal.sqlite. Every
+    /// worker that runs the same command (same input, or same --name)
+    /// joins the batch: each line runs once, on one of them. No TLS yet:
+    /// sslmode=require is refused.
+    #[arg(long, value_name = "URL", env = DATABASE_URL_ENV, hide_env_values = true)]
+    pub journal: Option<DatabaseUrl>,
+
+    /// The shared batch's name (default: input-<hash of the input's
+    /// content>, so that workers given the same file join one batch).
+    #[arg(long, value_name = "NAME", requires = "journal")]
+    pub name: Option<String>,
+
+    /// How long a worker holds its lines of a shared batch without
+    /// renewing them (renewed every third of it; default 30s): a worker
+    /// that dies or is cut off loses its lines this long after, and
+    /// another takes them over.
+    #[arg(long, value_name = "DURATION", requires = "journal")]
+    pub lease: Option<String>,
 
     /// The endpoint of lines that are bare input objects, MODEL/CAPABILITY.
     #[arg(long, value_name = "ENDPOINT")]
@@ -150,7 +186,19 @@ const DEFAULT_JOB_TIMEOUT: Duration = Duration::from_secs(3600);
 const INPUT_COPY: &str = "input.jsonl";
 
 /// Runs `batch`.
-pub async fn run(ctx: &mut Ctx, args: BatchArgs, timeout: Option<Duration>) -> Result<(), Failure> {
+pub async fn run(
+    ctx: &mut Ctx,
+    mut args: BatchArgs,
+    timeout: Option<Duration>,
+) -> Result<(), Failure> {
+    if let Some(command) = args.command.take() {
+        return batch_shared::run_command(ctx, command).await;
+    }
+    let (Some(input), Some(out_dir)) = (args.input.clone(), args.out.clone()) else {
+        return Err(Failure::usage(
+            "batch: INPUT.jsonl and --out DIR are needed",
+        ));
+    };
     let endpoint = args
         .endpoint
         .as_deref()
@@ -163,11 +211,11 @@ pub async fn run(ctx: &mut Ctx, args: BatchArgs, timeout: Option<Duration>) -> R
         .map(|t| crate::time::parse_duration("--job-timeout", t))
         .transpose()?
         .unwrap_or(DEFAULT_JOB_TIMEOUT);
-    let kind = Source::kind(&args.input)?;
+    let kind = Source::kind(&input)?;
     if args.dry_run {
         let source = match kind {
-            InputKind::File => Source::file(&args.input),
-            InputKind::Pipe => Source::copy(&args.input, temporary_copy(), true)?,
+            InputKind::File => Source::file(&input),
+            InputKind::Pipe => Source::copy(&input, temporary_copy(), true)?,
         };
         let rules = file_rules(&source, &args);
         let scan = batch_input::scan(&source.path, endpoint.as_ref(), &rules)?;
@@ -177,29 +225,29 @@ pub async fn run(ctx: &mut Ctx, args: BatchArgs, timeout: Option<Duration>) -> R
     // (under its lock) first.
     let early_scan = match kind {
         InputKind::File => {
-            let source = Source::file(&args.input);
+            let source = Source::file(&input);
             let scan =
                 batch_input::scan(&source.path, endpoint.as_ref(), &file_rules(&source, &args))?;
             Some((source, scan))
         }
         InputKind::Pipe => None,
     };
-    std::fs::create_dir_all(&args.out).map_err(|e| {
+    std::fs::create_dir_all(&out_dir).map_err(|e| {
         Failure::new(
             ExitClass::Other,
-            format!("cannot create {}: {e}", args.out.display()),
+            format!("cannot create {}: {e}", out_dir.display()),
         )
     })?;
-    let _lock = batch_dir::lock(&args.out)?;
+    let _lock = batch_dir::lock(&out_dir)?;
     let (source, scan) = match early_scan {
         Some(found) => found,
         None => {
             ctx.out.note(&format!(
                 "reading {} once (a pipe or FIFO cannot be read twice) into {}",
-                args.input.display(),
-                args.out.join(INPUT_COPY).display()
+                input.display(),
+                out_dir.join(INPUT_COPY).display()
             ));
-            let source = Source::copy(&args.input, args.out.join(INPUT_COPY), false)?;
+            let source = Source::copy(&input, out_dir.join(INPUT_COPY), false)?;
             let scan =
                 batch_input::scan(&source.path, endpoint.as_ref(), &file_rules(&source, &args))?;
             (source, scan)
@@ -209,31 +257,68 @@ pub async fn run(ctx: &mut Ctx, args: BatchArgs, timeout: Option<Duration>) -> R
 
     // What an earlier run left: read before anything is written, so that
     // a refused run leaves DIR as it was.
-    let journal_path = args.out.join(JOURNAL);
-    let journal_existed = journal_path.exists();
-    let entries = if journal_existed {
-        SqliteJournal::open(&journal_path)?.load().await?
-    } else {
-        Vec::new()
+    let journal_path = out_dir.join(JOURNAL);
+    let (shared, entries) = match &args.journal {
+        Some(url) => {
+            let name = match &args.name {
+                Some(name) => name.clone(),
+                None => batch_shared::default_name(&source.path).await?,
+            };
+            let lease = args
+                .lease
+                .as_deref()
+                .map(|t| crate::time::parse_duration("--lease", t))
+                .transpose()?
+                .unwrap_or(Duration::from_secs(30));
+            let journal = batch_shared::connect(url, &name, lease).await?;
+            if ctx.out.json {
+                ctx.out.json_line(&json!({
+                    "event": "joined", "batch": name, "database": url.to_string(),
+                    "worker": journal.worker_id(),
+                }));
+            } else {
+                ctx.out.note(&format!(
+                    "shared batch {name} on {url} (worker {})",
+                    journal.worker_id()
+                ));
+            }
+            let entries = journal.load().await?;
+            (Some(journal), entries)
+        }
+        None => {
+            let journal_existed = journal_path.exists();
+            let entries = if journal_existed {
+                SqliteJournal::open(&journal_path)?.load().await?
+            } else {
+                Vec::new()
+            };
+            if let Some(aside) = batch_dir::check_earlier_run(
+                &out_dir,
+                entries.len(),
+                journal_existed,
+                args.start_over,
+            )? {
+                ctx.out.note(&format!(
+                    "--start-over: the earlier results are now {}",
+                    aside.display()
+                ));
+            }
+            (None, entries)
+        }
     };
-    if let Some(aside) =
-        batch_dir::check_earlier_run(&args.out, entries.len(), journal_existed, args.start_over)?
-    {
-        ctx.out.note(&format!(
-            "--start-over: the earlier results are now {}",
-            aside.display()
-        ));
-    }
     let client = ctx.client().await?;
     if let Some(budget) = args.budget_usd
         && args.estimate_usd.is_none()
     {
         check_prices(&client, &scan, &entries, budget).await?;
     }
-    let journal = Arc::new(SqliteJournal::open(&journal_path)?);
+    let journal = Arc::new(match shared {
+        Some(journal) => RunJournal::Postgres(journal),
+        None => RunJournal::Sqlite(SqliteJournal::open(&journal_path)?),
+    });
     // The results file from the journal: whole again if it was deleted,
     // cut short or edited since.
-    let results_path = args.out.join(RESULTS);
+    let results_path = out_dir.join(RESULTS);
     if !entries.is_empty() || !scan.bad.is_empty() || results_path.exists() {
         batch_results::rewrite(&results_path, &entries, &scan.lines, &scan.bad)?;
     }
@@ -269,7 +354,7 @@ pub async fn run(ctx: &mut Ctx, args: BatchArgs, timeout: Option<Duration>) -> R
         ))
         .rerun_changed(args.rerun_changed);
     if !args.no_download {
-        options = options.download_dir(&args.out);
+        options = options.download_dir(&out_dir);
     }
     if let Some(b) = args.budget_usd {
         options = options.budget_usd(b);
@@ -354,7 +439,7 @@ pub async fn run(ctx: &mut Ctx, args: BatchArgs, timeout: Option<Duration>) -> R
     }
     let late_keys: HashSet<String> = late.iter().map(|b| b.key.clone()).collect();
     let counts = Counts::of(&scan, &entries, &reporter.changed, &late_keys);
-    reporter.finish(&args.out, &source, &summary, &counts, interrupted)
+    reporter.finish(&out_dir, &source, &summary, &counts, interrupted)
 }
 
 /// Checks the flags that clap cannot.
@@ -371,6 +456,18 @@ fn check_flags(args: &BatchArgs) -> Result<(), Failure> {
                 "{flag}: a number of dollars, 0 or more"
             )));
         }
+    }
+    if args.journal.is_some() && args.rerun_changed {
+        return Err(Failure::usage(
+            "--rerun-changed: a shared batch (--journal) runs each line's input as the batch \
+             holds it",
+        ));
+    }
+    if args.journal.is_some() && args.start_over {
+        return Err(Failure::usage(
+            "--start-over: a shared batch (--journal) keeps its state in the database; give \
+             it another --name to start over",
+        ));
     }
     if let Some(prefix) = &args.idempotency_prefix
         && (prefix.len() > 100 || !prefix.bytes().all(|b| b.is_ascii_graphic()))
@@ -540,7 +637,7 @@ impl Reporter {
         if self.out.json {
             self.out.json_line(&json!({
                 "event": "started", "lines": total, "valid": scan.good, "invalid": scan.bad.len(),
-                "out": args.out.display().to_string(),
+                "out": args.out.as_deref().map(|o| o.display().to_string()),
             }));
         }
         for bad in &scan.bad {
@@ -644,6 +741,11 @@ impl Reporter {
                 }
             }
             BatchEvent::NotSubmitted { key, reason } => self.problem("not_submitted", key, &reason),
+            BatchEvent::LeaseLost { key } => self.problem(
+                "lease_lost",
+                key,
+                "this worker's lease on it lapsed and another worker took it over",
+            ),
             BatchEvent::Unfinished { key, reason } => self.problem("unfinished", key, &reason),
             BatchEvent::Paused { until, reason } => {
                 let secs = until

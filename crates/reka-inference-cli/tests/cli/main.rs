@@ -4,6 +4,7 @@
 mod batch;
 mod batch_crash;
 mod batch_hostile;
+mod batch_pg;
 mod chat_compat;
 mod chat_stream;
 mod commands;
@@ -14,4 +15,6 @@ mod hostile;
 mod inputs;
 mod interrupt;
 mod mcp;
+#[path = "../../../reka-inference/tests/sdk/common/pg.rs"]
+mod pg;
 mod webhook;

@@ -5,6 +5,7 @@
 use std::collections::HashMap;
 use std::future::Future;
 use std::sync::Mutex;
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -26,6 +27,18 @@ use crate::error::Result;
 /// one-shot runs); `SqliteJournal` (feature `sqlite`) in a file. A journal
 /// in a database server takes an upsert by `key` and a select of every row.
 ///
+/// A journal one run owns implements `load` and `save` only. A journal
+/// *shared* by runs on several machines (`PostgresJournal`, feature
+/// `postgres`) also overrides the methods from
+/// [`is_shared`](Journal::is_shared) on: it holds the batch's items
+/// ([`add_items`](Journal::add_items)), hands them out to the runs in
+/// groups ([`claim`](Journal::claim)), fences every write (a `save` of a
+/// line that passed to another run fails with
+/// [`Error::LeaseLost`](crate::Error::LeaseLost), and the run drops the
+/// line), and keeps the budget in one place
+/// ([`save_reserving`](Journal::save_reserving)). Their defaults describe
+/// a journal one run owns, and the run then works as it always has.
+///
 /// ```
 /// use reka_inference::batch::{Journal, JournalEntry, MemoryJournal};
 ///
@@ -42,6 +55,94 @@ pub trait Journal: Send + Sync + 'static {
 
     /// Saves `entry`, replacing the entry of the same `key`.
     fn save(&self, entry: &JournalEntry) -> impl Future<Output = Result<()>> + Send;
+
+    /// Whether runs on other machines share this journal. A run of a
+    /// shared journal puts its items in the journal, then takes the lines
+    /// it [claims](Journal::claim) rather than those of its stream, and
+    /// never [`load`](Journal::load)s it whole. Default: `false`.
+    fn is_shared(&self) -> bool {
+        false
+    }
+
+    /// Shared journals: adds items to the batch, `first_seq` being the
+    /// position of the first in the input (lines are claimed in that
+    /// order). An item already in the batch is kept as it is; the keys of
+    /// those whose fingerprint differs from this item's are returned (the
+    /// batch runs the one it holds). Default: nothing, none.
+    fn add_items(
+        &self,
+        items: &[super::BatchItem],
+        first_seq: u64,
+    ) -> impl Future<Output = Result<Vec<String>>> + Send {
+        let _ = (items, first_seq);
+        async { Ok(Vec::new()) }
+    }
+
+    /// Shared journals: takes up to `max` lines that no run holds (or
+    /// whose holder's lease lapsed) for this run. Default:
+    /// [`Claim::Finished`].
+    fn claim(&self, max: usize) -> impl Future<Output = Result<Claim>> + Send {
+        let _ = max;
+        async { Ok(Claim::Finished) }
+    }
+
+    /// Saves a new entry (its idempotency key, before its submit) and
+    /// reserves `estimate_usd` of the batch's money for its job, as one
+    /// step: `false` (nothing saved) when the spend plus the reservations
+    /// of every run plus this one would pass `budget_usd`. The reservation
+    /// is settled to the job's price when its entry is saved finished.
+    /// Default: [`save`](Journal::save), then `true` (a run that owns its
+    /// journal keeps its budget itself).
+    fn save_reserving(
+        &self,
+        entry: &JournalEntry,
+        estimate_usd: f64,
+        budget_usd: Option<f64>,
+    ) -> impl Future<Output = Result<bool>> + Send {
+        let _ = (estimate_usd, budget_usd);
+        async move {
+            self.save(entry).await?;
+            Ok(true)
+        }
+    }
+
+    /// Shared journals: gives back every line this run holds (at the end
+    /// of a run), so that other runs take them at once rather than when
+    /// the lease lapses. Default: nothing.
+    fn release(&self) -> impl Future<Output = Result<()>> + Send {
+        async { Ok(()) }
+    }
+}
+
+/// What [`Journal::claim`] found.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Claim {
+    /// Lines for this run, now held under its lease.
+    Lines(Vec<ClaimedLine>),
+    /// Nothing to take now, but other runs hold unfinished lines: ask
+    /// again after this long (one of their leases may lapse).
+    Wait(Duration),
+    /// Every line of the batch is done, or held by this run.
+    Finished,
+}
+
+/// A line [`Journal::claim`] gave this run: its item, and its entry when
+/// an earlier holder got as far as saving one.
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct ClaimedLine {
+    /// The item, as the batch holds it.
+    pub item: super::BatchItem,
+    /// Its entry, if any: the run takes it up where it was left.
+    pub entry: Option<JournalEntry>,
+}
+
+impl ClaimedLine {
+    /// A claimed line.
+    pub fn new(item: super::BatchItem, entry: Option<JournalEntry>) -> ClaimedLine {
+        ClaimedLine { item, entry }
+    }
 }
 
 /// How far an item has come.
@@ -172,5 +273,34 @@ impl<J: Journal> Journal for std::sync::Arc<J> {
 
     fn save(&self, entry: &JournalEntry) -> impl Future<Output = Result<()>> + Send {
         (**self).save(entry)
+    }
+
+    fn is_shared(&self) -> bool {
+        (**self).is_shared()
+    }
+
+    fn add_items(
+        &self,
+        items: &[super::BatchItem],
+        first_seq: u64,
+    ) -> impl Future<Output = Result<Vec<String>>> + Send {
+        (**self).add_items(items, first_seq)
+    }
+
+    fn claim(&self, max: usize) -> impl Future<Output = Result<Claim>> + Send {
+        (**self).claim(max)
+    }
+
+    fn save_reserving(
+        &self,
+        entry: &JournalEntry,
+        estimate_usd: f64,
+        budget_usd: Option<f64>,
+    ) -> impl Future<Output = Result<bool>> + Send {
+        (**self).save_reserving(entry, estimate_usd, budget_usd)
+    }
+
+    fn release(&self) -> impl Future<Output = Result<()>> + Send {
+        (**self).release()
     }
 }

@@ -65,15 +65,18 @@
 //!   anywhere with the same API key: [`Client::job_for`](crate::Client::job_for) with
 //!   [`Job::with_submit_time`](crate::Job::with_submit_time) from a journal
 //!   entry follows it as if this process had submitted it.
-//!
-//! A journal shared on a database server would make one batch run on
-//! many machines: the [`Journal`] trait's upsert by key and read of every
-//! row, plus a claim per item (a row lease: `owner` and `lease_until`,
-//! taken with a conditional update before the submit and renewed while
-//! the job runs) so that each item has one owner, and a crashed owner's
-//! items pass to another when the lease lapses; reports then come from
-//! the rows rather than from each process. Only the embedded journal is
-//! built.
+//! - **Share one journal on a database server.** With
+//!   `PostgresJournal` (feature `postgres`) one named batch runs on
+//!   many machines: every worker adds the same items (the batch keeps each
+//!   once), then claims lines in small groups (`FOR UPDATE SKIP LOCKED`),
+//!   holds them under a lease its heartbeat renews, and writes under a
+//!   fencing token; a worker that stops renewing loses its lines when the
+//!   lease lapses, another takes them over from their entries (replaying
+//!   a submit with its saved key), and the first one's late writes are
+//!   refused ([`Error::LeaseLost`]; [`BatchEvent::LeaseLost`]). The budget
+//!   is one row every submit reserves its estimate from. The seam is in
+//!   the [`Journal`] trait: the methods from [`Journal::is_shared`] on,
+//!   whose defaults describe a journal one run owns.
 //!
 //! ```no_run
 //! # async fn run(client: reka_inference::Client) -> reka_inference::Result<()> {
@@ -110,6 +113,8 @@
 
 mod files;
 mod journal;
+#[cfg(feature = "postgres")]
+mod postgres;
 #[cfg(feature = "sqlite")]
 mod sqlite;
 
@@ -118,7 +123,12 @@ mod run;
 
 pub use crate::submitter::{PauseReason, SubmitItem, SubmitOutcome, Submitter, SubmitterOptions};
 pub use files::{FileDigest, ItemFile};
-pub use journal::{EntryState, Journal, JournalEntry, MemoryJournal};
+pub use journal::{Claim, ClaimedLine, EntryState, Journal, JournalEntry, MemoryJournal};
+#[cfg(feature = "postgres")]
+#[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
+pub use postgres::{
+    BatchStatus, JournalStats, PostgresJournal, PostgresOptions, redact_database_url,
+};
 #[cfg(feature = "sqlite")]
 #[cfg_attr(docsrs, doc(cfg(feature = "sqlite")))]
 pub use sqlite::SqliteJournal;
@@ -607,6 +617,14 @@ pub enum BatchEvent<'a> {
     },
     /// Periodic progress.
     Progress(&'a BatchProgress),
+    /// A line of a shared journal passed to another run (this run's lease
+    /// on it lapsed and another claimed it): this run dropped it, and the
+    /// other takes it from where its journal entry was (replaying its
+    /// submit with the same idempotency key if need be).
+    LeaseLost {
+        /// The line's key.
+        key: &'a str,
+    },
 }
 
 /// Why a run ended before every item was done.
@@ -759,6 +777,20 @@ impl<J: Journal> Batch<J> {
         let mut items = pin!(items);
         let mut run = run::Run::new(self.http, self.journal, self.options, on_event);
         run.resume().await?;
+        if run.is_shared() {
+            let ran = async {
+                run.add_items(items.as_mut()).await?;
+                let claims_only = pin!(futures::stream::pending::<BatchItem>());
+                run.main_loop(claims_only, &mut stop).await
+            }
+            .await;
+            // Given back whatever happened, so others need not wait for
+            // the lease to lapse; a failure here leaves that to the lease.
+            let released = run.release().await;
+            ran?;
+            released?;
+            return Ok(run.summary());
+        }
         run.main_loop(items.as_mut(), &mut stop).await?;
         run.count_unpulled(items).await;
         Ok(run.summary())

@@ -4,7 +4,7 @@
 //! files as jobs finish and reports each item once, journalling every step
 //! before the next.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::path::PathBuf;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -30,12 +30,19 @@ use crate::vocab::JobOutput;
 use super::files::{self, FILE_PROBLEM, FilesIntoInput};
 use super::ledger::{Fits, Ledger};
 use super::{
-    BatchEvent, BatchItem, BatchOptions, BatchProgress, BatchSummary, EntryState, Journal,
-    JournalEntry, StopReason,
+    BatchEvent, BatchItem, BatchOptions, BatchProgress, BatchSummary, Claim, ClaimedLine,
+    EntryState, Journal, JournalEntry, StopReason,
 };
 
 /// How long a stopping run waits for submits in flight.
 const STOP_GRACE: Duration = Duration::from_secs(10);
+
+/// Items put into a shared journal per write.
+const ADD_CHUNK: usize = 500;
+
+/// How long to wait before claiming again when a claim found nothing and
+/// said not how long.
+const CLAIM_AGAIN: Duration = Duration::from_millis(500);
 
 /// A download: the item's key, the request id it is for, what was saved.
 type Download =
@@ -76,6 +83,12 @@ pub(super) struct Run<J, F> {
     /// sent (the budget, a stop, a file that could not be read).
     unpulled: usize,
     last_pause: Option<Instant>,
+    /// The journal is shared: lines come from its claims, not the stream.
+    shared: bool,
+    /// Lines claimed and not taken up yet.
+    claimed: VecDeque<ClaimedLine>,
+    /// When to claim again after a claim that found nothing to take.
+    next_claim: Option<Instant>,
 }
 
 impl<J: Journal, F: FnMut(BatchEvent<'_>) -> Result<()> + Send> Run<J, F> {
@@ -88,6 +101,7 @@ impl<J: Journal, F: FnMut(BatchEvent<'_>) -> Result<()> + Send> Run<J, F> {
         let outcomes = JobSet::new(http.clone())
             .with_options(set_options)
             .into_stream();
+        let shared = journal.is_shared();
         Run {
             http,
             journal,
@@ -111,6 +125,9 @@ impl<J: Journal, F: FnMut(BatchEvent<'_>) -> Result<()> + Send> Run<J, F> {
             changed: HashSet::new(),
             unpulled: 0,
             last_pause: None,
+            shared,
+            claimed: VecDeque::new(),
+            next_claim: None,
             options,
         }
     }
@@ -119,6 +136,15 @@ impl<J: Journal, F: FnMut(BatchEvent<'_>) -> Result<()> + Send> Run<J, F> {
     pub(super) async fn resume(&mut self) -> Result<()> {
         if self.options.budget_usd.is_some() {
             self.load_listed_prices().await;
+        }
+        if self.shared {
+            // Entries come with the lines this run claims.
+            return (self.on_event)(BatchEvent::Resumed {
+                entries: 0,
+                in_flight: 0,
+                reported: 0,
+                reported_failed: 0,
+            });
         }
         let entries = self.journal.load().await?;
         let count = entries.len();
@@ -182,6 +208,156 @@ impl<J: Journal, F: FnMut(BatchEvent<'_>) -> Result<()> + Send> Run<J, F> {
             self.report(&key).await?;
         }
         Ok(())
+    }
+
+    /// Whether the journal is shared by runs on other machines.
+    pub(super) fn is_shared(&self) -> bool {
+        self.shared
+    }
+
+    /// Shared journals: puts every item of the stream into the batch (an
+    /// item the batch already holds is kept; one that differs is reported
+    /// changed, and the batch's runs).
+    pub(super) async fn add_items(
+        &mut self,
+        mut items: Pin<&mut (impl Stream<Item = BatchItem> + Send)>,
+    ) -> Result<()> {
+        let mut chunk = Vec::with_capacity(ADD_CHUNK);
+        let mut first_seq = 0u64;
+        loop {
+            let next = items.next().await;
+            let end = next.is_none();
+            chunk.extend(next);
+            if chunk.len() >= ADD_CHUNK || (end && !chunk.is_empty()) {
+                let changed = self.journal.add_items(&chunk, first_seq).await?;
+                first_seq = first_seq.saturating_add(chunk.len() as u64);
+                chunk.clear();
+                for key in changed {
+                    (self.on_event)(BatchEvent::Changed {
+                        key: &key,
+                        reason: "the shared batch holds another input for it, which is the one \
+                                 run"
+                        .to_owned(),
+                        rerun: false,
+                    })?;
+                }
+            }
+            if end {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Shared journals: gives back the lines this run still holds, so
+    /// that other runs take them at once.
+    pub(super) async fn release(&mut self) -> Result<()> {
+        self.unpulled += self.claimed.len();
+        self.claimed.clear();
+        self.journal.release().await
+    }
+
+    /// Claims lines from a shared journal (when none is waiting and the
+    /// last claim does not say to wait): true when the loop should look
+    /// again at once.
+    async fn claim_lines(&mut self) -> Result<bool> {
+        if let Some(line) = self.claimed.pop_front() {
+            self.take_claimed(line).await?;
+            return Ok(true);
+        }
+        if self.next_claim.is_some_and(|t| Instant::now() < t) {
+            return Ok(false);
+        }
+        self.next_claim = None;
+        let max = self.options.submitter.max_in_flight();
+        match self.journal.claim(max).await? {
+            Claim::Lines(lines) if !lines.is_empty() => {
+                self.claimed.extend(lines);
+                Ok(true)
+            }
+            Claim::Finished => {
+                self.items_ended();
+                Ok(true)
+            }
+            Claim::Wait(d) => {
+                self.next_claim = Instant::now().checked_add(d.max(Duration::from_millis(10)));
+                Ok(false)
+            }
+            _ => {
+                self.next_claim = Instant::now().checked_add(CLAIM_AGAIN);
+                Ok(false)
+            }
+        }
+    }
+
+    /// A line claimed from a shared journal: a new one is submitted (if
+    /// the budget allows); one an earlier holder left is taken up where
+    /// its entry says, as a resumed run would.
+    async fn take_claimed(&mut self, line: ClaimedLine) -> Result<()> {
+        let ClaimedLine { item, entry } = line;
+        if self.entries.contains_key(item.key()) {
+            // This run's own line, claimed again after its lease lapsed
+            // with no one taking it: it goes on as it is (the journal
+            // writes it under the new token).
+            return Ok(());
+        }
+        let Some(entry) = entry else {
+            return self.take_new(item).await;
+        };
+        let key = entry.key.clone();
+        match entry.state {
+            EntryState::Submitting => {
+                // Its reservation is in the journal already: replayed with
+                // its key, not reserved again.
+                self.ledger.started(&key, &entry.endpoint);
+                let idempotency_key = entry.idempotency_key.clone();
+                self.entries.insert(key, entry);
+                self.push(item, idempotency_key);
+            }
+            EntryState::Submitted => {
+                self.ledger.started(&key, &entry.endpoint);
+                self.follow(&entry)?;
+                self.entries.insert(key, entry);
+            }
+            EntryState::Finished => {
+                self.ledger.priced(&entry);
+                self.start_download(&entry);
+                self.entries.insert(key, entry);
+            }
+            EntryState::Done => {
+                self.ledger.priced(&entry);
+                self.entries.insert(key.clone(), entry);
+                self.report(&key).await?;
+            }
+            EntryState::Reported => {
+                self.ledger.priced(&entry);
+                self.entries.insert(key, entry);
+            }
+        }
+        Ok(())
+    }
+
+    /// Saves an entry: `false` when its line passed to another run (a
+    /// shared journal's lease lapsed), which drops it here.
+    async fn save(&mut self, entry: &JournalEntry) -> Result<bool> {
+        match self.journal.save(entry).await {
+            Ok(()) => Ok(true),
+            Err(Error::LeaseLost { key }) => {
+                self.lose_line(&key)?;
+                Ok(false)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Drops a line another run took over: its job, download and report
+    /// are the new holder's.
+    fn lose_line(&mut self, key: &str) -> Result<()> {
+        if let Some(entry) = self.entries.remove(key)
+            && matches!(entry.state, EntryState::Submitting | EntryState::Submitted)
+        {
+            self.ledger.stopped(key, &entry.endpoint);
+        }
+        (self.on_event)(BatchEvent::LeaseLost { key })
     }
 
     /// The model list's prices, the first estimate of each endpoint's. A
@@ -271,6 +447,9 @@ impl<J: Journal, F: FnMut(BatchEvent<'_>) -> Result<()> + Send> Run<J, F> {
                 // Submits still in flight are left for the next run to replay.
                 return Ok(());
             }
+            if self.shared && self.wants_items() && self.claim_lines().await? {
+                continue;
+            }
             let pause = self.submitter.paused_until();
             self.note_pause(pause);
             let wants = self.wants_items();
@@ -286,7 +465,9 @@ impl<J: Journal, F: FnMut(BatchEvent<'_>) -> Result<()> + Send> Run<J, F> {
                     self.begin_stop(StopReason::Deadline);
                 }
                 () = sleep_until_or_never(self.stop_by), if self.stop_by.is_some() => {}
-                item = items.next(), if wants => match item {
+                // A shared journal's next claim.
+                () = sleep_until_or_never(self.next_claim), if wants && self.shared && self.next_claim.is_some() => {}
+                item = items.next(), if wants && !self.shared => match item {
                     Some(item) => self.take_item(item).await?,
                     None => self.items_ended(),
                 },
@@ -331,7 +512,7 @@ impl<J: Journal, F: FnMut(BatchEvent<'_>) -> Result<()> + Send> Run<J, F> {
         &mut self,
         mut items: Pin<&mut (impl Stream<Item = BatchItem> + Send)>,
     ) {
-        if self.items_exhausted {
+        if self.items_exhausted || self.shared {
             return;
         }
         if self.stopped.is_none() && self.budget_reached {
@@ -468,7 +649,23 @@ impl<J: Journal, F: FnMut(BatchEvent<'_>) -> Result<()> + Send> Run<J, F> {
         entry.input_files = item.files.clone();
         // The key is saved before the submit: a crash after it replays the
         // submit with the same key rather than make a second job.
-        self.journal.save(&entry).await?;
+        if self.shared {
+            // With the job's estimate reserved from the budget all runs
+            // share, as one step.
+            let estimate = self.ledger.estimate(item.endpoint.as_str()).unwrap_or(0.0);
+            let budget = self.options.budget_usd;
+            match self.journal.save_reserving(&entry, estimate, budget).await {
+                Ok(true) => {}
+                Ok(false) => {
+                    self.unpulled += 1;
+                    return self.reach_budget();
+                }
+                Err(Error::LeaseLost { key }) => return self.lose_line(&key),
+                Err(e) => return Err(e),
+            }
+        } else {
+            self.journal.save(&entry).await?;
+        }
         self.ledger.started(&entry.key, &entry.endpoint);
         self.entries.insert(entry.key.clone(), entry);
         self.push(item, idempotency_key);
@@ -525,7 +722,9 @@ impl<J: Journal, F: FnMut(BatchEvent<'_>) -> Result<()> + Send> Run<J, F> {
                 entry.request_id = Some(job.id().to_owned());
                 entry.submitted_at = job.submit_time().or_else(|| Some(Utc::now()));
                 let entry = entry.clone();
-                self.journal.save(&entry).await?;
+                if !self.save(&entry).await? {
+                    return self.release_held().await;
+                }
                 (self.on_event)(BatchEvent::Submitted(&entry))?;
                 self.push_job(key, job);
             }
@@ -621,7 +820,13 @@ impl<J: Journal, F: FnMut(BatchEvent<'_>) -> Result<()> + Send> Run<J, F> {
         let Some(entry) = self.entries.get(key).cloned() else {
             return Ok(());
         };
-        self.journal.save(&entry).await?;
+        // A shared journal keeps three writes per line (the key, the
+        // request id, the report): a line taken over before its report
+        // is followed and saved again from its job, which the service
+        // keeps.
+        if !self.shared && !self.save(&entry).await? {
+            return Ok(());
+        }
         (self.on_event)(BatchEvent::Finished(&entry))?;
         let has_files = entry.status.as_deref() == Some("COMPLETED")
             && self.options.download_dir.is_some()
@@ -715,7 +920,10 @@ impl<J: Journal, F: FnMut(BatchEvent<'_>) -> Result<()> + Send> Run<J, F> {
         };
         entry.state = EntryState::Done;
         let entry = entry.clone();
-        self.journal.save(&entry).await?;
+        // Shared journals: see `finish`.
+        if !self.shared && !self.save(&entry).await? {
+            return Ok(());
+        }
         self.report(key).await
     }
 
@@ -732,7 +940,7 @@ impl<J: Journal, F: FnMut(BatchEvent<'_>) -> Result<()> + Send> Run<J, F> {
         // again); the memory keeps only what the counts need, so that it
         // does not grow with what the jobs made.
         entry.output = None;
-        self.journal.save(&saved).await
+        self.save(&saved).await.map(drop)
     }
 
     /// Submits a held item once its price can be judged.

@@ -8,6 +8,8 @@
 mod common;
 
 mod batch;
+#[cfg(feature = "postgres")]
+mod batch_pg;
 mod chat;
 mod client;
 mod download;

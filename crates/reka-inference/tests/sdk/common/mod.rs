@@ -2,6 +2,8 @@
 #![allow(dead_code)]
 
 pub mod hostile;
+#[cfg(feature = "postgres")]
+pub mod pg;
 
 use std::time::Duration;
 
