@@ -1408,7 +1408,14 @@ pub mod types {
         ///`model_id/capability`; absent from the `models` answer (INFER-CODE): derive it so.
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub endpoint_id: ::std::option::Option<::std::string::String>,
+        ///The `input` this endpoint takes, as a JSON Schema (2020-12): its required fields and the types of the optional ones; other fields are accepted. The format `image-url` marks an http(s) URL or a `data:image/<type>;base64,<data>` URI of an image. A submit whose input does not match is answered 422. Absent or null: not known.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub input_schema:
+            ::std::option::Option<::serde_json::Map<::std::string::String, ::serde_json::Value>>,
         pub model_id: ::std::string::String,
+        ///What one job of this endpoint costs, in US dollars, when the service says; the price a completed job reports is its record's `output.usage.price_usd`. Absent or null: not known.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub price_usd: ::std::option::Option<f64>,
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub title: ::std::option::Option<::std::string::String>,
     }
@@ -1523,7 +1530,7 @@ pub mod types {
     ///The body of every submit operation.
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
     pub struct SubmitRequest {
-        ///Model-specific input; its fields are not published.
+        ///Model-specific input; its fields are not published. The model list's `input_schema` may say what an endpoint takes (INFERRED); an input that does not match is answered 422.
         pub input: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
         ///Called with the request's record when it reaches a terminal state (delivery format INFERRED).
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
@@ -4808,7 +4815,14 @@ pub mod types {
                 ::std::option::Option<::std::string::String>,
                 ::std::string::String,
             >,
+            input_schema: ::std::result::Result<
+                ::std::option::Option<
+                    ::serde_json::Map<::std::string::String, ::serde_json::Value>,
+                >,
+                ::std::string::String,
+            >,
             model_id: ::std::result::Result<::std::string::String, ::std::string::String>,
+            price_usd: ::std::result::Result<::std::option::Option<f64>, ::std::string::String>,
             title: ::std::result::Result<
                 ::std::option::Option<::std::string::String>,
                 ::std::string::String,
@@ -4820,7 +4834,9 @@ pub mod types {
                     capability: Err("no value supplied for capability".to_string()),
                     description: Ok(Default::default()),
                     endpoint_id: Ok(Default::default()),
+                    input_schema: Ok(Default::default()),
                     model_id: Err("no value supplied for model_id".to_string()),
+                    price_usd: Ok(Default::default()),
                     title: Ok(Default::default()),
                 }
             }
@@ -4856,6 +4872,20 @@ pub mod types {
                     .map_err(|e| format!("error converting supplied value for endpoint_id: {e}"));
                 self
             }
+            pub fn input_schema<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<
+                        ::std::option::Option<
+                            ::serde_json::Map<::std::string::String, ::serde_json::Value>,
+                        >,
+                    >,
+                T::Error: ::std::fmt::Display,
+            {
+                self.input_schema = value
+                    .try_into()
+                    .map_err(|e| format!("error converting supplied value for input_schema: {e}"));
+                self
+            }
             pub fn model_id<T>(mut self, value: T) -> Self
             where
                 T: ::std::convert::TryInto<::std::string::String>,
@@ -4864,6 +4894,16 @@ pub mod types {
                 self.model_id = value
                     .try_into()
                     .map_err(|e| format!("error converting supplied value for model_id: {e}"));
+                self
+            }
+            pub fn price_usd<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<f64>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.price_usd = value
+                    .try_into()
+                    .map_err(|e| format!("error converting supplied value for price_usd: {e}"));
                 self
             }
             pub fn title<T>(mut self, value: T) -> Self
@@ -4886,7 +4926,9 @@ pub mod types {
                     capability: value.capability?,
                     description: value.description?,
                     endpoint_id: value.endpoint_id?,
+                    input_schema: value.input_schema?,
                     model_id: value.model_id?,
+                    price_usd: value.price_usd?,
                     title: value.title?,
                 })
             }
@@ -4897,7 +4939,9 @@ pub mod types {
                     capability: Ok(value.capability),
                     description: Ok(value.description),
                     endpoint_id: Ok(value.endpoint_id),
+                    input_schema: Ok(value.input_schema),
                     model_id: Ok(value.model_id),
+                    price_usd: Ok(value.price_usd),
                     title: Ok(value.title),
                 }
             }

@@ -85,16 +85,26 @@ impl FromStr for RequestStatus {
     type Err = std::convert::Infallible;
 
     /// Never fails: a value this version does not know becomes
-    /// [`RequestStatus::Unknown`].
+    /// [`RequestStatus::Unknown`], kept as sent. Case and surrounding
+    /// white space do not matter (`completed` is `COMPLETED`): a service,
+    /// a proxy or a user may write either.
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Ok(match s {
-            "IN_QUEUE" => RequestStatus::InQueue,
-            "IN_PROGRESS" => RequestStatus::InProgress,
-            "COMPLETED" => RequestStatus::Completed,
-            "FAILED" => RequestStatus::Failed,
-            "CANCELLED" | "CANCELED" => RequestStatus::Cancelled,
-            other => RequestStatus::Unknown(other.to_owned()),
-        })
+        let known = [
+            ("IN_QUEUE", RequestStatus::InQueue),
+            ("IN_PROGRESS", RequestStatus::InProgress),
+            ("COMPLETED", RequestStatus::Completed),
+            ("FAILED", RequestStatus::Failed),
+            ("CANCELLED", RequestStatus::Cancelled),
+            ("CANCELED", RequestStatus::Cancelled),
+        ];
+        let word = s.trim();
+        Ok(known
+            .into_iter()
+            .find(|(wire, _)| wire.eq_ignore_ascii_case(word))
+            .map_or_else(
+                || RequestStatus::Unknown(s.to_owned()),
+                |(_, status)| status,
+            ))
     }
 }
 

@@ -71,6 +71,26 @@ fn american_spelling_reads_as_cancelled() {
 }
 
 #[test]
+fn case_and_white_space_do_not_matter_but_unknown_values_are_kept_as_sent() {
+    for (text, expected) in [
+        ("completed", RequestStatus::Completed),
+        (" In_Progress ", RequestStatus::InProgress),
+        ("canceled", RequestStatus::Cancelled),
+        ("in_queue", RequestStatus::InQueue),
+    ] {
+        assert_eq!(RequestStatus::from(text), expected, "{text:?}");
+        for (name, status, wire) in read_all(text) {
+            assert_eq!(status, expected, "{name}");
+            assert_eq!(wire, expected.as_str(), "{name}");
+        }
+    }
+    assert_eq!(
+        RequestStatus::from("expired"),
+        RequestStatus::Unknown("expired".into())
+    );
+}
+
+#[test]
 fn listed_statuses_decode_to_their_variants() {
     for (text, expected) in [
         ("IN_QUEUE", RequestStatus::InQueue),

@@ -1,18 +1,25 @@
-//! `DIR/results.jsonl`: one line per finished input line, written once.
+//! `DIR/results.jsonl`: one line per finished input line.
 //!
-//! The file is appended to, one whole line per write. When a run starts,
-//! the lines already there are read back: their ids are not written again
-//! (the journal may not know that a line was written just before a crash),
-//! and a last line cut off by a crash is removed.
+//! The journal is the truth; the results file is its readable view. A run
+//! rewrites it from the journal when it starts and when it ends (one line
+//! per finished entry and per invalid input line, in input order, into a
+//! temporary file renamed over the old one), so a results file deleted,
+//! cut short or edited is whole again, and a line run again replaces its
+//! old result. In between, each result is appended as it comes, one whole
+//! line per write, at most once per job: the lines already there are read
+//! back when the file is opened (the journal may not know that a line was
+//! written just before a crash), and a last line cut off by a crash is
+//! removed.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::fs::{File, OpenOptions};
-use std::io::{BufRead, BufReader, Seek, SeekFrom, Write};
+use std::io::{BufRead, BufReader, BufWriter, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, Utc};
-use reka_inference::batch::JournalEntry;
+use reka_inference::batch::{EntryState, JournalEntry};
 use serde::Serialize;
+use serde_json::Value;
 
 use crate::batch_input::BadLine;
 use crate::exit::{ExitClass, Failure};
@@ -90,7 +97,8 @@ impl<'a> ResultLine<'a> {
 pub struct Results {
     path: PathBuf,
     file: File,
-    written: HashSet<String>,
+    /// The request id of each id's line (`None` for an invalid line).
+    written: HashMap<String, Option<String>>,
 }
 
 impl Results {
@@ -105,7 +113,7 @@ impl Results {
             .create(true)
             .open(path)
             .map_err(failed)?;
-        let mut written = HashSet::new();
+        let mut written = HashMap::new();
         let mut whole = 0u64;
         {
             let mut reader = BufReader::new(&file);
@@ -120,7 +128,8 @@ impl Results {
                 if let Ok(v) = serde_json::from_slice::<serde_json::Value>(&buf)
                     && let Some(id) = v.get("id").and_then(|i| i.as_str())
                 {
-                    written.insert(id.to_owned());
+                    let request_id = v.get("request_id").and_then(Value::as_str);
+                    written.insert(id.to_owned(), request_id.map(str::to_owned));
                 }
             }
         }
@@ -138,13 +147,20 @@ impl Results {
     }
 
     /// Whether a line with this id is in the file.
+    #[cfg(test)]
     pub fn has(&self, id: &str) -> bool {
-        self.written.contains(id)
+        self.written.contains_key(id)
     }
 
-    /// Appends a line, unless one with its id is already there.
+    /// Appends a line, unless one with its id and request id is already
+    /// there (a line run again has a new request id: its line is appended,
+    /// and the rewrite at the end of the run keeps only the journal's).
     pub fn write(&mut self, line: &ResultLine<'_>) -> std::io::Result<bool> {
-        if self.written.contains(line.id) {
+        if self
+            .written
+            .get(line.id)
+            .is_some_and(|request_id| request_id.as_deref() == line.request_id)
+        {
             return Ok(false);
         }
         let mut text = serde_json::to_vec(line).map_err(std::io::Error::other)?;
@@ -152,7 +168,8 @@ impl Results {
         // One write of the whole line: a crash leaves it whole or cut, and a
         // cut line is removed when the next run opens the file.
         self.file.write_all(&text)?;
-        self.written.insert(line.id.to_owned());
+        self.written
+            .insert(line.id.to_owned(), line.request_id.map(str::to_owned));
         Ok(true)
     }
 
@@ -160,6 +177,95 @@ impl Results {
     pub fn path(&self) -> &Path {
         &self.path
     }
+}
+
+/// Writes `path` anew from the journal's finished entries and the invalid
+/// lines, in input order (`lines`: the line of each id; entries of ids no
+/// longer in the input come last). An entry whose journal holds no output
+/// (journals of earlier versions dropped it once reported) keeps the
+/// output of its old line, when that line is of the same job. Returns the
+/// number of lines written.
+pub fn rewrite(
+    path: &Path,
+    entries: &[JournalEntry],
+    lines: &HashMap<String, u64>,
+    bad: &[BadLine],
+) -> Result<usize, Failure> {
+    let failed =
+        |e: std::io::Error| Failure::new(ExitClass::Other, format!("{}: {e}", path.display()));
+    let finished: Vec<&JournalEntry> = entries
+        .iter()
+        .filter(|e| matches!(e.state, EntryState::Done | EntryState::Reported))
+        .collect();
+    let wanted: HashSet<&str> = finished
+        .iter()
+        .filter(|e| e.output.is_none())
+        .map(|e| e.key.as_str())
+        .collect();
+    let old_outputs = if wanted.is_empty() {
+        HashMap::new()
+    } else {
+        old_outputs(path, &wanted)
+    };
+    let mut rows: Vec<(u64, ResultLine<'_>)> = Vec::with_capacity(finished.len() + bad.len());
+    for entry in &finished {
+        let line = lines.get(&entry.key).copied();
+        let mut row = ResultLine::of_entry(entry, line);
+        if row.output.is_none()
+            && let Some((request_id, output)) = old_outputs.get(&entry.key)
+            && request_id.as_deref() == entry.request_id.as_deref()
+        {
+            row.output = Some(output);
+        }
+        rows.push((line.unwrap_or(u64::MAX), row));
+    }
+    for b in bad {
+        rows.push((b.line, ResultLine::of_bad_line(b)));
+    }
+    rows.sort_by_key(|(line, _)| *line);
+    let tmp = path.with_extension("jsonl.tmp");
+    {
+        let file = File::create(&tmp).map_err(failed)?;
+        let mut out = BufWriter::new(file);
+        for (_, row) in &rows {
+            serde_json::to_writer(&mut out, row).map_err(|e| failed(e.into()))?;
+            out.write_all(b"\n").map_err(failed)?;
+        }
+        let file = out.into_inner().map_err(|e| failed(e.into_error()))?;
+        file.sync_all().map_err(failed)?;
+    }
+    std::fs::rename(&tmp, path).map_err(failed)?;
+    Ok(rows.len())
+}
+
+/// The outputs of the old file's lines for `ids`, with their request ids.
+fn old_outputs(path: &Path, ids: &HashSet<&str>) -> HashMap<String, (Option<String>, Value)> {
+    let mut found = HashMap::new();
+    let Ok(file) = File::open(path) else {
+        return found;
+    };
+    for line in BufReader::new(file).lines() {
+        let Ok(line) = line else { break };
+        let Ok(mut v) = serde_json::from_str::<Value>(&line) else {
+            continue;
+        };
+        let Some(id) = v.get("id").and_then(Value::as_str).map(str::to_owned) else {
+            continue;
+        };
+        if !ids.contains(id.as_str()) {
+            continue;
+        }
+        let request_id = v
+            .get("request_id")
+            .and_then(Value::as_str)
+            .map(str::to_owned);
+        if let Some(output) = v.get_mut("output").map(Value::take)
+            && !output.is_null()
+        {
+            found.insert(id, (request_id, output));
+        }
+    }
+    found
 }
 
 #[cfg(test)]

@@ -1,15 +1,18 @@
-//! The command line: every command, flag and help text (clap derive).
+//! The command line: the global options and the table of commands (clap
+//! derive). Each command's own flags live beside its code, in
+//! `commands/<command>.rs`.
 //!
 //! Values that need checking (endpoints, JSON input, times, durations) are
 //! kept as strings here and checked by the commands, so that a bad value
 //! gets the same one-line message (or JSON error) as every other error,
 //! before any request is sent.
 
-use std::path::PathBuf;
-
 use clap::{Args, Parser, Subcommand};
 
+use crate::commands::batch::{self, BATCH_HELP};
+use crate::commands::{chat, follow, job, list, mcp, submit};
 use crate::exit::EXIT_CODES_HELP;
+use crate::input::INPUT_HELP;
 
 /// Submit, follow, list and download jobs of the Reka Vision Agent
 /// inference API, and chat with its models.
@@ -71,8 +74,9 @@ pub struct Global {
     /// How long the command may take, e.g. 90s, 5m, 1h. For `run` and
     /// `wait`: how long to wait for the job (default 30m; the job keeps
     /// running after). For `batch`: the whole run (default: no limit; the
-    /// same command resumes). For every other command: the whole command,
-    /// retries included (default 2m).
+    /// same command resumes). For `mcp`: not used (it serves until its
+    /// input closes or Ctrl-C; each tool call has its own wait). For every
+    /// other command: the whole command, retries included (default 2m).
     #[arg(long, global = true, value_name = "DURATION")]
     pub timeout: Option<String>,
 
@@ -95,43 +99,31 @@ pub enum Command {
     /// Follow it later with `reka-inference wait <ID>`, or use `run` to
     /// submit and wait in one go.
     #[command(after_help = INPUT_HELP)]
-    Submit(SubmitArgs),
+    Submit(submit::SubmitArgs),
 
     /// Show where a job is: queued (and its place in the queue), running,
     /// or finished.
-    Status {
-        /// The request id, as `submit` or `list` printed it.
-        id: String,
-        /// Also show the job's log lines.
-        #[arg(long)]
-        logs: bool,
-    },
+    Status(job::StatusArgs),
 
     /// Show a job's record: its output once completed, its error once
     /// failed.
     ///
     /// Exits 0 whenever the record is shown, whatever the job's status; use
     /// `wait` to get a job's outcome as an exit code.
-    Result {
-        /// The request id.
-        id: String,
-    },
+    Result(job::JobId),
 
     /// Cancel a queued or running job. A finished job is left as it is.
-    Cancel {
-        /// The request id.
-        id: String,
-    },
+    Cancel(job::JobId),
 
     /// Wait for a job submitted earlier, then show its output (and
     /// optionally download it).
     ///
     /// Ctrl-C stops waiting and leaves the job running (run `wait` again to
     /// resume), unless --cancel-on-interrupt is given.
-    Wait(WaitArgs),
+    Wait(follow::WaitArgs),
 
-    /// List past and current requests, newest first.
-    List(ListArgs),
+    /// List past and current jobs, newest first.
+    List(list::ListArgs),
 
     /// Submit a job, wait for it, show its output and optionally save its
     /// files: the whole job in one command.
@@ -141,10 +133,10 @@ pub enum Command {
     /// waiting and prints how to resume, or cancels the job with
     /// --cancel-on-interrupt.
     #[command(after_help = INPUT_HELP)]
-    Run(RunArgs),
+    Run(follow::RunArgs),
 
     /// Ask a chat model (OpenAI-compatible) one question and print its answer.
-    Chat(ChatArgs),
+    Chat(chat::ChatArgs),
 
     /// Run every line of a file of JSON lines as a job: submitted a few at
     /// a time, paced by the service's rate limits, followed together, each
@@ -156,315 +148,11 @@ pub enum Command {
     /// resumes: nothing submitted is submitted again, jobs in flight are
     /// followed again, finished lines are skipped.
     #[command(after_help = BATCH_HELP)]
-    Batch(BatchArgs),
+    Batch(batch::BatchArgs),
 
     /// Serve the API's jobs as tools for AI agents over MCP: stdio (what
     /// Claude Desktop, Claude Code and Cursor launch), or Streamable HTTP.
-    Mcp(crate::commands::mcp::McpArgs),
-}
-
-const BATCH_HELP: &str = "\
-Lines:
-  {\"prompt\": \"a red fox\"}                                   the input of --endpoint
-  {\"endpoint\": \"veo-3.1/text-to-video\", \"input\": {...}, \"id\": \"clip-7\"}
-  The id names the line's files and result (default line-<N>): letters,
-  digits, '.', '_', '-'. A line that cannot be run is reported with its
-  number (status INVALID) and skipped; nothing is sent for it.
-
-DIR:
-  journal.sqlite   the journal (keep it to resume)
-  results.jsonl    one line per finished input line: line, id, status, ok,
-                   request_id, files, error, price_usd, timings
-  <id>/            the files of each completed line
-
-Exit code 0 when every line succeeded, 13 when some did not (the rest is
-done), 130 after Ctrl-C, 9 at --timeout: run the same command to go on.";
-
-const INPUT_HELP: &str = "\
-Input:
-  The job's input is a JSON object; its fields depend on the endpoint.
-  --input '{\"prompt\": \"a red fox\"}'   inline JSON
-  --input @input.json                 read from a file
-  --input -                           read from stdin
-  --set prompt=\"a red fox\"            one field (repeatable; applied over --input)
-  --set size.width=512                dotted keys make nested objects
-  A --set value is read as JSON when it is valid JSON (numbers, true, [1,2],
-  {\"a\":1}), else as a string: --set seed=7 gives a number, --set 'seed=\"7\"' a string.";
-
-/// How the job's input is given.
-#[derive(Debug, Args, Clone, Default)]
-pub struct InputArgs {
-    /// The input object: inline JSON, @FILE to read a file, or - for stdin.
-    #[arg(long, value_name = "JSON|@FILE|-")]
-    pub input: Option<String>,
-
-    /// Set one input field, KEY=VALUE (repeatable). Dotted keys make nested
-    /// objects; VALUE is JSON if it parses, else a string.
-    #[arg(long = "set", value_name = "KEY=VALUE")]
-    pub set: Vec<String>,
-}
-
-/// `submit`.
-#[derive(Debug, Args)]
-pub struct SubmitArgs {
-    /// The endpoint, MODEL/CAPABILITY, e.g. nano-banana/text-to-image
-    /// (`reka-inference models` lists them).
-    pub endpoint: String,
-
-    #[command(flatten)]
-    pub input: InputArgs,
-
-    /// A URL the service calls with the job's record when it finishes.
-    #[arg(long, value_name = "URL")]
-    pub webhook: Option<String>,
-
-    /// Your own idempotency key: submitting again with the same key and
-    /// input returns the first job instead of creating a second one.
-    #[arg(long, value_name = "KEY")]
-    pub idempotency_key: Option<String>,
-}
-
-/// What `wait` and `run` share.
-#[derive(Debug, Args, Clone, Default)]
-pub struct FollowArgs {
-    /// Save the job's output files into this directory (created if missing).
-    #[arg(long, value_name = "DIR")]
-    pub download: Option<PathBuf>,
-
-    /// On Ctrl-C, cancel the job instead of leaving it running.
-    #[arg(long)]
-    pub cancel_on_interrupt: bool,
-}
-
-/// `wait`.
-#[derive(Debug, Args)]
-pub struct WaitArgs {
-    /// The request id.
-    pub id: String,
-
-    #[command(flatten)]
-    pub follow: FollowArgs,
-
-    /// Receive the job's webhook on this address (the job was submitted
-    /// with `submit --webhook URL`, URL reaching this address): look once
-    /// now, then end the wait when the delivery arrives, confirmed by one
-    /// fetch of the record; polls only as a rare safety net.
-    #[cfg(feature = "webhooks")]
-    #[arg(long, value_name = "ADDR")]
-    pub webhook_listen: Option<String>,
-}
-
-/// `run`.
-#[derive(Debug, Args)]
-pub struct RunArgs {
-    /// The endpoint, MODEL/CAPABILITY, e.g. nano-banana/text-to-image.
-    pub endpoint: String,
-
-    #[command(flatten)]
-    pub input: InputArgs,
-
-    #[command(flatten)]
-    pub follow: FollowArgs,
-
-    /// A URL the service calls with the job's record when it finishes.
-    #[arg(long, value_name = "URL")]
-    pub webhook: Option<String>,
-
-    /// Your own idempotency key: running again with the same key and input
-    /// follows the first job instead of creating a second one (printed
-    /// when a submit's outcome is unknown).
-    #[arg(long, value_name = "KEY")]
-    pub idempotency_key: Option<String>,
-
-    /// Receive the job's webhook on this address (e.g. 0.0.0.0:8080) and end
-    /// the wait when it arrives, confirmed by one fetch of the record;
-    /// polls only as a rare safety net.
-    #[cfg(feature = "webhooks")]
-    #[arg(long, value_name = "ADDR", conflicts_with = "webhook")]
-    pub webhook_listen: Option<String>,
-
-    /// The public URL the service should call for --webhook-listen (a
-    /// tunnel, a load balancer), when it is not http://ADDR/.
-    #[cfg(feature = "webhooks")]
-    #[arg(long, value_name = "URL", requires = "webhook_listen")]
-    pub webhook_url: Option<String>,
-}
-
-/// `list`.
-#[derive(Debug, Args)]
-#[command(after_help = "\
-Times (--since, --until): RFC 3339 (2025-01-31T12:00:00Z), a date (2025-01-31, UTC),
-or an age: 30m, 1h, 2d means that long ago.")]
-pub struct ListArgs {
-    /// Only this endpoint, MODEL/CAPABILITY.
-    #[arg(long, value_name = "ENDPOINT")]
-    pub endpoint: Option<String>,
-
-    /// Only this model, e.g. veo-3.1.
-    #[arg(long, value_name = "MODEL")]
-    pub model: Option<String>,
-
-    /// Only this capability, e.g. text-to-image.
-    #[arg(long, value_name = "CAPABILITY")]
-    pub capability: Option<String>,
-
-    /// Only this status: IN_QUEUE, IN_PROGRESS, COMPLETED, FAILED or
-    /// CANCELLED (any case).
-    #[arg(long, value_name = "STATUS")]
-    pub status: Option<String>,
-
-    /// Only requests created at or after this time.
-    #[arg(long, value_name = "TIME")]
-    pub since: Option<String>,
-
-    /// Only requests created before this time.
-    #[arg(long, value_name = "TIME")]
-    pub until: Option<String>,
-
-    /// Include each request's input, output and error.
-    #[arg(long)]
-    pub payloads: bool,
-
-    /// Show at most this many requests.
-    #[arg(long, value_name = "N", default_value_t = 20, conflicts_with = "all")]
-    pub limit: u64,
-
-    /// Show every matching request (pages are fetched as needed).
-    #[arg(long)]
-    pub all: bool,
-}
-
-/// `batch`.
-#[derive(Debug, Args)]
-pub struct BatchArgs {
-    /// The input: one JSON object per line.
-    #[arg(value_name = "INPUT.jsonl")]
-    pub input: PathBuf,
-
-    /// Where the journal, results.jsonl and each line's files go (created
-    /// if missing). Run again with the same DIR to resume.
-    #[arg(long, value_name = "DIR")]
-    pub out: PathBuf,
-
-    /// The endpoint of lines that are bare input objects, MODEL/CAPABILITY.
-    #[arg(long, value_name = "ENDPOINT")]
-    pub endpoint: Option<String>,
-
-    /// Submits in flight at most (fewer while the service pushes back).
-    #[arg(long, value_name = "N", default_value_t = 8)]
-    pub concurrency: usize,
-
-    /// Stop submitting when the spend the service reported plus the
-    /// estimated price of the jobs in flight would pass this many US
-    /// dollars. Until a price is known, one job of an endpoint runs alone
-    /// to learn it.
-    #[arg(long, value_name = "USD")]
-    pub budget_usd: Option<f64>,
-
-    /// The price of a job to assume until the service reports one (and for
-    /// an endpoint whose records carry none).
-    #[arg(long, value_name = "USD", requires = "budget_usd")]
-    pub estimate_usd: Option<f64>,
-
-    /// How long each job is waited for, e.g. 30m, 2h (default 1h). A job
-    /// still running then is left running and followed by the next run.
-    #[arg(long, value_name = "DURATION")]
-    pub job_timeout: Option<String>,
-
-    /// Submit each line with the idempotency key PREFIX<id> rather than a
-    /// random one: batches on several machines that share a prefix (and
-    /// the API key) get one job per line even where their inputs overlap,
-    /// for as long as the service keeps idempotency keys.
-    #[arg(long, value_name = "PREFIX")]
-    pub idempotency_prefix: Option<String>,
-
-    /// Check every line and print what would be sent; send nothing.
-    #[arg(long)]
-    pub dry_run: bool,
-
-    /// Do not save the jobs' files (results.jsonl still lists each job).
-    #[arg(long)]
-    pub no_download: bool,
-
-    /// Receive the jobs' webhooks on this address (e.g. 0.0.0.0:8080):
-    /// each wait ends at its delivery, confirmed by one fetch of the
-    /// record, instead of list sweeps.
-    #[cfg(feature = "webhooks")]
-    #[arg(long, value_name = "ADDR")]
-    pub webhook_listen: Option<String>,
-
-    /// The public URL the service should call for --webhook-listen (a
-    /// tunnel, a load balancer), when it is not http://ADDR/.
-    #[cfg(feature = "webhooks")]
-    #[arg(long, value_name = "URL", requires = "webhook_listen")]
-    pub webhook_url: Option<String>,
-}
-
-/// `chat`.
-#[derive(Debug, Args)]
-pub struct ChatArgs {
-    /// The chat model.
-    #[arg(long, short, value_name = "MODEL", default_value = "qwen3-vl-32b")]
-    pub model: String,
-
-    /// A system message sent before yours.
-    #[arg(long, value_name = "TEXT")]
-    pub system: Option<String>,
-
-    /// Print the answer as it is written, piece by piece (with --json: one
-    /// JSON chunk per line, as the server sent it, the final usage chunk
-    /// included).
-    #[arg(long)]
-    pub stream: bool,
-
-    /// An image sent with your message: a file (PNG, JPEG, GIF or WebP,
-    /// sent as a data: URI), an http(s) URL or a data: URI. Repeatable.
-    #[arg(long, value_name = "FILE|URL")]
-    pub image: Vec<String>,
-
-    /// A tool the model may call: a JSON object, `{"name": ..., "description":
-    /// ..., "parameters": <JSON schema>}` or OpenAI's `{"type": "function",
-    /// "function": {...}}`. Repeatable. Tool calls are printed.
-    #[arg(long, value_name = "JSON")]
-    pub tool: Vec<String>,
-
-    /// Ask for a JSON object as the answer (`response_format: json_object`).
-    #[arg(long)]
-    pub json_object: bool,
-
-    /// The most tokens to generate.
-    #[arg(long, value_name = "N")]
-    pub max_tokens: Option<u32>,
-
-    /// The sampling temperature.
-    #[arg(long, value_name = "T")]
-    pub temperature: Option<f32>,
-
-    /// Chat with any OpenAI-compatible server: the base URL of its
-    /// OpenAI-style API (`http://localhost:4000/v1`), used as is; requests go
-    /// to `<URL>/chat/completions`. Its key is --chat-api-key: the Reka key
-    /// is sent there only when the URL is on the Reka base URL's origin.
-    #[arg(long, env = "REKA_CHAT_BASE_URL", value_name = "URL")]
-    pub chat_base_url: Option<String>,
-
-    /// The key of the --chat-base-url server. Never printed.
-    #[arg(
-        long,
-        env = "REKA_CHAT_API_KEY",
-        hide_env_values = true,
-        value_name = "KEY",
-        requires = "chat_base_url"
-    )]
-    pub chat_api_key: Option<String>,
-
-    /// How the key is sent: `x-api-key` (`X-Api-Key: <key>`, Reka's
-    /// default) or `bearer` (`Authorization: Bearer <key>`, what most
-    /// OpenAI-compatible servers want; the default with --chat-base-url).
-    #[arg(long, value_name = "x-api-key|bearer")]
-    pub auth: Option<String>,
-
-    /// Your message.
-    pub message: String,
+    Mcp(mcp::McpArgs),
 }
 
 #[cfg(test)]

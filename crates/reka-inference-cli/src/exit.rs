@@ -128,7 +128,7 @@ Exit codes:
        bad time or duration (nothing was sent)
     3  authentication: no API key, or the key was refused (401)
     4  permission: the key may not do this (403)
-    5  not found: no such request or endpoint (404)
+    5  not found: no such job or endpoint (404)
     6  validation: the server refused the input (400, 409, 413, 422)
     7  rate limit: the key's quota is used up (429)
     8  server: the server failed (5xx) or answered something unreadable
@@ -194,7 +194,7 @@ impl Failure {
     }
 
     /// Names the job involved, unless one is named already.
-    pub fn about_request(mut self, id: &str) -> Failure {
+    pub fn about_job(mut self, id: &str) -> Failure {
         if self.request_id.is_none() {
             self.request_id = Some(id.to_owned());
         }
@@ -280,7 +280,9 @@ impl From<Error> for Failure {
             Error::Decode { .. } | Error::BodyTooLarge { .. } => {
                 Failure::new(ExitClass::Server, message)
             }
-            Error::InvalidInput(_) | Error::Config(_) => Failure::new(ExitClass::Usage, message),
+            Error::InvalidInput(_) | Error::Config(_) | Error::PriceUnknown { .. } => {
+                Failure::new(ExitClass::Usage, message)
+            }
             _ => Failure::new(ExitClass::Other, message),
         };
         if let Some(api) = e.api_error() {
@@ -360,7 +362,7 @@ mod tests {
 
     #[test]
     fn json_errors_have_every_key() {
-        let f = Failure::usage("bad").about_request("r1");
+        let f = Failure::usage("bad").about_job("r1");
         let v = f.to_json();
         assert_eq!(v["error"]["kind"], "usage");
         assert_eq!(v["error"]["exit_code"], 2);

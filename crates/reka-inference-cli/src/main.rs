@@ -1,10 +1,12 @@
 //! `reka-inference`: the command line tool of the Reka Vision Agent
 //! inference API. See `reka-inference --help`, and the modules:
 //! [`cli`] (flags), [`commands`], [`input`] (the job's input),
-//! [`batch_input`] and [`batch_results`] (the files of `batch`),
+//! [`batch_input`], [`batch_results`] and [`batch_dir`] (the files of
+//! `batch`),
 //! [`time`] (durations and times), [`output`], [`progress`],
 //! [`interrupt`] (Ctrl-C) and [`exit`] (exit codes).
 
+mod batch_dir;
 mod batch_input;
 mod batch_results;
 mod cli;

@@ -121,9 +121,14 @@ pub fn metrics_text(metrics: Option<&Metrics>) -> Option<String> {
     Some(format!("{secs:.1}s of inference"))
 }
 
-/// `$0.039` (or `$0.00012`: small prices keep their digits).
+/// `$0.039` (or `$0.00012`: small prices keep their digits). Never
+/// negative: `-0.0` (an empty sum of prices) and anything below zero or
+/// not a number print as `$0.000`.
 pub fn price_text(usd: f64) -> String {
-    if usd >= 0.01 || usd == 0.0 {
+    if usd.is_nan() || usd <= 0.0 {
+        return "$0.000".to_owned();
+    }
+    if usd >= 0.01 {
         format!("${usd:.3}")
     } else {
         format!("${usd:.6}")
@@ -226,6 +231,19 @@ pub fn table(rows: &[Vec<String>]) -> Vec<String> {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn no_price_is_ever_printed_negative() {
+        // An empty sum of f64 is -0.0: "$-0.000 in flight" before.
+        let empty: f64 = std::iter::empty::<f64>().sum();
+        assert_eq!(price_text(empty), "$0.000");
+        assert_eq!(price_text(-0.0), "$0.000");
+        assert_eq!(price_text(-1e-12), "$0.000");
+        assert_eq!(price_text(f64::NAN), "$0.000");
+        assert_eq!(price_text(0.039), "$0.039");
+        assert_eq!(price_text(0.00012), "$0.000120");
+    }
+
     use super::*;
 
     #[test]

@@ -1,10 +1,13 @@
 //! The endpoints jobs go to: the service's model list (cached a few
-//! minutes), the input fields each capability is known to take, and the
-//! close matches of an endpoint that does not exist.
+//! minutes), the input fields each endpoint takes, and the close matches of
+//! an endpoint that does not exist.
 //!
-//! The service publishes no input schemas. The fields listed here are the
-//! ones seen in use (reference section 13 row 9, labelled INFERRED): hints
-//! for the agent, never a check; the service's own 422 answer is the check.
+//! An entry of the model list may carry its `input_schema` (a JSON Schema
+//! of the input; the simulator sends one, the real service documents
+//! none): its fields are then the ones listed. Without one, the fields are
+//! the ones seen in use for the capability (reference section 13 row 9,
+//! labelled INFERRED): hints for the agent, never a check; the service's
+//! own 422 answer is the check.
 
 use std::time::Duration;
 
@@ -92,6 +95,54 @@ pub(crate) fn input_fields(capability: &str) -> Vec<InputField> {
         "image-to-bbox" => vec![field("image_url", "string", true, IMAGE_URL), prompt(false)],
         _ => Vec::new(),
     }
+}
+
+/// The input fields of a model entry, and where they come from: the
+/// entry's own `input_schema` (`"service"`), else the fields known for its
+/// capability (`"inferred"`).
+pub(crate) fn fields_of(m: &ModelInfo) -> (Vec<serde_json::Value>, &'static str) {
+    use serde_json::{Value, json};
+    let Some(schema) = m
+        .input_schema
+        .as_ref()
+        .filter(|s| s.contains_key("properties"))
+    else {
+        let known = input_fields(&m.capability)
+            .into_iter()
+            .filter_map(|f| serde_json::to_value(f).ok())
+            .collect();
+        return (known, "inferred");
+    };
+    let required: Vec<&str> = schema
+        .get("required")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .collect();
+    let fields = schema
+        .get("properties")
+        .and_then(Value::as_object)
+        .into_iter()
+        .flatten()
+        .map(|(name, property)| {
+            let kind = property
+                .get("type")
+                .and_then(Value::as_str)
+                .unwrap_or("any");
+            let description = match property.get("format").and_then(Value::as_str) {
+                Some("image-url") => Some(IMAGE_URL),
+                _ => property.get("description").and_then(Value::as_str),
+            };
+            json!({
+                "name": name,
+                "type": kind,
+                "required": required.contains(&name.as_str()),
+                "description": description.unwrap_or_default(),
+            })
+        })
+        .collect();
+    (fields, "service")
 }
 
 /// The endpoint id of a model entry.

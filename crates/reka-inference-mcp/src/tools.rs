@@ -18,7 +18,7 @@ use rmcp::{ErrorData as McpError, RoleServer, tool, tool_router};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
-use crate::endpoints::{endpoint_id, input_fields};
+use crate::endpoints::{endpoint_id, fields_of};
 use crate::report::JobReport;
 use crate::server::{Server, check_request_id, error_text, tool_error};
 use crate::wait::{Observed, Waited, ended};
@@ -129,8 +129,9 @@ impl Server {
         title = "List the generation endpoints",
         description = "List the endpoints jobs can be submitted to (image, video, speech and \
 bounding-box models), each as `<model>/<capability>` with its title, description and the input \
-fields it takes. The input fields are inferred (the service publishes no input schemas); the \
-service's own error says when an input is wrong. Free: creates no job. Call this first to pick \
+fields it takes (from the service's schema when it sends one, else inferred: \
+`input_fields_source` says which) and its price when known. The service's own error says \
+when an input is wrong. Free: creates no job. Call this first to pick \
 `endpoint` and build `input` for generate or submit_job.",
         annotations(read_only_hint = true, open_world_hint = true)
     )]
@@ -156,20 +157,24 @@ service's own error says when an input is wrong. Free: creates no job. Call this
                 continue;
             }
             let id = endpoint_id(m);
-            let fields = input_fields(&m.capability);
+            let (fields, source) = fields_of(m);
             let field_words: Vec<String> = fields
                 .iter()
-                .map(|f| {
-                    if f.required {
-                        format!("{} (required)", f.name)
+                .filter_map(|f| {
+                    let name = f.get("name")?.as_str()?;
+                    Some(if f.get("required") == Some(&json!(true)) {
+                        format!("{name} (required)")
                     } else {
-                        f.name.to_owned()
-                    }
+                        name.to_owned()
+                    })
                 })
                 .collect();
             lines.push(format!(
-                "- {id}: {}{}",
+                "- {id}: {}{}{}",
                 m.title.as_deref().unwrap_or(&m.capability),
+                m.price_usd
+                    .filter(|p| p.is_finite() && *p >= 0.0)
+                    .map_or(String::new(), |p| format!(" (${p:.3} a job)")),
                 if field_words.is_empty() {
                     String::new()
                 } else {
@@ -182,7 +187,9 @@ service's own error says when an input is wrong. Free: creates no job. Call this
                 "capability": m.capability,
                 "title": m.title,
                 "description": m.description,
+                "price_usd": m.price_usd,
                 "input_fields": fields,
+                "input_fields_source": source,
             }));
         }
         let text = if entries.is_empty() {
@@ -202,7 +209,6 @@ service's own error says when an input is wrong. Free: creates no job. Call this
         Ok(structured(
             json!({
                 "endpoints": entries,
-                "input_fields_source": "inferred: the service does not publish input schemas",
             }),
             text,
         ))

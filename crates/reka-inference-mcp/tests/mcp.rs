@@ -75,8 +75,39 @@ async fn every_tool(session: &Session, sim: &RunningSim, dirs: &Dirs) {
         .iter()
         .find(|e| e["endpoint"] == "nano-banana/text-to-image")
         .expect("listed");
-    assert_eq!(image["input_fields"][0]["name"], "prompt");
-    assert_eq!(image["input_fields"][0]["required"], true);
+    // An entry without an input schema lists the fields known for its
+    // capability; one with a schema (the edit) lists the schema's.
+    assert_eq!(image["input_fields_source"], "inferred");
+    let prompt = image["input_fields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["name"] == "prompt")
+        .expect("the prompt field");
+    assert_eq!(prompt["required"], true);
+    assert!(
+        image["price_usd"].as_f64().is_some_and(|p| p > 0.0),
+        "{image}"
+    );
+    let edit = endpoints
+        .iter()
+        .find(|e| e["capability"] == "edit")
+        .expect("an edit endpoint");
+    assert_eq!(edit["input_fields_source"], "service");
+    let image_url = edit["input_fields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["name"] == "image_url")
+        .expect("the image field");
+    assert_eq!(image_url["required"], true);
+    assert!(
+        image_url["description"]
+            .as_str()
+            .unwrap()
+            .contains("data:image"),
+        "{image_url}"
+    );
     assert!(!endpoints.iter().any(|e| e["capability"] == "chat"));
     let speech = ok(call(c, "list_models", json!({"capability": "text-to-speech"})).await);
     assert_eq!(

@@ -16,7 +16,9 @@ conn = http.client.HTTPConnection(u.hostname, u.port)
 endpoints = ["kling-v3-pro/image-to-video", "veo-3.1/text-to-video", "sora-2-pro/image-to-video"]
 with open(out, "w") as f:
     for i in range(n):
-        body = json.dumps({"input": {"prompt": f"bench job {i}"}})
+        # Two of the three endpoints take an image: an https URL (never fetched).
+        body = json.dumps({"input": {"prompt": f"bench job {i}",
+                                     "image_url": "https://images.example.com/bench.png"}})
         conn.request("POST", f"/v2/inference/{endpoints[i % 3]}", body,
                      {"X-Api-Key": key, "Content-Type": "application/json"})
         resp = conn.getresponse()

@@ -53,10 +53,56 @@ pub struct ModelSpec {
     /// What a completed job produces; derived from the capability when absent.
     #[serde(default)]
     pub output: Option<OutputKind>,
+    /// The price of one job in US dollars, as a completed job's
+    /// `output.usage.price_usd` and the model list's `price_usd` report it.
+    /// `None` (the key absent): the capability's default price
+    /// ([`default_price_usd`]); `Some(None)` (`"price_usd": null`): the
+    /// endpoint reports no price; `Some(Some(p))`: `p`.
+    #[serde(
+        default,
+        deserialize_with = "stated",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub price_usd: Option<Option<f64>>,
+    /// The `input` this endpoint takes, as a JSON Schema (2020-12); a
+    /// submit whose input does not match is answered 422. Absent: any JSON
+    /// object is taken. The format `image-url`
+    /// ([`crate::IMAGE_URL_FORMAT`]) marks an `http(s)` URL or a
+    /// `data:image/...;base64,` URI of a real image. Shown in the model list.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub input_schema: Option<serde_json::Value>,
+    /// Where the price comes from, free text (the default catalog says
+    /// `INFERRED: ...` for every price: Reka publishes none). Not sent on the wire.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub price_provenance: Option<String>,
 }
 
 fn one() -> u32 {
     1
+}
+
+/// Reads a key that is present, `null` included, as `Some(...)`, so an
+/// absent key (`None`, by `#[serde(default)]`) and an explicit `null`
+/// (`Some(None)`) differ.
+fn stated<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(d).map(Some)
+}
+
+/// The price of one job of a capability, in US dollars, for catalog entries
+/// that state none (INFERRED, illustrative: Reka publishes no prices): image
+/// and edit 0.04, video 0.50, speech 0.015, bounding boxes 0.005.
+pub fn default_price_usd(capability: &str) -> f64 {
+    match capability {
+        "text-to-image" | "edit" => 0.04,
+        "image-to-video" | "text-to-video" => 0.5,
+        "text-to-speech" => 0.015,
+        "image-to-bbox" => 0.005,
+        _ => 0.01,
+    }
 }
 
 /// A distribution of job durations in simulated seconds.
@@ -151,6 +197,16 @@ impl ModelSpec {
         self.output
             .unwrap_or_else(|| OutputKind::for_capability(&self.capability))
     }
+
+    /// The price of one job in US dollars: the stated one, or the
+    /// capability's default when none is stated; `None` for an endpoint
+    /// stated as unpriced (`"price_usd": null`).
+    pub fn price(&self) -> Option<f64> {
+        match self.price_usd {
+            None => Some(default_price_usd(&self.capability)),
+            Some(stated) => stated,
+        }
+    }
 }
 
 /// Why a catalog could not be loaded.
@@ -225,6 +281,11 @@ impl Catalog {
             if m.model_id.is_empty() || m.model_id.contains('/') {
                 return bad("model_id must be one non-empty path segment".into());
             }
+            if let Some(Some(p)) = m.price_usd
+                && !(p.is_finite() && p >= 0.0)
+            {
+                return bad(format!("price_usd must be a finite number >= 0, got {p}"));
+            }
             if m.workers == 0 {
                 return bad("workers must be at least 1".into());
             }
@@ -234,11 +295,35 @@ impl Catalog {
             if let Err(why) = m.duration.check() {
                 return bad(why);
             }
+            if let Some(schema) = &m.input_schema {
+                crate::inputs::compile(schema)
+                    .map_err(|why| CatalogError::Invalid(format!("{id}: {why}")))?;
+            }
             if !seen.insert(id.clone()) {
                 return bad("duplicate endpoint".into());
             }
         }
         Ok(())
+    }
+
+    /// Each endpoint's compiled input schema, in catalog order (`None`:
+    /// the endpoint takes any object).
+    pub(crate) fn input_rules(
+        &self,
+    ) -> Result<Vec<Option<crate::inputs::InputRules>>, CatalogError> {
+        self.models
+            .iter()
+            .map(|m| {
+                m.input_schema
+                    .as_ref()
+                    .map(|schema| {
+                        crate::inputs::compile(schema).map_err(|why| {
+                            CatalogError::Invalid(format!("{}: {why}", m.endpoint_id()))
+                        })
+                    })
+                    .transpose()
+            })
+            .collect()
     }
 
     /// The index of the endpoint `<model>/<capability>`, if the catalog has it.
@@ -273,7 +358,85 @@ mod tests {
     }
 
     #[test]
+    fn a_price_is_stated_defaulted_or_stated_absent() {
+        let c = Catalog::from_json(
+            r#"{"models":[
+                {"model_id":"a","capability":"edit","duration":{"fixed":1},"price_usd":0.25},
+                {"model_id":"b","capability":"edit","duration":{"fixed":1}},
+                {"model_id":"c","capability":"edit","duration":{"fixed":1},"price_usd":null}
+            ]}"#,
+        )
+        .unwrap();
+        let prices: Vec<Option<f64>> = c.models.iter().map(ModelSpec::price).collect();
+        assert_eq!(prices, [Some(0.25), Some(0.04), None]);
+        // Every endpoint of the default catalog states its price and says where it comes from.
+        for m in Catalog::default_catalog().models {
+            assert!(
+                matches!(m.price_usd, Some(Some(p)) if p > 0.0),
+                "{}",
+                m.endpoint_id()
+            );
+            assert!(
+                m.price_provenance
+                    .as_deref()
+                    .is_some_and(|p| p.starts_with("INFERRED")),
+                "{}",
+                m.endpoint_id()
+            );
+        }
+        for bad in ["-1", "\"free\""] {
+            let text = format!(
+                r#"{{"models":[{{"model_id":"a","capability":"edit","duration":{{"fixed":1}},"price_usd":{bad}}}]}}"#
+            );
+            assert!(Catalog::from_json(&text).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn the_default_catalog_declares_what_each_capability_takes() {
+        let c = Catalog::default_catalog();
+        for m in &c.models {
+            let schema = m
+                .input_schema
+                .as_ref()
+                .unwrap_or_else(|| panic!("{}", m.endpoint_id()));
+            assert!(
+                schema["x-provenance"]
+                    .as_str()
+                    .is_some_and(|p| p.starts_with("INFERRED")),
+                "{}",
+                m.endpoint_id()
+            );
+            let required: Vec<&str> = schema["required"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|v| v.as_str().unwrap())
+                .collect();
+            let want: &[&str] = match m.capability.as_str() {
+                "text-to-image" | "text-to-video" => &["prompt"],
+                "image-to-video" | "image-to-bbox" => &["image_url"],
+                "edit" => &["prompt", "image_url"],
+                "text-to-speech" => &["text"],
+                other => panic!("{other}"),
+            };
+            assert_eq!(required, want, "{}", m.endpoint_id());
+            if want.contains(&"image_url") {
+                assert_eq!(schema["properties"]["image_url"]["format"], "image-url");
+            }
+        }
+        assert_eq!(c.input_rules().unwrap().len(), c.models.len());
+    }
+
+    #[test]
     fn bad_catalogs_are_rejected() {
+        let bad = r#"{"models":[{"model_id":"x","capability":"edit","duration":{"fixed":1},"input_schema":{"type":"nonsense"}}]}"#;
+        assert!(
+            Catalog::from_json(bad)
+                .unwrap_err()
+                .to_string()
+                .contains("input_schema")
+        );
         let bad = r#"{"models":[{"model_id":"x","capability":"nope","duration":{"fixed":1}}]}"#;
         assert!(Catalog::from_json(bad).is_err());
         let bad = r#"{"models":[{"model_id":"x","capability":"edit","workers":0,"duration":{"fixed":1}}]}"#;

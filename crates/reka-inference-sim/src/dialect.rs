@@ -30,11 +30,11 @@ pub enum Dialect {
     Reka,
     /// Infer's documented and observed shapes: lean submit answer,
     /// `{"models": [...]}`, FastAPI's 422, extensionless presigned-style
-    /// output URLs, `output.usage.price_usd`, `error.code`.
+    /// output URLs, `error.code`.
     Infer,
     /// fal.ai's queue: 202 from status and result until done, some failures
     /// reported as `COMPLETED` with an `error`, asynchronous cancel of a
-    /// running job, webhooks in fal's envelope, `output.usage.price_usd`.
+    /// running job, webhooks in fal's envelope.
     Fal,
 }
 
@@ -71,21 +71,11 @@ impl FromStr for Dialect {
 /// Simulated seconds a running job stays `IN_PROGRESS` after a cancel (fal).
 pub(crate) const FAL_CANCEL_DELAY_SECS: f64 = 3.0;
 
-/// Price in US dollars of one job of a capability, before the per-endpoint
-/// factor.
-fn base_price(capability: &str) -> f64 {
-    match capability {
-        "text-to-image" | "edit" => 0.04,
-        "image-to-video" | "text-to-video" => 0.5,
-        "text-to-speech" => 0.015,
-        "image-to-bbox" => 0.005,
-        _ => 0.01,
-    }
-}
-
 /// What the dialect-dependent rendering needs.
 pub(crate) struct Ctx<'a> {
     pub(crate) seed: u64,
+    /// Whether prices are reported ([`crate::SimConfig::prices`]).
+    pub(crate) prices: bool,
     /// The advertised base URL, without a trailing slash.
     pub(crate) base_url: &'a str,
 }
@@ -120,9 +110,10 @@ impl Dialect {
         }
     }
 
-    /// `GET /v2/inference/models`: the catalog's endpoints, then the chat
-    /// models (capability `chat`).
-    pub(crate) fn models_body(self, catalog: &Catalog) -> Value {
+    /// `GET /v2/inference/models`: the catalog's endpoints (with their
+    /// price when `prices` and the endpoint has one), then the chat models
+    /// (capability `chat`).
+    pub(crate) fn models_body(self, catalog: &Catalog, prices: bool) -> Value {
         let entry = |model_id: &str, capability: &str, title: Value, description: Value| {
             let mut v = json!({
                 "model_id": model_id,
@@ -139,12 +130,19 @@ impl Dialect {
             .models
             .iter()
             .map(|m| {
-                entry(
+                let mut v = entry(
                     &m.model_id,
                     &m.capability,
                     json!(m.title),
                     json!(m.description),
-                )
+                );
+                if let Some(schema) = &m.input_schema {
+                    v["input_schema"] = schema.clone();
+                }
+                if prices && let Some(price) = m.price() {
+                    v["price_usd"] = json!(price);
+                }
+                v
             })
             .collect();
         items.extend(catalog.chat_models.iter().map(|m| {
@@ -211,6 +209,7 @@ impl Dialect {
             Dialect::Reka | Dialect::Fal => crate::outputs::output_json(
                 kind,
                 &job.input,
+                job.image.as_ref(),
                 &format!("{}/_sim/files/{}", ctx.base_url, job.id),
             ),
             Dialect::Infer => {
@@ -219,12 +218,21 @@ impl Dialect {
                     OutputKind::Image => json!({ "images": [url] }),
                     OutputKind::Video => json!({ "video": url }),
                     OutputKind::Audio => json!({ "audio": url }),
-                    OutputKind::Boxes => crate::outputs::output_json(kind, &job.input, ""),
+                    OutputKind::Boxes => {
+                        crate::outputs::output_json(kind, &job.input, job.image.as_ref(), "")
+                    }
                 }
             }
         };
-        if self != Dialect::Reka {
-            output["usage"] = json!({ "price_usd": price(ctx.seed, spec) });
+        // The input image as the job received it: a test can tell it
+        // arrived whole (media type, size, SHA-256, dimensions).
+        if let Some(image) = &job.image {
+            output["input_image"] = image.to_json();
+        }
+        if ctx.prices
+            && let Some(price) = spec.price()
+        {
+            output["usage"] = json!({ "price_usd": price });
         }
         output
     }
@@ -270,13 +278,6 @@ impl Dialect {
             "payload_error": Value::Null,
         })
     }
-}
-
-/// The price of one job of an endpoint: the capability's base price times a
-/// factor in `[0.75, 1.25)` drawn per endpoint from the seed, to 4 decimals.
-pub(crate) fn price(seed: u64, spec: &ModelSpec) -> f64 {
-    let factor = 0.75 + 0.5 * rng::unit(rng::hash(&[seed, rng::str_hash(&spec.endpoint_id()), 31]));
-    (base_price(&spec.capability) * factor * 10_000.0).round() / 10_000.0
 }
 
 /// A presigned-storage-style URL without a file extension for a job's

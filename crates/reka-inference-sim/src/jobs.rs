@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::catalog::Catalog;
+use crate::images::InputImage;
 
 /// The lifecycle of a request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -73,6 +74,8 @@ pub(crate) struct Job {
     /// Index of the endpoint in the catalog (and of its lane).
     pub(crate) lane: usize,
     pub(crate) input: Value,
+    /// The input's `image_url`, checked and described at submit.
+    pub(crate) image: Option<InputImage>,
     pub(crate) webhook_url: Option<String>,
     pub(crate) created: Duration,
     pub(crate) started: Option<Duration>,
@@ -351,6 +354,7 @@ mod tests {
             owner: Arc::from("k"),
             lane: 0,
             input: Value::Null,
+            image: None,
             webhook_url: None,
             created: Duration::from_millis(created_ms),
             started: None,

@@ -1,10 +1,13 @@
 //! What a completed job produces: the illustrative `output` JSON and the
 //! files it points at, both derived deterministically from `input.prompt`
-//! (or `input.text`), so nothing is stored per job.
+//! (or `input.text`) and the input image's SHA-256, so nothing is stored
+//! per job. An image job's output image has its input image's dimensions
+//! (within [`MAX_OUTPUT_PIXELS`] and [`MAX_OUTPUT_SIDE`]).
 
 use serde_json::{Value, json};
 
 use crate::catalog::OutputKind;
+use crate::images::InputImage;
 use crate::media;
 use crate::rng;
 
@@ -16,6 +19,41 @@ const FRAMES: usize = 12;
 const FRAME_DELAY_CS: u16 = 10;
 /// Sample rate of generated speech.
 const SAMPLE_RATE: u32 = 16_000;
+/// Most pixels of an output image made to an input's dimensions (2048 x
+/// 2048): a larger input gives an output scaled down to fit, keeping its
+/// aspect ratio, since the file is made again for every download.
+pub(crate) const MAX_OUTPUT_PIXELS: u64 = 2048 * 2048;
+/// Longest side of an output image made to an input's dimensions.
+pub(crate) const MAX_OUTPUT_SIDE: u32 = 4096;
+
+/// The dimensions of an output image: the input image's when it has
+/// readable ones (scaled down to fit the limits above), else 64 x 64.
+pub(crate) fn image_size(image: Option<&InputImage>) -> (u32, u32) {
+    let Some((w, h)) = image.and_then(|i| match i {
+        InputImage::Inline(f) => f.dimensions,
+        InputImage::Url(_) => None,
+    }) else {
+        return (SIDE, SIDE);
+    };
+    let (wf, hf) = (f64::from(w), f64::from(h));
+    let scale = (MAX_OUTPUT_PIXELS as f64 / (wf * hf))
+        .sqrt()
+        .min(f64::from(MAX_OUTPUT_SIDE) / wf)
+        .min(f64::from(MAX_OUTPUT_SIDE) / hf)
+        .min(1.0);
+    // Float to int casts saturate; the result is within 1..=MAX_OUTPUT_SIDE.
+    let fit = |v: f64| ((v * scale).round() as u32).clamp(1, MAX_OUTPUT_SIDE);
+    (fit(wf), fit(hf))
+}
+
+/// The seed of an output's colours: its prompt, and its input image's hash.
+fn content_hash(prompt: &str, image: Option<&InputImage>) -> u64 {
+    let h = rng::str_hash(prompt);
+    match image.and_then(InputImage::sha256) {
+        Some(sha) => rng::hash(&[h, rng::str_hash(sha)]),
+        None => h,
+    }
+}
 
 /// The text outputs are derived from.
 pub(crate) fn prompt_of(input: &Value) -> &str {
@@ -42,13 +80,21 @@ fn speech_seconds(prompt: &str) -> f64 {
 
 /// The `output` object of a completed job whose files live under `files_url`
 /// (`<base>/_sim/files/<request_id>`).
-pub(crate) fn output_json(kind: OutputKind, input: &Value, files_url: &str) -> Value {
+pub(crate) fn output_json(
+    kind: OutputKind,
+    input: &Value,
+    image: Option<&InputImage>,
+    files_url: &str,
+) -> Value {
     let prompt = prompt_of(input);
     let url = |name: &str| format!("{files_url}/{name}");
     match kind {
-        OutputKind::Image => json!({
-            "images": [{"url": url("image.png"), "content_type": "image/png", "width": SIDE, "height": SIDE}]
-        }),
+        OutputKind::Image => {
+            let (width, height) = image_size(image);
+            json!({
+                "images": [{"url": url("image.png"), "content_type": "image/png", "width": width, "height": height}]
+            })
+        }
         OutputKind::Video => json!({
             "video": {
                 "url": url("video.gif"),
@@ -96,27 +142,35 @@ fn boxes(prompt: &str) -> Vec<Value> {
 }
 
 /// The bytes and content type of a served file, or `None` for a wrong name.
-pub(crate) fn file(kind: OutputKind, input: &Value, name: &str) -> Option<(&'static str, Vec<u8>)> {
+pub(crate) fn file(
+    kind: OutputKind,
+    input: &Value,
+    image: Option<&InputImage>,
+    name: &str,
+) -> Option<(&'static str, Vec<u8>)> {
     if file_name(kind) != Some(name) {
         return None;
     }
     let prompt = prompt_of(input);
-    let h = rng::str_hash(prompt);
+    let h = content_hash(prompt, image);
     let c = |shift: u32| (h >> shift) as u8;
     let (base, accent) = ([c(0), c(8), c(16)], [c(24), c(32), c(40)]);
     Some(match kind {
-        OutputKind::Image => (
-            "image/png",
-            media::png(SIDE, SIDE, |x, y| {
-                let t = (x + y) as f32 / (2 * SIDE) as f32;
-                let mix = |a: u8, b: u8| (f32::from(a) * (1.0 - t) + f32::from(b) * t) as u8;
-                [
-                    mix(base[0], accent[0]),
-                    mix(base[1], accent[1]),
-                    mix(base[2], accent[2]),
-                ]
-            }),
-        ),
+        OutputKind::Image => {
+            let (width, height) = image_size(image);
+            (
+                "image/png",
+                media::png(width, height, |x, y| {
+                    let t = (x + y) as f32 / (width + height) as f32;
+                    let mix = |a: u8, b: u8| (f32::from(a) * (1.0 - t) + f32::from(b) * t) as u8;
+                    [
+                        mix(base[0], accent[0]),
+                        mix(base[1], accent[1]),
+                        mix(base[2], accent[2]),
+                    ]
+                }),
+            )
+        }
         OutputKind::Video => {
             let palette = [base, accent, [255, 255, 255], [0, 0, 0]];
             let frames = (0..FRAMES)

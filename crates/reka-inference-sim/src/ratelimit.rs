@@ -6,16 +6,16 @@
 //! of wall time (at least one second). Every authenticated API request the
 //! quota lets through counts; refused ones do not.
 //!
-//! The submit bucket runs on wall time, not simulated time: it stands for the
-//! admission limit of a real generation API, which a benchmark measures in
-//! wall throughput (submits per second) whatever the time scale of the jobs.
-//! Its clock is Tokio's [`Instant`], so a runtime with paused time controls it.
+//! The submit bucket runs on clock time, not simulated time (the time scale
+//! does not touch it): it stands for the admission limit of a real
+//! generation API, which a benchmark measures in wall throughput (submits per
+//! second) whatever the time scale of the jobs. Its clock is the
+//! simulator's (`clock`): Tokio's, so paused time controls it, or the manual
+//! clock when there is one.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-
-use tokio::time::Instant;
 
 use crate::state::lock;
 
@@ -135,8 +135,8 @@ pub(crate) struct SubmitLimiter {
     burst: u64,
     /// Resets in whole seconds, rounded up, rather than to the millisecond.
     whole_seconds: bool,
-    /// Key -> (tokens, instant they were counted).
-    buckets: Mutex<HashMap<Arc<str>, (f64, Instant)>>,
+    /// Key -> (tokens, clock time they were counted at).
+    buckets: Mutex<HashMap<Arc<str>, (f64, Duration)>>,
 }
 
 impl SubmitLimiter {
@@ -152,11 +152,11 @@ impl SubmitLimiter {
     }
 
     /// Takes a token from `key`'s bucket at `now`.
-    pub(crate) fn take(&self, key: &Arc<str>, now: Instant) -> Result<Quota, Throttled> {
+    pub(crate) fn take(&self, key: &Arc<str>, now: Duration) -> Result<Quota, Throttled> {
         let burst = self.burst as f64;
         let mut buckets = lock(&self.buckets);
         let (tokens, counted) = buckets.entry(key.clone()).or_insert((burst, now));
-        let elapsed = now.saturating_duration_since(*counted).as_secs_f64();
+        let elapsed = now.saturating_sub(*counted).as_secs_f64();
         *tokens = (*tokens + elapsed * self.per_second).min(burst);
         *counted = (*counted).max(now);
         if *tokens + EPS >= 1.0 {
@@ -210,7 +210,7 @@ mod tests {
     #[test]
     fn a_full_bucket_gives_its_burst_then_refuses() {
         let b = SubmitLimiter::new(0.5, 3, true);
-        let t0 = Instant::now();
+        let t0 = Duration::from_secs(1000);
         let k = key("a");
         let got: Vec<_> = (0..3).map(|_| b.take(&k, t0).unwrap()).collect();
         let remaining: Vec<u64> = got.iter().map(|q| q.remaining).collect();
@@ -234,7 +234,7 @@ mod tests {
 
     #[test]
     fn resets_to_the_millisecond_unless_whole_seconds_are_asked_for() {
-        let t0 = Instant::now();
+        let t0 = Duration::from_secs(1000);
         let k = key("a");
         // 20 a second, 5 at most: from empty, full again in 250 ms.
         let precise = SubmitLimiter::new(20.0, 5, false);
@@ -254,7 +254,7 @@ mod tests {
     #[test]
     fn tokens_refill_at_the_rate_up_to_the_burst() {
         let b = SubmitLimiter::new(2.0, 2, true);
-        let t0 = Instant::now();
+        let t0 = Duration::from_secs(1000);
         let k = key("a");
         b.take(&k, t0).unwrap();
         b.take(&k, t0).unwrap();
@@ -278,7 +278,7 @@ mod tests {
     #[test]
     fn slow_rates_ask_for_long_waits_and_keys_are_independent() {
         let b = SubmitLimiter::new(0.01, 1, true);
-        let t0 = Instant::now();
+        let t0 = Duration::from_secs(1000);
         b.take(&key("a"), t0).unwrap();
         let r = b.take(&key("a"), t0 + Duration::from_secs(1)).unwrap_err();
         assert_eq!(r.retry_after, 99);

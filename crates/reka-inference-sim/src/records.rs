@@ -18,6 +18,8 @@ pub(crate) struct View<'a> {
     pub(crate) base_url: &'a str,
     pub(crate) dialect: Dialect,
     pub(crate) seed: u64,
+    /// Whether prices are reported.
+    pub(crate) prices: bool,
 }
 
 impl View<'_> {
@@ -91,6 +93,7 @@ impl View<'_> {
     fn output(&self, job: &Job) -> Value {
         let ctx = Ctx {
             seed: self.seed,
+            prices: self.prices,
             base_url: self.base_url,
         };
         self.dialect

@@ -1,6 +1,7 @@
 //! The one background task of the queue model: it advances every lane at
-//! each job's end instant, so terminal states (and their webhooks) happen on
-//! time even when nobody polls. Requests advance lanes themselves too.
+//! each job's end instant (on the simulator's clock), so terminal states
+//! (and their webhooks) happen on time even when nobody polls. Requests
+//! advance lanes themselves too, and so does a manual clock's `advance`.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -19,12 +20,17 @@ pub(crate) async fn run(state: Arc<AppState>, mut shutdown: watch::Receiver<bool
             store.advance_all(now, done);
             store.next_event()
         });
-        let deadline = match next {
-            Some(at) => tokio::time::Instant::from_std(state.clock.instant(at)),
-            None => tokio::time::Instant::now() + IDLE,
+        let until_next = async {
+            match next {
+                Some(at) => state.clock.sleep_until(at).await,
+                // A manual clock moves only by `advance`, which processes
+                // the lanes itself: nothing to wait for but a wake.
+                None if state.clock.is_manual() => std::future::pending().await,
+                None => tokio::time::sleep(IDLE).await,
+            }
         };
         tokio::select! {
-            _ = tokio::time::sleep_until(deadline) => {}
+            _ = until_next => {}
             _ = state.wake.notified() => {}
             _ = shutdown.changed() => return,
         }

@@ -6,15 +6,16 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use bytes::Bytes;
-use tokio::sync::{Notify, mpsc};
+use tokio::sync::{Notify, Semaphore, mpsc};
 
 use crate::catalog::Catalog;
 use crate::clock::SimClock;
-use crate::config::SimConfig;
+use crate::config::{ConnectionLimits, SimConfig};
 use crate::dialect::Dialect;
 use crate::faults::{
     DUPLICATE_GAP_SECS, Decision, FILES, FaultConfig, FileDecision, SPOOF_AFTER_SECS, WebhookPlan,
 };
+use crate::inputs::InputRules;
 use crate::jobs::{JobStore, Status};
 use crate::ratelimit::{RateLimiter, SubmitLimiter};
 use crate::records::View;
@@ -44,8 +45,10 @@ pub(crate) struct WebhookJob {
     pub(crate) url: String,
     pub(crate) request_id: String,
     pub(crate) body: Bytes,
-    /// Wall time to wait before the first attempt.
-    pub(crate) delay: Duration,
+    /// When the first attempt is due, on the simulator's clock (fixed when
+    /// the delivery is queued, so a manual clock's jump reaches it however
+    /// soon the delivery task runs).
+    pub(crate) due: Duration,
     pub(crate) kind: Delivery,
 }
 
@@ -62,8 +65,21 @@ struct FaultState {
 pub(crate) struct AppState {
     pub(crate) keys: Vec<Arc<str>>,
     pub(crate) seed: u64,
+    /// Mixed into request ids: the explicit seed, else a random number
+    /// drawn at start (ids unique to the run).
+    pub(crate) id_seed: u64,
     pub(crate) dialect: Dialect,
+    /// Whether records and the model list report prices.
+    pub(crate) prices: bool,
     pub(crate) catalog: Catalog,
+    /// Each endpoint's input schema, in catalog order.
+    pub(crate) inputs: Vec<Option<InputRules>>,
+    /// Largest request body accepted, in bytes.
+    pub(crate) max_body: usize,
+    /// Connection and webhook limits.
+    pub(crate) limits: ConnectionLimits,
+    /// One permit per webhook attempt in flight.
+    pub(crate) webhook_slots: Semaphore,
     pub(crate) failure_override: Option<f64>,
     pub(crate) clock: SimClock,
     /// Advertised base URL, without a trailing slash.
@@ -80,18 +96,27 @@ pub(crate) struct AppState {
 }
 
 impl AppState {
-    /// State for `config`, advertising `base_url`, sending webhooks to `webhooks`.
+    /// State for a validated `config`, advertising `base_url`, sending webhooks to `webhooks`.
     pub(crate) fn new(
         config: &SimConfig,
         base_url: String,
         webhooks: mpsc::UnboundedSender<WebhookJob>,
-    ) -> AppState {
-        let clock = SimClock::new(config.time_scale);
+    ) -> Result<AppState, String> {
+        let clock = SimClock::new(config.time_scale, config.manual_clock);
         let window = clock.wall(86_400.0);
-        AppState {
+        let inputs = config.catalog.input_rules().map_err(|e| e.to_string())?;
+        Ok(AppState {
+            inputs,
+            max_body: config.max_body_bytes,
+            limits: config.limits,
+            webhook_slots: Semaphore::new(config.limits.webhook_concurrency),
             keys: config.accepted_keys().into_iter().map(Arc::from).collect(),
-            seed: config.seed,
+            seed: config.seed.unwrap_or(0),
+            id_seed: config
+                .seed
+                .unwrap_or_else(|| uuid::Uuid::new_v4().as_u64_pair().0),
             dialect: config.dialect,
+            prices: config.prices,
             catalog: config.catalog.clone(),
             failure_override: config.failure_rate,
             rate: RateLimiter::new(config.rate_limit, window),
@@ -108,7 +133,7 @@ impl AppState {
             webhooks,
             base_url,
             clock,
-        }
+        })
     }
 
     /// The renderer of job records.
@@ -119,6 +144,7 @@ impl AppState {
             base_url: &self.base_url,
             dialect: self.dialect,
             seed: self.seed,
+            prices: self.prices,
         }
     }
 
@@ -149,7 +175,7 @@ impl AppState {
                     url: url.clone(),
                     request_id: job.id.clone(),
                     body: Bytes::from(body.to_string()),
-                    delay: Duration::ZERO,
+                    due: now,
                     kind: Delivery::Genuine,
                 };
                 outgoing.push((hook, plan));
@@ -157,14 +183,14 @@ impl AppState {
         }
         drop(store);
         for (hook, plan) in outgoing {
-            self.send_genuine(hook, plan);
+            self.send_genuine(hook, plan, now);
         }
         r
     }
 
     /// Queues a genuine delivery as the webhook faults planned it: not at
     /// all, later, or twice.
-    fn send_genuine(&self, mut hook: WebhookJob, plan: WebhookPlan) {
+    fn send_genuine(&self, mut hook: WebhookJob, plan: WebhookPlan, now: Duration) {
         let mut stats = self.stats_mut();
         if plan.lost {
             stats.webhooks_lost += 1;
@@ -180,13 +206,11 @@ impl AppState {
             stats.webhooks_reordered += 1;
             secs += extra;
         }
-        hook.delay = self.clock.wall(secs);
+        hook.due = now.saturating_add(self.clock.wall(secs));
         if plan.duplicate {
             stats.webhooks_duplicated += 1;
             let copy = WebhookJob {
-                delay: hook
-                    .delay
-                    .saturating_add(self.clock.wall(DUPLICATE_GAP_SECS)),
+                due: hook.due.saturating_add(self.clock.wall(DUPLICATE_GAP_SECS)),
                 kind: Delivery::Duplicate,
                 ..hook.clone()
             };
@@ -225,7 +249,7 @@ impl AppState {
             url: url.clone(),
             request_id: job.id.clone(),
             body: Bytes::from(body.to_string()),
-            delay: wait,
+            due: job.created.saturating_add(wait),
             kind: Delivery::Spoof,
         })
     }
@@ -299,6 +323,28 @@ impl AppState {
             bucket.reset();
         }
         self.wake.notify_one();
+    }
+
+    /// Moves a manual clock by `by` and brings every lane to the new time
+    /// (jobs end, webhooks are handed over); `None` for Tokio's clock.
+    pub(crate) fn advance_clock(&self, by: Duration) -> Option<Duration> {
+        if !self.clock.advance(by) {
+            return None;
+        }
+        let now = self.with_store(|store, now, done| {
+            store.advance_all(now, done);
+            now
+        });
+        self.wake.notify_one();
+        Some(now)
+    }
+
+    /// Clock time until the next running job ends.
+    pub(crate) fn until_next_job_end(&self) -> Option<Duration> {
+        self.with_store(|store, now, done| {
+            store.advance_all(now, done);
+            store.next_event().map(|at| at.saturating_sub(now))
+        })
     }
 
     /// The failure rate of a catalog endpoint, after the global override.

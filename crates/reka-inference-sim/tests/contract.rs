@@ -9,7 +9,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use jsonschema::Validator;
-use reka_inference_sim::{Dialect, FaultConfig, RunningSim, SimConfig, start};
+use reka_inference_sim::{Dialect, FaultConfig, RunningSim, SimConfig, samples, start};
 use serde_json::{Value, json};
 
 const KEY: &str = "contract-key";
@@ -270,6 +270,17 @@ const SUBMITS: [&str; 11] = [
     "submit_image_to_bbox",
 ];
 
+/// A valid input of a submit operation, by the capability it names.
+fn input_of(op: &str, prompt: &str) -> Value {
+    if op.ends_with("image_to_video") || op.ends_with("image_to_bbox") || op == "submit_edit" {
+        json!({"prompt": prompt, "image_url": samples::png_data_uri(2, 2)})
+    } else if op.ends_with("text_to_speech") {
+        json!({"text": prompt})
+    } else {
+        json!({"prompt": prompt})
+    }
+}
+
 #[test]
 fn the_harness_rejects_what_the_spec_forbids() {
     let spec = Spec::load();
@@ -378,6 +389,7 @@ async fn every_operation_answers_as_the_spec_says(dialect: Dialect) {
             .api_key(KEY)
             .time_scale(0.001)
             .seed(1)
+            .max_body_bytes(1024 * 1024)
             .dialect(dialect),
     )
     .await
@@ -402,19 +414,46 @@ async fn every_operation_answers_as_the_spec_says(dialect: Dialect) {
         "items"
     };
     assert!(!models[wrapper].as_array().unwrap().is_empty());
+    // `ModelInfo` takes any extra field; every one the simulator sends is
+    // declared nonetheless, so the document says what a model entry holds.
+    let declared = &spec.doc["components"]["schemas"]["ModelInfo"]["properties"];
+    for entry in models[wrapper].as_array().unwrap() {
+        for field in entry.as_object().unwrap().keys() {
+            assert!(
+                declared.get(field).is_some(),
+                "ModelInfo does not declare {field:?}, sent in {entry}"
+            );
+        }
+    }
     h.expect(Call::new("list_models").key(None), 401).await;
 
-    // Every submit operation: success, unknown model where the route takes
-    // one, missing input, bad webhook, no key.
+    // Every submit operation: success, an input its schema refuses (422 in
+    // every dialect), unknown model where the route takes one, missing
+    // input, bad webhook, no key.
     let mut ids = Vec::new();
     for op in SUBMITS {
         let body = h
             .expect(
-                Call::new(op).json(json!({"input": {"prompt": format!("contract {op}")}})),
+                Call::new(op).json(json!({"input": input_of(op, &format!("contract {op}"))})),
                 202,
             )
             .await;
         ids.push(body["request_id"].as_str().unwrap().to_string());
+        let refused = h
+            .expect(Call::new(op).json(json!({"input": {}})), 422)
+            .await;
+        assert_eq!(refused["detail"][0]["type"], "missing", "{op}: {refused}");
+        let mut bad_image = input_of(op, "x");
+        if bad_image.get("image_url").is_some() {
+            bad_image["image_url"] = json!("@photo.png");
+            let refused = h
+                .expect(Call::new(op).json(json!({"input": bad_image})), 422)
+                .await;
+            assert_eq!(
+                refused["detail"][0]["loc"],
+                json!(["body", "input", "image_url"])
+            );
+        }
         h.expect(Call::new(op).json(json!({"webhook_url": null})), bad)
             .await;
         h.expect(
@@ -442,7 +481,7 @@ async fn every_operation_answers_as_the_spec_says(dialect: Dialect) {
         .expect(
             Call::new("submit_edit")
                 .header("Idempotency-Key", "k-1")
-                .json(json!({"input": {"prompt": "a"}})),
+                .json(json!({"input": input_of("submit_edit", "a")})),
             202,
         )
         .await;
@@ -450,7 +489,7 @@ async fn every_operation_answers_as_the_spec_says(dialect: Dialect) {
         .expect(
             Call::new("submit_edit")
                 .header("Idempotency-Key", "k-1")
-                .json(json!({"input": {"prompt": "a"}})),
+                .json(json!({"input": input_of("submit_edit", "a")})),
             202,
         )
         .await;
@@ -458,24 +497,26 @@ async fn every_operation_answers_as_the_spec_says(dialect: Dialect) {
     h.expect(
         Call::new("submit_edit")
             .header("Idempotency-Key", "k-1")
-            .json(json!({"input": {"prompt": "b"}})),
+            .json(json!({"input": input_of("submit_edit", "b")})),
         409,
     )
     .await;
-    // Too large.
+    // Too large (over the 1 MiB configured above), on every submit.
     let big = format!(r#"{{"input": {{"prompt": "{}"}}}}"#, "x".repeat(1_100_000));
-    h.expect(
-        Call::new("submit_text_to_image").raw(big.clone().into_bytes()),
-        413,
-    )
-    .await;
+    for op in SUBMITS {
+        let e = h
+            .expect(Call::new(op).raw(big.clone().into_bytes()), 413)
+            .await;
+        assert_eq!(e["error"]["type"], "request_too_large");
+    }
 
     // Status, result and cancel on a queued job (sora-2-pro has 2 workers).
     let mut queued = Vec::new();
     for _ in 0..4 {
         let body = h
             .expect(
-                Call::new("submit_sora_2_pro_image_to_video").json(json!({"input": {}})),
+                Call::new("submit_sora_2_pro_image_to_video")
+                    .json(json!({"input": input_of("submit_sora_2_pro_image_to_video", "q")})),
                 202,
             )
             .await;
@@ -533,7 +574,8 @@ async fn every_operation_answers_as_the_spec_says(dialect: Dialect) {
             .await;
         assert!(r["output"].is_object());
         check_output(&spec, &r["output"]);
-        assert_eq!(r["output"].get("usage").is_some(), dialect != Dialect::Reka);
+        // Every dialect reports a price (the default catalog prices every endpoint).
+        assert!(r["output"]["usage"]["price_usd"].is_number(), "{r}");
         // Cancelling a finished request returns it unchanged.
         let c = h
             .expect(Call::new("cancel_request").param("request_id", id), 200)
@@ -863,7 +905,10 @@ async fn submit_rate_limited_answers_match_the_spec() {
             let want = if first { 202 } else { 429 };
             first = false;
             let body = h
-                .expect(Call::new(op).json(json!({"input": {}})), want)
+                .expect(
+                    Call::new(op).json(json!({"input": input_of(op, "r")})),
+                    want,
+                )
                 .await;
             if want == 429 {
                 assert_eq!(body["error"]["type"], "rate_limit_error", "{dialect}");

@@ -13,10 +13,7 @@ use serde_json::json;
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let sim = reka_inference_sim::start(reka_inference_sim::SimConfig::new()).await?;
-    let client = Client::builder()
-        .api_key(reka_inference_sim::DEV_API_KEY)
-        .base_url(sim.base_url())
-        .build()?;
+    let client = Client::builder_for_sim(&sim).build()?;
 
     let request = ChatRequest::new("qwen3-vl-32b")
         .system("You are terse.")
@@ -47,8 +44,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .await?
         .answer()
         .await?;
-    for (id, name, arguments) in answer.tool_calls() {
-        println!("tool call {id}: {name}({arguments})");
+    for call in answer.tool_calls() {
+        println!("tool call {}: {} {}", call.id, call.name, call.arguments);
     }
     sim.shutdown().await;
     Ok(())

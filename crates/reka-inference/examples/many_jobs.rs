@@ -3,18 +3,14 @@
 //! `cargo run -p reka-inference --example many_jobs`
 
 use futures::StreamExt;
-use reka_inference::{Client, Endpoint, PollPolicy};
+use reka_inference::{Client, Endpoint};
 use serde_json::json;
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let sim =
         reka_inference_sim::start(reka_inference_sim::SimConfig::new().time_scale(0.02)).await?;
-    let client = Client::builder()
-        .api_key(reka_inference_sim::DEV_API_KEY)
-        .base_url(sim.base_url())
-        .poll_policy(PollPolicy::default().scaled(0.02))
-        .build()?;
+    let client = Client::builder_for_sim(&sim).build()?;
 
     let mut set = client.job_set();
     for i in 0..200 {

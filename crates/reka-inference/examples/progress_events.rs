@@ -3,18 +3,14 @@
 //! `cargo run -p reka-inference --example progress_events`
 
 use futures::StreamExt;
-use reka_inference::{Client, Endpoint, JobEvent, PollPolicy};
+use reka_inference::{Client, Endpoint, JobEvent};
 use serde_json::json;
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let sim =
         reka_inference_sim::start(reka_inference_sim::SimConfig::new().time_scale(0.05)).await?;
-    let client = Client::builder()
-        .api_key(reka_inference_sim::DEV_API_KEY)
-        .base_url(sim.base_url())
-        .poll_policy(PollPolicy::default().scaled(0.05))
-        .build()?;
+    let client = Client::builder_for_sim(&sim).build()?;
 
     let job = client
         .submit(

@@ -3,7 +3,7 @@
 //! Runs against the local simulator unless `REKA_API_KEY` is set:
 //! `cargo run -p reka-inference --example quickstart`
 
-use reka_inference::{Client, Endpoint, PollPolicy};
+use reka_inference::{Client, Endpoint};
 use serde_json::json;
 
 #[tokio::main]
@@ -15,11 +15,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             let sim =
                 reka_inference_sim::start(reka_inference_sim::SimConfig::new().time_scale(0.05))
                     .await?;
-            let client = Client::builder()
-                .api_key(reka_inference_sim::DEV_API_KEY)
-                .base_url(sim.base_url())
-                .poll_policy(PollPolicy::default().scaled(0.05))
-                .build()?;
+            let client = Client::builder_for_sim(&sim).build()?;
             eprintln!("using the local simulator at {}", sim.base_url());
             (client, Some(sim))
         }

@@ -264,6 +264,35 @@ impl ClientBuilder {
     }
 }
 
+#[cfg(feature = "sim")]
+#[cfg_attr(docsrs, doc(cfg(feature = "sim")))]
+impl ClientBuilder {
+    /// A builder set up for a running simulator: its base URL, a key it
+    /// accepts, and the default poll policy scaled to its clock (a
+    /// simulator at time scale 0.01 runs a 30 s job in 0.3 s, and a client
+    /// that did not know would poll as if it took 30 s).
+    ///
+    /// ```no_run
+    /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+    /// use reka_inference::Client;
+    /// use reka_inference_sim::{SimConfig, start};
+    ///
+    /// let sim = start(SimConfig::new().time_scale(0.01)).await?;
+    /// let client = Client::builder_for_sim(&sim).build()?;
+    /// let done = client
+    ///     .run("nano-banana/text-to-image", serde_json::json!({"prompt": "a fox"}))
+    ///     .await?;
+    /// # let _ = done;
+    /// # Ok(()) }
+    /// ```
+    pub fn for_sim(sim: &reka_inference_sim::RunningSim) -> ClientBuilder {
+        ClientBuilder::default()
+            .api_key(sim.api_key())
+            .base_url(sim.base_url())
+            .poll_policy(PollPolicy::default().scaled(sim.time_scale()))
+    }
+}
+
 fn parse_base_url(text: &str, allow_insecure_http: bool) -> Result<Url> {
     let mut url = Url::parse(text.trim())
         .map_err(|e| Error::Config(format!("base URL {text:?} is not a URL: {e}")))?;

@@ -8,7 +8,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
-use reka_inference_api::types::{ListModelsResponse, ModelInfo};
+use reka_inference_api::types::ModelInfo;
 use serde::Serialize;
 use url::Url;
 
@@ -86,6 +86,14 @@ impl Client {
         ClientBuilder::default()
     }
 
+    /// A builder set up for a running simulator (feature `sim`): see
+    /// [`ClientBuilder::for_sim`].
+    #[cfg(feature = "sim")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "sim")))]
+    pub fn builder_for_sim(sim: &reka_inference_sim::RunningSim) -> ClientBuilder {
+        ClientBuilder::for_sim(sim)
+    }
+
     /// The base URL requests go to.
     pub fn base_url(&self) -> &Url {
         self.http.base_url()
@@ -152,9 +160,7 @@ impl Client {
     /// `items` or `data`), and an entry needs only `model_id` and
     /// `capability`: its `endpoint_id` is derived from them when absent.
     pub async fn models(&self) -> Result<Vec<ModelInfo>> {
-        let call = self.http.call().start();
-        let list = call.read(call.api().list_models().send().await)?;
-        Ok(models_of(list))
+        crate::models::list(&self.http).await
     }
 
     /// Submits a job with a fresh idempotency key.
@@ -279,29 +285,6 @@ impl Client {
     ) -> Result<Vec<PathBuf>> {
         download::download_outputs(&self.http, output, dir.as_ref(), progress).await
     }
-}
-
-/// The entries of a model list, from whichever wrapper holds them, each
-/// with its `endpoint_id`.
-fn models_of(list: ListModelsResponse) -> Vec<ModelInfo> {
-    let ListModelsResponse {
-        data,
-        items,
-        models,
-    } = list;
-    let entries = [models, items, data]
-        .into_iter()
-        .find(|wrapper| !wrapper.is_empty())
-        .unwrap_or_default();
-    entries
-        .into_iter()
-        .map(|mut entry| {
-            if entry.endpoint_id.is_none() {
-                entry.endpoint_id = Some(format!("{}/{}", entry.model_id, entry.capability));
-            }
-            entry
-        })
-        .collect()
 }
 
 impl ClientBuilder {

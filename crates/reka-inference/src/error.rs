@@ -41,7 +41,7 @@ pub enum Error {
     },
 
     /// A wait reached its deadline before the job finished.
-    #[error("timed out after {elapsed:.1?} waiting for request {request_id} (last status: {}){}",
+    #[error("timed out after {elapsed:.1?} waiting for job {request_id} (last status: {}){}",
         .last_status.as_ref().map_or("none", |s| s.as_str()),
         .disagreement.as_ref().map_or(String::new(), |d| format!("; the server contradicted itself: {d}")))]
     Timeout {
@@ -60,7 +60,7 @@ pub enum Error {
     },
 
     /// The job finished with status `FAILED`.
-    #[error("request {request_id} failed: {}", job_error_text(.error))]
+    #[error("job {request_id} failed: {}", job_error_text(.error))]
     JobFailed {
         /// The failed request.
         request_id: String,
@@ -72,7 +72,7 @@ pub enum Error {
     },
 
     /// The job was cancelled.
-    #[error("request {request_id} was cancelled")]
+    #[error("job {request_id} was cancelled")]
     JobCancelled {
         /// The cancelled request.
         request_id: String,
@@ -155,6 +155,20 @@ pub enum Error {
     /// from it.
     #[error("batch journal: {0}")]
     Journal(String),
+
+    /// A batch with a budget met an endpoint whose price it cannot know:
+    /// no job of it has reported one, the model list gives none, and no
+    /// estimate was given. Nothing was submitted for it.
+    #[error(
+        "a budget needs the price of each job, and none is known for {endpoint} ({why}): \
+         give an estimate (BatchOptions::estimated_price_usd; the CLI's --estimate-usd)"
+    )]
+    PriceUnknown {
+        /// The endpoint.
+        endpoint: String,
+        /// Why no price is known, in words.
+        why: String,
+    },
 }
 
 /// A transport error's words, with its causes: reqwest's own `Display`
@@ -202,6 +216,70 @@ impl Error {
             Error::Api(api) => is_retryable_status(api.status),
             Error::Decode { status, .. } => status.is_success(),
             _ => false,
+        }
+    }
+
+    /// The status a service built on this client should answer its own
+    /// caller with, when a call to the inference API failed: the caller's
+    /// fault stays a 4xx (bad input 422 or 400, an unknown job 404, a rate
+    /// limit 429), the upstream's or this client's becomes a 5xx (the
+    /// service failed or sent nonsense 502, no answer in time 504, a
+    /// misconfigured key or client 500).
+    ///
+    /// | error | status |
+    /// |---|---|
+    /// | [`Api`](Error::Api) 400, 404, 409, 413, 422 | the same |
+    /// | [`Api`](Error::Api) 401, 403 (this service's key) | 502 |
+    /// | [`Api`](Error::Api) other 4xx, 5xx; [`Transport`](Error::Transport), [`Decode`](Error::Decode), [`BodyTooLarge`](Error::BodyTooLarge) | 502 |
+    /// | [`RateLimited`](Error::RateLimited) | 429 |
+    /// | [`RequestTimeout`](Error::RequestTimeout), [`Timeout`](Error::Timeout) | 504 |
+    /// | [`SubmitOutcomeUnknown`](Error::SubmitOutcomeUnknown) | its cause's |
+    /// | [`JobFailed`](Error::JobFailed) | 502 (the generation failed upstream) |
+    /// | [`JobCancelled`](Error::JobCancelled) | 409 |
+    /// | [`InvalidInput`](Error::InvalidInput) | 400 |
+    /// | [`Config`](Error::Config), [`PriceUnknown`](Error::PriceUnknown) (a budget without a price), [`Io`](Error::Io), [`Journal`](Error::Journal) | 500 |
+    ///
+    /// ```no_run
+    /// use axum::Json;
+    /// use axum::extract::State;
+    /// use axum::http::StatusCode;
+    /// use reka_inference::Client;
+    /// use serde_json::{Value, json};
+    ///
+    /// /// POST /thumbnails {"prompt": ...}: one image, or the error as the
+    /// /// status a caller of this service should see.
+    /// async fn thumbnail(
+    ///     State(client): State<Client>,
+    ///     Json(input): Json<Value>,
+    /// ) -> Result<Json<Value>, (StatusCode, Json<Value>)> {
+    ///     match client.run("nano-banana/text-to-image", input).await {
+    ///         Ok(done) => Ok(Json(done.output)),
+    ///         Err(e) => Err((
+    ///             e.http_status(),
+    ///             Json(json!({"error": e.to_string(), "retryable": e.is_retryable()})),
+    ///         )),
+    ///     }
+    /// }
+    /// # let _ = axum::Router::<Client>::new().route("/thumbnails", axum::routing::post(thumbnail));
+    /// ```
+    pub fn http_status(&self) -> StatusCode {
+        match self {
+            Error::Api(api) => match api.status.as_u16() {
+                400 | 404 | 409 | 413 | 422 => api.status,
+                _ => StatusCode::BAD_GATEWAY,
+            },
+            Error::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Error::Timeout { .. } | Error::RequestTimeout { .. } => StatusCode::GATEWAY_TIMEOUT,
+            Error::SubmitOutcomeUnknown { source, .. } => source.http_status(),
+            Error::JobFailed { .. }
+            | Error::Transport(_)
+            | Error::Decode { .. }
+            | Error::BodyTooLarge { .. } => StatusCode::BAD_GATEWAY,
+            Error::JobCancelled { .. } => StatusCode::CONFLICT,
+            Error::InvalidInput(_) => StatusCode::BAD_REQUEST,
+            Error::Config(_) | Error::PriceUnknown { .. } | Error::Io(_) | Error::Journal(_) => {
+                StatusCode::INTERNAL_SERVER_ERROR
+            }
         }
     }
 
@@ -439,6 +517,58 @@ impl fmt::Debug for ApiError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_proxy_answers_the_callers_fault_as_4xx_and_the_upstreams_as_5xx() {
+        let api = |status: u16| {
+            Error::Api(Box::new(ApiError::from_parts(
+                StatusCode::from_u16(status).unwrap(),
+                &HeaderMap::new(),
+                Bytes::new(),
+            )))
+        };
+        for (error, want) in [
+            (api(422), 422),
+            (api(400), 400),
+            (api(404), 404),
+            (api(401), 502),
+            (api(403), 502),
+            (api(500), 502),
+            (api(503), 502),
+            (Error::InvalidInput("x".into()), 400),
+            (Error::Config("x".into()), 500),
+            (
+                Error::PriceUnknown {
+                    endpoint: "m/c".into(),
+                    why: "unpriced".into(),
+                },
+                500,
+            ),
+            (
+                Error::RequestTimeout {
+                    operation: "get_status".into(),
+                    waited: Duration::from_secs(1),
+                    by_deadline: true,
+                },
+                504,
+            ),
+            (
+                Error::SubmitOutcomeUnknown {
+                    idempotency_key: "k".into(),
+                    source: Box::new(api(503)),
+                },
+                502,
+            ),
+            (
+                Error::JobCancelled {
+                    request_id: "r".into(),
+                },
+                409,
+            ),
+        ] {
+            assert_eq!(error.http_status().as_u16(), want, "{error:?}");
+        }
+    }
 
     fn parse(status: u16, body: &str) -> ApiError {
         let mut headers = HeaderMap::new();

@@ -2,10 +2,10 @@
 //! is a generated operation of `reka-inference-api`, sent through the
 //! crate's transport by progenitor's hooks.
 //!
-//! A feature module asks [`Http::call`] for a [`Call`], builds the
-//! operation on [`Call::api`] as any user of the generated client would
-//! (`call.api().get_status().request_id(id).send()`), and hands the result
-//! to [`Call::read`]. The call's own generated client carries hooks that
+//! A feature module asks [`Http::call`] for a [`Call`], sets its options,
+//! starts it, builds the operation on [`Sending::api`] as any user of the
+//! generated client would (`call.api().get_status().request_id(id).send()`),
+//! and hands the result to [`Sending::read`]. The call's own generated client carries hooks that
 //! send the request through [`ApiTransport::send`] with this call's
 //! deadline, retries and answer mode, and that keep what the generated
 //! code cannot hold: the typed error of a limit or a deadline, the raw body
@@ -191,14 +191,15 @@ struct CallOptions {
     accept: Option<&'static str>,
 }
 
-/// One call of a generated operation: options first, then
-/// [`api`](Self::api) to build and send it, then [`read`](Self::read).
+/// One call of a generated operation: its options first, then
+/// [`start`](Self::start), then the operation built and sent on
+/// [`Sending::api`] and its outcome read with [`Sending::read`].
 pub(crate) struct Call {
     http: Http,
     options: CallOptions,
 }
 
-/// What the hooks keep of one call for [`Call::read`].
+/// What the hooks keep of one call for [`Sending::read`].
 #[derive(Default)]
 struct Kept {
     /// The status of the last answer.

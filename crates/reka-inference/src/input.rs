@@ -199,6 +199,68 @@ impl InputFile {
         Ok(InputFile::sniffed(bytes, name))
     }
 
+    /// [`InputFile::from_path_with_limit`] on the calling thread, for code
+    /// that is not async (a command line building its input before any
+    /// runtime work). The same checks, in the same order: a regular file
+    /// only, its size from the metadata before a byte is read, reading
+    /// stopped at the limit.
+    ///
+    /// ```
+    /// use reka_inference::input::{InputFile, InputFileError};
+    ///
+    /// let dir = tempfile::tempdir().unwrap();
+    /// let path = dir.path().join("dot.gif");
+    /// std::fs::write(&path, b"GIF89a\x01\x00\x01\x00").unwrap();
+    /// let file = InputFile::from_path_blocking(&path, 1024)?;
+    /// assert_eq!(file.media_type(), "image/gif");
+    /// assert!(matches!(
+    ///     InputFile::from_path_blocking(dir.path(), 1024),
+    ///     Err(InputFileError::NotAFile { kind: "a directory", .. })
+    /// ));
+    /// # Ok::<(), InputFileError>(())
+    /// ```
+    pub fn from_path_blocking(
+        path: impl AsRef<Path>,
+        max_bytes: u64,
+    ) -> Result<InputFile, InputFileError> {
+        use std::io::Read;
+        let path = path.as_ref();
+        let io = |source| InputFileError::Io {
+            path: Some(path.to_owned()),
+            source,
+        };
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .or_else(|| Some(path.display().to_string()));
+        // Before opening: opening a FIFO blocks until a writer comes.
+        let before = std::fs::metadata(path).map_err(io)?;
+        check_regular(path, &before)?;
+        let file = std::fs::File::open(path).map_err(io)?;
+        let meta = file.metadata().map_err(io)?;
+        check_regular(path, &meta)?;
+        if meta.len() > max_bytes {
+            return Err(InputFileError::TooLarge {
+                name,
+                size: Some(meta.len()),
+                limit: max_bytes,
+            });
+        }
+        let initial = usize::try_from(meta.len().min(max_bytes).saturating_add(1)).unwrap_or(0);
+        let mut buf = Vec::with_capacity(initial.min(64 << 20));
+        file.take(max_bytes.saturating_add(1))
+            .read_to_end(&mut buf)
+            .map_err(io)?;
+        if buf.len() as u64 > max_bytes {
+            return Err(InputFileError::TooLarge {
+                name,
+                size: None,
+                limit: max_bytes,
+            });
+        }
+        Ok(InputFile::sniffed(Bytes::from(buf), name))
+    }
+
     /// The file from bytes in memory, of at most [`DEFAULT_MAX_INLINE_BYTES`].
     pub fn from_bytes(bytes: impl Into<Bytes>) -> Result<InputFile, InputFileError> {
         InputFile::from_bytes_with_limit(bytes, DEFAULT_MAX_INLINE_BYTES)
@@ -311,8 +373,14 @@ impl InputFile {
     /// The file as a `data:<media type>;base64,...` URI, whatever its size
     /// ([`DataUri`] checks the inline limit).
     pub fn to_data_uri(&self) -> String {
-        let b64 = base64::engine::general_purpose::STANDARD.encode(&self.bytes);
-        format!("data:{};base64,{b64}", self.media_type)
+        // Encoded straight into the URI: one buffer of the final size, not
+        // a base64 string and then a copy of it (files can be megabytes).
+        let prefix = format!("data:{};base64,", self.media_type);
+        let encoded = base64::encoded_len(self.bytes.len(), true).unwrap_or(0);
+        let mut uri = String::with_capacity(prefix.len().saturating_add(encoded));
+        uri.push_str(&prefix);
+        base64::engine::general_purpose::STANDARD.encode_string(&self.bytes, &mut uri);
+        uri
     }
 
     /// The value to put in the input, as `encoder` makes it.
@@ -343,7 +411,7 @@ fn is_media_type(text: &str) -> bool {
         .is_some_and(|(t, s)| token(t) && token(s))
 }
 
-fn check_regular(path: &Path, meta: &std::fs::Metadata) -> Result<(), InputFileError> {
+pub(crate) fn check_regular(path: &Path, meta: &std::fs::Metadata) -> Result<(), InputFileError> {
     if meta.is_file() {
         return Ok(());
     }

@@ -1,6 +1,9 @@
 //! Listing requests: filters, and pages followed for you.
 
 use chrono::{DateTime, Utc};
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
 use futures::Stream;
 use reka_inference_api::RequestStatus as JobStatus;
 use reka_inference_api::types::{ListRequestsResponse, RequestItem};
@@ -83,15 +86,25 @@ impl ListFilter {
         self
     }
 
-    /// Only requests created at or after `t`.
-    pub fn start(mut self, t: DateTime<Utc>) -> Self {
-        self.start = Some(t);
+    /// Only jobs created at or after `t` (a `chrono::DateTime<Utc>` or a
+    /// `std::time::SystemTime`).
+    ///
+    /// ```
+    /// use std::time::{Duration, SystemTime};
+    /// use reka_inference::ListFilter;
+    ///
+    /// let last_hour = ListFilter::default().start(SystemTime::now() - Duration::from_secs(3600));
+    /// # let _ = last_hour;
+    /// ```
+    pub fn start(mut self, t: impl Into<DateTime<Utc>>) -> Self {
+        self.start = Some(t.into());
         self
     }
 
-    /// Only requests created before `t`.
-    pub fn end(mut self, t: DateTime<Utc>) -> Self {
-        self.end = Some(t);
+    /// Only jobs created before `t` (a `chrono::DateTime<Utc>` or a
+    /// `std::time::SystemTime`).
+    pub fn end(mut self, t: impl Into<DateTime<Utc>>) -> Self {
+        self.end = Some(t.into());
         self
     }
 
@@ -192,10 +205,7 @@ impl Jobs {
     /// let items: Vec<_> = client.jobs().list(ListFilter::default().limit(250)).try_collect().await?;
     /// # Ok(()) }
     /// ```
-    pub fn list(
-        &self,
-        filter: ListFilter,
-    ) -> impl Stream<Item = Result<RequestItem>> + Send + 'static {
+    pub fn list(&self, filter: ListFilter) -> JobList {
         struct State {
             requests: Jobs,
             filter: ListFilter,
@@ -213,39 +223,62 @@ impl Jobs {
             failure: None,
             yielded: 0,
         };
-        futures::stream::unfold(state, |mut s| async move {
-            loop {
-                if s.filter.limit.is_some_and(|l| s.yielded >= l) {
-                    return None;
-                }
-                if let Some(item) = s.buffered.next() {
-                    s.yielded += 1;
-                    return Some((Ok(item), s));
-                }
-                if let Some(e) = s.failure.take() {
-                    return Some((Err(e), s));
-                }
-                let offset = s.offset?;
-                match s.requests.page(&s.filter, offset).await {
-                    Ok(page) => {
-                        // A page that does not advance is shown, then ends
-                        // the listing with its error.
-                        match next_offset(offset, &page) {
-                            Ok(next) => s.offset = next,
-                            Err(e) => {
-                                s.offset = None;
-                                s.failure = Some(e);
-                            }
-                        }
-                        s.buffered = page.items.into_iter();
+        JobList {
+            inner: Box::pin(futures::stream::unfold(state, |mut s| async move {
+                loop {
+                    if s.filter.limit.is_some_and(|l| s.yielded >= l) {
+                        return None;
                     }
-                    Err(e) => {
-                        s.offset = None;
+                    if let Some(item) = s.buffered.next() {
+                        s.yielded += 1;
+                        return Some((Ok(item), s));
+                    }
+                    if let Some(e) = s.failure.take() {
                         return Some((Err(e), s));
                     }
+                    let offset = s.offset?;
+                    match s.requests.page(&s.filter, offset).await {
+                        Ok(page) => {
+                            // A page that does not advance is shown, then ends
+                            // the listing with its error.
+                            match next_offset(offset, &page) {
+                                Ok(next) => s.offset = next,
+                                Err(e) => {
+                                    s.offset = None;
+                                    s.failure = Some(e);
+                                }
+                            }
+                            s.buffered = page.items.into_iter();
+                        }
+                        Err(e) => {
+                            s.offset = None;
+                            return Some((Err(e), s));
+                        }
+                    }
                 }
-            }
-        })
+            })),
+        }
+    }
+}
+
+/// Every matching job, newest first, from [`Jobs::list`]: a named, `Unpin`
+/// stream, so it can be kept in a struct and read with
+/// `while let Some(item) = list.next().await`.
+pub struct JobList {
+    inner: Pin<Box<dyn Stream<Item = Result<RequestItem>> + Send>>,
+}
+
+impl Stream for JobList {
+    type Item = Result<RequestItem>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        self.inner.as_mut().poll_next(cx)
+    }
+}
+
+impl std::fmt::Debug for JobList {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("JobList").finish_non_exhaustive()
     }
 }
 

@@ -106,7 +106,7 @@
 //! | [`Endpoint`], [`IntoEndpoint`] | `<model>/<capability>` ids, the documented ones as constants; plain strings work too |
 //! | [`Job`], [`JobStatus`], [`JobEvent`], [`JobEvents`], [`WaitOptions`], [`JobOutput`] | one job: status, result, output, cancel, wait, events |
 //! | [`JobSet`], [`JobSetOptions`], [`JobOutcomes`], [`JobOutcome`], [`JobSender`], [`JobSetCounts`] | many jobs waited for together, more joining while it is read |
-//! | [`Jobs`], [`ListFilter`] | listing jobs, pages followed for you |
+//! | [`Jobs`], [`ListFilter`], [`JobList`] | listing jobs, pages followed for you |
 //! | [`PollPolicy`], [`DurationEstimate`], [`RetryPolicy`], [`RateLimit`] | when to poll, when to retry, what the service said of its limits |
 //! | [`MediaRef`], [`Progress`], [`find_media`] | the files an output points at, and downloads of them |
 //! | [`InputFile`], [`input`] | a local file (a photo, a clip) as an input value the service takes |
@@ -121,6 +121,7 @@
 //! repository's root says how the crate is built, floor by floor.
 
 #![warn(missing_docs)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 // The floors, bottom up: vocabulary, plumbing, engines, façade. Each
 // module imports only from floors below it.
@@ -139,6 +140,7 @@ mod download;
 mod job;
 mod job_set;
 mod jobs;
+mod models;
 mod poll;
 mod submit;
 mod submitter;
@@ -158,7 +160,7 @@ pub use error::{ApiError, Error, Result};
 pub use input::InputFile;
 pub use job::{Job, JobEvents, WaitOptions};
 pub use job_set::{JobOutcome, JobOutcomes, JobSender, JobSet, JobSetCounts, JobSetOptions};
-pub use jobs::{Jobs, ListFilter};
+pub use jobs::{JobList, Jobs, ListFilter};
 pub use media::{MediaRef, Progress, find_media};
 pub use poll::{DurationEstimate, PollPolicy};
 pub use rate_limit::RateLimit;
@@ -167,6 +169,9 @@ pub use submit::SubmitOptions;
 pub use transport::{AuthHeader, HttpHook};
 pub use vocab::{JobEvent, JobOutput};
 
+/// The date and time types the API's times use (`chrono::DateTime<Utc>`),
+/// so that no other crate is needed to name them.
+pub use chrono;
 /// The lifecycle status of a job (`IN_QUEUE`, `IN_PROGRESS`, `COMPLETED`,
 /// `FAILED`, `CANCELLED`), forward compatible: a status this version does
 /// not know is kept, never an error. The API calls it `RequestStatus`.

@@ -10,7 +10,7 @@ use serde::Serialize;
 use serde_json::Value;
 use tokio::time::Instant;
 
-use crate::endpoint::IntoEndpoint;
+use crate::endpoint::{Endpoint, IntoEndpoint};
 use crate::error::{Error, Result};
 use crate::http::{Http, check_request_id};
 use crate::job::Job;
@@ -93,15 +93,13 @@ impl SubmitOptions {
 }
 
 /// Submits one job: see [`Client::submit_with`](crate::Client::submit_with).
-#[tracing::instrument(level = "debug", skip_all, fields(endpoint))]
 pub(crate) async fn submit(
     http: &Http,
     endpoint: impl IntoEndpoint,
     input: impl Serialize,
-    mut options: SubmitOptions,
+    options: SubmitOptions,
 ) -> Result<Job> {
     let endpoint = endpoint.into_endpoint()?;
-    tracing::Span::current().record("endpoint", endpoint.as_str());
     let input = match serde_json::to_value(input) {
         Ok(Value::Object(map)) => map,
         Ok(other) => {
@@ -116,6 +114,19 @@ pub(crate) async fn submit(
             )));
         }
     };
+    submit_object(http, endpoint, input, options).await
+}
+
+/// [`submit`] of an input already a JSON object: no copy of it is made
+/// (an input can hold megabytes of inline files).
+#[tracing::instrument(name = "submit", level = "debug", skip_all, fields(endpoint))]
+pub(crate) async fn submit_object(
+    http: &Http,
+    endpoint: Endpoint,
+    input: serde_json::Map<String, Value>,
+    mut options: SubmitOptions,
+) -> Result<Job> {
+    tracing::Span::current().record("endpoint", endpoint.as_str());
     let webhook_url = match options.webhook_url.take() {
         Some(url) => Some(
             url.parse()

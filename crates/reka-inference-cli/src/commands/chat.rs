@@ -1,6 +1,7 @@
 //! `chat`: one question to an OpenAI-compatible chat model, on Reka or on
 //! any OpenAI-compatible server (`--chat-base-url`).
 
+use clap::Args;
 use futures::StreamExt;
 use reka_inference::chat::{
     Chat, ChatCollector, ChatCompletion, ChatRequest, function_tool, image_data_uri, openai,
@@ -8,10 +9,76 @@ use reka_inference::chat::{
 use reka_inference::{AuthHeader, Client};
 use serde_json::Value;
 
-use crate::cli::ChatArgs;
 use crate::commands::Ctx;
 use crate::exit::Failure;
 use crate::output::printable;
+
+/// `chat`.
+#[derive(Debug, Args)]
+pub struct ChatArgs {
+    /// The chat model.
+    #[arg(long, short, value_name = "MODEL", default_value = "qwen3-vl-32b")]
+    pub model: String,
+
+    /// A system message sent before yours.
+    #[arg(long, value_name = "TEXT")]
+    pub system: Option<String>,
+
+    /// Print the answer as it is written, piece by piece (with --json: one
+    /// JSON chunk per line, as the server sent it, the final usage chunk
+    /// included).
+    #[arg(long)]
+    pub stream: bool,
+
+    /// An image sent with your message: a file (PNG, JPEG, GIF or WebP,
+    /// sent as a data: URI), an http(s) URL or a data: URI. Repeatable.
+    #[arg(long, value_name = "FILE|URL")]
+    pub image: Vec<String>,
+
+    /// A tool the model may call: a JSON object, `{"name": ..., "description":
+    /// ..., "parameters": <JSON schema>}` or OpenAI's `{"type": "function",
+    /// "function": {...}}`. Repeatable. Tool calls are printed.
+    #[arg(long, value_name = "JSON")]
+    pub tool: Vec<String>,
+
+    /// Ask for a JSON object as the answer (`response_format: json_object`).
+    #[arg(long)]
+    pub json_object: bool,
+
+    /// The most tokens to generate.
+    #[arg(long, value_name = "N")]
+    pub max_tokens: Option<u32>,
+
+    /// The sampling temperature.
+    #[arg(long, value_name = "T")]
+    pub temperature: Option<f32>,
+
+    /// Chat with any OpenAI-compatible server: the base URL of its
+    /// OpenAI-style API (`http://localhost:4000/v1`), used as is; requests go
+    /// to `<URL>/chat/completions`. Its key is --chat-api-key: the Reka key
+    /// is sent there only when the URL is on the Reka base URL's origin.
+    #[arg(long, env = "REKA_CHAT_BASE_URL", value_name = "URL")]
+    pub chat_base_url: Option<String>,
+
+    /// The key of the --chat-base-url server. Never printed.
+    #[arg(
+        long,
+        env = "REKA_CHAT_API_KEY",
+        hide_env_values = true,
+        value_name = "KEY",
+        requires = "chat_base_url"
+    )]
+    pub chat_api_key: Option<String>,
+
+    /// How the key is sent: `x-api-key` (`X-Api-Key: <key>`, Reka's
+    /// default) or `bearer` (`Authorization: Bearer <key>`, what most
+    /// OpenAI-compatible servers want; the default with --chat-base-url).
+    #[arg(long, value_name = "x-api-key|bearer")]
+    pub auth: Option<String>,
+
+    /// Your message.
+    pub message: String,
+}
 
 /// Asks and prints the answer.
 pub async fn run(ctx: &mut Ctx, args: ChatArgs) -> Result<(), Failure> {
@@ -68,9 +135,11 @@ pub async fn run(ctx: &mut Ctx, args: ChatArgs) -> Result<(), Failure> {
 }
 
 fn print_tool_calls(ctx: &Ctx, answer: &ChatCompletion) {
-    for (id, name, arguments) in answer.tool_calls() {
-        ctx.out
-            .line(printable(&format!("tool call {id}: {name}({arguments})")));
+    for call in answer.tool_calls() {
+        ctx.out.line(printable(&format!(
+            "tool call {}: {}({})",
+            call.id, call.name, call.raw_arguments
+        )));
     }
 }
 

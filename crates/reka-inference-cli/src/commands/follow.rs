@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use std::pin::pin;
 use std::time::{Duration, Instant};
 
+use clap::Args;
 use futures::StreamExt;
 use reka_inference::{
     Client, DEFAULT_WAIT_TIMEOUT, Error, Job, JobEvent, JobOutput, JobStatus, WaitOptions,
@@ -12,16 +13,82 @@ use reka_inference::{
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::cli::{FollowArgs, RunArgs, WaitArgs};
-use crate::commands::request::print_output;
+use crate::commands::job::print_output;
 use crate::commands::submit::submit_options;
 use crate::commands::{Ctx, check_id, parse_endpoint};
 use crate::exit::{ExitClass, Failure};
 use crate::input;
+use crate::input::InputArgs;
 use crate::interrupt::Interrupt;
 use crate::output::{Output, human_bytes, job_error_text, log_line, metrics_text, price_text};
 use crate::progress::{DownloadBars, JobSpinner};
 use crate::time::human;
+
+/// What `wait` and `run` share.
+#[derive(Debug, Args, Clone, Default)]
+pub struct FollowArgs {
+    /// Save the job's output files into this directory (created if missing).
+    #[arg(long, value_name = "DIR")]
+    pub download: Option<PathBuf>,
+
+    /// On Ctrl-C, cancel the job instead of leaving it running.
+    #[arg(long)]
+    pub cancel_on_interrupt: bool,
+}
+
+/// `wait`.
+#[derive(Debug, Args)]
+pub struct WaitArgs {
+    /// The request id.
+    pub id: String,
+
+    #[command(flatten)]
+    pub follow: FollowArgs,
+
+    /// Receive the job's webhook on this address (the job was submitted
+    /// with `submit --webhook URL`, URL reaching this address): look once
+    /// now, then end the wait when the delivery arrives, confirmed by one
+    /// fetch of the record; polls only as a rare safety net.
+    #[cfg(feature = "webhooks")]
+    #[arg(long, value_name = "ADDR")]
+    pub webhook_listen: Option<String>,
+}
+
+/// `run`.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The endpoint, MODEL/CAPABILITY, e.g. nano-banana/text-to-image.
+    pub endpoint: String,
+
+    #[command(flatten)]
+    pub input: InputArgs,
+
+    #[command(flatten)]
+    pub follow: FollowArgs,
+
+    /// A URL the service calls with the job's record when it finishes.
+    #[arg(long, value_name = "URL")]
+    pub webhook: Option<String>,
+
+    /// Your own idempotency key: running again with the same key and input
+    /// follows the first job instead of creating a second one (printed
+    /// when a submit's outcome is unknown).
+    #[arg(long, value_name = "KEY")]
+    pub idempotency_key: Option<String>,
+
+    /// Receive the job's webhook on this address (e.g. 0.0.0.0:8080) and end
+    /// the wait when it arrives, confirmed by one fetch of the record;
+    /// polls only as a rare safety net.
+    #[cfg(feature = "webhooks")]
+    #[arg(long, value_name = "ADDR", conflicts_with = "webhook")]
+    pub webhook_listen: Option<String>,
+
+    /// The public URL the service should call for --webhook-listen (a
+    /// tunnel, a load balancer), when it is not http://ADDR/.
+    #[cfg(feature = "webhooks")]
+    #[arg(long, value_name = "URL", requires = "webhook_listen")]
+    pub webhook_url: Option<String>,
+}
 
 /// `run`: submit, wait, show, save.
 pub async fn run(ctx: &mut Ctx, args: RunArgs, timeout: Option<Duration>) -> Result<(), Failure> {
@@ -59,7 +126,7 @@ pub async fn run(ctx: &mut Ctx, args: RunArgs, timeout: Option<Duration>) -> Res
             return Err(Failure::new(
                 ExitClass::Interrupted,
                 "interrupted while submitting; the job may or may not have been created \
-                 (`reka-inference list --limit 5` shows the latest requests)",
+                 (`reka-inference list --limit 5` shows the latest jobs)",
             ));
         }
     };
@@ -272,25 +339,25 @@ async fn wait_for(
             JobEvent::Failed { error, .. } => {
                 return Err(Failure::new(
                     ExitClass::JobFailed,
-                    format!("request {id} failed: {}", job_error_text(error.as_ref())),
+                    format!("job {id} failed: {}", job_error_text(error.as_ref())),
                 )
-                .about_request(&id));
+                .about_job(&id));
             }
             JobEvent::Cancelled => {
                 return Err(Failure::new(
                     ExitClass::JobCancelled,
-                    format!("request {id} was cancelled"),
+                    format!("job {id} was cancelled"),
                 )
-                .about_request(&id));
+                .about_job(&id));
             }
             _ => {}
         }
     }
     Err(Failure::new(
         ExitClass::Other,
-        format!("stopped hearing about request {id} before it finished"),
+        format!("stopped hearing about job {id} before it finished"),
     )
-    .about_request(&id))
+    .about_job(&id))
 }
 
 /// A wait's error as a failure; a deadline says how to resume.
@@ -310,20 +377,20 @@ fn job_failure(e: Error, id: &str) -> Failure {
             Failure::new(
                 ExitClass::Timeout,
                 format!(
-                    "stopped waiting for request {request_id} after {} (--timeout); it is {status} \
+                    "stopped waiting for job {request_id} after {} (--timeout); it is {status} \
                      and keeps running",
                     human(*elapsed)
                 ),
             )
-            .about_request(request_id)
+            .about_job(request_id)
             .with_hint(format!("resume with: reka-inference wait {request_id}"))
         }
         Error::JobFailed { error, .. } => Failure::new(
             ExitClass::JobFailed,
-            format!("request {id} failed: {}", job_error_text(error.as_deref())),
+            format!("job {id} failed: {}", job_error_text(error.as_deref())),
         )
-        .about_request(id),
-        _ => Failure::from(e).about_request(id),
+        .about_job(id),
+        _ => Failure::from(e).about_job(id),
     }
 }
 
@@ -342,30 +409,30 @@ async fn interrupted(ctx: &Ctx, job: &Job, cancel: bool, interrupt: &mut Interru
                 Err(Error::InvalidInput(format!("no answer within {}", human(CANCEL_BOUND))))
             }),
             _ = interrupt.recv() => {
-                ctx.out.note(&format!("interrupted again: request {id} may still be running"));
+                ctx.out.note(&format!("interrupted again: job {id} may still be running"));
                 std::process::exit(i32::from(ExitClass::Interrupted.code()));
             }
         };
         match cancelled {
             Ok(record) if record.status == JobStatus::Cancelled => {
-                format!("interrupted: cancelled request {id}")
+                format!("interrupted: cancelled job {id}")
             }
             Ok(record) => format!(
-                "interrupted: request {id} had already finished ({}); nothing to cancel",
+                "interrupted: job {id} had already finished ({}); nothing to cancel",
                 record.status
             ),
             Err(e) => format!(
-                "interrupted: could not cancel request {id} ({e}); it may still be running. {}",
+                "interrupted: could not cancel job {id} ({e}); it may still be running. {}",
                 ctx.resume_text(id)
             ),
         }
     } else {
         format!(
-            "interrupted: stopped waiting; request {id} keeps running. {}",
+            "interrupted: stopped waiting; job {id} keeps running. {}",
             ctx.resume_text(id)
         )
     };
-    Failure::new(ExitClass::Interrupted, message).about_request(id)
+    Failure::new(ExitClass::Interrupted, message).about_job(id)
 }
 
 /// Saves the output files into `dir`, with a bar per file.
@@ -390,7 +457,7 @@ async fn download(
     let id = &done.request_id;
     let paths = match fetched {
         Some(r) => r.map_err(|e| {
-            Failure::from(e).about_request(id).with_hint(format!(
+            Failure::from(e).about_job(id).with_hint(format!(
                 "try again with: reka-inference wait {id} --download {}",
                 dir.display()
             ))
@@ -399,7 +466,7 @@ async fn download(
             return Err(Failure::new(
                 ExitClass::Interrupted,
                 format!(
-                    "interrupted during the download; request {id} is complete. {}",
+                    "interrupted during the download; job {id} is complete. {}",
                     if ctx.is_sim() {
                         "The in-process simulator stops with this command.".to_owned()
                     } else {
@@ -410,7 +477,7 @@ async fn download(
                     }
                 ),
             )
-            .about_request(id));
+            .about_job(id));
         }
     };
     let mut files = Vec::with_capacity(paths.len());

@@ -1,14 +1,58 @@
 //! `list`: past and current requests, newest first.
 
+use clap::Args;
 use futures::TryStreamExt;
 use reka_inference::types::RequestItem;
 use reka_inference::{JobStatus, ListFilter};
 
-use crate::cli::ListArgs;
 use crate::commands::{Ctx, parse_endpoint};
 use crate::exit::Failure;
 use crate::output::table;
 use crate::time::parse_time;
+
+/// `list`.
+#[derive(Debug, Args)]
+#[command(after_help = "\
+Times (--since, --until): RFC 3339 (2025-01-31T12:00:00Z), a date (2025-01-31, UTC),
+or an age: 30m, 1h, 2d means that long ago.")]
+pub struct ListArgs {
+    /// Only this endpoint, MODEL/CAPABILITY.
+    #[arg(long, value_name = "ENDPOINT")]
+    pub endpoint: Option<String>,
+
+    /// Only this model, e.g. veo-3.1.
+    #[arg(long, value_name = "MODEL")]
+    pub model: Option<String>,
+
+    /// Only this capability, e.g. text-to-image.
+    #[arg(long, value_name = "CAPABILITY")]
+    pub capability: Option<String>,
+
+    /// Only this status: IN_QUEUE, IN_PROGRESS, COMPLETED, FAILED or
+    /// CANCELLED (any case).
+    #[arg(long, value_name = "STATUS")]
+    pub status: Option<String>,
+
+    /// Only requests created at or after this time.
+    #[arg(long, value_name = "TIME")]
+    pub since: Option<String>,
+
+    /// Only requests created before this time.
+    #[arg(long, value_name = "TIME")]
+    pub until: Option<String>,
+
+    /// Include each request's input, output and error.
+    #[arg(long)]
+    pub payloads: bool,
+
+    /// Show at most this many requests.
+    #[arg(long, value_name = "N", default_value_t = 20, conflicts_with = "all")]
+    pub limit: u64,
+
+    /// Show every matching request (pages are fetched as needed).
+    #[arg(long)]
+    pub all: bool,
+}
 
 /// Lists requests.
 pub async fn run(ctx: &mut Ctx, args: ListArgs) -> Result<(), Failure> {
@@ -35,7 +79,7 @@ pub async fn run(ctx: &mut Ctx, args: ListArgs) -> Result<(), Failure> {
         return Ok(());
     }
     if items.is_empty() {
-        out.note("no requests match");
+        out.note("no jobs match");
         return Ok(());
     }
     let mut rows = vec![vec![
@@ -107,7 +151,7 @@ fn filter(args: &ListArgs, now: chrono::DateTime<chrono::Utc>) -> Result<ListFil
         )));
     }
     if !args.all && args.limit == 0 {
-        return Err(Failure::usage("--limit 0: ask for at least one request"));
+        return Err(Failure::usage("--limit 0: ask for at least one job"));
     }
     Ok(filter)
 }

@@ -2,14 +2,14 @@
 //! use, after the command's own arguments have been checked) and the
 //! in-process simulator of `--sim`.
 
-mod batch;
-mod chat;
-mod follow;
-mod list;
-pub mod mcp;
+pub(crate) mod batch;
+pub(crate) mod chat;
+pub(crate) mod follow;
+pub(crate) mod job;
+pub(crate) mod list;
+pub(crate) mod mcp;
 mod models;
-mod request;
-mod submit;
+pub(crate) mod submit;
 
 use std::time::Duration;
 
@@ -87,8 +87,7 @@ impl Ctx {
     /// Starts the in-process simulator and a client for it.
     #[cfg(feature = "sim")]
     async fn start_sim(&mut self) -> Result<Client, Failure> {
-        use reka_inference::PollPolicy;
-        use reka_inference_sim::{DEV_API_KEY, SimConfig};
+        use reka_inference_sim::SimConfig;
         let sim = reka_inference_sim::start(SimConfig::new().time_scale(SIM_TIME_SCALE))
             .await
             .map_err(|e| {
@@ -103,11 +102,7 @@ impl Ctx {
             sim.base_url(),
             1.0 / SIM_TIME_SCALE
         ));
-        let client = Client::builder()
-            .api_key(DEV_API_KEY)
-            .base_url(sim.base_url())
-            .poll_policy(PollPolicy::default().scaled(SIM_TIME_SCALE))
-            .build()?;
+        let client = Client::builder_for_sim(&sim).build()?;
         self.sim = Some(sim);
         Ok(client)
     }
@@ -160,9 +155,9 @@ pub async fn run(command: Command, ctx: &mut Ctx) -> Result<(), Failure> {
         Command::Mcp(args) => mcp::run(ctx, args).await,
         Command::Models => within(bound, models::run(ctx)).await,
         Command::Submit(args) => within(bound, submit::run(ctx, args)).await,
-        Command::Status { id, logs } => within(bound, request::status(ctx, &id, logs)).await,
-        Command::Result { id } => within(bound, request::result(ctx, &id)).await,
-        Command::Cancel { id } => within(bound, request::cancel(ctx, &id)).await,
+        Command::Status(args) => within(bound, job::status(ctx, &args.id, args.logs)).await,
+        Command::Result(args) => within(bound, job::result(ctx, &args.id)).await,
+        Command::Cancel(args) => within(bound, job::cancel(ctx, &args.id)).await,
         Command::List(args) => within(bound, list::run(ctx, args)).await,
         Command::Chat(args) => within(bound, chat::run(ctx, args)).await,
     }
@@ -208,7 +203,7 @@ pub fn check_id(id: &str) -> Result<&str, Failure> {
         || id.chars().any(|c| c.is_whitespace() || c.is_control())
     {
         return Err(Failure::usage(format!(
-            "{id:?} is not a request id (as `submit` or `list` prints it)"
+            "{id:?} is not a job id (as `submit` or `list` prints it)"
         )));
     }
     Ok(id)

@@ -1,12 +1,33 @@
 //! `submit`: send a job and print its id, without waiting.
 
+use clap::Args;
 use reka_inference::SubmitOptions;
 use serde_json::json;
 
-use crate::cli::SubmitArgs;
 use crate::commands::{Ctx, parse_endpoint};
 use crate::exit::Failure;
 use crate::input;
+use crate::input::InputArgs;
+
+/// `submit`.
+#[derive(Debug, Args)]
+pub struct SubmitArgs {
+    /// The endpoint, MODEL/CAPABILITY, e.g. nano-banana/text-to-image
+    /// (`reka-inference models` lists them).
+    pub endpoint: String,
+
+    #[command(flatten)]
+    pub input: InputArgs,
+
+    /// A URL the service calls with the job's record when it finishes.
+    #[arg(long, value_name = "URL")]
+    pub webhook: Option<String>,
+
+    /// Your own idempotency key: submitting again with the same key and
+    /// input returns the first job instead of creating a second one.
+    #[arg(long, value_name = "KEY")]
+    pub idempotency_key: Option<String>,
+}
 
 /// Submits and prints the request id.
 pub async fn run(ctx: &mut Ctx, args: SubmitArgs) -> Result<(), Failure> {

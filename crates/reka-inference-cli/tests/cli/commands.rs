@@ -2,7 +2,7 @@
 
 use serde_json::{Value, json};
 
-use crate::common::{Sim, bare, run_ok};
+use crate::common::{Sim, TEST_IMAGE_URL, bare, run_ok};
 
 #[test]
 fn models_lists_the_catalog() {
@@ -313,7 +313,10 @@ fn list_filters_limits_and_pages() {
             .args(["--json", "list", "--payloads", "--limit", "1"]),
     )
     .json();
-    assert_eq!(with_payloads[0]["input"], json!({"prompt": "three"}));
+    assert_eq!(
+        with_payloads[0]["input"],
+        json!({"prompt": "three", "image_url": TEST_IMAGE_URL})
+    );
     assert!(with_payloads[0]["output"]["boxes"].is_array());
 
     let text = run_ok(sim.cmd().args(["list", "--limit", "1"]));
@@ -338,7 +341,7 @@ fn list_follows_pages_with_all() {
             let resp = client
                 .post(format!("{}/v2/inference/sam3/image-to-bbox", sim.url))
                 .header("x-api-key", reka_inference_sim::DEV_API_KEY)
-                .json(&json!({"input": {"prompt": format!("p{i}")}}))
+                .json(&json!({"input": {"prompt": format!("p{i}"), "image_url": TEST_IMAGE_URL}}))
                 .send()
                 .await
                 .expect("submit");
@@ -438,6 +441,8 @@ fn sim_flag_runs_the_readme_command_without_a_key() {
         "sam3/image-to-bbox",
         "--set",
         "prompt=dog",
+        "--set",
+        &format!("image_url={TEST_IMAGE_URL}"),
     ]));
     assert_eq!(quiet.stderr, "");
     assert!(quiet.stdout.contains("\"label\": \"dog\""), "{quiet:?}");

@@ -8,6 +8,9 @@ use serde_json::Value;
 /// The binary under test.
 pub const BIN: &str = env!("CARGO_BIN_EXE_reka-inference");
 
+/// An `image_url` the simulator takes (an https URL; it is never fetched).
+pub const TEST_IMAGE_URL: &str = "https://images.example.com/test.png";
+
 /// Simulated seconds per wall second in the tests: a 6 s image takes 60 ms.
 pub const SCALE: f64 = 0.01;
 
@@ -109,12 +112,20 @@ impl Sim {
         self.rt.block_on(fut)
     }
 
-    /// Submits through the binary and returns the request id.
+    /// Submits through the binary and returns the request id; an endpoint
+    /// that takes an image (image-to-video, edit, image-to-bbox) gets an
+    /// https `image_url` too.
     pub fn submit(&self, endpoint: &str, prompt: &str) -> String {
-        let out = run(self
-            .cmd()
-            .args(["--json", "submit", endpoint, "--set"])
-            .arg(format!("prompt={prompt}")));
+        let mut cmd = self.cmd();
+        cmd.args(["--json", "submit", endpoint, "--set"])
+            .arg(format!("prompt={prompt}"));
+        if ["image-to-video", "edit", "image-to-bbox"]
+            .iter()
+            .any(|c| endpoint.ends_with(&format!("/{c}")))
+        {
+            cmd.args(["--set", &format!("image_url={TEST_IMAGE_URL}")]);
+        }
+        let out = run(&mut cmd);
         assert_eq!(out.code, 0, "{out:?}");
         out.json()["request_id"]
             .as_str()

@@ -3,7 +3,7 @@
 use reka_inference_sim::SimConfig;
 use serde_json::Value;
 
-use crate::common::{Sim, bare, run, run_code, run_ok};
+use crate::common::{Sim, TEST_IMAGE_URL, bare, run, run_code, run_ok};
 
 /// Bad input is refused with exit 2 and one line naming the problem,
 /// before any request is sent.
@@ -69,7 +69,7 @@ fn bad_input_is_a_usage_error_before_any_request() {
             "--status \"done\": not a status",
         ),
         (vec!["list", "--endpoint", "sam3"], "--endpoint \"sam3\""),
-        (vec!["status", "a/b"], "not a request id"),
+        (vec!["status", "a/b"], "not a job id"),
     ];
     for (args, expected) in &cases {
         let out = run_code(sim.cmd().args(args), 2);
@@ -387,10 +387,7 @@ fn a_cancelled_job_is_a_job_cancelled_error() {
     assert_eq!(e["error"]["kind"], "job_cancelled");
     assert_eq!(e["error"]["request_id"], id.as_str());
     let text = run_code(sim.cmd().args(["wait", &id]), 12);
-    assert_eq!(
-        text.stderr.trim(),
-        format!("error: request {id} was cancelled")
-    );
+    assert_eq!(text.stderr.trim(), format!("error: job {id} was cancelled"));
 }
 
 #[test]
@@ -407,6 +404,8 @@ fn verbose_logs_requests_but_never_the_key() {
         "sam3/image-to-bbox",
         "--set",
         "prompt=cat",
+        "--set",
+        &format!("image_url={TEST_IMAGE_URL}"),
     ]));
     assert!(
         out.stderr.contains("reka.http"),

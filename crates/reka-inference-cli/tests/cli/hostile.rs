@@ -94,7 +94,7 @@ fn a_silent_server_cannot_hold_wait_past_its_timeout() {
     let (url, _) = serve(Mode::Silent);
     let out = run_code(cli(&url).args(["wait", "req_1", "--timeout", "1s"]), 9);
     assert!(
-        out.stderr.contains("stopped waiting for request req_1"),
+        out.stderr.contains("stopped waiting for job req_1"),
         "{out:?}"
     );
     assert!(!out.stderr.contains("could not reach"), "{out:?}");

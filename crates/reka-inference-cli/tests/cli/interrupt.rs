@@ -88,10 +88,7 @@ fn interrupting_wait_with_cancel_on_interrupt_cancels_the_job() {
     let child = spawn_waiting(&sim, &["wait", &id, "--cancel-on-interrupt"], 1);
     let (code, _, stderr) = interrupt(child);
     assert_eq!(code, 130, "{stderr}");
-    assert!(
-        stderr.contains(&format!("cancelled request {id}")),
-        "{stderr}"
-    );
+    assert!(stderr.contains(&format!("cancelled job {id}")), "{stderr}");
     assert_eq!(status_of(&sim, &id), "CANCELLED");
 }
 

@@ -3,12 +3,14 @@
 
 mod batch;
 mod batch_crash;
+mod batch_hostile;
 mod chat_compat;
 mod commands;
 mod common;
 mod dialects;
 mod errors;
 mod hostile;
+mod inputs;
 mod interrupt;
 mod mcp;
 mod webhook;

@@ -46,7 +46,10 @@ pub fn catalog() -> Catalog {
                 {"model_id": "nano-banana", "capability": "text-to-image", "title": "Nano Banana (text to image)",
                  "workers": 8, "duration": {"fixed": 1}},
                 {"model_id": "nano-banana", "capability": "edit", "title": "Nano Banana (edit)",
-                 "workers": 8, "duration": {"fixed": 1}},
+                 "workers": 8, "duration": {"fixed": 1},
+                 "input_schema": {"type": "object", "required": ["prompt", "image_url"], "properties": {
+                     "prompt": {"type": "string", "description": "the change to make"},
+                     "image_url": {"type": "string", "format": "image-url"}}}},
                 {"model_id": "veo-3.1", "capability": "text-to-video", "title": "Veo 3.1 (text to video)",
                  "workers": 1, "duration": {"fixed": 60}},
                 {"model_id": "kling-v3-pro", "capability": "text-to-video", "title": "Never ends in a test",

@@ -1,7 +1,8 @@
 //! The admin API under `/_sim/` (no API key, not in the vendored spec):
-//! stats, faults, reset, and the output files.
+//! stats, faults, reset, the clock, and the output files.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Json;
 use axum::body::Body;
@@ -39,7 +40,7 @@ pub(crate) async fn put_faults(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Json<Value>, ApiError> {
-    let value = read_json(&headers, body).await?;
+    let value = read_json(&headers, body, &state).await?;
     let config: FaultConfig = serde_json::from_value(value).map_err(|e| {
         let mut err = ApiError::new(StatusCode::BAD_REQUEST, "validation_error", e.to_string());
         err.param = Some("faults".into());
@@ -53,6 +54,48 @@ pub(crate) async fn put_faults(
 pub(crate) async fn reset(State(state): State<Arc<AppState>>) -> Json<Value> {
     state.reset();
     Json(json!({ "reset": true }))
+}
+
+/// `GET /_sim/clock`: `{"manual": bool, "elapsed_seconds": f64}`, the
+/// simulator's clock since it started.
+pub(crate) async fn clock(State(state): State<Arc<AppState>>) -> Json<Value> {
+    Json(json!({
+        "manual": state.clock.is_manual(),
+        "elapsed_seconds": state.clock.now().as_secs_f64(),
+    }))
+}
+
+/// `POST /_sim/advance` with `{"seconds": S}`: moves a manual clock forward
+/// by S seconds (finite, >= 0) and answers as `GET /_sim/clock`; 409 when
+/// the clock is not manual.
+pub(crate) async fn advance(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Json<Value>, ApiError> {
+    let value = read_json(&headers, body, &state).await?;
+    let by = value
+        .get("seconds")
+        .and_then(Value::as_f64)
+        .and_then(|s| Duration::try_from_secs_f64(s).ok())
+        .ok_or_else(|| {
+            ApiError::invalid(
+                "seconds",
+                &["body", "seconds"],
+                "float_type",
+                "the body must be {\"seconds\": S} with S a finite number >= 0",
+            )
+        })?;
+    let now = state.advance_clock(by).ok_or_else(|| {
+        ApiError::new(
+            StatusCode::CONFLICT,
+            "conflict_error",
+            "the simulator's clock is not manual (start it with --manual-clock)",
+        )
+    })?;
+    Ok(Json(
+        json!({"manual": true, "elapsed_seconds": now.as_secs_f64()}),
+    ))
 }
 
 /// `GET /_sim/files/{request_id}/{name}`: a completed job's output file.
@@ -69,6 +112,7 @@ pub(crate) async fn file(
         outputs::file(
             state.catalog.models[job.lane].output_kind(),
             &job.input,
+            job.image.as_ref(),
             &name,
         )
     });
@@ -97,7 +141,12 @@ pub(crate) async fn blob(
             return None;
         }
         let kind = state.catalog.models[job.lane].output_kind();
-        outputs::file(kind, &job.input, outputs::file_name(kind)?)
+        outputs::file(
+            kind,
+            &job.input,
+            job.image.as_ref(),
+            outputs::file_name(kind)?,
+        )
     });
     let (content_type, bytes) =
         found.ok_or_else(|| ApiError::not_found(format!("no blob {key:?}")))?;

@@ -59,7 +59,7 @@ pub(crate) async fn create_chat_completion(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let value = read_json(&headers, body).await?;
+    let value = read_json(&headers, body, &state).await?;
     let Some(obj) = value.as_object() else {
         return Err(ApiError::bad_body(
             "model_attributes_type",

@@ -63,6 +63,20 @@ impl ApiError {
         e
     }
 
+    /// 422 with FastAPI's body `{"detail": [...]}`: an `input` that does
+    /// not match its endpoint's schema, in every dialect.
+    pub(crate) fn unprocessable(details: Vec<Value>) -> ApiError {
+        let mut e = ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "validation_error",
+            "input failed validation against the model's schema",
+        );
+        e.param = Some("input".into());
+        e.details = Some(details);
+        e.fastapi_detail = true;
+        e
+    }
+
     /// 404 `not_found_error`.
     pub(crate) fn not_found(message: impl Into<String>) -> ApiError {
         ApiError::new(StatusCode::NOT_FOUND, "not_found_error", message)
@@ -99,6 +113,7 @@ pub(crate) fn kind_for(status: StatusCode) -> &'static str {
         403 => "permission_error",
         404 => "not_found_error",
         405 => "invalid_request_error",
+        408 => "request_timeout",
         409 => "conflict_error",
         413 => "request_too_large",
         429 => "rate_limit_error",

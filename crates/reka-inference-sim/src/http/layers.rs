@@ -322,12 +322,11 @@ pub(crate) async fn api_guard(
     // against the quota (both decided under the quota's lock).
     let submit = *req.method() == Method::POST && classify(req.uri().path()) == Some("submit");
     let bucket = state.submit_rate.as_ref().filter(|_| submit);
-    let admission = state
-        .rate
-        .admit(&caller, state.clock.now(), || match bucket {
-            Some(b) => b.take(&caller, tokio::time::Instant::now()).map(Some),
-            None => Ok(None),
-        });
+    let now = state.clock.now();
+    let admission = state.rate.admit(&caller, now, || match bucket {
+        Some(b) => b.take(&caller, now).map(Some),
+        None => Ok(None),
+    });
     req.extensions_mut().insert(Caller(caller));
     match admission {
         Admission::Allowed(quota, bucket) => {

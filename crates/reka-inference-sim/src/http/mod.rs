@@ -49,6 +49,8 @@ pub(crate) fn router(state: Arc<AppState>) -> Router {
             get(admin::get_faults).put(admin::put_faults),
         )
         .route("/_sim/reset", post(admin::reset))
+        .route("/_sim/clock", get(admin::clock))
+        .route("/_sim/advance", post(admin::advance))
         .route("/_sim/files/{request_id}/{name}", get(admin::file))
         .route("/_sim/blobs/{key}", get(admin::blob));
     api.merge(admin)

@@ -8,8 +8,8 @@ use serde_json::Value;
 
 use crate::state::AppState;
 
-/// Lists every catalog endpoint in catalog order, then the chat models,
-/// in the dialect's wrapper.
+/// Lists every catalog endpoint in catalog order (with its price, unless
+/// prices are off), then the chat models, in the dialect's wrapper.
 pub(crate) async fn list_models(State(state): State<Arc<AppState>>) -> Json<Value> {
-    Json(state.dialect.models_body(&state.catalog))
+    Json(state.dialect.models_body(&state.catalog, state.prices))
 }

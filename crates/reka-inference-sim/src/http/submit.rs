@@ -1,6 +1,7 @@
 //! `POST /v2/inference/{model}/{capability}`: every submit operation (the
 //! fixed-model routes are this route with a catalog model), with body
-//! validation and `Idempotency-Key` replay.
+//! validation, the endpoint's input schema (422 in every dialect) and
+//! `Idempotency-Key` replay.
 
 use std::sync::Arc;
 
@@ -16,6 +17,7 @@ use crate::catalog::CAPABILITIES;
 use crate::http::body::read_json;
 use crate::http::error::ApiError;
 use crate::http::layers::Caller;
+use crate::inputs;
 use crate::jobs::{IdemEntry, Job, Status};
 use crate::rng;
 use crate::state::{AppState, WebhookJob};
@@ -182,8 +184,15 @@ async fn submit_inner(
         ));
     };
     let idem = idempotency_key(&headers)?;
-    let value = read_json(&headers, body).await?;
+    let value = read_json(&headers, body, &state).await?;
     let checked = validate(&value)?;
+    if let Some(rules) = &state.inputs[lane] {
+        let problems = rules.problems(&checked.input);
+        if !problems.is_empty() {
+            return Err(ApiError::unprocessable(problems));
+        }
+    }
+    let image = inputs::input_image(&checked.input);
     let path = format!("/v2/inference/{model}/{capability}");
     let spec = &state.catalog.models[lane];
     let failure_rate = state.failure_rate(lane);
@@ -201,8 +210,9 @@ async fn submit_inner(
         let n = store.len() as u64;
         let draw = |salt: u64| rng::unit(rng::hash(&[state.seed, store.epoch(), n, salt]));
         let mut id_bytes = [0u8; 16];
-        id_bytes[..8].copy_from_slice(&rng::hash(&[state.seed, store.epoch(), n, 1]).to_le_bytes());
-        id_bytes[8..].copy_from_slice(&rng::hash(&[state.seed, store.epoch(), n, 2]).to_le_bytes());
+        let id_part = |salt: u64| rng::hash(&[state.id_seed, store.epoch(), n, salt]).to_le_bytes();
+        id_bytes[..8].copy_from_slice(&id_part(1));
+        id_bytes[8..].copy_from_slice(&id_part(2));
         let id = uuid::Builder::from_random_bytes(id_bytes)
             .into_uuid()
             .to_string();
@@ -214,6 +224,7 @@ async fn submit_inner(
                 owner: caller.clone(),
                 lane,
                 input: checked.input,
+                image,
                 webhook_url: checked.webhook_url,
                 created: now,
                 started: None,

@@ -26,7 +26,12 @@ async fn raw(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_submit_bodies() {
-    let env = Env::new(SimConfig::new().time_scale(100.0)).await;
+    let env = Env::new(
+        SimConfig::new()
+            .time_scale(100.0)
+            .max_body_bytes(1024 * 1024),
+    )
+    .await;
     let json_ct = Some("application/json");
     raw(&env, SUBMIT, json_ct, "{\"input\": ")
         .await
@@ -54,7 +59,7 @@ async fn bad_submit_bodies() {
             &env,
             SUBMIT,
             Some("application/json; charset=utf-8"),
-            "{\"input\": {}}"
+            "{\"input\": {\"prompt\": \"a\"}}"
         )
         .await
         .status,
@@ -120,7 +125,7 @@ async fn bad_submit_bodies() {
     let ok = env
         .post(
             SUBMIT,
-            json!({"input": {}, "webhook_url": url, "priority": "high"}),
+            json!({"input": {"prompt": "a"}, "webhook_url": url, "priority": "high"}),
         )
         .await;
     assert_eq!(ok.status, 202, "{}", ok.text);
@@ -163,7 +168,7 @@ async fn bad_submit_bodies() {
         .post(env.url(SUBMIT))
         .header("X-Api-Key", KEY)
         .header("Idempotency-Key", "k".repeat(1000))
-        .json(&json!({"input": {}}))
+        .json(&json!({"input": {"prompt": "a"}}))
         .send()
         .await
         .unwrap();

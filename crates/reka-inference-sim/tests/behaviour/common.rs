@@ -2,7 +2,7 @@
 
 use std::time::{Duration, Instant};
 
-use reka_inference_sim::{Catalog, RunningSim, SimConfig, start};
+use reka_inference_sim::{Catalog, RunningSim, SimConfig, samples, start};
 use reqwest::header::HeaderMap;
 use serde_json::{Value, json};
 
@@ -14,6 +14,23 @@ pub fn fixed_catalog(workers: u32, secs: f64) -> Catalog {
         r#"{{"chat_models":["qwen3-vl-32b"],"models":[{{"model_id":"m","capability":"edit","workers":{workers},"duration":{{"fixed":{secs}}}}}]}}"#
     ))
     .unwrap()
+}
+
+/// A small valid image, inline: what an `image_url` may be.
+pub fn image() -> String {
+    samples::png_data_uri(4, 3)
+}
+
+/// A valid input of the default catalog's endpoint `endpoint` (by its
+/// capability), with `prompt` as its prompt or text.
+pub fn input_for(endpoint: &str, prompt: &str) -> Value {
+    match endpoint.rsplit('/').next().unwrap_or_default() {
+        "image-to-video" | "image-to-bbox" | "edit" => {
+            json!({"prompt": prompt, "image_url": image()})
+        }
+        "text-to-speech" => json!({"text": prompt}),
+        _ => json!({"prompt": prompt}),
+    }
 }
 
 /// A simulator and a client that sends `KEY`.

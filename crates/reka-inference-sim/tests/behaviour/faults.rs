@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use reka_inference_sim::{FaultConfig, SimConfig};
 use serde_json::json;
 
-use crate::common::{Env, KEY};
+use crate::common::{Env, KEY, image};
 
 fn faults(spec: &str) -> FaultConfig {
     spec.parse().unwrap()
@@ -77,7 +77,9 @@ async fn dropped_connections_are_transport_errors() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn malformed_bodies_are_not_json() {
     let env = Env::new(SimConfig::new().faults(faults("get_result:malformed=1"))).await;
-    let id = env.submit("sam3/image-to-bbox", json!({})).await;
+    let id = env
+        .submit("sam3/image-to-bbox", json!({"image_url": image()}))
+        .await;
     let resp = env
         .http
         .get(env.url(&format!("/v2/inference/requests/{id}")))

@@ -6,7 +6,7 @@ use std::io::BufRead;
 use reka_inference_sim::SimConfig;
 use serde_json::{Value, json};
 
-use crate::common::{Env, KEY, client, fixed_catalog};
+use crate::common::{Env, KEY, client, fixed_catalog, image};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn jobs_queue_run_and_complete_in_order() {
@@ -97,10 +97,7 @@ async fn outputs_point_at_real_files() {
         .submit("veo-3.1/text-to-video", json!({"prompt": "waves"}))
         .await;
     let tts = env
-        .submit(
-            "reka-tts-1/text-to-speech",
-            json!({"prompt": "hello world"}),
-        )
+        .submit("reka-tts-1/text-to-speech", json!({"text": "hello world"}))
         .await;
     let bbox = env
         .submit(
@@ -217,7 +214,10 @@ async fn seeded_runs_are_reproducible() {
         let mut out = Vec::new();
         for i in 0..5 {
             let id = env
-                .submit("nano-banana/text-to-image", json!({ "prompt": i }))
+                .submit(
+                    "nano-banana/text-to-image",
+                    json!({ "prompt": format!("p{i}") }),
+                )
                 .await;
             out.push(id);
         }
@@ -331,10 +331,11 @@ async fn idempotency_replays_byte_for_byte_and_conflicts() {
 
     let other_body = send("idem-1", KEY, path, json!({"input": {"prompt": "twice"}})).await;
     other_body.error(409, "conflict_error");
+    // The same body on another endpoint that takes it.
     let other_endpoint = send(
         "idem-1",
         KEY,
-        "/v2/inference/nano-banana/edit",
+        "/v2/inference/veo-3.1/text-to-video",
         body.clone(),
     )
     .await;
@@ -382,7 +383,7 @@ async fn idempotency_keys_are_scoped_per_api_key() {
             .post(env.url("/v2/inference/sam3/image-to-bbox"))
             .header("Authorization", format!("Bearer {key}"))
             .header("Idempotency-Key", "shared")
-            .json(&json!({"input": {}}))
+            .json(&json!({"input": {"image_url": image()}}))
             .send()
             .await
             .unwrap();
@@ -397,7 +398,9 @@ async fn idempotency_keys_are_scoped_per_api_key() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn keys_see_only_their_own_requests() {
     let env = Env::new(SimConfig::new().api_key("key-b").time_scale(0.01)).await;
-    let id = env.submit("sam3/image-to-bbox", json!({})).await;
+    let id = env
+        .submit("sam3/image-to-bbox", json!({"image_url": image()}))
+        .await;
     for path in [
         format!("/v2/inference/requests/{id}"),
         format!("/v2/inference/requests/{id}/status"),
@@ -530,7 +533,9 @@ async fn models_and_chat_completions() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stats_count_and_reset_clears() {
     let env = Env::new(SimConfig::new().time_scale(0.01)).await;
-    let id = env.submit("sam3/image-to-bbox", json!({})).await;
+    let id = env
+        .submit("sam3/image-to-bbox", json!({"image_url": image()}))
+        .await;
     env.status(&id).await;
     env.get("/v2/inference/requests/nope/status").await;
     env.get("/v2/inference/models").await;
@@ -553,7 +558,9 @@ async fn stats_count_and_reset_clears() {
     assert_eq!(stats.jobs_created, 0);
     assert_eq!(stats.count("submit", "202"), 0);
     // New ids after a reset never collide with old ones.
-    let id2 = env.submit("sam3/image-to-bbox", json!({})).await;
+    let id2 = env
+        .submit("sam3/image-to-bbox", json!({"image_url": image()}))
+        .await;
     assert_ne!(id, id2);
 }
 
@@ -568,7 +575,7 @@ async fn advertised_base_url_goes_into_every_url() {
     let a = env
         .post(
             "/v2/inference/nano-banana/text-to-image",
-            json!({"input": {}}),
+            json!({"input": {"prompt": "elsewhere"}}),
         )
         .await;
     for field in ["status_url", "response_url", "cancel_url"] {

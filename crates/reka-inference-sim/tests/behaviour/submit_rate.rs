@@ -6,7 +6,7 @@
 use reka_inference_sim::{SimConfig, start};
 use serde_json::json;
 
-use crate::common::{Answer, Env, KEY, eventually};
+use crate::common::{Answer, Env, KEY, eventually, image};
 
 const SUBMIT: &str = "/v2/inference/sam3/image-to-bbox";
 
@@ -29,7 +29,7 @@ async fn submit_as(env: &Env, key: &str, idem: Option<&str>) -> Answer {
         .http
         .post(env.url(SUBMIT))
         .header("X-Api-Key", key)
-        .json(&json!({"input": {"prompt": "bucket"}}));
+        .json(&json!({"input": {"prompt": "bucket", "image_url": image()}}));
     if let Some(k) = idem {
         req = req.header("Idempotency-Key", k);
     }
@@ -103,7 +103,9 @@ async fn a_burst_then_a_refusal_with_the_buckets_headers() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn other_operations_are_never_limited_by_the_bucket() {
     let env = Env::new(SimConfig::new().time_scale(0.01).submit_rate_limit(0.01, 1)).await;
-    let id = env.submit("sam3/image-to-bbox", json!({})).await;
+    let id = env
+        .submit("sam3/image-to-bbox", json!({"image_url": image()}))
+        .await;
     submit_as(&env, KEY, None)
         .await
         .error(429, "rate_limit_error");
@@ -268,4 +270,50 @@ async fn resets_can_be_whole_seconds_as_a_rounding_service_sends_them() {
     let a = submit_as(&precise, KEY, None).await;
     let reset = header_f64(&a, "x-ratelimit-requests-reset");
     assert!(reset > 0.0 && reset <= 0.05, "{reset}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_key_gets_its_own_full_rate() {
+    // 2 submits a second with a burst of 4, three keys, and a manual clock
+    // moved half a second at a time: every key gets its burst plus one token
+    // per step, whatever the other keys take (issue 25: several workers with
+    // several keys measured against one simulator).
+    let env = Env::new(
+        SimConfig::new()
+            .api_key("worker-b")
+            .api_key("worker-c")
+            .manual_clock()
+            .submit_rate_limit(2.0, 4),
+    )
+    .await;
+    let keys = [KEY, "worker-b", "worker-c"];
+    let mut accepted = [0u32; 3];
+    let steps = 20;
+    for step in 0..=steps {
+        // Keys take turns, one submit each, until every bucket is empty.
+        let mut open = [true; 3];
+        while open.iter().any(|o| *o) {
+            for (k, key) in keys.iter().enumerate() {
+                if !open[k] {
+                    continue;
+                }
+                let a = submit_as(&env, key, None).await;
+                match a.status {
+                    202 => accepted[k] += 1,
+                    429 => open[k] = false,
+                    other => panic!("{other}: {}", a.text),
+                }
+            }
+        }
+        if step < steps {
+            env.sim
+                .advance(std::time::Duration::from_millis(500))
+                .unwrap();
+        }
+    }
+    // 4 at first, then one per half second for 10 s: 24 each.
+    assert_eq!(accepted, [24, 24, 24]);
+    let stats = env.sim.stats().await;
+    assert_eq!(stats.jobs_created, 72);
+    assert_eq!(stats.submit_rate_limited, 3 * (steps as u64 + 1));
 }

@@ -77,6 +77,10 @@ pub struct JournalEntry {
     pub fingerprint: String,
     /// The key every submit of it carries.
     pub idempotency_key: String,
+    /// The local files of its input: where each goes, its path, size and
+    /// SHA-256 when it was sent (never its bytes).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub input_files: Vec<super::ItemFile>,
     /// How far it has come.
     pub state: EntryState,
     /// The service's id of its job, once accepted.
@@ -93,7 +97,9 @@ pub struct JournalEntry {
     /// no longer knows the job).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status: Option<String>,
-    /// The job's output, kept until the item is reported.
+    /// The job's output. The journal keeps it (so a report can be made
+    /// again, and files that went missing downloaded again); a running
+    /// batch drops it from memory once the item is reported.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub output: Option<Value>,
     /// Why it did not succeed, in words.
@@ -120,6 +126,7 @@ impl JournalEntry {
             endpoint: endpoint.into(),
             fingerprint: fingerprint.into(),
             idempotency_key: idempotency_key.into(),
+            input_files: Vec::new(),
             state: EntryState::Submitting,
             request_id: None,
             submitted_at: None,

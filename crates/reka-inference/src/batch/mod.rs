@@ -22,12 +22,27 @@
 //! none's lifetime; 24 hours is common) would make a second job for a
 //! submit replayed after that.
 //!
-//! A budget ([`BatchOptions::budget_usd`]) stops new submits when the
-//! spend the service reported (`usage.price_usd`) plus the estimated price
-//! of the jobs in flight would pass it; the estimate of an endpoint is the
-//! mean price of its jobs so far, and while none is known, one job of it
-//! runs alone to learn it (or [`BatchOptions::estimated_price_usd`] is
-//! used).
+//! A budget ([`BatchOptions::budget_usd`]) stops new submits when what
+//! was spent plus the estimated price of the jobs in flight plus the next
+//! job's would pass it, so the spend stays within it as far as the
+//! estimates hold. Spent is what the service reported (`usage.price_usd`),
+//! and for a job whose record carried no price, its estimate. An
+//! endpoint's estimate is the highest price its jobs have reported; before
+//! one has, the price the model list gives for it, or
+//! [`BatchOptions::estimated_price_usd`] (the higher of the two when both
+//! are known). An endpoint with none of these is refused before anything
+//! is submitted for it: [`Error::PriceUnknown`] says to give an estimate.
+//! While an endpoint's price rests on the caller's estimate alone, its
+//! first job runs as a probe, one probe at a time across the batch, so a
+//! wrong estimate costs at most one job more than the budget.
+//!
+//! An item is known by its key and a fingerprint of its endpoint and
+//! input (and of the content of its [local files](BatchItem::with_file)).
+//! An item whose fingerprint differs from the one its journal entry
+//! recorded changed since its job ran: it is reported
+//! ([`BatchEvent::Changed`], counted in [`BatchSummary::changed`]) and not
+//! run, and its earlier result stands, unless
+//! [`BatchOptions::rerun_changed`] makes it run again as a new job.
 //!
 //! # Sharing the work between processes and machines
 //!
@@ -75,7 +90,9 @@
 //!         BatchOptions::default()
 //!             .submitter(SubmitterOptions::default().concurrency(16))
 //!             .download_dir("out")
-//!             .budget_usd(25.0),
+//!             .budget_usd(25.0)
+//!             // What to assume where the service says no price.
+//!             .estimated_price_usd(0.04),
 //!     )
 //!     .run(futures::stream::iter(items), |event| {
 //!         if let BatchEvent::Done(entry) = event {
@@ -84,10 +101,14 @@
 //!         Ok(())
 //!     })
 //!     .await?;
-//! println!("{} succeeded, {} failed, ${:.2}", summary.succeeded, summary.failed, summary.spent_usd);
+//! println!(
+//!     "{} succeeded, {} failed, {} not submitted, ${:.2}",
+//!     summary.succeeded, summary.failed, summary.unsubmitted, summary.spent_usd
+//! );
 //! # Ok(()) }
 //! ```
 
+mod files;
 mod journal;
 #[cfg(feature = "sqlite")]
 mod sqlite;
@@ -96,8 +117,10 @@ mod ledger;
 mod run;
 
 pub use crate::submitter::{PauseReason, SubmitItem, SubmitOutcome, Submitter, SubmitterOptions};
+pub use files::{FileDigest, ItemFile};
 pub use journal::{EntryState, Journal, JournalEntry, MemoryJournal};
 #[cfg(feature = "sqlite")]
+#[cfg_attr(docsrs, doc(cfg(feature = "sqlite")))]
 pub use sqlite::SqliteJournal;
 
 use std::path::PathBuf;
@@ -114,6 +137,7 @@ use tokio::time::Instant;
 use crate::endpoint::{Endpoint, IntoEndpoint};
 use crate::error::{Error, Result};
 use crate::http::Http;
+use crate::input::{DEFAULT_MAX_INLINE_BYTES, DataUri, InputEncoder};
 use crate::webhook::Deliveries;
 
 /// One item of a batch: a key of yours that names it (and its files), an
@@ -123,6 +147,7 @@ pub struct BatchItem {
     key: String,
     endpoint: Endpoint,
     input: Map<String, Value>,
+    files: Vec<ItemFile>,
     fingerprint: String,
     idempotency_key: Option<String>,
 }
@@ -161,14 +186,53 @@ impl BatchItem {
                 )));
             }
         };
-        let fingerprint = fingerprint(&endpoint, &input);
+        let fingerprint = fingerprint(&endpoint, &input, &[]);
         Ok(BatchItem {
             key,
             endpoint,
             input,
+            files: Vec::new(),
             fingerprint,
             idempotency_key: None,
         })
+    }
+
+    /// Puts a local file into the input at `pointer` (a JSON pointer:
+    /// `/image_url`, `/images/0`): an existing member or element, or a new
+    /// member of an existing object. The item keeps the file's path and
+    /// hash, not its bytes: the file is read, checked against its hash and
+    /// encoded (a `data:` URI by default, [`BatchOptions::input_encoder`])
+    /// only when the item is sent, so items waiting their turn hold no file
+    /// in memory and the journal stores the path and hash. The item's
+    /// fingerprint covers the file's content (not its path): an item whose
+    /// file changed since its job ran is a changed item.
+    ///
+    /// ```
+    /// use reka_inference::batch::{BatchItem, FileDigest};
+    /// use serde_json::json;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let dir = tempfile::tempdir()?;
+    /// std::fs::write(dir.path().join("a.png"), b"\x89PNG\r\n\x1a\n....")?;
+    /// let photo = FileDigest::of_path(dir.path().join("a.png"), 1 << 20).await?;
+    /// let item = BatchItem::new("clip-1", "kling-v3-pro/image-to-video", json!({"prompt": "zoom"}))?
+    ///     .with_file("/image_url", &photo)?;
+    /// assert_eq!(item.files()[0].pointer, "/image_url");
+    /// assert!(item.input()["image_url"].is_null()); // filled in when it is sent
+    /// assert!(BatchItem::new("x", "m/c", json!({}))?.with_file("/no/parent", &photo).is_err());
+    /// # Ok(()) }
+    /// ```
+    pub fn with_file(mut self, pointer: &str, file: &FileDigest) -> Result<BatchItem> {
+        files::reserve(&mut self.input, pointer)?;
+        self.files.retain(|f| f.pointer != pointer);
+        self.files.push(ItemFile::new(pointer, file));
+        self.fingerprint = fingerprint(&self.endpoint, &self.input, &self.files);
+        Ok(self)
+    }
+
+    /// The local files that go into its input ([`BatchItem::with_file`]).
+    pub fn files(&self) -> &[ItemFile] {
+        &self.files
     }
 
     /// Submits the item with this idempotency key rather than a fresh
@@ -244,13 +308,28 @@ fn check_key(key: &str) -> Result<()> {
     }
 }
 
-/// A stable fingerprint of what is submitted: FNV-1a over the endpoint and
-/// the input's JSON text (key order as given), as 16 hex digits. Not a
-/// security measure: it tells an item that changed between runs.
-fn fingerprint(endpoint: &Endpoint, input: &Map<String, Value>) -> String {
+/// A stable fingerprint of what is submitted: FNV-1a over the endpoint,
+/// the input's JSON text (key order as given) and, for each local file,
+/// where it goes and its SHA-256, as 16 hex digits. Not a security
+/// measure: it tells an item that changed between runs. An item without
+/// files has the fingerprint earlier versions gave it.
+fn fingerprint(endpoint: &Endpoint, input: &Map<String, Value>, files: &[ItemFile]) -> String {
     let text = serde_json::to_string(input).unwrap_or_default();
     let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for byte in endpoint.as_str().bytes().chain([0]).chain(text.bytes()) {
+    let files = files.iter().flat_map(|f| {
+        [0u8]
+            .into_iter()
+            .chain(f.pointer.bytes())
+            .chain([0])
+            .chain(f.sha256.bytes())
+    });
+    for byte in endpoint
+        .as_str()
+        .bytes()
+        .chain([0])
+        .chain(text.bytes())
+        .chain(files)
+    {
         hash ^= u64::from(byte);
         hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
     }
@@ -258,7 +337,7 @@ fn fingerprint(endpoint: &Endpoint, input: &Map<String, Value>) -> String {
 }
 
 /// How a [`Batch`] runs.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct BatchOptions {
     submitter: SubmitterOptions,
     job_timeout: Option<Duration>,
@@ -269,12 +348,35 @@ pub struct BatchOptions {
     deadline: Option<Instant>,
     progress_every: Duration,
     webhook: Option<Arc<dyn Deliveries>>,
+    rerun_changed: bool,
+    input_encoder: Arc<dyn InputEncoder>,
+    max_file_bytes: u64,
+}
+
+impl std::fmt::Debug for BatchOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BatchOptions")
+            .field("submitter", &self.submitter)
+            .field("job_timeout", &self.job_timeout)
+            .field("download_dir", &self.download_dir)
+            .field("download_concurrency", &self.download_concurrency)
+            .field("budget_usd", &self.budget_usd)
+            .field("estimated_price_usd", &self.estimated_price_usd)
+            .field("deadline", &self.deadline)
+            .field("progress_every", &self.progress_every)
+            .field("webhook", &self.webhook.is_some())
+            .field("rerun_changed", &self.rerun_changed)
+            .field("max_file_bytes", &self.max_file_bytes)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Default for BatchOptions {
     /// 8 submits in flight, 20 tries per submit (minutes of an outage),
     /// each job waited for up to the client's wait timeout, files not
-    /// saved, no budget, progress every second.
+    /// saved, no budget, progress every second, changed items reported
+    /// and not run, local files sent inline as `data:` URIs of at most
+    /// [`DEFAULT_MAX_INLINE_BYTES`].
     fn default() -> Self {
         BatchOptions {
             submitter: SubmitterOptions::default(),
@@ -286,6 +388,9 @@ impl Default for BatchOptions {
             deadline: None,
             progress_every: Duration::from_secs(1),
             webhook: None,
+            rerun_changed: false,
+            input_encoder: Arc::new(DataUri::default()),
+            max_file_bytes: DEFAULT_MAX_INLINE_BYTES,
         }
     }
 }
@@ -329,17 +434,49 @@ impl BatchOptions {
         self
     }
 
-    /// Stops submitting when the reported spend plus the estimated price
-    /// of the jobs in flight would pass `usd`.
+    /// Stops submitting when the spend so far plus the estimated price of
+    /// the jobs in flight and of the next job would pass `usd` (see the
+    /// [module](crate::batch) for how prices are estimated). Every
+    /// endpoint needs a price to start from: the model list's, one its
+    /// jobs reported in an earlier run, or
+    /// [`estimated_price_usd`](Self::estimated_price_usd); without any, the
+    /// run ends with [`Error::PriceUnknown`] before submitting for it.
     pub fn budget_usd(mut self, usd: f64) -> Self {
         self.budget_usd = Some(usd);
         self
     }
 
     /// The price of a job to assume until the service has reported one for
-    /// its endpoint (and for endpoints whose records carry no price).
+    /// its endpoint, and for jobs whose records carry no price (counted as
+    /// spent at this price). Needed for a budget against a service that
+    /// says no price (neither in its model list nor in its records).
     pub fn estimated_price_usd(mut self, usd: f64) -> Self {
         self.estimated_price_usd = Some(usd);
+        self
+    }
+
+    /// Runs again, as a new job, an item whose input changed since its job
+    /// ran (its fingerprint differs from its journal entry's). Off by
+    /// default: a changed item is reported ([`BatchEvent::Changed`]) and
+    /// its earlier result stands. A job of its earlier input still running
+    /// is left running and no longer followed.
+    pub fn rerun_changed(mut self, rerun: bool) -> Self {
+        self.rerun_changed = rerun;
+        self
+    }
+
+    /// How local files ([`BatchItem::with_file`]) become input values
+    /// (default: [`DataUri`], inline `data:` URIs).
+    pub fn input_encoder(mut self, encoder: impl InputEncoder + 'static) -> Self {
+        self.input_encoder = Arc::new(encoder);
+        self
+    }
+
+    /// The largest local file read for an item (default
+    /// [`DEFAULT_MAX_INLINE_BYTES`]); a larger one leaves its item
+    /// unsubmitted, with the reason.
+    pub fn max_file_bytes(mut self, bytes: u64) -> Self {
+        self.max_file_bytes = bytes;
         self
     }
 
@@ -408,13 +545,36 @@ pub enum BatchEvent<'a> {
     /// The service accepted an item's submit.
     Submitted(&'a JournalEntry),
     /// An item's submit could not be made now: the service kept failing,
-    /// or the item changed since an earlier run submitted it. The journal
-    /// keeps it for the next run when it may have reached the service.
+    /// or one of its local files could not be read or changed after it was
+    /// hashed. The journal keeps it for the next run when it may have
+    /// reached the service.
     NotSubmitted {
         /// The item's key.
         key: &'a str,
         /// Why.
         reason: String,
+    },
+    /// An item changed since its job ran (or since its submit was sent):
+    /// its fingerprint differs from its journal entry's. It is not run
+    /// again, and its earlier result stands, unless
+    /// [`BatchOptions::rerun_changed`] is on (then this is followed by its
+    /// new submit).
+    Changed {
+        /// The item's key.
+        key: &'a str,
+        /// What changed, in words (a local file's hash, or its input).
+        reason: String,
+        /// Whether it runs again as a new job.
+        rerun: bool,
+    },
+    /// Files an earlier run saved for an item are gone from the download
+    /// directory: they are downloaded again, and the item reported again
+    /// (failed, if they can no longer be had).
+    FilesMissing {
+        /// The item's key.
+        key: &'a str,
+        /// The files that are gone.
+        missing: Vec<String>,
     },
     /// A job ended (its files are saved next).
     Finished(&'a JournalEntry),
@@ -440,6 +600,8 @@ pub enum BatchEvent<'a> {
     BudgetReached {
         /// Spend reported so far.
         spent_usd: f64,
+        /// Estimated price of the ended jobs whose records carried no price.
+        assumed_usd: f64,
         /// Estimated price of the jobs in flight.
         committed_usd: f64,
     },
@@ -461,6 +623,14 @@ pub enum StopReason {
 }
 
 /// What a run did, and what is left for another.
+///
+/// Every item of the run's stream and every entry of its journal is
+/// counted once, in one of `succeeded`, `failed`, `unfinished`, `unsaved`,
+/// `unsubmitted` and `changed`: their sum is the number of items (keys)
+/// the batch knows. Items a run stopped by the budget did not pull are
+/// read (not submitted) to be counted; a run stopped by
+/// [`BatchStop::stop`] or its deadline counts them from the stream's
+/// `size_hint` (its lower bound), not reading them.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 #[non_exhaustive]
 pub struct BatchSummary {
@@ -474,13 +644,21 @@ pub struct BatchSummary {
     /// Jobs left running (stopped, or past their deadline): the next run
     /// follows them.
     pub unfinished: usize,
-    /// Items whose submit is still to be made or replayed by the next run.
+    /// Jobs that ended but whose files are not saved yet (the download
+    /// failed in a way that may pass): the next run saves them.
+    pub unsaved: usize,
+    /// Items not submitted: never pulled from the stream (the budget or a
+    /// stop came first), pulled but not sent, or whose submit is still to
+    /// be made or replayed by the next run.
     pub unsubmitted: usize,
-    /// Items skipped because they changed since an earlier run submitted
-    /// them.
+    /// Items that changed since their job ran and were not run again
+    /// ([`BatchOptions::rerun_changed`]).
     pub changed: usize,
     /// Spend the service reported, in US dollars.
     pub spent_usd: f64,
+    /// The estimated price of jobs whose records carried no price, counted
+    /// against the budget as if spent.
+    pub assumed_usd: f64,
     /// Whether the service reported any price at all (a spend of 0 then
     /// means nothing was charged, not that nothing was said).
     pub priced: bool,
@@ -493,9 +671,21 @@ impl BatchSummary {
     pub fn all_succeeded(&self) -> bool {
         self.failed == 0
             && self.unfinished == 0
+            && self.unsaved == 0
             && self.unsubmitted == 0
             && self.changed == 0
             && self.stopped.is_none()
+    }
+
+    /// The number of items counted: `succeeded + failed + unfinished +
+    /// unsaved + unsubmitted + changed`.
+    pub fn total(&self) -> usize {
+        self.succeeded
+            + self.failed
+            + self.unfinished
+            + self.unsaved
+            + self.unsubmitted
+            + self.changed
     }
 }
 
@@ -557,18 +747,20 @@ impl<J: Journal> Batch<J> {
     /// files, and calls `on_event` with what happens ([`BatchEvent::Done`]
     /// for each item to report). Ends when every item is done, or at a
     /// stop, the deadline or the budget; an error from the journal, from
-    /// `on_event`, or a refused key (401, 403) ends it at once, with
-    /// everything saved so far kept.
+    /// `on_event`, a refused key (401, 403), or a budget with no price for
+    /// an item's endpoint ([`Error::PriceUnknown`], before that item is
+    /// submitted) ends it at once, with everything saved so far kept.
     pub async fn run<S, F>(self, items: S, on_event: F) -> Result<BatchSummary>
     where
         S: Stream<Item = BatchItem> + Send,
         F: FnMut(BatchEvent<'_>) -> Result<()> + Send,
     {
         let mut stop = self.stop.subscribe();
-        let items = pin!(items);
+        let mut items = pin!(items);
         let mut run = run::Run::new(self.http, self.journal, self.options, on_event);
         run.resume().await?;
-        run.main_loop(items, &mut stop).await?;
+        run.main_loop(items.as_mut(), &mut stop).await?;
+        run.count_unpulled(items).await;
         Ok(run.summary())
     }
 }

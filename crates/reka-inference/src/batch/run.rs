@@ -7,12 +7,12 @@
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
 use futures::stream::FuturesUnordered;
 use futures::{Future, Stream, StreamExt};
-use serde_json::Value;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
@@ -27,7 +27,8 @@ use crate::submit::SubmitOptions;
 use crate::submitter::{PauseReason, SubmitItem, SubmitOutcome, Submitter};
 use crate::vocab::JobOutput;
 
-use super::ledger::Ledger;
+use super::files::{self, FILE_PROBLEM, FilesIntoInput};
+use super::ledger::{Fits, Ledger};
 use super::{
     BatchEvent, BatchItem, BatchOptions, BatchProgress, BatchSummary, EntryState, Journal,
     JournalEntry, StopReason,
@@ -36,7 +37,9 @@ use super::{
 /// How long a stopping run waits for submits in flight.
 const STOP_GRACE: Duration = Duration::from_secs(10);
 
-type Download = Pin<Box<dyn Future<Output = (String, Result<Vec<PathBuf>>)> + Send>>;
+/// A download: the item's key, the request id it is for, what was saved.
+type Download =
+    Pin<Box<dyn Future<Output = (String, Option<String>, Result<Vec<PathBuf>>)> + Send>>;
 
 /// One run's state.
 pub(super) struct Run<J, F> {
@@ -54,9 +57,12 @@ pub(super) struct Run<J, F> {
     set_pushed: usize,
     set_pending: usize,
     downloads: FuturesUnordered<Download>,
-    /// An item pulled but not submitted yet (its endpoint's price unknown).
+    /// An item pulled but not submitted yet: it waits for a price probe
+    /// in flight to end.
     held: Option<BatchItem>,
     ledger: Ledger,
+    /// Why the model list's prices could not be read, if they could not.
+    list_error: Option<String>,
     items_exhausted: bool,
     budget_reached: bool,
     /// Stopped or past the deadline: jobs and downloads are left as they
@@ -64,7 +70,11 @@ pub(super) struct Run<J, F> {
     stopped: Option<StopReason>,
     stop_by: Option<Instant>,
     reported: usize,
-    changed: usize,
+    /// Keys of the items found changed and not run again.
+    changed: HashSet<String>,
+    /// Items of the stream not journalled: never pulled, or pulled and not
+    /// sent (the budget, a stop, a file that could not be read).
+    unpulled: usize,
     last_pause: Option<Instant>,
 }
 
@@ -81,7 +91,6 @@ impl<J: Journal, F: FnMut(BatchEvent<'_>) -> Result<()> + Send> Run<J, F> {
         Run {
             http,
             journal,
-            options,
             on_event,
             entries: HashMap::new(),
             awaiting_items: HashSet::new(),
@@ -92,28 +101,38 @@ impl<J: Journal, F: FnMut(BatchEvent<'_>) -> Result<()> + Send> Run<J, F> {
             set_pending: 0,
             downloads: FuturesUnordered::new(),
             held: None,
-            ledger: Ledger::default(),
+            ledger: Ledger::new(options.estimated_price_usd),
+            list_error: None,
             items_exhausted: false,
             budget_reached: false,
             stopped: None,
             stop_by: None,
             reported: 0,
-            changed: 0,
+            changed: HashSet::new(),
+            unpulled: 0,
             last_pause: None,
+            options,
         }
     }
 
     /// Reads the journal and takes up every entry where it was left.
     pub(super) async fn resume(&mut self) -> Result<()> {
+        if self.options.budget_usd.is_some() {
+            self.load_listed_prices().await;
+        }
         let entries = self.journal.load().await?;
         let count = entries.len();
         let (mut in_flight, mut reported, mut reported_failed) = (0, 0, 0);
         let mut done = Vec::new();
+        let mut missing_files = Vec::new();
         for mut entry in entries {
             match entry.state {
-                EntryState::Submitting | EntryState::Submitted => {
-                    self.ledger.started(&entry.endpoint)
+                EntryState::Submitting => {
+                    self.ledger.started(&entry.key, &entry.endpoint);
+                    // Only in flight once its item comes and it is sent.
+                    self.ledger.lost_track(&entry.key);
                 }
+                EntryState::Submitted => self.ledger.started(&entry.key, &entry.endpoint),
                 _ => self.ledger.priced(&entry),
             }
             match entry.state {
@@ -125,12 +144,18 @@ impl<J: Journal, F: FnMut(BatchEvent<'_>) -> Result<()> + Send> Run<J, F> {
                     self.follow(&entry)?;
                 }
                 EntryState::Finished => self.start_download(&entry),
-                EntryState::Done => done.push(entry.key.clone()),
-                EntryState::Reported => {
-                    reported += 1;
-                    reported_failed += usize::from(!entry.succeeded());
-                    // Only what the counts need stays in memory.
-                    entry.output = None;
+                EntryState::Done | EntryState::Reported => {
+                    let gone = self.missing_files(&entry);
+                    if !gone.is_empty() {
+                        missing_files.push((entry.key.clone(), gone));
+                    } else if entry.state == EntryState::Done {
+                        done.push(entry.key.clone());
+                    } else {
+                        reported += 1;
+                        reported_failed += usize::from(!entry.succeeded());
+                        // Only what the counts need stays in memory.
+                        entry.output = None;
+                    }
                 }
             }
             self.entries.insert(entry.key.clone(), entry);
@@ -141,10 +166,50 @@ impl<J: Journal, F: FnMut(BatchEvent<'_>) -> Result<()> + Send> Run<J, F> {
             reported,
             reported_failed,
         })?;
+        for (key, missing) in missing_files {
+            (self.on_event)(BatchEvent::FilesMissing { key: &key, missing })?;
+            let Some(entry) = self.entries.get_mut(&key) else {
+                continue;
+            };
+            // Saved again, then reported again (the files are what the
+            // report is about).
+            entry.state = EntryState::Finished;
+            entry.files.clear();
+            let entry = entry.clone();
+            self.start_download(&entry);
+        }
         for key in done {
             self.report(&key).await?;
         }
         Ok(())
+    }
+
+    /// The model list's prices, the first estimate of each endpoint's. A
+    /// list that cannot be read leaves endpoints to the caller's estimate
+    /// (and says so, should one have none).
+    async fn load_listed_prices(&mut self) {
+        match crate::models::list(&self.http).await {
+            Ok(models) => self.ledger.listed(models.into_iter().filter_map(|m| {
+                let endpoint = m
+                    .endpoint_id
+                    .unwrap_or_else(|| format!("{}/{}", m.model_id, m.capability));
+                Some((endpoint, m.price_usd?))
+            })),
+            Err(e) => self.list_error = Some(e.to_string()),
+        }
+    }
+
+    /// The saved files of a completed entry that are no longer on disk.
+    fn missing_files(&self, entry: &JournalEntry) -> Vec<String> {
+        if self.options.download_dir.is_none() || !entry.succeeded() {
+            return Vec::new();
+        }
+        entry
+            .files
+            .iter()
+            .filter(|f| !std::path::Path::new(f).is_file())
+            .cloned()
+            .collect()
     }
 
     /// Follows a job the journal says is running.
@@ -223,7 +288,7 @@ impl<J: Journal, F: FnMut(BatchEvent<'_>) -> Result<()> + Send> Run<J, F> {
                 () = sleep_until_or_never(self.stop_by), if self.stop_by.is_some() => {}
                 item = items.next(), if wants => match item {
                     Some(item) => self.take_item(item).await?,
-                    None => self.items_exhausted = true,
+                    None => self.items_ended(),
                 },
                 Some(outcome) = self.submitter.next(), if !self.submitter.is_idle() => {
                     self.submitted(outcome).await?;
@@ -235,8 +300,8 @@ impl<J: Journal, F: FnMut(BatchEvent<'_>) -> Result<()> + Send> Run<J, F> {
                         None => self.set_pending = 0,
                     }
                 }
-                Some((key, saved)) = self.downloads.next(), if !self.downloads.is_empty() && self.stopped.is_none() => {
-                    self.downloaded(&key, saved).await?;
+                Some((key, request_id, saved)) = self.downloads.next(), if !self.downloads.is_empty() && self.stopped.is_none() => {
+                    self.downloaded(&key, request_id, saved).await?;
                 }
                 // Paused with nothing queued: wake at the end to pull items.
                 () = sleep_until_or_never(pause.map(|(until, _)| until)), if pause.is_some() && self.submitter.queued() == 0 => {}
@@ -248,13 +313,49 @@ impl<J: Journal, F: FnMut(BatchEvent<'_>) -> Result<()> + Send> Run<J, F> {
         }
     }
 
+    /// The stream has no more items: entries still waiting for theirs
+    /// will not be sent by this run, so their price is no longer committed.
+    fn items_ended(&mut self) {
+        self.items_exhausted = true;
+        for key in self.awaiting_items.drain() {
+            if let Some(entry) = self.entries.get(&key) {
+                self.ledger.stopped(&key, &entry.endpoint);
+            }
+        }
+    }
+
+    /// Counts the items the run never pulled (see [`BatchSummary`]): read
+    /// to the end after the budget stopped the run, taken from the
+    /// stream's size hint after a stop or the deadline.
+    pub(super) async fn count_unpulled(
+        &mut self,
+        mut items: Pin<&mut (impl Stream<Item = BatchItem> + Send)>,
+    ) {
+        if self.items_exhausted {
+            return;
+        }
+        if self.stopped.is_none() && self.budget_reached {
+            while let Some(item) = items.next().await {
+                if !self.entries.contains_key(item.key()) {
+                    self.unpulled += 1;
+                }
+            }
+        } else {
+            self.unpulled += items.size_hint().0;
+        }
+    }
+
     fn begin_stop(&mut self, reason: StopReason) {
         self.stopped = Some(reason);
         self.stop_by = Instant::now().checked_add(STOP_GRACE);
         // Never sent: their entries (with their keys) are there for the
         // next run, which submits them again with the same keys.
-        self.submitter.take_queued();
-        self.held = None;
+        for item in self.submitter.take_queued() {
+            self.ledger.lost_track(item.tag());
+        }
+        if self.held.take().is_some() {
+            self.unpulled += 1;
+        }
     }
 
     fn note_pause(&mut self, pause: Option<(Instant, PauseReason)>) {
@@ -270,68 +371,127 @@ impl<J: Journal, F: FnMut(BatchEvent<'_>) -> Result<()> + Send> Run<J, F> {
     }
 
     /// An item from the caller: submitted when new (or when its earlier
-    /// submit's outcome is unknown), skipped when already taken care of.
-    async fn take_item(&mut self, item: BatchItem) -> Result<()> {
+    /// submit's outcome is unknown), skipped when already taken care of,
+    /// reported (or run again) when it changed.
+    async fn take_item(&mut self, mut item: BatchItem) -> Result<()> {
         if let Some(entry) = self.entries.get(&item.key) {
-            if entry.fingerprint != item.fingerprint {
-                if entry.state == EntryState::Submitting {
-                    self.changed += 1;
-                    self.awaiting_items.remove(&item.key);
-                    self.ledger.stopped(&entry.endpoint);
-                    let reason = "it changed since an earlier run sent it (that submit may have \
-                                  made a job): not sent again; give it a new key to run it"
-                        .to_owned();
-                    (self.on_event)(BatchEvent::NotSubmitted {
-                        key: &item.key,
-                        reason,
-                    })?;
+            if entry.fingerprint == item.fingerprint {
+                if entry.state == EntryState::Submitting && self.awaiting_items.remove(&item.key) {
+                    let idempotency_key = entry.idempotency_key.clone();
+                    self.replay(item, idempotency_key);
                 }
-                // Otherwise its job ran with the earlier input; that stands.
                 return Ok(());
             }
-            if entry.state == EntryState::Submitting && self.awaiting_items.remove(&item.key) {
-                let key = entry.idempotency_key.clone();
-                self.send(item, key);
+            let reason =
+                files::describe_change(&entry.input_files, &item.files).unwrap_or_else(|| {
+                    if entry.state == EntryState::Submitting {
+                        "its input changed since an earlier run sent it (that submit may have \
+                         made a job)"
+                            .to_owned()
+                    } else {
+                        "its input changed since its job ran".to_owned()
+                    }
+                });
+            let rerun = self.options.rerun_changed;
+            let (state, endpoint) = (entry.state, entry.endpoint.clone());
+            (self.on_event)(BatchEvent::Changed {
+                key: &item.key,
+                reason,
+                rerun,
+            })?;
+            let awaiting = self.awaiting_items.remove(&item.key);
+            if awaiting || (rerun && state == EntryState::Submitted) {
+                // No longer in flight for this run: a submit not replayed,
+                // or a job of the earlier input left running unfollowed
+                // (its outcome no longer matches the entry).
+                self.ledger.stopped(&item.key, &endpoint);
             }
-            return Ok(());
+            if !rerun {
+                self.changed.insert(item.key.clone());
+                return Ok(());
+            }
+            self.entries.remove(&item.key);
+            if let Some(key) = item.idempotency_key.take() {
+                // The caller's key sent again with another input would be
+                // refused (409): the new job gets a key of its own.
+                let base = &key[..key.len().min(238)];
+                item.idempotency_key = Some(format!("{base}~{}", item.fingerprint));
+            }
         }
-        if self.options.budget_usd.is_some() {
-            match self.affordable(&item) {
-                Affordable::Yes => {}
-                Affordable::AfterAProbe => {
+        self.take_new(item).await
+    }
+
+    /// A new item (or one run again): submitted if the budget allows.
+    async fn take_new(&mut self, item: BatchItem) -> Result<()> {
+        if let Some(budget) = self.options.budget_usd {
+            match self.ledger.fits(item.endpoint.as_str(), budget) {
+                Fits::Yes { .. } => {}
+                Fits::AfterProbe => {
                     self.held = Some(item);
                     return Ok(());
                 }
-                Affordable::No => {
-                    self.reach_budget()?;
-                    return Ok(());
+                Fits::No => {
+                    self.unpulled += 1;
+                    return self.reach_budget();
                 }
+                Fits::Unknown => return Err(self.price_unknown(&item)),
             }
         }
         self.submit_new(item).await
     }
 
+    fn price_unknown(&self, item: &BatchItem) -> Error {
+        let why = match &self.list_error {
+            Some(e) => {
+                format!("no job of it reported a price, and the model list could not be read: {e}")
+            }
+            None => "no job of it reported a price, and the model list gives none".to_owned(),
+        };
+        Error::PriceUnknown {
+            endpoint: item.endpoint.as_str().to_owned(),
+            why,
+        }
+    }
+
+    /// Journals a new item's key, then queues its submit.
     async fn submit_new(&mut self, item: BatchItem) -> Result<()> {
         let idempotency_key = item
             .idempotency_key
             .clone()
             .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
-        let entry = JournalEntry::new(
+        let mut entry = JournalEntry::new(
             item.key.clone(),
             item.endpoint.as_str(),
             item.fingerprint.clone(),
             idempotency_key.clone(),
         );
+        entry.input_files = item.files.clone();
         // The key is saved before the submit: a crash after it replays the
         // submit with the same key rather than make a second job.
         self.journal.save(&entry).await?;
-        self.ledger.started(&entry.endpoint);
+        self.ledger.started(&entry.key, &entry.endpoint);
         self.entries.insert(entry.key.clone(), entry);
-        self.send(item, idempotency_key);
+        self.push(item, idempotency_key);
         Ok(())
     }
 
-    fn send(&mut self, item: BatchItem, idempotency_key: String) {
+    /// Sends again, with its key, an item whose earlier submit's outcome is
+    /// unknown (its price was committed when the journal was read).
+    fn replay(&mut self, item: BatchItem, idempotency_key: String) {
+        self.ledger.mark_probe(&item.key, item.endpoint.as_str());
+        self.push(item, idempotency_key);
+    }
+
+    /// Queues a submit. An item's local files are read into its input by
+    /// the submitter just before each try.
+    fn push(&mut self, item: BatchItem, idempotency_key: String) {
+        let BatchItem {
+            key,
+            endpoint,
+            input,
+            files,
+            ..
+        } = item;
         let mut options = SubmitOptions::default().idempotency_key(idempotency_key);
         if let Some(deliveries) = &self.options.webhook {
             options = options.webhook_from(deliveries.clone());
@@ -340,9 +500,17 @@ impl<J: Journal, F: FnMut(BatchEvent<'_>) -> Result<()> + Send> Run<J, F> {
             options = options.deadline(d);
         }
         // Endpoint and input were checked when the item was made.
-        if let Ok(submit) = SubmitItem::new(item.key, item.endpoint, item.input) {
-            self.submitter.push(submit.options(options));
+        let Ok(mut submit) = SubmitItem::new(key, endpoint, input) else {
+            return;
+        };
+        if !files.is_empty() {
+            submit = submit.prepared_by(Arc::new(FilesIntoInput {
+                files,
+                max_bytes: self.options.max_file_bytes,
+                encoder: self.options.input_encoder.clone(),
+            }));
         }
+        self.submitter.push(submit.options(options));
     }
 
     /// A submit ended.
@@ -366,10 +534,18 @@ impl<J: Journal, F: FnMut(BatchEvent<'_>) -> Result<()> + Send> Run<J, F> {
                 return Err(e);
             }
             Err(e @ Error::SubmitOutcomeUnknown { .. }) => {
+                self.ledger.lost_track(&key);
                 (self.on_event)(BatchEvent::NotSubmitted {
                     key: &key,
                     reason: format!("{e}; the next run replays it with the same key"),
                 })?;
+            }
+            Err(Error::InvalidInput(why)) if why.starts_with(FILE_PROBLEM) => {
+                // Its file, not the service: left for the next run, which
+                // sends it (with its key) or finds it changed.
+                self.ledger.lost_track(&key);
+                let reason = why.trim_start_matches(FILE_PROBLEM).to_owned();
+                (self.on_event)(BatchEvent::NotSubmitted { key: &key, reason })?;
             }
             Err(e) => {
                 // Refused (400, 404, 409, 413, 422): no job was made.
@@ -394,8 +570,12 @@ impl<J: Journal, F: FnMut(BatchEvent<'_>) -> Result<()> + Send> Run<J, F> {
             return Ok(());
         };
         let Some(entry) = self.entries.get_mut(&key) else {
-            return Ok(());
+            return self.release_held().await;
         };
+        if entry.request_id.as_deref() != Some(outcome.job.id()) {
+            // A job of an earlier input, replaced by a rerun.
+            return self.release_held().await;
+        }
         match outcome.result {
             Ok(output) => {
                 entry.status = Some("COMPLETED".into());
@@ -420,6 +600,9 @@ impl<J: Journal, F: FnMut(BatchEvent<'_>) -> Result<()> + Send> Run<J, F> {
                 entry.error = Some(format!("the service no longer knows the job: {e}"));
             }
             Err(e) => {
+                // Followed again by the next run; its price stays committed,
+                // but it tells nothing more in this one.
+                self.ledger.lost_track(&key);
                 let reason = e.to_string();
                 (self.on_event)(BatchEvent::Unfinished { key: &key, reason })?;
                 return self.release_held().await;
@@ -453,33 +636,62 @@ impl<J: Journal, F: FnMut(BatchEvent<'_>) -> Result<()> + Send> Run<J, F> {
         self.mark_done(key).await
     }
 
+    /// Saves an entry's files into `<download dir>/<key>/`; an entry whose
+    /// output the journal does not hold (journals of earlier versions
+    /// dropped it once reported) has its record fetched first.
     fn start_download(&mut self, entry: &JournalEntry) {
+        let key = entry.key.clone();
+        let request_id = entry.request_id.clone();
         let Some(dir) = &self.options.download_dir else {
             // Nothing to save into: done as it is.
-            let key = entry.key.clone();
             self.downloads
-                .push(Box::pin(async move { (key, Ok(Vec::new())) }));
+                .push(Box::pin(async move { (key, request_id, Ok(Vec::new())) }));
             return;
         };
         let dir = dir.join(&entry.key);
-        let key = entry.key.clone();
         let http = self.http.clone();
-        let output = JobOutput {
-            request_id: entry.request_id.clone().unwrap_or_default(),
-            output: entry.output.clone().unwrap_or(Value::Null),
-            metrics: None,
-        };
+        let output = entry.output.clone();
+        let endpoint = Endpoint::new(entry.endpoint.clone()).ok();
         self.downloads.push(Box::pin(async move {
-            let saved = download_outputs(&http, &output, &dir, |_, _, _| {}).await;
-            (key, saved)
+            let id = request_id.clone().unwrap_or_default();
+            let output = match output {
+                Some(output) => Ok(output),
+                None => {
+                    let job = Job::new(http.clone(), id.clone(), endpoint, None);
+                    job.result()
+                        .await
+                        .map(|record| JobOutput::from_record(record).output)
+                }
+            };
+            let saved = match output {
+                Ok(output) => {
+                    let output = JobOutput {
+                        request_id: id,
+                        output,
+                        metrics: None,
+                    };
+                    download_outputs(&http, &output, &dir, |_, _, _| {}).await
+                }
+                Err(e) => Err(e),
+            };
+            (key, request_id, saved)
         }));
     }
 
     /// An item's files were saved (or not).
-    async fn downloaded(&mut self, key: &str, saved: Result<Vec<PathBuf>>) -> Result<()> {
+    async fn downloaded(
+        &mut self,
+        key: &str,
+        request_id: Option<String>,
+        saved: Result<Vec<PathBuf>>,
+    ) -> Result<()> {
         let Some(entry) = self.entries.get_mut(key) else {
             return Ok(());
         };
+        if entry.request_id != request_id {
+            // The download of a job an item's rerun replaced.
+            return Ok(());
+        }
         match saved {
             Ok(paths) => {
                 entry.files = paths.iter().map(|p| p.display().to_string()).collect();
@@ -514,28 +726,24 @@ impl<J: Journal, F: FnMut(BatchEvent<'_>) -> Result<()> + Send> Run<J, F> {
         };
         (self.on_event)(BatchEvent::Done(entry))?;
         entry.state = EntryState::Reported;
-        // The report carried the output: the journal and the memory keep
-        // only what resuming and the counts need, so that neither grows
-        // with what the jobs made.
-        entry.output = None;
         self.reported += 1;
         let saved = entry.clone();
+        // The journal keeps the output (a report made again, files saved
+        // again); the memory keeps only what the counts need, so that it
+        // does not grow with what the jobs made.
+        entry.output = None;
         self.journal.save(&saved).await
     }
 
     /// Submits a held item once its price can be judged.
     async fn release_held(&mut self) -> Result<()> {
+        if self.stopped.is_some() || self.budget_reached {
+            return Ok(());
+        }
         let Some(item) = self.held.take() else {
             return Ok(());
         };
-        match self.affordable(&item) {
-            Affordable::Yes => self.submit_new(item).await,
-            Affordable::AfterAProbe => {
-                self.held = Some(item);
-                Ok(())
-            }
-            Affordable::No => self.reach_budget(),
-        }
+        self.take_new(item).await
     }
 
     fn reach_budget(&mut self) -> Result<()> {
@@ -543,36 +751,17 @@ impl<J: Journal, F: FnMut(BatchEvent<'_>) -> Result<()> + Send> Run<J, F> {
             return Ok(());
         }
         self.budget_reached = true;
-        self.held = None;
+        if self.held.take().is_some() {
+            self.unpulled += 1;
+        }
         // Submits and jobs in flight go on; nothing more is pulled.
-        let spent_usd = self.ledger.spent;
-        let committed_usd = self.ledger.committed(self.options.estimated_price_usd);
+        let (spent_usd, assumed_usd) = (self.ledger.spent, self.ledger.assumed);
+        let committed_usd = self.ledger.committed();
         (self.on_event)(BatchEvent::BudgetReached {
             spent_usd,
+            assumed_usd,
             committed_usd,
         })
-    }
-
-    fn affordable(&self, item: &BatchItem) -> Affordable {
-        let Some(budget) = self.options.budget_usd else {
-            return Affordable::Yes;
-        };
-        let fallback = self.options.estimated_price_usd;
-        let endpoint = item.endpoint.as_str();
-        let base = self.ledger.spent + self.ledger.committed(fallback);
-        match self.ledger.estimate(endpoint, fallback) {
-            Some(price) if base + price <= budget => Affordable::Yes,
-            Some(_) => Affordable::No,
-            None if base >= budget => Affordable::No,
-            // The service does not say what it charges for it: the budget
-            // cannot be kept, so nothing more is spent on it.
-            None if self.ledger.unpriced.contains(endpoint) => Affordable::No,
-            None if self.ledger.in_flight.get(endpoint).is_some_and(|n| *n > 0) => {
-                Affordable::AfterAProbe
-            }
-            // One job alone, to learn the price.
-            None => Affordable::Yes,
-        }
     }
 
     fn progress(&self) -> BatchProgress {
@@ -608,33 +797,30 @@ impl<J: Journal, F: FnMut(BatchEvent<'_>) -> Result<()> + Send> Run<J, F> {
     pub(super) fn summary(&self) -> BatchSummary {
         let mut s = BatchSummary {
             spent_usd: self.ledger.spent,
-            priced: !self.ledger.prices.is_empty(),
+            assumed_usd: self.ledger.assumed,
+            priced: self.ledger.priced_any,
             reported: self.reported,
-            changed: self.changed,
+            unsubmitted: self.unpulled,
             stopped: self
                 .stopped
                 .or(self.budget_reached.then_some(StopReason::Budget)),
             ..BatchSummary::default()
         };
         for e in self.entries.values() {
+            if self.changed.contains(&e.key) {
+                s.changed += 1;
+                continue;
+            }
             match e.state {
                 EntryState::Done | EntryState::Reported if e.succeeded() => s.succeeded += 1,
                 EntryState::Done | EntryState::Reported => s.failed += 1,
                 EntryState::Submitting => s.unsubmitted += 1,
-                EntryState::Submitted | EntryState::Finished => s.unfinished += 1,
+                EntryState::Submitted => s.unfinished += 1,
+                EntryState::Finished => s.unsaved += 1,
             }
         }
-        // Items whose change was reported are not waiting for a submit.
-        s.unsubmitted = s.unsubmitted.saturating_sub(self.changed);
         s
     }
-}
-
-enum Affordable {
-    Yes,
-    /// Not before a job of its endpoint in flight tells its price.
-    AfterAProbe,
-    No,
 }
 
 async fn sleep_until_or_never(at: Option<Instant>) {

@@ -13,8 +13,11 @@ use async_openai::types::chat::{
     ChatCompletionMessageToolCalls, CompletionUsage, CreateChatCompletionResponse,
     CreateChatCompletionStreamResponse,
 };
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::{Map, Value};
+
+use crate::error::{Error, Result};
 
 /// A whole chat completion: the typed
 /// [`CreateChatCompletionResponse`](crate::chat::openai::CreateChatCompletionResponse)
@@ -132,8 +135,32 @@ impl ChatCompletion {
         self.typed.choices.first()?.message.content.as_deref()
     }
 
-    /// The first choice's function tool calls: `(id, name, arguments)`.
-    pub fn tool_calls(&self) -> Vec<(&str, &str, &str)> {
+    /// The first choice's function tool calls, in order.
+    ///
+    /// ```
+    /// use reka_inference::chat::ChatCompletion;
+    /// use serde_json::json;
+    ///
+    /// #[derive(serde::Deserialize)]
+    /// struct Weather {
+    ///     city: String,
+    /// }
+    ///
+    /// let answer = ChatCompletion::from_value(json!({
+    ///     "id": "c1", "object": "chat.completion", "created": 1, "model": "qwen3-vl-32b",
+    ///     "choices": [{"index": 0, "finish_reason": "tool_calls", "message": {
+    ///         "role": "assistant", "content": null,
+    ///         "tool_calls": [{"id": "call_1", "type": "function",
+    ///             "function": {"name": "get_weather", "arguments": "{\"city\": \"Oslo\"}"}}]}}]
+    /// }))
+    /// .expect("a chat completion");
+    /// let call = &answer.tool_calls()[0];
+    /// assert_eq!((call.id.as_str(), call.name.as_str()), ("call_1", "get_weather"));
+    /// assert_eq!(call.arguments, json!({"city": "Oslo"}));
+    /// assert_eq!(call.parse::<Weather>()?.city, "Oslo");
+    /// # Ok::<(), reka_inference::Error>(())
+    /// ```
+    pub fn tool_calls(&self) -> Vec<ToolCall> {
         let Some(choice) = self.typed.choices.first() else {
             return Vec::new();
         };
@@ -143,14 +170,57 @@ impl ChatCompletion {
             .iter()
             .flatten()
             .filter_map(|call| match call {
-                ChatCompletionMessageToolCalls::Function(f) => Some((
-                    f.id.as_str(),
-                    f.function.name.as_str(),
-                    f.function.arguments.as_str(),
+                ChatCompletionMessageToolCalls::Function(f) => Some(ToolCall::new(
+                    &f.id,
+                    &f.function.name,
+                    &f.function.arguments,
                 )),
                 ChatCompletionMessageToolCalls::Custom(_) => None,
             })
             .collect()
+    }
+}
+
+/// A function tool call of an answer: which function the model asks for,
+/// with which arguments. From [`ChatCompletion::tool_calls`].
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct ToolCall {
+    /// The call's id: answer it with a `tool` message carrying this id.
+    pub id: String,
+    /// The function's name.
+    pub name: String,
+    /// The arguments as JSON. A model may write arguments that are not
+    /// JSON at all: they are then this value as a JSON string, and
+    /// [`parse`](Self::parse) says so.
+    pub arguments: Value,
+    /// The arguments exactly as the model wrote them.
+    pub raw_arguments: String,
+}
+
+impl ToolCall {
+    fn new(id: &str, name: &str, raw_arguments: &str) -> ToolCall {
+        let arguments = serde_json::from_str(raw_arguments)
+            .unwrap_or_else(|_| Value::String(raw_arguments.to_owned()));
+        ToolCall {
+            id: id.to_owned(),
+            name: name.to_owned(),
+            arguments,
+            raw_arguments: raw_arguments.to_owned(),
+        }
+    }
+
+    /// The arguments decoded into your own type; [`Error::Decode`] (with
+    /// the text the model wrote) when they do not fit it or are not JSON.
+    pub fn parse<T: DeserializeOwned>(&self) -> Result<T> {
+        serde_json::from_str(&self.raw_arguments).map_err(|e| Error::Decode {
+            status: reqwest::StatusCode::OK,
+            message: format!(
+                "the arguments of tool call {} ({}) do not fit: {e}",
+                self.id, self.name
+            ),
+            raw_body: self.raw_arguments.clone().into(),
+        })
     }
 }
 
@@ -356,7 +426,19 @@ mod tests {
             "usage": {"prompt_tokens": 3, "total_tokens": 3}
         });
         let answer = ChatCompletion::from_value(wire.clone()).unwrap();
-        assert_eq!(answer.tool_calls(), vec![("t1", "f", "{\"x\":1}")]);
+        let calls = answer.tool_calls();
+        assert_eq!((calls[0].id.as_str(), calls[0].name.as_str()), ("t1", "f"));
+        // Arguments sent as an object rather than JSON text read the same.
+        assert_eq!(calls[0].raw_arguments, "{\"x\":1}");
+        assert_eq!(calls[0].arguments, json!({"x": 1}));
+        #[derive(serde::Deserialize)]
+        struct X {
+            x: u32,
+        }
+        assert_eq!(calls[0].parse::<X>().unwrap().x, 1);
+        let not_json = ToolCall::new("t2", "g", "city=Oslo");
+        assert_eq!(not_json.arguments, json!("city=Oslo"));
+        assert!(matches!(not_json.parse::<X>(), Err(Error::Decode { .. })));
         assert_eq!(answer.choices[0].finish_reason, None);
         assert_eq!(answer.usage().map(|u| u.prompt_tokens), Some(3));
         assert_eq!(serde_json::to_value(&answer).unwrap(), wire);

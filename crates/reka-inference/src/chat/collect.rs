@@ -246,10 +246,13 @@ mod tests {
             json!({"prompt_tokens": 5, "completion_tokens": 9, "total_tokens": 14}),
         ));
         let whole = all.finish().unwrap();
+        let calls = whole.tool_calls();
+        assert_eq!(calls.len(), 1);
         assert_eq!(
-            whole.tool_calls(),
-            vec![("call_1", "get_weather", "{\"city\": \"Oslo\"}")]
+            (calls[0].id.as_str(), calls[0].name.as_str()),
+            ("call_1", "get_weather")
         );
+        assert_eq!(calls[0].raw_arguments, "{\"city\": \"Oslo\"}");
         assert_eq!(
             whole.choices[0].finish_reason,
             Some(async_openai::types::chat::FinishReason::ToolCalls)

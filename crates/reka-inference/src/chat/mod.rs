@@ -27,7 +27,7 @@ use reka_inference_api::types::ChatCompletionRequest;
 use serde_json::Value;
 use url::Url;
 
-pub use answer::{ChatCompletion, ChatCompletionChunk};
+pub use answer::{ChatCompletion, ChatCompletionChunk, ToolCall};
 /// OpenAI's chat types (`async-openai`'s, types only), so that no other
 /// crate is needed to build requests or read answers.
 pub use async_openai::types::chat as openai;

@@ -23,6 +23,7 @@ mod receiver;
 
 pub use delivery::{DeliveryShape, WebhookDelivery};
 #[cfg(feature = "webhooks")]
+#[cfg_attr(docsrs, doc(cfg(feature = "webhooks")))]
 pub use receiver::{DeliveryVerifier, WebhookReceiver};
 
 /// Where deliveries for jobs arrive: what a wait listens to besides its

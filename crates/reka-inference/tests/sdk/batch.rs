@@ -77,7 +77,7 @@ async fn run(
         .unwrap()
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn every_item_is_submitted_once_saved_and_reported_once() {
     let sim = common::sim().await;
     let client = common::client(&sim);
@@ -109,15 +109,16 @@ async fn every_item_is_submitted_once_saved_and_reported_once() {
     }
     let stats = sim.stats().await;
     assert_eq!(stats.jobs_created, 30);
+    // The journal keeps each output, so a report can be made again (a
+    // results file rebuilt, files that went missing saved again).
     assert!(
         journal
             .load()
             .await
             .unwrap()
             .iter()
-            .all(|e| e.state == EntryState::Reported && e.output.is_none())
+            .all(|e| e.state == EntryState::Reported && e.output.is_some())
     );
-    // The report carried the output; the journal keeps no copy of it.
     assert!(reports.get("item-0")[0].output.is_some());
 
     // The same batch again: nothing is sent, nothing reported twice.
@@ -137,7 +138,7 @@ async fn every_item_is_submitted_once_saved_and_reported_once() {
     assert_eq!(after.count("submit", "202"), stats.count("submit", "202"));
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_stopped_run_is_resumed_by_the_next_without_a_second_job() {
     let sim = common::sim().await;
     let client = common::client(&sim);
@@ -177,6 +178,9 @@ async fn a_stopped_run_is_resumed_by_the_next_without_a_second_job() {
     };
     assert_eq!(first.stopped, Some(StopReason::Stopped));
     assert!(first.succeeded < 40, "{first:?}");
+    // Items not pulled are counted from the stream's size hint: the
+    // counts add up to the 40 items.
+    assert_eq!(first.total(), 40, "{first:?}");
     let second = run(
         &client,
         &journal,
@@ -193,7 +197,7 @@ async fn a_stopped_run_is_resumed_by_the_next_without_a_second_job() {
     assert_eq!(stats.jobs_created, 40, "{stats:?}");
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_submit_whose_answer_was_lost_is_replayed_into_its_job() {
     let sim = common::sim().await;
     let client = common::client(&sim);
@@ -230,7 +234,7 @@ async fn a_submit_whose_answer_was_lost_is_replayed_into_its_job() {
     );
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn refused_failed_and_changed_items_are_reported_or_skipped_never_sent_twice() {
     let sim = common::sim_with(SimConfig::new().failure_rate(1.0)).await;
     let client = common::client(&sim);
@@ -274,7 +278,7 @@ async fn refused_failed_and_changed_items_are_reported_or_skipped_never_sent_twi
     assert_eq!(sim.stats().await.jobs_created, 1);
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn the_budget_stops_submits_at_what_it_allows() {
     let sim = common::sim_with(SimConfig::new().dialect(Dialect::Infer)).await;
     let client = common::client(&sim);
@@ -295,9 +299,11 @@ async fn the_budget_stops_submits_at_what_it_allows() {
             match event {
                 BatchEvent::BudgetReached {
                     spent_usd,
+                    assumed_usd,
                     committed_usd,
                 } => {
                     seen_budget = true;
+                    assert_eq!(assumed_usd, 0.0, "every job was priced");
                     assert!(spent_usd + committed_usd <= price * 5.5 + 1e-9);
                 }
                 BatchEvent::Done(entry) => {
@@ -318,11 +324,14 @@ async fn the_budget_stops_submits_at_what_it_allows() {
     assert!(seen_budget);
     assert_eq!(summary.stopped, Some(StopReason::Budget));
     assert_eq!(summary.succeeded, 5, "{summary:?}");
+    // The 15 items the budget left were never pulled, and are counted.
+    assert_eq!(summary.unsubmitted, 15, "{summary:?}");
+    assert_eq!(summary.total(), 20);
     assert!(summary.spent_usd <= price * 5.5);
     assert_eq!(sim.stats().await.jobs_created, 1 + 5);
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn jobs_past_their_time_are_left_for_the_next_run() {
     // Jobs of 10 simulated minutes (6 s here) against a job timeout of 1 s.
     let sim =
@@ -376,7 +385,7 @@ impl reka_inference::HttpHook for InFlightHook {
     }
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn submits_fill_the_concurrency_when_answers_are_slow() {
     // Each submit answered after 300 ms: a runner that pulls one item per
     // answer would never have more than one or two in flight.
@@ -402,7 +411,7 @@ async fn submits_fill_the_concurrency_when_answers_are_slow() {
     assert_eq!(max, 4, "at most {max} submits were in flight at once");
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn overlapping_runs_with_derived_keys_share_their_jobs() {
     // Two machines, each with its own journal, both given the same items
     // with keys derived from them: one job per item at the service.
@@ -437,4 +446,300 @@ async fn overlapping_runs_with_derived_keys_share_their_jobs() {
             "{key}"
         );
     }
+}
+
+/// The README's bulk example, against a service that reports no price at
+/// all (issue 21): refused before any submit, then with an estimate every
+/// item runs and the summary adds up.
+#[tokio::test]
+async fn a_budget_without_any_price_is_refused_before_the_first_submit() {
+    let sim = common::sim_with(SimConfig::new().prices(false)).await;
+    let client = common::client(&sim);
+    let options = || {
+        BatchOptions::default()
+            .submitter(SubmitterOptions::default().concurrency(8))
+            .budget_usd(20.0)
+    };
+    let journal = Arc::new(MemoryJournal::default());
+    let refused = client
+        .batch(journal.clone())
+        .options(options())
+        .run(futures::stream::iter(items(100)), |_| Ok(()))
+        .await
+        .unwrap_err();
+    // Before: Ok with 1 succeeded, unsubmitted 0 and stopped Budget.
+    match &refused {
+        reka_inference::Error::PriceUnknown { endpoint, .. } => assert_eq!(endpoint, IMAGE),
+        other => panic!("{other:?}"),
+    }
+    let text = refused.to_string();
+    assert!(text.contains("estimated_price_usd"), "{text}");
+    assert!(text.contains("--estimate-usd"), "{text}");
+    assert_eq!(sim.stats().await.count("submit", "202"), 0);
+    assert!(journal.load().await.unwrap().is_empty());
+
+    // With an estimate, all 100 run: 100 x $0.04 = $4 of a $20 budget.
+    let reports = Reports::default();
+    let summary = run(
+        &client,
+        &journal,
+        options().estimated_price_usd(0.04),
+        items(100),
+        &reports,
+    )
+    .await;
+    assert!(summary.all_succeeded(), "{summary:?}");
+    assert_eq!(summary.succeeded, 100);
+    assert_eq!(summary.total(), 100);
+    assert!(!summary.priced);
+    assert_eq!(summary.spent_usd, 0.0);
+    assert!((summary.assumed_usd - 4.0).abs() < 1e-6, "{summary:?}");
+    assert_eq!(reports.count(), 100);
+
+    // A budget for 12 of them at that estimate: 12 run (the unpriced ones
+    // count their estimate as spent), the other 8 are counted unsubmitted.
+    let journal = Arc::new(MemoryJournal::default());
+    let summary = run(
+        &client,
+        &journal,
+        options().budget_usd(0.5).estimated_price_usd(0.04),
+        items(20),
+        &Reports::default(),
+    )
+    .await;
+    assert_eq!(summary.stopped, Some(StopReason::Budget), "{summary:?}");
+    assert_eq!(summary.succeeded, 12, "{summary:?}");
+    assert_eq!(summary.unsubmitted, 8, "{summary:?}");
+    assert_eq!(summary.total(), 20);
+    assert!(summary.assumed_usd <= 0.5 + 1e-9);
+}
+
+/// Issue 27 case 6: an item edited after its job ran was silently reported
+/// as succeeded with its old job.
+#[tokio::test]
+async fn an_item_that_changed_after_its_job_ran_is_reported_and_rerun_only_when_asked() {
+    let sim = common::sim().await;
+    let client = common::client(&sim);
+    let journal = Arc::new(MemoryJournal::default());
+    let first = run(
+        &client,
+        &journal,
+        BatchOptions::default(),
+        items(3),
+        &Reports::default(),
+    )
+    .await;
+    assert_eq!(first.succeeded, 3);
+    let old_job = journal
+        .load()
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|e| e.key == "item-1")
+        .unwrap()
+        .request_id;
+    let mut edited = items(3);
+    edited[1] = BatchItem::new("item-1", IMAGE, json!({"prompt": "p1, edited"})).unwrap();
+
+    let changed = Arc::new(Mutex::new(Vec::new()));
+    let seen = changed.clone();
+    let summary = client
+        .batch(journal.clone())
+        .run(futures::stream::iter(edited.clone()), move |event| {
+            if let BatchEvent::Changed { key, reason, rerun } = event {
+                seen.lock().unwrap().push((key.to_owned(), reason, rerun));
+            }
+            Ok(())
+        })
+        .await
+        .unwrap();
+    assert_eq!(summary.succeeded, 2, "{summary:?}");
+    assert_eq!(summary.changed, 1, "{summary:?}");
+    assert!(!summary.all_succeeded());
+    assert_eq!(summary.total(), 3);
+    let changed = changed.lock().unwrap().clone();
+    assert_eq!(changed.len(), 1);
+    assert_eq!(changed[0].0, "item-1");
+    assert!(
+        changed[0].1.contains("changed since its job ran"),
+        "{changed:?}"
+    );
+    assert!(!changed[0].2);
+    assert_eq!(sim.stats().await.jobs_created, 3);
+
+    // Under the flag it runs again, as a new job, reported once.
+    let reports = Reports::default();
+    let summary = run(
+        &client,
+        &journal,
+        BatchOptions::default().rerun_changed(true),
+        edited.clone(),
+        &reports,
+    )
+    .await;
+    assert!(summary.all_succeeded(), "{summary:?}");
+    assert_eq!(reports.keys(), ["item-1"]);
+    let new = &reports.get("item-1")[0];
+    assert_ne!(new.request_id, old_job);
+    assert_eq!(sim.stats().await.jobs_created, 4);
+    // And from then on the edited input is the item: nothing more runs.
+    let summary = run(
+        &client,
+        &journal,
+        BatchOptions::default(),
+        edited,
+        &Reports::default(),
+    )
+    .await;
+    assert!(summary.all_succeeded(), "{summary:?}");
+    assert_eq!(sim.stats().await.jobs_created, 4);
+}
+
+/// Issue 27 case 8: files deleted after a run were not saved again.
+#[tokio::test]
+async fn files_gone_from_the_download_directory_are_saved_again_and_reported_again() {
+    let sim = common::sim().await;
+    let client = common::client(&sim);
+    let out = tempfile::tempdir().unwrap();
+    let journal = Arc::new(MemoryJournal::default());
+    let options = || BatchOptions::default().download_dir(out.path());
+    run(&client, &journal, options(), items(4), &Reports::default()).await;
+    std::fs::remove_dir_all(out.path().join("item-2")).unwrap();
+    let missing = Arc::new(Mutex::new(Vec::new()));
+    let reports = Reports::default();
+    let (seen, done) = (missing.clone(), reports.clone());
+    let summary = client
+        .batch(journal.clone())
+        .options(options())
+        .run(futures::stream::iter(items(4)), move |event| {
+            match event {
+                BatchEvent::FilesMissing { key, missing } => {
+                    seen.lock().unwrap().push((key.to_owned(), missing));
+                }
+                BatchEvent::Done(entry) => {
+                    done.0
+                        .lock()
+                        .unwrap()
+                        .entry(entry.key.clone())
+                        .or_default()
+                        .push(entry.clone());
+                }
+                _ => {}
+            }
+            Ok(())
+        })
+        .await
+        .unwrap();
+    assert!(summary.all_succeeded(), "{summary:?}");
+    let missing = missing.lock().unwrap().clone();
+    assert_eq!(missing.len(), 1, "{missing:?}");
+    assert_eq!(missing[0].0, "item-2");
+    assert_eq!(reports.keys(), ["item-2"]);
+    for f in &reports.get("item-2")[0].files {
+        assert!(std::fs::metadata(f).unwrap().len() > 0, "{f}");
+    }
+    assert_eq!(sim.stats().await.jobs_created, 4, "no job made again");
+}
+
+/// A PNG of `n` bytes the simulator takes as an image: a real one, padded.
+fn png_file(dir: &std::path::Path, name: &str, n: usize, seed: u8) -> std::path::PathBuf {
+    let mut bytes = reka_inference_sim::samples::png(3, 2);
+    bytes.extend((0..n.saturating_sub(bytes.len())).map(|i| (i as u8) ^ seed));
+    let path = dir.join(name);
+    std::fs::write(&path, &bytes).unwrap();
+    path
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// Issue 22: an item's local file is sent from its path; the journal keeps
+/// its path and hash, never its bytes; a file changed before the resume of
+/// an unsent submit is reported by name.
+#[tokio::test]
+async fn local_files_are_read_when_sent_and_journalled_by_hash() {
+    let sim = common::sim().await;
+    let client = common::client(&sim);
+    let dir = tempfile::tempdir().unwrap();
+    let photo = png_file(dir.path(), "photo.png", 50_000, 1);
+    let digest = reka_inference::batch::FileDigest::of_path(&photo, 1 << 20)
+        .await
+        .unwrap();
+    assert_eq!(digest.sha256(), sha256_hex(&std::fs::read(&photo).unwrap()));
+    let item = |key: &str, d: &reka_inference::batch::FileDigest| {
+        BatchItem::new(
+            key,
+            "kling-v3-pro/image-to-video",
+            json!({"prompt": "slow zoom", "image_url": "@photo.png"}),
+        )
+        .unwrap()
+        .with_file("/image_url", d)
+        .unwrap()
+    };
+    let journal = Arc::new(MemoryJournal::default());
+    let reports = Reports::default();
+    let summary = run(
+        &client,
+        &journal,
+        BatchOptions::default(),
+        vec![item("clip", &digest)],
+        &reports,
+    )
+    .await;
+    assert!(summary.all_succeeded(), "{summary:?}");
+    let done = &reports.get("clip")[0];
+    let arrived = &done.output.as_ref().unwrap()["input_image"];
+    assert_eq!(arrived["sha256"], digest.sha256(), "{arrived}");
+    assert_eq!(arrived["bytes"], 50_000);
+    assert_eq!(arrived["media_type"], "image/png");
+    let entry = journal.load().await.unwrap().remove(0);
+    assert_eq!(entry.input_files.len(), 1);
+    assert_eq!(entry.input_files[0].sha256, digest.sha256());
+    assert_eq!(entry.input_files[0].path, photo);
+    let journalled = serde_json::to_string(&entry).unwrap();
+    assert!(!journalled.contains("base64"), "{journalled}");
+    assert!(journalled.len() < 2_000, "{} bytes", journalled.len());
+
+    // An earlier run journalled a submit of "retake" with the photo's
+    // hash, then died; the photo changed before this run.
+    let earlier = item("retake", &digest);
+    let mut pending = JournalEntry::new(
+        "retake",
+        earlier.endpoint().as_str(),
+        earlier.fingerprint(),
+        "k-retake",
+    );
+    pending.input_files = earlier.files().to_vec();
+    journal.save(&pending).await.unwrap();
+    png_file(dir.path(), "photo.png", 50_000, 2);
+    let now = reka_inference::batch::FileDigest::of_path(&photo, 1 << 20)
+        .await
+        .unwrap();
+    let reasons = Arc::new(Mutex::new(Vec::new()));
+    let seen = reasons.clone();
+    let created = sim.stats().await.jobs_created;
+    let summary = client
+        .batch(journal.clone())
+        .run(
+            futures::stream::iter(vec![item("clip", &digest), item("retake", &now)]),
+            move |e| {
+                if let BatchEvent::Changed { key, reason, .. } = e {
+                    seen.lock().unwrap().push(format!("{key}: {reason}"));
+                }
+                Ok(())
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(summary.changed, 1, "{summary:?}");
+    let reasons = reasons.lock().unwrap().clone();
+    assert_eq!(reasons.len(), 1);
+    assert!(reasons[0].starts_with("retake: its file"), "{reasons:?}");
+    assert!(reasons[0].contains("photo.png"), "{reasons:?}");
+    assert_eq!(sim.stats().await.jobs_created, created);
 }

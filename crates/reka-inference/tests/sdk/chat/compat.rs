@@ -88,7 +88,7 @@ fn request() -> ChatRequest {
         .include_usage()
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn the_same_code_chats_with_a_compatible_server_and_drops_nothing() {
     let (url, seen) = stand_in().await;
     let chat = Chat::builder(format!("{url}/v1"))
@@ -98,10 +98,14 @@ async fn the_same_code_chats_with_a_compatible_server_and_drops_nothing() {
         .unwrap();
 
     let whole = chat.create(&request()).await.unwrap();
+    let calls = whole.tool_calls();
+    assert_eq!(calls.len(), 1);
     assert_eq!(
-        whole.tool_calls(),
-        vec![("call_1", "get_weather", "{\"city\":\"Oslo\"}")]
+        (calls[0].id.as_str(), calls[0].name.as_str()),
+        ("call_1", "get_weather")
     );
+    assert_eq!(calls[0].raw_arguments, "{\"city\":\"Oslo\"}");
+    assert_eq!(calls[0].arguments, json!({"city": "Oslo"}));
     assert_eq!(whole.usage().map(|u| u.total_tokens), Some(13));
     let wire = serde_json::to_value(&whole).unwrap();
     assert_eq!(wire, whole_body(), "a round trip keeps every field");
@@ -126,10 +130,13 @@ async fn the_same_code_chats_with_a_compatible_server_and_drops_nothing() {
         .answer()
         .await
         .unwrap();
+    let calls = answer.tool_calls();
+    assert_eq!(calls.len(), 1);
     assert_eq!(
-        answer.tool_calls(),
-        vec![("call_1", "get_weather", "{\"city\":\"Oslo\"}")]
+        (calls[0].id.as_str(), calls[0].name.as_str()),
+        ("call_1", "get_weather")
     );
+    assert_eq!(calls[0].arguments, json!({"city": "Oslo"}));
     assert_eq!(answer.usage().map(|u| u.total_tokens), Some(13));
     assert_eq!(
         answer.raw()["choices"][0]["message"]["reasoning_content"],
@@ -151,7 +158,7 @@ async fn the_same_code_chats_with_a_compatible_server_and_drops_nothing() {
     assert_eq!(seen[1].2["stream_options"]["include_usage"], true);
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn the_reka_key_never_goes_to_another_origin() {
     let (url, seen) = stand_in().await;
     let (reka, _) = stand_in().await;
@@ -189,7 +196,7 @@ fn quick_retries() -> RetryPolicy {
         .max_backoff(Duration::from_millis(5))
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_refused_connection_is_retried_because_nothing_was_sent() {
     // A port with nothing listening: every connection is refused.
     let port = {
@@ -210,7 +217,7 @@ async fn a_refused_connection_is_retried_because_nothing_was_sent() {
     assert_eq!(attempts.load(Ordering::SeqCst), 3);
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_connection_reset_after_the_request_was_sent_is_not_retried() {
     use tokio::io::AsyncReadExt;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -241,7 +248,7 @@ async fn a_connection_reset_after_the_request_was_sent_is_not_retried() {
     assert_eq!(accepted.load(Ordering::SeqCst), 1);
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn the_simulator_honours_tools_n_max_tokens_json_and_usage() {
     let sim = reka_inference_sim::start(reka_inference_sim::SimConfig::new())
         .await
@@ -261,7 +268,7 @@ async fn the_simulator_honours_tools_n_max_tokens_json_and_usage() {
         .user("Use get_weather for Oslo.")
         .tool(tool);
     let whole = chat.create(&ask).await.unwrap();
-    assert_eq!(whole.tool_calls()[0].1, "get_weather");
+    assert_eq!(whole.tool_calls()[0].name, "get_weather");
     let streamed = chat
         .create_stream(&ask.clone().include_usage())
         .await
@@ -269,8 +276,11 @@ async fn the_simulator_honours_tools_n_max_tokens_json_and_usage() {
         .answer()
         .await
         .unwrap();
-    assert_eq!(streamed.tool_calls()[0].1, "get_weather");
-    assert_eq!(streamed.tool_calls()[0].2, whole.tool_calls()[0].2);
+    assert_eq!(streamed.tool_calls()[0].name, "get_weather");
+    assert_eq!(
+        streamed.tool_calls()[0].arguments,
+        whole.tool_calls()[0].arguments
+    );
     assert!(streamed.usage().is_some_and(|u| u.total_tokens > 0));
 
     let cut = chat

@@ -3,7 +3,7 @@
 use crate::common;
 use futures::StreamExt;
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn chat_completes_whole_and_streamed_with_the_same_text() {
     let sim = common::sim().await;
     let client = common::client(&sim);

@@ -6,7 +6,7 @@ use reka_inference::{Endpoint, ListFilter};
 use serde_json::json;
 use std::collections::HashSet;
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn list_walks_every_page_newest_first_and_filters() {
     let sim = common::sim().await;
     let client = common::client(&sim);
@@ -19,7 +19,10 @@ async fn list_walks_every_page_newest_first_and_filters() {
         };
         submitted.push(
             client
-                .submit(endpoint, json!({"n": i}))
+                .submit(
+                    endpoint,
+                    json!({"n": i, "prompt": format!("p{i}"), "image_url": reka_inference_sim::samples::png_data_uri(2, 2)}),
+                )
                 .await
                 .unwrap()
                 .id()
@@ -59,7 +62,7 @@ async fn list_walks_every_page_newest_first_and_filters() {
     );
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn models_come_from_the_catalog() {
     let sim = common::sim().await;
     let client = common::client(&sim);

@@ -9,12 +9,12 @@ use std::sync::{Arc, Mutex};
 use common::hostile::{Hostile, Reply, record};
 use futures::StreamExt;
 use reka_inference::{
-    Error, HttpHook, Job, JobEvent, JobEvents, JobOutcomes, JobStatus, ListFilter,
+    Error, HttpHook, Job, JobEvent, JobEvents, JobList, JobOutcomes, JobStatus, ListFilter,
 };
 use reka_inference_sim::SimConfig;
 use serde_json::{Value, json};
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn endpoints_can_be_plain_strings_and_bad_ones_send_nothing() {
     let sim = common::sim().await;
     let client = common::client(&sim);
@@ -45,7 +45,7 @@ async fn endpoints_can_be_plain_strings_and_bad_ones_send_nothing() {
     assert!(client.job_for("bad id", "r").is_err());
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn output_tells_running_from_failed() {
     let sim = common::sim().await;
     let client = common::client(&sim);
@@ -76,10 +76,11 @@ struct Watcher {
 
 fn is_unpin<T: Unpin>() {}
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn streams_are_named_and_storable() {
     is_unpin::<JobEvents>();
     is_unpin::<JobOutcomes>();
+    is_unpin::<JobList>();
     let sim = common::sim().await;
     let client = common::client(&sim);
     let job: Job = client
@@ -100,9 +101,20 @@ async fn streams_are_named_and_storable() {
     let outcome = outcomes.next().await.unwrap();
     assert_eq!(outcome.index, 0);
     assert!(outcome.result.is_ok());
+    // The listing reads with the plain `while let`, kept in a variable of
+    // a type that can be named, filtered by a `SystemTime`.
+    let an_hour_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
+    let mut list: JobList = client
+        .jobs()
+        .list(ListFilter::default().start(an_hour_ago).limit(5));
+    let mut seen = Vec::new();
+    while let Some(item) = list.next().await {
+        seen.push(item.unwrap().request_id);
+    }
+    assert_eq!(seen, [outcome.job.id().to_owned()]);
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn an_attached_job_with_its_endpoint_waits_like_a_submitted_one() {
     let sim = common::sim().await;
     let client = common::client(&sim);
@@ -142,7 +154,7 @@ impl HttpHook for Recorder {
     }
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn request_hooks_see_every_request_but_never_the_key() {
     let server = Hostile::start(|_, _, _, _| {
         Reply::Json(200, record("req_1", "COMPLETED", Some(json!({"x": 1}))))

@@ -39,7 +39,7 @@ pub struct Seen {
     pub target: String,
     pub headers: HeaderMap,
     /// When it arrived.
-    pub at: std::time::Instant,
+    pub at: tokio::time::Instant,
 }
 
 pub struct Hostile {
@@ -70,7 +70,7 @@ impl Hostile {
                             .map(|p| p.as_str().to_owned())
                             .unwrap_or_default(),
                         headers,
-                        at: std::time::Instant::now(),
+                        at: tokio::time::Instant::now(),
                     });
                     log.len() - 1
                 };

@@ -4,7 +4,7 @@ use crate::common;
 use reka_inference::Endpoint;
 use serde_json::json;
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn downloads_stream_the_served_files_to_disk() {
     let sim = common::sim().await;
     let client = common::client(&sim);

@@ -61,7 +61,10 @@ async fn every_job_ends_right_under_every_fault_at_once() {
     for i in 0..n {
         let endpoint = endpoints[i % endpoints.len()].clone();
         let job = client
-            .submit(&endpoint, json!({"prompt": format!("chaos {i}")}))
+            .submit(
+                &endpoint,
+                json!({"prompt": format!("chaos {i}"), "image_url": "https://example.com/a.png"}),
+            )
             .await
             .unwrap_or_else(|e| panic!("submit {i}: {e}"));
         let plan = match i % 5 {

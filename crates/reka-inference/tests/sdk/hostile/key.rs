@@ -47,7 +47,7 @@ fn carries_key(h: &HeaderMap) -> bool {
         .any(|v| v.to_str().is_ok_and(|s| s.contains(KEY)))
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn urls_from_responses_on_another_origin_never_receive_the_key() {
     let (other, seen) = recorder(None).await;
     // The simulator advertises status/result/cancel and file URLs on `other`.
@@ -68,7 +68,7 @@ async fn urls_from_responses_on_another_origin_never_receive_the_key() {
 
 /// A CDN's redirect (to a signed URL on another origin) is followed, but
 /// the key stays with the API's origin, at every hop.
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn download_redirects_to_another_origin_are_followed_without_the_key() {
     let (other, other_seen) = recorder(None).await;
     let (api, api_seen) = recorder(Some(other.clone())).await;
@@ -92,7 +92,7 @@ async fn download_redirects_to_another_origin_are_followed_without_the_key() {
 
 /// An API call is never redirected to another origin: the 302 comes back
 /// as the answer, and nothing reaches the other origin.
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn api_calls_do_not_follow_redirects_to_another_origin() {
     let (other, other_seen) = recorder(None).await;
     let (api, _) = recorder(Some(other.clone())).await;
@@ -106,7 +106,7 @@ async fn api_calls_do_not_follow_redirects_to_another_origin() {
     assert!(other_seen.lock().unwrap().is_empty());
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn bearer_style_authenticates_and_a_wrong_key_is_a_typed_401() {
     let sim = common::sim_with(SimConfig::new().api_key(KEY)).await;
     let bearer = common::builder(&sim)

@@ -40,7 +40,7 @@ fn short_wait() -> WaitOptions {
 
 /// Finding 1: a status body that never ends is refused at the limit, and
 /// nothing past it is read.
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn an_endless_body_is_refused_at_the_limit() {
     let server = Hostile::start(|_, _, _, _| Reply::Endless).await;
     let client = builder(&server).max_body_bytes(1 << 20).build().unwrap();
@@ -57,7 +57,7 @@ async fn an_endless_body_is_refused_at_the_limit() {
 }
 
 /// Finding 1: an announced oversize body is refused without being read.
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn an_announced_oversize_body_is_refused() {
     let server = Hostile::start(|_, _, _, _| {
         Reply::Raw(
@@ -78,7 +78,7 @@ async fn an_announced_oversize_body_is_refused() {
 
 /// Finding 2: a download longer than the per-request timeout, but never
 /// silent for long, completes: streams are bounded by idleness, not length.
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_long_steady_download_is_not_cut_off() {
     let server = Hostile::start(|_, _, _, _| Reply::Slow(20, Duration::from_millis(30))).await;
     let client = builder(&server)
@@ -94,7 +94,7 @@ async fn a_long_steady_download_is_not_cut_off() {
 }
 
 /// Finding 3: a silent server cannot hold a wait past its deadline.
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_silent_server_ends_a_wait_at_its_deadline() {
     let server = Hostile::start(|_, _, _, _| Reply::Silent).await;
     let client = client(&server);
@@ -123,7 +123,7 @@ async fn a_silent_server_ends_a_wait_at_its_deadline() {
 }
 
 /// Finding 3: a server that drips one byte at a time cannot either.
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_dripping_server_ends_a_wait_at_its_deadline() {
     let server = Hostile::start(|_, _, _, _| Reply::Drip(Duration::from_millis(20))).await;
     let client = client(&server);
@@ -136,7 +136,7 @@ async fn a_dripping_server_ends_a_wait_at_its_deadline() {
 }
 
 /// Finding 3: a 429 whose Retry-After passes the deadline is a Timeout.
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_rate_limit_near_the_deadline_is_a_timeout() {
     let server = Hostile::start(|_, _, _, _| {
         Reply::Raw(429, vec![("retry-after", "30".into())], "{}".into())
@@ -152,7 +152,7 @@ async fn a_rate_limit_near_the_deadline_is_a_timeout() {
 }
 
 /// Finding 3: a single call under a deadline ends at it, as RequestTimeout.
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_submit_with_a_deadline_ends_at_it_with_its_key() {
     let server = Hostile::start(|_, _, _, _| Reply::Silent).await;
     let client = client(&server);
@@ -179,7 +179,7 @@ async fn a_submit_with_a_deadline_ends_at_it_with_its_key() {
 }
 
 /// Finding 4: extreme durations and server numbers never panic.
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn extreme_values_never_panic() {
     let server = Hostile::start(|_, path, _, _| {
         if path.ends_with("/status") {
@@ -227,7 +227,7 @@ fn client_for(server: &Hostile) -> Client {
 }
 
 /// Finding 5: a final record fetch that fails once does not end the wait.
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_failed_final_fetch_is_tried_again() {
     let server = Hostile::start(|_, path, _, n| {
         if path.ends_with("/status") {
@@ -260,7 +260,7 @@ async fn a_failed_final_fetch_is_tried_again() {
 
 /// Finding 6: a COMPLETED status whose record is still running is not a
 /// completion with no output: the wait follows the record.
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_completed_status_waits_for_its_record() {
     let server = Hostile::start(|_, path, _, n| {
         if path.ends_with("/status") {
@@ -299,7 +299,7 @@ async fn a_completed_status_waits_for_its_record() {
 }
 
 /// Finding 6: the record's word wins over the status's.
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_failed_status_with_a_completed_record_is_a_success() {
     let server = Hostile::start(|_, path, _, _| {
         if path.ends_with("/status") {
@@ -317,7 +317,7 @@ async fn a_failed_status_with_a_completed_record_is_a_success() {
 }
 
 /// Finding 6: a record naming another request is never used.
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_record_of_another_request_is_refused() {
     let server = Hostile::start(|_, path, _, _| {
         if path.ends_with("/status") {
@@ -346,7 +346,7 @@ async fn a_record_of_another_request_is_refused() {
 
 /// Finding 7: a job set survives passing failures as a lone wait does,
 /// and a job pushed twice gets both its outcomes.
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_job_set_survives_failed_looks_and_duplicates() {
     let server = Hostile::start(|method, path, _, n| {
         let id = path.split('/').nth(4).unwrap_or("").to_owned();
@@ -386,7 +386,7 @@ async fn a_job_set_survives_failed_looks_and_duplicates() {
 
 /// Finding 7: a failing list is backed off, not hammered, and the set
 /// falls back to polling jobs one by one.
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_failing_list_is_not_hammered() {
     let server = Hostile::start(|method, path, _, n| {
         let id = path.split('/').nth(4).unwrap_or("").to_owned();
@@ -424,7 +424,7 @@ async fn a_failing_list_is_not_hammered() {
 
 /// Finding 7: jobs attached by id (their age unknown) are polled on their
 /// own: a set of them never sweeps the key's whole history.
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn attached_jobs_never_trigger_history_sweeps() {
     let server = Hostile::start(|_, path, _, _| {
         let id = path.split('/').nth(4).unwrap_or("").to_owned();
@@ -444,7 +444,7 @@ async fn attached_jobs_never_trigger_history_sweeps() {
 
 /// Finding 7: a next_offset that never advances ends the listing with an
 /// error instead of looping forever.
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_list_that_never_advances_ends_with_an_error() {
     let server = Hostile::start(|_, _, _, _| {
         Reply::Json(
@@ -462,7 +462,7 @@ async fn a_list_that_never_advances_ends_with_an_error() {
 }
 
 /// Finding 8: a submit answered 200, or without any URL, still gives the job.
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn lean_and_200_submit_answers_give_the_job() {
     for code in [200, 201, 202] {
         let server =
@@ -478,7 +478,7 @@ async fn lean_and_200_submit_answers_give_the_job() {
 
 /// Finding 8: an idempotency key survives a failed submit, so the caller's
 /// retry replays the same job.
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_failed_submit_gives_back_its_key_and_a_retry_reuses_it() {
     let server = Hostile::start(|_, _, _, n| {
         if n < 5 {
@@ -524,7 +524,7 @@ async fn a_failed_submit_gives_back_its_key_and_a_retry_reuses_it() {
 }
 
 /// Finding 9: an id cannot leave its path segment.
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn request_ids_cannot_leave_their_path_segment() {
     let server =
         Hostile::start(|_, _, _, _| Reply::Json(404, json!({"error": {"message": "no"}}))).await;
@@ -554,7 +554,7 @@ async fn request_ids_cannot_leave_their_path_segment() {
 /// Finding 11: downloads never reach a link-local address, follow a
 /// same-host redirect, find upper-case schemes, and name files by the
 /// served media type.
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn downloads_are_safe_and_typed() {
     let server = Hostile::start(|_, path, _, _| match path {
         "/cdn/a" => Reply::Raw(

@@ -13,7 +13,7 @@ use serde_json::json;
 
 const DIALECTS: [Dialect; 3] = [Dialect::Reka, Dialect::Infer, Dialect::Fal];
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_job_runs_and_downloads_in_every_dialect() {
     for dialect in DIALECTS {
         let sim = common::sim_with(SimConfig::new().dialect(dialect)).await;
@@ -60,7 +60,7 @@ async fn a_job_runs_and_downloads_in_every_dialect() {
     }
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn many_jobs_and_attached_ones_end_right_in_every_dialect() {
     for dialect in DIALECTS {
         let sim = common::sim_with(SimConfig::new().dialect(dialect)).await;
@@ -101,7 +101,7 @@ async fn many_jobs_and_attached_ones_end_right_in_every_dialect() {
     }
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn cancel_ends_a_running_job_in_every_dialect() {
     for dialect in DIALECTS {
         let sim = common::sim_with(
@@ -134,7 +134,7 @@ async fn cancel_ends_a_running_job_in_every_dialect() {
     }
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn failures_are_failures_in_every_dialect() {
     for dialect in DIALECTS {
         let sim = common::sim_with(SimConfig::new().dialect(dialect).failure_rate(1.0)).await;

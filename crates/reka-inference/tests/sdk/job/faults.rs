@@ -3,7 +3,9 @@
 
 use crate::common;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use reka_inference::{Endpoint, Error, RetryPolicy};
 use reka_inference_sim::{FaultConfig, SimConfig};
@@ -53,7 +55,7 @@ async fn batch_survives(spec: &str) -> reka_inference_sim::Stats {
     stats
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn twenty_percent_5xx_answers() {
     let stats = batch_survives("*:502=0.1,*:503=0.1").await;
     let injected: u64 = ["502", "503"]
@@ -63,7 +65,7 @@ async fn twenty_percent_5xx_answers() {
     assert!(injected > 0, "{stats:?}");
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn dropped_connections() {
     let stats = batch_survives("*:drop=0.15").await;
     assert!(
@@ -72,7 +74,7 @@ async fn dropped_connections() {
     );
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn bursts_of_429_with_short_retry_after() {
     let stats = batch_survives("*:429=0.2@retry_after=0").await;
     assert!(
@@ -81,7 +83,7 @@ async fn bursts_of_429_with_short_retry_after() {
     );
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn lost_submit_responses_replay_instead_of_duplicating() {
     let stats = batch_survives("submit:lost=0.3").await;
     let lost = stats.faults_injected.get("lost").copied().unwrap_or(0);
@@ -92,12 +94,12 @@ async fn lost_submit_responses_replay_instead_of_duplicating() {
     );
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn malformed_bodies_on_reads_are_retried() {
     batch_survives("get_status:malformed=0.2,get_result:malformed=0.2").await;
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn retry_after_of_two_seconds_gets_exactly_one_retry_after_two_seconds() {
     let sim = common::sim().await;
     let client = common::client(&sim);
@@ -128,7 +130,7 @@ async fn retry_after_of_two_seconds_gets_exactly_one_retry_after_two_seconds() {
     assert_eq!(stats.count("get_status", "200"), 1, "exactly one retry");
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn retry_after_of_a_day_is_a_typed_error_at_once() {
     let sim = common::sim().await;
     let client = common::client(&sim);
@@ -146,7 +148,7 @@ async fn retry_after_of_a_day_is_a_typed_error_at_once() {
     assert_eq!(sim.stats().await.count("get_status", "429"), 1, "no retry");
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn the_per_key_quota_is_a_rate_limit_error() {
     let sim = common::sim_with(SimConfig::new().rate_limit(2)).await;
     let client = common::client(&sim);
@@ -161,7 +163,7 @@ async fn the_per_key_quota_is_a_rate_limit_error() {
     );
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_wait_never_outlives_its_deadline_by_more_than_a_poll() {
     let catalog = common::fixed_catalog("slow", 1, 100000);
     let sim = common::sim_with(SimConfig::new().catalog(catalog)).await;

@@ -8,13 +8,17 @@ use reka_inference::{Endpoint, Error, JobEvent, JobStatus};
 use reka_inference_sim::SimConfig;
 use serde_json::json;
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn every_documented_endpoint_runs_to_an_output_with_media() {
     let sim = common::sim().await;
     let client = common::client(&sim);
     for endpoint in Endpoint::KNOWN {
         let done = client
-            .run(endpoint, json!({"prompt": format!("test {endpoint}"), "image_url": "https://example.com/a.png"}))
+            .run(
+                endpoint,
+                // Every field an endpoint requires: the speech text, the image.
+                json!({"prompt": format!("test {endpoint}"), "text": format!("test {endpoint}"), "image_url": "https://example.com/a.png"}),
+            )
             .await
             .unwrap_or_else(|e| panic!("{endpoint}: {e}"));
         assert!(done.output.is_object(), "{endpoint}: {}", done.output);
@@ -42,7 +46,7 @@ async fn every_documented_endpoint_runs_to_an_output_with_media() {
     assert_eq!(stats.jobs_created, Endpoint::KNOWN.len() as u64);
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn events_follow_the_lifecycle_and_report_each_log_line_once() {
     let sim = common::sim().await;
     let client = common::client(&sim);
@@ -85,7 +89,7 @@ async fn events_follow_the_lifecycle_and_report_each_log_line_once() {
     assert_eq!(log_events, final_log);
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn cancel_stops_a_queued_job_and_wait_reports_it() {
     // One worker and long jobs: the second job waits in the queue.
     let catalog = common::fixed_catalog("slow", 1, 300);
@@ -113,7 +117,7 @@ async fn cancel_stops_a_queued_job_and_wait_reports_it() {
     assert_eq!(first.cancel().await.unwrap().status, JobStatus::Cancelled);
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn attach_by_id_waits_for_a_job_submitted_elsewhere() {
     let sim = common::sim().await;
     let submitter = common::client(&sim);
@@ -141,7 +145,7 @@ async fn attach_by_id_waits_for_a_job_submitted_elsewhere() {
     assert_eq!(missing.status().map(|s| s.as_u16()), Some(404));
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn failed_jobs_are_errors_carrying_the_server_error() {
     let sim = common::sim_with(SimConfig::new().failure_rate(1.0)).await;
     let client = common::client(&sim);

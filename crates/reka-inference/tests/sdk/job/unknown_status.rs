@@ -54,7 +54,7 @@ async fn service(unknown_polls: Option<usize>) -> Client {
         .unwrap()
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn an_unknown_status_is_reported_once_and_polling_goes_on() {
     let client = service(Some(4)).await;
     let events: Vec<JobEvent> = client.job("req_1").events().try_collect().await.unwrap();
@@ -68,7 +68,7 @@ async fn an_unknown_status_is_reported_once_and_polling_goes_on() {
     );
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn an_unknown_status_forever_ends_at_the_deadline_with_the_last_status() {
     let client = service(None).await;
     let err = client

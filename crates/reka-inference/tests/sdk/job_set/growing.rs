@@ -14,7 +14,7 @@ use serde_json::json;
 
 const IMAGE: &str = "nano-banana/text-to-image";
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn jobs_pushed_between_reads_join_and_an_ended_set_goes_on() {
     let sim = common::sim().await;
     let client = common::client(&sim);
@@ -49,7 +49,7 @@ async fn jobs_pushed_between_reads_join_and_an_ended_set_goes_on() {
     assert_eq!(seen, expected);
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_sender_keeps_the_set_open_until_it_is_dropped() {
     let sim = common::sim().await;
     let client = common::client(&sim);
@@ -83,7 +83,7 @@ async fn a_sender_keeps_the_set_open_until_it_is_dropped() {
     assert_eq!(outcomes.counts().pending, 0);
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_growing_set_places_new_jobs_without_reading_the_history() {
     let sim = common::sim().await;
     let client = common::client(&sim);
@@ -133,7 +133,7 @@ async fn a_growing_set_places_new_jobs_without_reading_the_history() {
     assert!(deep.is_empty(), "list pages past the first: {deep:?}");
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn jobs_attached_with_their_submit_time_are_followed_by_sweeps() {
     let sim = common::sim().await;
     let submitter = common::client(&sim);
@@ -165,7 +165,7 @@ async fn jobs_attached_with_their_submit_time_are_followed_by_sweeps() {
     assert_eq!(delta("get_result"), ids.len() as u64);
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_job_that_joins_late_gets_its_whole_time() {
     // Each job is waited for up to the client's wait timeout (3 s) from
     // when it joins: a deadline counted from the set's start would have
@@ -201,7 +201,7 @@ async fn a_job_that_joins_late_gets_its_whole_time() {
     }
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn counts_show_pending_jobs() {
     let sim = common::sim().await;
     let client = common::client(&sim);

@@ -4,7 +4,7 @@ use crate::common;
 use reka_inference::Endpoint;
 use serde_json::json;
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_job_set_waits_through_the_list_endpoint() {
     let sim = common::sim().await;
     let client = common::client(&sim);

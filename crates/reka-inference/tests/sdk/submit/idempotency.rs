@@ -4,7 +4,7 @@ use crate::common;
 use reka_inference::{Endpoint, Error, SubmitOptions};
 use serde_json::json;
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn idempotency_key_of_the_caller_returns_the_same_job() {
     let sim = common::sim().await;
     let client = common::client(&sim);
@@ -39,7 +39,7 @@ async fn idempotency_key_of_the_caller_returns_the_same_job() {
     assert_eq!(sim.stats().await.jobs_created, 1);
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn bad_input_is_refused_before_or_by_the_server_with_typed_errors() {
     let sim = common::sim().await;
     let client = common::client(&sim);

@@ -61,7 +61,7 @@ fn keys(server: &Hostile) -> Vec<String> {
         .collect()
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_429_pauses_every_send_until_its_retry_after_and_keeps_the_key() {
     let server = Hostile::start(|_, _, _, n| match n {
         0 => with_headers(
@@ -93,7 +93,7 @@ async fn a_429_pauses_every_send_until_its_retry_after_and_keeps_the_key() {
     assert_eq!(outcomes[0].idempotency_key, keys[0]);
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn nothing_left_holds_sends_until_the_reset_in_any_spelling() {
     for spelling in [
         [
@@ -136,7 +136,7 @@ async fn nothing_left_holds_sends_until_the_reset_in_any_spelling() {
     }
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn sends_stay_within_what_is_left() {
     // Two left in the window of 60 s: of five items, two go now and the
     // rest wait (longer than this test looks).
@@ -168,7 +168,7 @@ async fn sends_stay_within_what_is_left() {
     assert_eq!(submitter.queued(), 3);
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn server_failures_are_tried_again_with_the_same_key_and_fewer_in_flight() {
     let server = Hostile::start(|_, _, _, n| {
         if n < 3 {
@@ -195,7 +195,7 @@ async fn server_failures_are_tried_again_with_the_same_key_and_fewer_in_flight()
     assert!(submitter.allowed() <= 2, "{}", submitter.allowed());
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_failing_service_is_not_hammered_and_gives_back_the_keys() {
     let server = Hostile::start(|_, _, _, _| {
         Reply::Json(
@@ -225,7 +225,7 @@ async fn a_failing_service_is_not_hammered_and_gives_back_the_keys() {
     assert_eq!(submitter.allowed(), 1);
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn refusals_are_final_at_once() {
     let server = Hostile::start(|_, _, _, _| {
         Reply::Json(
@@ -249,7 +249,7 @@ async fn refusals_are_final_at_once() {
     assert!(submitter.has_room(), "a refusal is not trouble");
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn never_more_in_flight_than_the_concurrency() {
     let pause = Duration::from_millis(200);
     let server =
@@ -259,7 +259,7 @@ async fn never_more_in_flight_than_the_concurrency() {
     submitter.extend(items(12));
     let outcomes = drain(&mut submitter).await;
     assert!(outcomes.iter().all(|o| o.result.is_ok()));
-    let arrivals: Vec<std::time::Instant> = server.seen().iter().map(|s| s.at).collect();
+    let arrivals: Vec<tokio::time::Instant> = server.seen().iter().map(|s| s.at).collect();
     assert_eq!(arrivals.len(), 12);
     // Each send holds its place for at least `pause`, so no window shorter
     // than that can see more arrivals than places.
@@ -272,7 +272,7 @@ async fn never_more_in_flight_than_the_concurrency() {
     }
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn lost_answers_are_replayed_into_the_same_jobs() {
     let sim = common::sim_with(
         SimConfig::new().faults(

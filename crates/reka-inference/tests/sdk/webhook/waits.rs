@@ -12,7 +12,7 @@ use reka_inference::webhook::WebhookReceiver;
 use reka_inference::{Error, SubmitOptions, WaitOptions};
 use serde_json::json;
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_delivery_ends_the_wait_with_one_confirming_fetch() {
     let sim = common::sim().await;
     let client = common::client(&sim);
@@ -48,7 +48,7 @@ async fn a_delivery_ends_the_wait_with_one_confirming_fetch() {
     );
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_lost_delivery_is_covered_by_the_safety_net() {
     let sim = common::sim().await;
     let client = common::client(&sim);
@@ -66,7 +66,7 @@ async fn a_lost_delivery_is_covered_by_the_safety_net() {
     assert_eq!(done.request_id, job.id());
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_spoofed_delivery_never_ends_a_wait() {
     let sim = common::sim_with(
         reka_inference_sim::SimConfig::new().catalog(common::fixed_catalog("slow", 4, 100_000)),
@@ -102,7 +102,7 @@ async fn a_spoofed_delivery_never_ends_a_wait() {
     assert!(sim.stats().await.count("get_result", "200") >= 1);
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn garbage_deliveries_are_refused() {
     let receiver = WebhookReceiver::listen("127.0.0.1:0".parse().unwrap(), None)
         .await
@@ -115,7 +115,7 @@ async fn garbage_deliveries_are_refused() {
     assert_eq!(post(unknown).await.unwrap().status(), 200);
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_job_set_parks_on_deliveries_too() {
     let sim = common::sim().await;
     let client = common::client(&sim);
@@ -147,7 +147,7 @@ async fn a_job_set_parks_on_deliveries_too() {
 /// `wait --webhook-listen`): its delivery may have come and gone before
 /// anything listened, so the job is looked at once at the start rather
 /// than left to a safety net that first looks minutes later.
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn an_attached_job_that_already_ended_is_seen_at_once() {
     let sim = common::sim().await;
     // The policy at real time: the safety net's first look would come

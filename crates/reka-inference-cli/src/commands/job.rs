@@ -1,5 +1,6 @@
-//! `status`, `result` and `cancel`: one request, by id.
+//! `status`, `result` and `cancel`: one job, by id.
 
+use clap::Args;
 use reka_inference::find_media;
 use reka_inference::types::ResultResponse;
 use reka_inference::{JobOutput, JobStatus};
@@ -11,6 +12,23 @@ use crate::output::{
     Output, indented_json, job_error_text, log_line, media_lines, metrics_text, price_text,
 };
 
+/// `status`.
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// The job's id, as `submit` or `list` printed it.
+    pub id: String,
+    /// Also show the job's log lines.
+    #[arg(long)]
+    pub logs: bool,
+}
+
+/// `result` and `cancel`: the job they are about.
+#[derive(Debug, Args)]
+pub struct JobId {
+    /// The job's id, as `submit` or `list` printed it.
+    pub id: String,
+}
+
 /// Prints where a request is.
 pub async fn status(ctx: &mut Ctx, id: &str, logs: bool) -> Result<(), Failure> {
     let id = check_id(id)?;
@@ -21,7 +39,7 @@ pub async fn status(ctx: &mut Ctx, id: &str, logs: bool) -> Result<(), Failure> 
     } else {
         job.status().await
     }
-    .map_err(|e| Failure::from(e).about_request(id))?;
+    .map_err(|e| Failure::from(e).about_job(id))?;
     let out = ctx.out;
     if out.json {
         out.json_value(&status);
@@ -55,7 +73,7 @@ pub async fn result(ctx: &mut Ctx, id: &str) -> Result<(), Failure> {
         .job(id)
         .result()
         .await
-        .map_err(|e| Failure::from(e).about_request(id))?;
+        .map_err(|e| Failure::from(e).about_job(id))?;
     let out = ctx.out;
     if out.json {
         out.json_value(&record);
@@ -78,7 +96,7 @@ pub async fn cancel(ctx: &mut Ctx, id: &str) -> Result<(), Failure> {
         .job(id)
         .cancel()
         .await
-        .map_err(|e| Failure::from(e).about_request(id))?;
+        .map_err(|e| Failure::from(e).about_job(id))?;
     let out = ctx.out;
     if out.json {
         out.json_value(&record);
