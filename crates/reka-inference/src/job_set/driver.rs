@@ -2,7 +2,9 @@
 //! job of the set with its own [`Tracker`], answers status looks by list
 //! sweeps over `created_at` chunks while that is cheaper, falls back to
 //! per-job polls, and hands finished jobs to the stream in the order they
-//! finish. See the parent module for the strategy.
+//! finish. See the parent module for the strategy. Every finish it sees is
+//! noted per endpoint ([`SeenFinishes`]): the queued jobs of that endpoint
+//! plan their starts from it.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
@@ -21,7 +23,7 @@ use crate::error::{Error, Result};
 use crate::http::{Http, deadline_after};
 use crate::job::Job;
 use crate::jobs::{Jobs, ListFilter, MAX_PAGE_SIZE, next_offset};
-use crate::poll::PollPolicy;
+use crate::poll::{PollPolicy, SeenFinishes};
 use crate::tracker::{LookKind, Tracker, later};
 use crate::vocab::outcome_of;
 use crate::webhook::Deliveries;
@@ -39,6 +41,11 @@ struct Pending {
     own_polling: bool,
     /// The count of webhook deliveries for the job, when it has a webhook.
     deliveries: Option<tokio::sync::watch::Receiver<u64>>,
+    /// What the set sees of the job's endpoint, when it has one and the
+    /// policy learns.
+    finishes: Option<Arc<SeenFinishes>>,
+    /// When the job was seen finished (its finish was before it), once it was.
+    finished_by: Option<Instant>,
 }
 
 impl Pending {
@@ -101,6 +108,8 @@ pub(super) struct Driver {
     /// the set (told apart by their URL).
     any_delivery: Vec<tokio::sync::watch::Receiver<u64>>,
     sources: Vec<Arc<dyn Deliveries>>,
+    /// The finishes seen of each endpoint's jobs.
+    finishes: HashMap<Endpoint, Arc<SeenFinishes>>,
 }
 
 impl Driver {
@@ -138,6 +147,7 @@ impl Driver {
             chunks: Vec::new(),
             any_delivery: Vec::new(),
             sources: Vec::new(),
+            finishes: HashMap::new(),
         };
         for job in set.jobs {
             driver.add(job);
@@ -180,7 +190,13 @@ impl Driver {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         };
-        let tracker = Tracker::new(
+        let finishes = match &endpoint {
+            Some(e) if self.policy.learns() => {
+                Some(self.finishes.entry(e.clone()).or_default().clone())
+            }
+            _ => None,
+        };
+        let mut tracker = Tracker::new(
             self.http.clone(),
             job.id().to_owned(),
             endpoint,
@@ -190,6 +206,9 @@ impl Driver {
             false,
         )
         .without_record_looks_while_running();
+        if let Some(seen) = &finishes {
+            tracker.schedule_mut().follow_finishes(seen.clone());
+        }
         self.by_id
             .entry(job.id().to_owned())
             .or_default()
@@ -225,6 +244,8 @@ impl Driver {
                 // lower bound and read the key's whole history.
                 own_polling: submitted.is_none() || webhook,
                 deliveries,
+                finishes,
+                finished_by: None,
             },
         );
     }
@@ -554,6 +575,9 @@ impl Driver {
             }
             // A job whose record is wanted is looked at on its own.
             if p.next_look().is_some_and(|(_, k)| k == LookKind::Status) {
+                if frees_a_worker(&item.status) {
+                    note_finish(p, item.completed_at, now);
+                }
                 p.tracker.observe_item(item.clone(), now);
             }
         }
@@ -662,8 +686,211 @@ impl Driver {
                 continue;
             };
             match answer {
-                Ok(record) => p.tracker.observe_record(record, now),
+                Ok(record) => {
+                    let run = record.metrics.as_ref().and_then(|m| m.inference_time);
+                    p.tracker.observe_record(record, now);
+                    let ended = p.tracker.is_finished()
+                        && p.tracker.last_status().is_some_and(frees_a_worker);
+                    if ended {
+                        note_finish(p, None, now);
+                        check_planned_start(&self.http, p, run);
+                    }
+                }
                 Err(e) => p.tracker.observe_failure(e, now),
+            }
+        }
+    }
+}
+
+/// Whether a job that ends so had a worker (a cancelled job may never
+/// have left the queue).
+fn frees_a_worker(status: &JobStatus) -> bool {
+    matches!(status, JobStatus::Completed | JobStatus::Failed)
+}
+
+/// Notes, once, that `p` finished by `now`: between its last look and
+/// `now`, or at the server's `completed_at` when the job's own submit and
+/// `created_at` say how the server's clock stands to this one's (and only
+/// inside that span: a clock that drifted cannot move it out).
+fn note_finish(p: &mut Pending, completed_at: Option<DateTime<Utc>>, now: Instant) {
+    if p.finished_by.is_some() {
+        return;
+    }
+    p.finished_by = Some(now);
+    let Some(seen) = &p.finishes else {
+        return;
+    };
+    let after = p.tracker.schedule().last_look().min(now);
+    // The job's own submit, on this clock, and its `created_at`, on the
+    // server's, are the same moment (give or take half a round trip).
+    let server_ahead = p.created.zip(p.submitted).map(|(c, s)| c - s);
+    match completed_at.zip(server_ahead) {
+        Some((at, ahead)) => {
+            let at = on_this_clock(at, ahead, Utc::now(), (after, now));
+            seen.record(at, at);
+        }
+        None => seen.record(after, now),
+    }
+}
+
+/// The instant on this machine's clock of the server's time `server_at`,
+/// for a server clock `server_ahead` of this one (`utc_now` is this clock's
+/// date at `span.1`), kept inside `span`, where the moment is known to lie
+/// whatever the clocks say.
+fn on_this_clock(
+    server_at: DateTime<Utc>,
+    server_ahead: chrono::TimeDelta,
+    utc_now: DateTime<Utc>,
+    span: (Instant, Instant),
+) -> Instant {
+    let (after, now) = (span.0.min(span.1), span.1);
+    let local = server_at
+        .checked_sub_signed(server_ahead)
+        .unwrap_or(utc_now);
+    let ago = (utc_now - local).to_std().unwrap_or(Duration::ZERO);
+    now.checked_sub(ago).unwrap_or(after).clamp(after, now)
+}
+
+/// Once `p` has ended: whether the start its schedule planned from a seen
+/// finish held (by the run the server reports), and what the endpoint's
+/// estimate has learnt from it, for the jobs still waiting.
+fn check_planned_start(http: &Http, p: &Pending, run: Option<f64>) {
+    let Some(seen) = &p.finishes else {
+        return;
+    };
+    let scale = p.tracker.schedule().policy().time_scale();
+    let run = run.and_then(|s| Duration::try_from_secs_f64(s * scale).ok());
+    let ended_by = p.finished_by.unwrap_or_else(Instant::now);
+    if let Some(refuted) = p.tracker.schedule().start_refuted(ended_by, run) {
+        seen.checked(refuted);
+    }
+    if let Some(endpoint) = p.job.endpoint() {
+        seen.learnt(http.waits().estimates.get(endpoint.as_str()));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn item(id: &str, status: JobStatus, created: DateTime<Utc>) -> RequestItem {
+        RequestItem {
+            capability: None,
+            completed_at: None,
+            created_at: Some(created),
+            endpoint_id: None,
+            error: None,
+            input: None,
+            metrics: None,
+            model_id: None,
+            output: None,
+            request_id: id.to_owned(),
+            status,
+            updated_at: None,
+        }
+    }
+
+    /// Two jobs of one endpoint in a set: the one ahead is seen finished
+    /// by a sweep while the other is queued, so the other's start is
+    /// planned there; what the end of that job says of the plan is kept.
+    #[test]
+    fn a_finish_a_sweep_shows_places_the_start_of_the_job_queued_behind() {
+        let client = crate::Client::builder()
+            .api_key("k")
+            .base_url("http://127.0.0.1:9")
+            .build()
+            .unwrap();
+        let mut set = client.job_set();
+        let http = set.http.clone();
+        let endpoint: Endpoint = "m/text-to-image".parse().unwrap();
+        for _ in 0..3 {
+            http.waits().estimates.record(endpoint.as_str(), 30.0);
+        }
+        let t0 = Instant::now();
+        let secs = Duration::from_secs;
+        let ids = [
+            "0193f6a2-7c1e-7d2b-9f3a-1b2c3d4e5f60",
+            "0193f6a2-7c1e-7d2b-9f3a-1b2c3d4e5f61",
+        ];
+        for id in ids {
+            set.push(Job::new(
+                http.clone(),
+                id.to_owned(),
+                Some(endpoint.clone()),
+                Some(t0),
+            ));
+        }
+        let mut driver = Driver::new(set, Arc::new(Inbox::default()));
+        let created = Utc::now();
+        let mut looked = HashSet::new();
+        let (ahead, behind) = (ids[0], ids[1]);
+        driver.observe_item(
+            item(ahead, JobStatus::InProgress, created),
+            t0 + secs(1),
+            &mut looked,
+        );
+        driver.observe_item(
+            item(behind, JobStatus::InQueue, created),
+            t0 + secs(1),
+            &mut looked,
+        );
+        // The job ahead ended 2 s in (by the server's clock, which runs
+        // with this one: `created_at` is the submit).
+        let mut done = item(ahead, JobStatus::Completed, created);
+        done.completed_at = Some(created + chrono::TimeDelta::seconds(2));
+        driver.observe_item(done, t0 + secs(2), &mut looked);
+        driver.observe_item(
+            item(behind, JobStatus::InProgress, created),
+            t0 + secs(3),
+            &mut looked,
+        );
+        let p = driver.pending.get(&1).unwrap();
+        let starts = p.tracker.schedule().planned_starts();
+        assert_eq!(starts.len(), 1, "{starts:?}");
+        // At the server's `completed_at`, kept inside the span between the
+        // two sweeps that saw the job ahead running and done.
+        let at = starts[0].0;
+        assert!(at > t0 + secs(1) && at <= t0 + secs(2), "{:?}", at - t0);
+        // Its record says it ran 30 s and was done by 33 s: started at 3 s
+        // at the latest, after that finish. Two runs of 32.9 s said it had
+        // started before it: plans from finishes stop on this endpoint.
+        let seen = driver.finishes.get(&endpoint).unwrap().clone();
+        let p = driver.pending.get_mut(&1).unwrap();
+        note_finish(p, None, t0 + secs(33));
+        check_planned_start(&http, p, Some(30.0));
+        assert!(!seen.within((t0 + secs(1), t0 + secs(3))).is_empty());
+        assert_eq!(
+            seen.estimate(),
+            http.waits().estimates.get(endpoint.as_str())
+        );
+        check_planned_start(&http, p, Some(32.9));
+        check_planned_start(&http, p, Some(32.9));
+        assert!(seen.within((t0 + secs(1), t0 + secs(3))).is_empty());
+    }
+
+    #[test]
+    fn a_server_time_lands_on_this_clock_inside_the_span_it_is_known_in() {
+        let now = Instant::now();
+        let utc_now = Utc::now();
+        let span = (now - Duration::from_secs(10), now);
+        let secs = chrono::TimeDelta::seconds;
+        // The server's clock is 2 s ahead: its "1 s ago" was 3 s ago here.
+        let at = on_this_clock(utc_now - secs(1), secs(2), utc_now, span);
+        assert_eq!(now - at, Duration::from_secs(3));
+        // Times the span rules out are brought back into it.
+        assert_eq!(
+            on_this_clock(utc_now - secs(60), secs(0), utc_now, span),
+            span.0
+        );
+        assert_eq!(
+            on_this_clock(utc_now + secs(60), secs(0), utc_now, span),
+            now
+        );
+        // A hostile server's dates and clock never panic.
+        for server_at in [DateTime::<Utc>::MIN_UTC, DateTime::<Utc>::MAX_UTC] {
+            for ahead in [chrono::TimeDelta::MIN, chrono::TimeDelta::MAX, secs(0)] {
+                let at = on_this_clock(server_at, ahead, utc_now, span);
+                assert!(at >= span.0 && at <= now);
             }
         }
     }

@@ -28,6 +28,17 @@
 //! them one). A list that fails is backed off (after its `Retry-After`, on
 //! 429) and, after a few failures in a row, given up for per-job polling.
 //!
+//! Jobs of one endpoint followed together also tell each other when they
+//! start: a queued job takes the worker that the job ahead of it frees, so
+//! when the set sees one of its jobs finish while another of the endpoint
+//! waits in the queue, the waiting one plans its looks from that moment
+//! rather than from anywhere between two of its own looks; and each job
+//! plans with what the endpoint's finished jobs have taught so far, not
+//! only with what was known when it joined. (The set checks those starts
+//! against the run times the jobs report, and stops planning so on an
+//! endpoint it shares with jobs it does not see. A lone [`Job::wait`]
+//! plans from its own looks.)
+//!
 //! The set can grow while it is read: [`JobOutcomes::push`], `extend` and
 //! a [`JobSender`] (for other tasks) add jobs to a running set, which is
 //! how a long batch keeps one set for all its jobs. Everything runs in the

@@ -252,6 +252,16 @@ impl Tracker {
         &self.id
     }
 
+    /// The job's schedule: a job set plans it with what it sees of the
+    /// endpoint's other jobs.
+    pub(crate) fn schedule(&self) -> &Schedule {
+        &self.schedule
+    }
+
+    pub(crate) fn schedule_mut(&mut self) -> &mut Schedule {
+        &mut self.schedule
+    }
+
     /// Leaves status looks of a running job as status looks (for a job set,
     /// whose sweeps answer them).
     pub(crate) fn without_record_looks_while_running(mut self) -> Self {
