@@ -12,7 +12,7 @@ use reka_inference_sim::{SimConfig, samples};
 use serde_json::{Value, json};
 
 use crate::batch::{input, prompts, results, results_by_id};
-use crate::common::{Sim, TEST_IMAGE_URL, run, run_code, run_ok};
+use crate::common::{Sim, TEST_IMAGE_URL, run, run_code, run_ok, wait_for_peak_rss};
 
 const ENDPOINT: &str = "nano-banana/text-to-image";
 
@@ -308,30 +308,6 @@ fn a_byte_order_mark_does_not_spoil_line_one() {
     let ran = run_ok(&mut batch(&sim, &file, &out, &[]));
     assert_eq!(summary(&ran.stdout)["succeeded"], 2, "{ran:?}");
     assert_eq!(results_by_id(&out)["line-1"]["status"], "COMPLETED");
-}
-
-/// Waits for `child` to exit, sampling its peak RSS (the kernel's
-/// high-water mark, VmHWM) until it does; returns its exit code and the
-/// last mark seen, in KiB. Not the `ru_maxrss` of `wait4`: a child's
-/// counts the memory of the process it was forked from (this test binary,
-/// whose simulator keeps every job's input) before its `exec`.
-fn wait_for_peak_rss(mut child: std::process::Child) -> (i32, u64) {
-    let status = format!("/proc/{}/status", child.id());
-    let mut peak = 0;
-    loop {
-        if let Ok(text) = std::fs::read_to_string(&status)
-            && let Some(kib) = text
-                .lines()
-                .find_map(|l| l.strip_prefix("VmHWM:"))
-                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-        {
-            peak = peak.max(kib);
-        }
-        if let Some(exit) = child.try_wait().unwrap() {
-            return (exit.code().unwrap_or(-1), peak);
-        }
-        std::thread::sleep(std::time::Duration::from_millis(10));
-    }
 }
 
 #[test]

@@ -134,20 +134,10 @@ fn run_measured(mut cmd: Command, keep_stdout: bool) -> (i32, String, String, i6
         }
         text
     });
-    let pid = libc::pid_t::try_from(child.id()).expect("pid");
-    let mut status = 0;
-    let mut usage = std::mem::MaybeUninit::<libc::rusage>::zeroed();
-    // SAFETY: wait4 writes the status and a whole rusage into the pointers
-    // it is given, for our own child.
-    let rc = unsafe { libc::wait4(pid, &mut status, 0, usage.as_mut_ptr()) };
-    assert_eq!(rc, pid, "wait4");
-    // SAFETY: wait4 succeeded, so the value is initialised.
-    let max_rss_kib = unsafe { usage.assume_init() }.ru_maxrss;
-    let code = if libc::WIFEXITED(status) {
-        libc::WEXITSTATUS(status)
-    } else {
-        -1
-    };
+    // Not wait4's ru_maxrss: it counts this test binary's memory from
+    // before the child's exec (see common::wait_for_peak_rss).
+    let (code, max_rss_kib) = crate::common::wait_for_peak_rss(child);
+    let max_rss_kib = i64::try_from(max_rss_kib).unwrap_or(i64::MAX);
     (
         code,
         read_out.join().expect("stdout"),

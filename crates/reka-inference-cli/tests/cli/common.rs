@@ -197,3 +197,27 @@ pub fn run_code(cmd: &mut assert_cmd::Command, code: i32) -> Ran {
     assert_eq!(out.code, code, "expected exit {code}: {out:?}");
     out
 }
+
+/// Waits for `child` to exit, sampling its peak RSS (the kernel's
+/// high-water mark, VmHWM) until it does; returns its exit code and the
+/// last mark seen, in KiB. Not the `ru_maxrss` of `wait4`: a child's
+/// counts the memory of the process it was forked from (this test binary,
+/// whose simulator keeps every job's input) before its `exec`.
+pub fn wait_for_peak_rss(mut child: std::process::Child) -> (i32, u64) {
+    let status = format!("/proc/{}/status", child.id());
+    let mut peak = 0;
+    loop {
+        if let Ok(text) = std::fs::read_to_string(&status)
+            && let Some(kib) = text
+                .lines()
+                .find_map(|l| l.strip_prefix("VmHWM:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        {
+            peak = peak.max(kib);
+        }
+        if let Some(exit) = child.try_wait().unwrap() {
+            return (exit.code().unwrap_or(-1), peak);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+}
