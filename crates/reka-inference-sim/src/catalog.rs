@@ -192,6 +192,15 @@ impl ModelSpec {
         format!("{}/{}", self.model_id, self.capability)
     }
 
+    /// Whether `endpoint_id` names this endpoint (without building the
+    /// id: a list compares it against every job of a key).
+    pub fn is_endpoint(&self, endpoint_id: &str) -> bool {
+        endpoint_id
+            .strip_prefix(self.model_id.as_str())
+            .and_then(|rest| rest.strip_prefix('/'))
+            .is_some_and(|capability| capability == self.capability)
+    }
+
     /// The output kind, explicit or derived from the capability.
     pub fn output_kind(&self) -> OutputKind {
         self.output

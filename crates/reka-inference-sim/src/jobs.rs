@@ -7,7 +7,7 @@
 //! instant. States and timestamps are therefore exact however rarely a lane
 //! is observed, and 10,000 jobs in flight cost only their records.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -126,6 +126,9 @@ pub(crate) struct JobStore {
     jobs: Vec<Job>,
     by_id: HashMap<String, usize>,
     by_owner: HashMap<Arc<str>, Vec<usize>>,
+    /// Owners whose jobs were not all created in the order they were added
+    /// (a clock set back): their lists are searched whole, not bisected.
+    out_of_order: HashSet<Arc<str>>,
     lanes: Vec<Lane>,
     /// How many resets preceded this store; mixed into request ids.
     epoch: u64,
@@ -198,16 +201,43 @@ impl JobStore {
         self.by_owner.get(owner).map(Vec::as_slice).unwrap_or(&[])
     }
 
+    /// The owner's jobs that may have been created in `[start, end)` (by
+    /// `created_at`, whatever the precision `key` reads it at), oldest
+    /// first: found by bisection, as a server with an index would, so a
+    /// list of a narrow range costs the range and not every job the key
+    /// ever made. The caller still filters each job (the bounds are a
+    /// superset when the clock was ever set back).
+    pub(crate) fn owned_created_between<T: Ord>(
+        &self,
+        owner: &str,
+        start: Option<&T>,
+        end: Option<&T>,
+        key: impl Fn(Duration) -> T,
+    ) -> &[usize] {
+        let owned = self.owned_by(owner);
+        if self.out_of_order.contains(owner) {
+            return owned;
+        }
+        let created = |i: &usize| key(self.jobs[*i].created);
+        let from = start.map_or(0, |s| owned.partition_point(|i| created(i) < *s));
+        let to = end.map_or(owned.len(), |e| owned.partition_point(|i| created(i) < *e));
+        owned.get(from..to.max(from)).unwrap_or(&[])
+    }
+
     /// Adds a job created at `job.created` and queues or starts it.
     pub(crate) fn create(&mut self, job: Job, done: &mut Vec<usize>) -> usize {
         let (lane, now) = (job.lane, job.created);
         self.advance(lane, now, done);
         let idx = self.jobs.len();
         self.by_id.insert(job.id.clone(), idx);
-        self.by_owner
-            .entry(job.owner.clone())
-            .or_default()
-            .push(idx);
+        let owned = self.by_owner.entry(job.owner.clone()).or_default();
+        if owned
+            .last()
+            .is_some_and(|&last| self.jobs[last].created > now)
+        {
+            self.out_of_order.insert(job.owner.clone());
+        }
+        owned.push(idx);
         self.jobs.push(job);
         self.lanes[lane].queue.push_back(idx);
         self.start_next(lane, now);
@@ -365,6 +395,33 @@ mod tests {
             fails: false,
             cancel_at: None,
         }
+    }
+
+    #[test]
+    fn a_created_range_is_bisected_and_a_clock_set_back_searches_all() {
+        let mut s = JobStore::new(&catalog(4), 0);
+        let mut done = Vec::new();
+        let idx: Vec<usize> = [0, 10, 10, 20, 30]
+            .iter()
+            .enumerate()
+            .map(|(i, &ms)| s.create(job(&format!("j{i}"), ms, 100), &mut done))
+            .collect();
+        let ms = |d: Duration| d.as_millis();
+        let range = |s: &JobStore, a: Option<u128>, b: Option<u128>| {
+            s.owned_created_between("k", a.as_ref(), b.as_ref(), ms)
+                .to_vec()
+        };
+        // [start, end): both jobs at 10 ms in, the one at 20 ms out.
+        assert_eq!(range(&s, Some(10), Some(20)), idx[1..3].to_vec());
+        assert_eq!(range(&s, None, Some(10)), idx[..1].to_vec());
+        assert_eq!(range(&s, Some(25), None), idx[4..].to_vec());
+        assert!(range(&s, Some(40), None).is_empty());
+        assert!(range(&s, Some(20), Some(10)).is_empty());
+        assert!(s.owned_created_between("other", None, None, ms).is_empty());
+        // A job created before the last one (the clock was set back): the
+        // owner's jobs are no longer in order, every one is a candidate.
+        s.create(job("late", 5, 100), &mut done);
+        assert_eq!(range(&s, Some(10), Some(20)).len(), 6);
     }
 
     #[test]

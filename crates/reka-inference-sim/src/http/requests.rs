@@ -157,16 +157,16 @@ pub(crate) async fn list_requests(
     let (items, has_more) = state.with_store(|store, now, done| {
         store.advance_all(now, done);
         let mut matching = store
-            .owned_by(&caller)
+            .owned_created_between(&caller, q.start.as_ref(), q.end.as_ref(), |at| {
+                clock.utc_millis(at)
+            })
             .iter()
             .rev()
             .map(|&i| store.job(i))
             .filter(|job| {
                 let spec = &catalog.models[job.lane];
                 let created = clock.utc_millis(job.created);
-                q.endpoint_id
-                    .as_ref()
-                    .is_none_or(|e| *e == spec.endpoint_id())
+                q.endpoint_id.as_ref().is_none_or(|e| spec.is_endpoint(e))
                     && q.capability.as_ref().is_none_or(|c| *c == spec.capability)
                     && q.model_id.as_ref().is_none_or(|m| *m == spec.model_id)
                     && q.status.is_none_or(|s| s == job.status)
