@@ -345,10 +345,16 @@ impl Driver {
             }
             // Jobs due a little later join this round: fewer, fuller sweeps.
             let horizon = later(now, self.policy.first_interval() / 2);
-            if self.use_list(now) && self.listed().any(|p| p.due_for_sweep(now)) {
+            let swept = self.use_list(now) && self.listed().any(|p| p.due_for_sweep(now));
+            if swept {
                 self.sweep(horizon).await;
-                continue;
             }
+            // The looks a sweep cannot answer (records of jobs it saw end,
+            // jobs polled on their own) are made in the same round: while
+            // thousands of jobs are followed, some job is always due for
+            // the next sweep, and sweeping first each time would starve
+            // them.
+            let now = Instant::now();
             let sweeping = self.sweeps_answer();
             let due: Vec<(usize, LookKind)> = self
                 .pending
@@ -361,6 +367,9 @@ impl Driver {
                 .collect();
             if !due.is_empty() {
                 self.look_each(due).await;
+                continue;
+            }
+            if swept {
                 continue;
             }
             let list_pause = self.list_paused_until;

@@ -33,7 +33,7 @@ impl Driver {
                 .min();
             let mut filter = self.base_filter();
             filter.start = oldest.and_then(|t| t.checked_sub_signed(CLOCK_SKEW));
-            match self.read_range(&filter, &mut looked, Some(&unplaced)).await {
+            match self.read_range(&filter, &mut looked, &unplaced).await {
                 Ok(whole) => placing_read_whole = whole,
                 Err(e) => {
                     self.list_failed(e);
@@ -42,7 +42,7 @@ impl Driver {
             }
             self.rebuild_chunks();
         }
-        let ranges: Vec<CreatedRange> = self
+        let ranges: Vec<(CreatedRange, HashSet<String>)> = self
             .chunks
             .iter()
             .filter(|c| {
@@ -57,18 +57,43 @@ impl Driver {
                         })
                 })
             })
-            .map(|c| (Some(c.start), c.end))
+            .map(|c| ((Some(c.start), c.end), c.ids.iter().cloned().collect()))
             .collect();
+        // The chunks are independent: read up to `max_concurrency` at a
+        // time, so that a sweep over 10,000 jobs (100 chunks) does not take
+        // 100 round trips end to end while the finishes it looks for wait.
+        let jobs = Jobs::new(self.http.clone());
+        let (base, deadline) = (self.base_filter(), self.deadline);
+        let mut reads = futures::stream::iter(ranges)
+            .map(|((start, end), ids)| {
+                let (jobs, mut filter) = (jobs.clone(), base.clone());
+                filter.start = start;
+                filter.end = end;
+                async move {
+                    let items = chunk_items(&jobs, &filter, deadline, ids).await;
+                    ((start, end), items)
+                }
+            })
+            .buffer_unordered(self.options.max_concurrency);
         let mut read: Vec<CreatedRange> = Vec::new();
-        for (start, end) in ranges {
-            let mut filter = self.base_filter();
-            filter.start = start;
-            filter.end = end;
-            if let Err(e) = self.read_range(&filter, &mut looked, None).await {
-                self.list_failed(e);
-                return;
+        let mut failure = None;
+        while let Some((range, items)) = reads.next().await {
+            match items {
+                Ok(items) => {
+                    let now = Instant::now();
+                    for item in items {
+                        self.observe_item(item, now, &mut looked);
+                    }
+                    read.push(range);
+                }
+                // The other reads still land: what they show is as fresh.
+                Err(e) => failure = failure.or(Some(e)),
             }
-            read.push((start, end));
+        }
+        drop(reads);
+        if let Some(e) = failure {
+            self.list_failed(e);
+            return;
         }
         self.list_failures = 0;
         self.list_paused_until = None;
@@ -110,14 +135,13 @@ impl Driver {
         self.list_paused_until = Some(later(Instant::now(), pause));
     }
 
-    /// Reads the pages of one range; with `until_seen`, stops at the first
-    /// page after which every one of those ids has been seen. Whether the
-    /// range was read to its end.
+    /// Reads the pages of one range until every one of `until_seen` has
+    /// been seen, or to its end. Whether the range was read to its end.
     async fn read_range(
         &mut self,
         filter: &ListFilter,
         looked: &mut HashSet<String>,
-        until_seen: Option<&HashSet<String>>,
+        until_seen: &HashSet<String>,
     ) -> Result<bool> {
         let requests = Jobs::new(self.http.clone());
         let mut offset = 0u64;
@@ -128,7 +152,7 @@ impl Driver {
             for item in page.items {
                 self.observe_item(item, now, looked);
             }
-            if until_seen.is_some_and(|ids| ids.iter().all(|id| looked.contains(id))) {
+            if until_seen.iter().all(|id| looked.contains(id)) {
                 return Ok(next.is_none());
             }
             match next {
@@ -147,6 +171,11 @@ impl Driver {
         let Some(indices) = self.by_id.get(&item.request_id) else {
             return;
         };
+        // The sweep reads whole chunks for the jobs due in them; the other
+        // jobs it shows, still as they were, keep the plan of their last
+        // look (planning again costs CPU, tens of microseconds a job, and
+        // tells nothing new).
+        let due_by = later(now, self.policy.first_interval() / 2);
         for index in indices {
             let Some(p) = self.pending.get_mut(index) else {
                 continue;
@@ -160,7 +189,10 @@ impl Driver {
                 p.created = item.created_at;
             }
             // A job whose record is wanted is looked at on its own.
-            if p.next_look().is_some_and(|(_, k)| k == LookKind::Status) {
+            let Some((at, LookKind::Status)) = p.next_look() else {
+                continue;
+            };
+            if at <= due_by || p.tracker.last_status() != Some(&item.status) {
                 if frees_a_worker(&item.status) {
                     note_finish(p, item.completed_at, now);
                 }
@@ -247,5 +279,32 @@ impl Driver {
             chunks[i - 1].end = Some(next_start);
         }
         self.chunks = chunks;
+    }
+}
+
+/// The latest item of each of `ids` in one `created_at` range, page after
+/// page (a chunk is about one page of the set's jobs, more when others'
+/// jobs share its times). Only the chunk's own jobs are kept, once each:
+/// memory stays bounded by the chunk however many pages the server sends.
+async fn chunk_items(
+    jobs: &Jobs,
+    filter: &ListFilter,
+    deadline: Option<Instant>,
+    ids: HashSet<String>,
+) -> Result<Vec<RequestItem>> {
+    let mut items: HashMap<String, RequestItem> = HashMap::new();
+    let mut offset = 0u64;
+    loop {
+        let page = jobs.page_until(filter, offset, deadline).await?;
+        let next = next_offset(offset, &page)?;
+        for item in page.items {
+            if ids.contains(&item.request_id) {
+                items.insert(item.request_id.clone(), item);
+            }
+        }
+        match next {
+            Some(n) => offset = n,
+            None => return Ok(items.into_values().collect()),
+        }
     }
 }

@@ -1,6 +1,7 @@
 //! A job set follows its jobs through the list endpoint.
 
 use crate::common;
+use futures::StreamExt;
 use reka_inference::Endpoint;
 use serde_json::json;
 
@@ -39,4 +40,96 @@ async fn a_job_set_waits_through_the_list_endpoint() {
     assert_eq!(statuses, 0, "{stats:?}");
     assert!((60..75).contains(&records), "{stats:?}");
     assert!(lists + records < 2 * 60, "{stats:?}");
+}
+
+/// A list page that takes longer than the gaps between the other jobs'
+/// looks (10,000 jobs, a busy server): while the last chunk of a sweep is
+/// read, the jobs of the first are due again. The record of a job a sweep
+/// saw finish is fetched in the same round all the same, not after the
+/// last job ends (before 2026-12-06 sweeps came first and read their
+/// chunks one after another, and at 10,000 jobs the first outcomes waited
+/// for nearly the whole set).
+#[tokio::test(start_paused = true)]
+async fn slow_sweeps_do_not_hold_back_the_records_of_finished_jobs() {
+    use chrono::{DateTime, SecondsFormat, TimeDelta, Utc};
+    use common::hostile::{Hostile, Reply, record};
+    use reka_inference::{Client, JobSetOptions, PollPolicy};
+    use std::time::Duration;
+
+    // 150 jobs: two chunks of the list. Each created a millisecond after
+    // the one before; the first has finished, the others run on.
+    let created = Utc::now();
+    let jobs: Vec<(String, DateTime<Utc>)> = (0..150)
+        .map(|i| (format!("req_{i}"), created + TimeDelta::milliseconds(i)))
+        .collect();
+    let listed = jobs.clone();
+    let server = Hostile::start(move |_, path, query, _| {
+        if !path.ends_with("/requests") {
+            return if path.ends_with("/req_0") {
+                Reply::Json(200, record("req_0", "COMPLETED", Some(json!({"ok": 1}))))
+            } else {
+                Reply::Json(404, json!({"detail": "not fetched in this test"}))
+            };
+        }
+        let url = reqwest::Url::parse(&format!("http://list/?{query}")).unwrap();
+        let arg = |name: &str| {
+            url.query_pairs()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.into_owned())
+        };
+        let time = |name: &str| arg(name).map(|v| DateTime::parse_from_rfc3339(&v).unwrap());
+        let (start, end) = (time("start"), time("end"));
+        let offset: usize = arg("offset").map_or(0, |v| v.parse().unwrap());
+        let limit: usize = arg("limit").map_or(100, |v| v.parse().unwrap());
+        let matching: Vec<serde_json::Value> = listed
+            .iter()
+            .rev()
+            .filter(|(_, at)| start.is_none_or(|s| *at >= s) && end.is_none_or(|e| *at < e))
+            .map(|(id, at)| {
+                let at = at.to_rfc3339_opts(SecondsFormat::Millis, true);
+                let done = id == "req_0";
+                json!({
+                    "request_id": id,
+                    "status": if done { "COMPLETED" } else { "IN_PROGRESS" },
+                    "created_at": at,
+                    "completed_at": done.then(|| at.clone()),
+                })
+            })
+            .collect();
+        let more = matching.len() > offset + limit;
+        let items: Vec<_> = matching.into_iter().skip(offset).take(limit).collect();
+        let page = json!({
+            "items": items,
+            "next_offset": more.then_some(offset + limit),
+            "has_more": more,
+        });
+        Reply::Delayed(Duration::from_secs(3), Box::new(Reply::Json(200, page)))
+    })
+    .await;
+    let client = Client::builder()
+        .api_key("sk-hostile-test")
+        .base_url(&server.url)
+        .poll_policy(PollPolicy::default())
+        .build()
+        .unwrap();
+    let mut set = client.job_set().with_options(JobSetOptions::default());
+    for (id, at) in &jobs {
+        set.push(
+            client
+                .job_for("m/text-to-image", id)
+                .unwrap()
+                .with_submit_time(*at),
+        );
+    }
+    let mut outcomes = std::pin::pin!(set.into_stream());
+    let first = tokio::time::timeout(Duration::from_secs(120), outcomes.next())
+        .await
+        .expect("the finished job's outcome came while sweeps went on")
+        .expect("an outcome");
+    assert_eq!(first.job.id(), "req_0");
+    assert!(first.result.is_ok(), "{:?}", first.result);
+    assert_eq!(server.count("/req_0"), 1, "one record fetch");
+    // Placing (two pages) and one sweep of the two chunks, give or take one.
+    let lists = server.count("/requests");
+    assert!(lists <= 6, "{lists} list reads before the first outcome");
 }
