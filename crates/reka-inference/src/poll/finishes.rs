@@ -23,10 +23,13 @@
 //! A job's schedule is planned with what was learnt of the endpoint when
 //! the job began; in a set, each job plans with what was learnt as of the
 //! set's latest finish instead, so that jobs submitted together, before any
-//! had finished, do not all plan as if nothing were known.
+//! had finished, do not all plan as if nothing were known; except while
+//! the set runs more than a few of the endpoint's jobs at once, when the
+//! finishes come shortest first and teach nothing of the spread
+//! ([`FEW_RUNNING`]).
 
 use std::collections::VecDeque;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use tokio::time::Instant;
 
@@ -51,7 +54,19 @@ struct Inner {
     refuted: u32,
     /// The endpoint's estimate as of the latest finish.
     estimate: Option<DurationEstimate>,
+    /// The set's jobs of the endpoint seen running and not ended yet.
+    running: usize,
 }
+
+/// While more of the set's jobs of one endpoint run at once than this, the
+/// endpoint's estimate, as it changes, is not taken up by the set's jobs:
+/// the first of them to end are the short ones, and the estimate weighs
+/// the latest ten finishes most, so a thousand jobs run together would
+/// teach, finish after finish, that every run ends about now, with no
+/// spread at all (each job then looked at at the shortest gap: 46 looks a
+/// job in bench-scale, against 19). A queue served by a few workers ends
+/// its jobs about in the order they started, and is learnt from.
+pub(crate) const FEW_RUNNING: usize = 4;
 
 /// How many finishes are kept: enough for the few queue looks of a job,
 /// however many jobs finish meanwhile on a busy endpoint (a window with more
@@ -102,6 +117,18 @@ impl SeenFinishes {
         found
     }
 
+    /// Counts a job of the set as running for as long as the guard lives.
+    pub(crate) fn begin_run(self: &Arc<Self>) -> Running {
+        self.lock().running += 1;
+        Running(self.clone())
+    }
+
+    /// Whether few enough of the set's jobs run at once for its jobs to
+    /// take up the estimate as it changes ([`FEW_RUNNING`]).
+    pub(crate) fn few_running(&self) -> bool {
+        self.lock().running <= FEW_RUNNING
+    }
+
     /// What was learnt of the endpoint's run times, as of the latest finish.
     pub(crate) fn learnt(&self, estimate: Option<DurationEstimate>) {
         if estimate.is_some() {
@@ -133,6 +160,19 @@ impl SeenFinishes {
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
         // Nothing panics while holding the lock; a poisoned log is still a log.
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// A job of the set seen running: counted by [`SeenFinishes::few_running`]
+/// until it is dropped (with the job's schedule, when the set hands the job
+/// out or stops following it).
+#[derive(Debug)]
+pub(crate) struct Running(Arc<SeenFinishes>);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let mut inner = self.0.lock();
+        inner.running = inner.running.saturating_sub(1);
     }
 }
 
@@ -180,6 +220,19 @@ mod tests {
         assert_eq!(seen.within((at(t0, 70.5), at(t0, 72.5))).len(), 2);
         // Five candidates: no better than the window.
         assert!(seen.within((at(t0, 60.5), at(t0, 65.5))).is_empty());
+    }
+
+    #[test]
+    fn jobs_running_are_counted_while_their_guards_live() {
+        let seen = Arc::new(SeenFinishes::default());
+        let guards: Vec<Running> = (0..FEW_RUNNING).map(|_| seen.begin_run()).collect();
+        assert!(seen.few_running());
+        let one_more = seen.begin_run();
+        assert!(!seen.few_running());
+        drop(one_more);
+        assert!(seen.few_running());
+        drop(guards);
+        assert_eq!(seen.lock().running, 0);
     }
 
     #[test]

@@ -243,6 +243,8 @@ pub(crate) struct Schedule {
     /// to have started (each span equally likely); empty: anywhere in the
     /// window.
     starts: Vec<(Instant, Instant)>,
+    /// Counts the job among its set's running jobs, once seen running.
+    running: Option<Running>,
     /// Whether the last gap was longer than the dense cap (a sleep).
     slept: bool,
     /// How much chance of finishing mid-sleep this job may still spend
@@ -267,6 +269,7 @@ impl Schedule {
             finishes: None,
             queued_before_start: false,
             starts: Vec::new(),
+            running: None,
             slept: false,
             sleep_risk_left: SLEEP_RISK,
         }
@@ -351,14 +354,18 @@ impl Schedule {
             self.backoff = self.policy.initial;
         }
         if phase == Phase::Running && self.started.is_none() {
+            self.running = self.finishes.as_ref().map(|f| f.begin_run());
             self.started = Some((self.previous_poll, now));
             self.queued_before_start = matches!(self.last_phase, Some(Phase::Queued { .. }));
         }
         if phase == Phase::Running {
             self.place_start();
         }
+        // In a set, the estimate as of its latest finish, unless the set
+        // runs many of the endpoint's jobs at once (see `FEW_RUNNING`).
         if self.policy.learn
-            && let Some(newer) = self.finishes.as_ref().and_then(|f| f.estimate())
+            && let Some(finishes) = self.finishes.as_ref().filter(|f| f.few_running())
+            && let Some(newer) = finishes.estimate()
             && self.estimate.is_none_or(|old| newer.samples > old.samples)
         {
             self.estimate = Some(newer);
@@ -531,7 +538,7 @@ mod queue_model;
 
 pub use estimate::DurationEstimate;
 pub(crate) use estimate::{Estimates, MAX_LEARNT_SECONDS};
-pub(crate) use finishes::SeenFinishes;
+pub(crate) use finishes::{Running, SeenFinishes};
 
 #[cfg(test)]
 mod tests;

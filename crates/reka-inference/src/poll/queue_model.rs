@@ -252,6 +252,8 @@ pub(super) fn follow(jobs: &[ModelJob], policy: &PollPolicy, follower: Follower)
                         finishes.record(instant(last_look[i]), instant(now));
                         finishes.learnt(estimates.get("m"));
                     }
+                    // Handed out: the set stops following it.
+                    schedules[i] = None;
                     continue;
                 }
                 let phase = if now < job.start {
