@@ -15,8 +15,13 @@
 //!    the newest, so this is usually the first page or two.
 //! 2. The placed jobs are cut into chunks of 100 by `created_at`, and each
 //!    later sweep reads only the chunks that hold a job whose schedule is
-//!    due (with `start`/`end` bounds, a page each). Every job in a chunk
-//!    read counts as looked at.
+//!    due (with `start`/`end` bounds, a page each, up to
+//!    [`JobSetOptions::max_concurrency`] chunks at a time). Every job in a
+//!    chunk read counts as looked at; only the jobs due, or shown changed,
+//!    plan their next look again.
+//! 3. In the same round, the records of the jobs a sweep showed finished
+//!    are fetched (with many jobs, some job is always due for the next
+//!    sweep: those fetches never wait for a quiet moment).
 //!
 //! So a sweep costs about one request per hundred jobs due, and jobs that
 //! finish together share their sweeps. A job the list does not show (a
@@ -34,7 +39,9 @@
 //! waits in the queue, the waiting one plans its looks from that moment
 //! rather than from anywhere between two of its own looks; and each job
 //! plans with what the endpoint's finished jobs have taught so far, not
-//! only with what was known when it joined. (The set checks those starts
+//! only with what was known when it joined (unless the set runs more than a
+//! few of the endpoint's jobs at once: then the first to end are the short
+//! ones, and teach nothing of the rest). (The set checks those starts
 //! against the run times the jobs report, and stops planning so on an
 //! endpoint it shares with jobs it does not see. A lone [`Job::wait`]
 //! plans from its own looks.)
