@@ -17,8 +17,8 @@
 //!    later sweep reads only the chunks that hold a job whose schedule is
 //!    due (with `start`/`end` bounds, a page each, up to
 //!    [`JobSetOptions::max_concurrency`] chunks at a time). Every job in a
-//!    chunk read counts as looked at; only the jobs due, or shown changed,
-//!    plan their next look again.
+//!    chunk read counts as looked at, and plans its next look from it (so
+//!    the jobs of a chunk come due together, and share the next sweep).
 //! 3. In the same round, the records of the jobs a sweep showed finished
 //!    are fetched (with many jobs, some job is always due for the next
 //!    sweep: those fetches never wait for a quiet moment).

@@ -171,11 +171,6 @@ impl Driver {
         let Some(indices) = self.by_id.get(&item.request_id) else {
             return;
         };
-        // The sweep reads whole chunks for the jobs due in them; the other
-        // jobs it shows, still as they were, keep the plan of their last
-        // look (planning again costs CPU, tens of microseconds a job, and
-        // tells nothing new).
-        let due_by = later(now, self.policy.first_interval() / 2);
         for index in indices {
             let Some(p) = self.pending.get_mut(index) else {
                 continue;
@@ -188,11 +183,11 @@ impl Driver {
             if p.created.is_none() {
                 p.created = item.created_at;
             }
-            // A job whose record is wanted is looked at on its own.
-            let Some((at, LookKind::Status)) = p.next_look() else {
-                continue;
-            };
-            if at <= due_by || p.tracker.last_status() != Some(&item.status) {
+            // A job whose record is wanted is looked at on its own. Every
+            // other job the sweep shows is planned again from this look,
+            // due or not: jobs of one chunk then come due together, and
+            // share the next sweep.
+            if p.next_look().is_some_and(|(_, k)| k == LookKind::Status) {
                 if frees_a_worker(&item.status) {
                     note_finish(p, item.completed_at, now);
                 }

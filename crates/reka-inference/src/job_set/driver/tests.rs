@@ -314,35 +314,3 @@ fn a_server_time_lands_on_this_clock_inside_the_span_it_is_known_in() {
         }
     }
 }
-
-#[test]
-fn a_sweep_plans_again_only_the_jobs_due_or_changed() {
-    let mut driver = driver_with(2);
-    let created = Utc::now();
-    let t0 = Instant::now();
-    let mut looked = HashSet::new();
-    let (a, b) = ("job-00000", "job-00001");
-    for id in [a, b] {
-        driver.observe_item(item(id, JobStatus::InProgress, created), t0, &mut looked);
-    }
-    let next = |driver: &Driver, index: usize| driver.pending[&index].next_look().unwrap();
-    let (planned, kind) = next(&driver, 0);
-    assert_eq!(kind, LookKind::Status);
-    assert!(planned > t0);
-    // Shown again, still running, well before its look is due: its plan
-    // stands (the chunk was read for other jobs).
-    let early = t0 + Duration::from_millis(1);
-    driver.observe_item(item(a, JobStatus::InProgress, created), early, &mut looked);
-    assert_eq!(next(&driver, 0), (planned, LookKind::Status));
-    // Shown finished before its look was due: followed at once.
-    driver.observe_item(item(b, JobStatus::Completed, created), early, &mut looked);
-    assert_eq!(next(&driver, 1).1, LookKind::Record);
-    // Shown when due: planned again, from then.
-    driver.observe_item(
-        item(a, JobStatus::InProgress, created),
-        planned,
-        &mut looked,
-    );
-    assert!(next(&driver, 0).0 > planned);
-    assert!(looked.contains(a) && looked.contains(b));
-}
