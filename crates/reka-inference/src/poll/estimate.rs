@@ -111,7 +111,9 @@ struct Welford {
     log_var: f64,
 }
 
-const WEIGHT_FLOOR: f64 = 0.1;
+/// The least weight of a new job in the estimate: about the latest ten
+/// jobs make it, once more are learnt.
+pub(super) const WEIGHT_FLOOR: f64 = 0.1;
 
 /// The small-sample correction of a variance, n / (n - 1), at most 2.
 fn bessel(n: u64) -> f64 {

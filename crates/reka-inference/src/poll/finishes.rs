@@ -34,6 +34,7 @@ use std::sync::{Arc, Mutex};
 use tokio::time::Instant;
 
 use super::DurationEstimate;
+use super::estimate::WEIGHT_FLOOR;
 
 /// The finishes one job set saw of one endpoint's jobs, newest last.
 #[derive(Debug, Default)]
@@ -59,14 +60,15 @@ struct Inner {
 }
 
 /// While more of the set's jobs of one endpoint run at once than this, the
-/// endpoint's estimate, as it changes, is not taken up by the set's jobs:
-/// the first of them to end are the short ones, and the estimate weighs
-/// the latest ten finishes most, so a thousand jobs run together would
-/// teach, finish after finish, that every run ends about now, with no
-/// spread at all (each job then looked at at the shortest gap: 46 looks a
-/// job in bench-scale, against 19). A queue served by a few workers ends
-/// its jobs about in the order they started, and is learnt from.
-pub(crate) const FEW_RUNNING: usize = 4;
+/// endpoint's estimate, as it changes, is not taken up by the set's jobs.
+/// The estimate weighs about the latest this many finishes
+/// (1 / `WEIGHT_FLOOR`); when more jobs than that started together, the
+/// first of them to end are the short ones, and the estimate would teach,
+/// finish after finish, that every run ends about now, with no spread at
+/// all (each job then looked at at the shortest gap: 46 looks a job in
+/// bench-scale, against 19). A queue served by a few workers ends its jobs
+/// about in the order they started, and is learnt from.
+pub(crate) const FEW_RUNNING: usize = (1.0 / WEIGHT_FLOOR) as usize;
 
 /// How many finishes are kept: enough for the few queue looks of a job,
 /// however many jobs finish meanwhile on a busy endpoint (a window with more
