@@ -76,7 +76,6 @@ impl Driver {
             })
             .buffer_unordered(self.options.max_concurrency);
         let mut read: Vec<CreatedRange> = Vec::new();
-        let mut failure = None;
         while let Some((range, items)) = reads.next().await {
             match items {
                 Ok(items) => {
@@ -86,14 +85,15 @@ impl Driver {
                     }
                     read.push(range);
                 }
-                // The other reads still land: what they show is as fresh.
-                Err(e) => failure = failure.or(Some(e)),
+                Err(e) => {
+                    // No more reads of a list that fails (a 429 would be
+                    // answered by up to a hundred more): the ones in
+                    // flight are dropped, and the list pauses.
+                    drop(reads);
+                    self.list_failed(e);
+                    return;
+                }
             }
-        }
-        drop(reads);
-        if let Some(e) = failure {
-            self.list_failed(e);
-            return;
         }
         self.list_failures = 0;
         self.list_paused_until = None;

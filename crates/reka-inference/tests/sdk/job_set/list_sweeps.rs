@@ -51,7 +51,7 @@ async fn a_job_set_waits_through_the_list_endpoint() {
 /// for nearly the whole set).
 #[tokio::test(start_paused = true)]
 async fn slow_sweeps_do_not_hold_back_the_records_of_finished_jobs() {
-    use chrono::{DateTime, SecondsFormat, TimeDelta, Utc};
+    use chrono::Utc;
     use common::hostile::{Hostile, Reply, record};
     use reka_inference::{Client, JobSetOptions, PollPolicy};
     use std::time::Duration;
@@ -59,9 +59,7 @@ async fn slow_sweeps_do_not_hold_back_the_records_of_finished_jobs() {
     // 150 jobs: two chunks of the list. Each created a millisecond after
     // the one before; the first has finished, the others run on.
     let created = Utc::now();
-    let jobs: Vec<(String, DateTime<Utc>)> = (0..150)
-        .map(|i| (format!("req_{i}"), created + TimeDelta::milliseconds(i)))
-        .collect();
+    let jobs = jobs_created_from(created, 150);
     let listed = jobs.clone();
     let server = Hostile::start(move |_, path, query, _| {
         if !path.ends_with("/requests") {
@@ -71,37 +69,12 @@ async fn slow_sweeps_do_not_hold_back_the_records_of_finished_jobs() {
                 Reply::Json(404, json!({"detail": "not fetched in this test"}))
             };
         }
-        let url = reqwest::Url::parse(&format!("http://list/?{query}")).unwrap();
-        let arg = |name: &str| {
-            url.query_pairs()
-                .find(|(k, _)| k == name)
-                .map(|(_, v)| v.into_owned())
-        };
-        let time = |name: &str| arg(name).map(|v| DateTime::parse_from_rfc3339(&v).unwrap());
-        let (start, end) = (time("start"), time("end"));
-        let offset: usize = arg("offset").map_or(0, |v| v.parse().unwrap());
-        let limit: usize = arg("limit").map_or(100, |v| v.parse().unwrap());
-        let matching: Vec<serde_json::Value> = listed
-            .iter()
-            .rev()
-            .filter(|(_, at)| start.is_none_or(|s| *at >= s) && end.is_none_or(|e| *at < e))
-            .map(|(id, at)| {
-                let at = at.to_rfc3339_opts(SecondsFormat::Millis, true);
-                let done = id == "req_0";
-                json!({
-                    "request_id": id,
-                    "status": if done { "COMPLETED" } else { "IN_PROGRESS" },
-                    "created_at": at,
-                    "completed_at": done.then(|| at.clone()),
-                })
-            })
-            .collect();
-        let more = matching.len() > offset + limit;
-        let items: Vec<_> = matching.into_iter().skip(offset).take(limit).collect();
-        let page = json!({
-            "items": items,
-            "next_offset": more.then_some(offset + limit),
-            "has_more": more,
+        let page = list_page(&listed, query, |id| {
+            if id == "req_0" {
+                "COMPLETED"
+            } else {
+                "IN_PROGRESS"
+            }
         });
         Reply::Delayed(Duration::from_secs(3), Box::new(Reply::Json(200, page)))
     })
@@ -132,4 +105,129 @@ async fn slow_sweeps_do_not_hold_back_the_records_of_finished_jobs() {
     // Placing (two pages) and one sweep of the two chunks, give or take one.
     let lists = server.count("/requests");
     assert!(lists <= 6, "{lists} list reads before the first outcome");
+}
+
+/// Jobs `req_0`, `req_1`, ... created a millisecond apart from `created`.
+fn jobs_created_from(
+    created: chrono::DateTime<chrono::Utc>,
+    n: i64,
+) -> Vec<(String, chrono::DateTime<chrono::Utc>)> {
+    (0..n)
+        .map(|i| {
+            (
+                format!("req_{i}"),
+                created + chrono::TimeDelta::milliseconds(i),
+            )
+        })
+        .collect()
+}
+
+/// One page of `GET /v2/inference/requests` over `jobs` as a server
+/// answers it: newest first, `start`/`end` on `created_at`, `offset` and
+/// `limit`, each job in the status `status_of` gives it.
+fn list_page(
+    jobs: &[(String, chrono::DateTime<chrono::Utc>)],
+    query: &str,
+    status_of: impl Fn(&str) -> &'static str,
+) -> serde_json::Value {
+    use chrono::{DateTime, SecondsFormat};
+    let url = reqwest::Url::parse(&format!("http://list/?{query}")).unwrap();
+    let arg = |name: &str| {
+        url.query_pairs()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.into_owned())
+    };
+    let time = |name: &str| arg(name).map(|v| DateTime::parse_from_rfc3339(&v).unwrap());
+    let (start, end) = (time("start"), time("end"));
+    let offset: usize = arg("offset").map_or(0, |v| v.parse().unwrap());
+    let limit: usize = arg("limit").map_or(100, |v| v.parse().unwrap());
+    let matching: Vec<serde_json::Value> = jobs
+        .iter()
+        .rev()
+        .filter(|(_, at)| start.is_none_or(|s| *at >= s) && end.is_none_or(|e| *at < e))
+        .map(|(id, at)| {
+            let at = at.to_rfc3339_opts(SecondsFormat::Millis, true);
+            let status = status_of(id);
+            json!({
+                "request_id": id,
+                "status": status,
+                "created_at": at,
+                "completed_at": (status == "COMPLETED").then(|| at.clone()),
+            })
+        })
+        .collect();
+    let more = matching.len() > offset + limit;
+    let items: Vec<_> = matching.into_iter().skip(offset).take(limit).collect();
+    json!({
+        "items": items,
+        "next_offset": more.then_some(offset + limit),
+        "has_more": more,
+    })
+}
+
+/// Chunks are read several at a time, but a list that starts failing is
+/// not read further in that sweep: 2,000 jobs are 20 chunks, and a 429
+/// must not be answered by 19 more reads. At most `max_concurrency` reads
+/// a failing sweep, and five failing sweeps before the set polls jobs on
+/// their own.
+#[tokio::test(start_paused = true)]
+async fn a_sweep_stops_reading_chunks_once_the_list_fails() {
+    use common::hostile::{Hostile, Reply, record};
+    use reka_inference::{Client, JobSetOptions, PollPolicy};
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::time::Duration;
+
+    let created = chrono::Utc::now();
+    let jobs = jobs_created_from(created, 2000);
+    let listed = jobs.clone();
+    let chunk_reads = Arc::new(AtomicUsize::new(0));
+    let counted = chunk_reads.clone();
+    let server = Hostile::start(move |_, path, query, _| {
+        if !path.ends_with("/requests") {
+            let id = path.rsplit('/').next().unwrap_or("");
+            return Reply::Json(200, record(id, "IN_PROGRESS", None));
+        }
+        // The placing read starts a minute before the first submit; a
+        // chunk's read starts at one of the jobs' own times.
+        let url = reqwest::Url::parse(&format!("http://list/?{query}")).unwrap();
+        let start = url
+            .query_pairs()
+            .find(|(k, _)| k == "start")
+            .and_then(|(_, v)| chrono::DateTime::parse_from_rfc3339(&v).ok());
+        if start.is_some_and(|s| s >= created) {
+            counted.fetch_add(1, Ordering::SeqCst);
+            return Reply::Raw(429, vec![("retry-after", "1".into())], "{}".into());
+        }
+        Reply::Json(200, list_page(&listed, query, |_| "IN_PROGRESS"))
+    })
+    .await;
+    let client = Client::builder()
+        .api_key("sk-hostile-test")
+        .base_url(&server.url)
+        .poll_policy(PollPolicy::default())
+        .build()
+        .unwrap();
+    let concurrency = 2;
+    let mut set = client.job_set().with_options(
+        JobSetOptions::default()
+            .max_concurrency(concurrency)
+            .timeout(Duration::from_secs(4)),
+    );
+    for (id, at) in &jobs {
+        set.push(
+            client
+                .job_for("m/text-to-image", id)
+                .unwrap()
+                .with_submit_time(*at),
+        );
+    }
+    let results = set.wait_all().await;
+    assert_eq!(results.len(), 2000);
+    let reads = chunk_reads.load(Ordering::SeqCst);
+    assert!(reads >= 1, "the chunks were read");
+    assert!(
+        reads <= concurrency * 5,
+        "{reads} chunk reads answered 429 (20 chunks a sweep)"
+    );
 }
