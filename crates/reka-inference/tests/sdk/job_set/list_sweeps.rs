@@ -53,7 +53,7 @@ async fn a_job_set_waits_through_the_list_endpoint() {
 async fn slow_sweeps_do_not_hold_back_the_records_of_finished_jobs() {
     use chrono::Utc;
     use common::hostile::{Hostile, Reply, record};
-    use reka_inference::{Client, JobSetOptions, PollPolicy};
+    use reka_inference::JobSetOptions;
     use std::time::Duration;
 
     // 150 jobs: two chunks of the list. Each created a millisecond after
@@ -79,21 +79,7 @@ async fn slow_sweeps_do_not_hold_back_the_records_of_finished_jobs() {
         Reply::Delayed(Duration::from_secs(3), Box::new(Reply::Json(200, page)))
     })
     .await;
-    let client = Client::builder()
-        .api_key("sk-hostile-test")
-        .base_url(&server.url)
-        .poll_policy(PollPolicy::default())
-        .build()
-        .unwrap();
-    let mut set = client.job_set().with_options(JobSetOptions::default());
-    for (id, at) in &jobs {
-        set.push(
-            client
-                .job_for("m/text-to-image", id)
-                .unwrap()
-                .with_submit_time(*at),
-        );
-    }
+    let set = set_of(&server.url, &jobs, JobSetOptions::default());
     let mut outcomes = std::pin::pin!(set.into_stream());
     let first = tokio::time::timeout(Duration::from_secs(120), outcomes.next())
         .await
@@ -122,6 +108,40 @@ fn jobs_created_from(
         .collect()
 }
 
+/// A job set following `jobs` (attached with their submit times) through
+/// the stand-in at `url`.
+fn set_of(
+    url: &str,
+    jobs: &[(String, chrono::DateTime<chrono::Utc>)],
+    options: reka_inference::JobSetOptions,
+) -> reka_inference::JobSet {
+    let client = reka_inference::Client::builder()
+        .api_key("sk-hostile-test")
+        .base_url(url)
+        .poll_policy(reka_inference::PollPolicy::default())
+        .build()
+        .unwrap();
+    let mut set = client.job_set().with_options(options);
+    for (id, at) in jobs {
+        set.push(
+            client
+                .job_for("m/text-to-image", id)
+                .unwrap()
+                .with_submit_time(*at),
+        );
+    }
+    set
+}
+
+/// The value of `name` in a URL's query string, decoded.
+fn query_arg(query: &str, name: &str) -> Option<String> {
+    reqwest::Url::parse(&format!("http://list/?{query}"))
+        .unwrap()
+        .query_pairs()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.into_owned())
+}
+
 /// One page of `GET /v2/inference/requests` over `jobs` as a server
 /// answers it: newest first, `start`/`end` on `created_at`, `offset` and
 /// `limit`, each job in the status `status_of` gives it.
@@ -131,12 +151,7 @@ fn list_page(
     status_of: impl Fn(&str) -> &'static str,
 ) -> serde_json::Value {
     use chrono::{DateTime, SecondsFormat};
-    let url = reqwest::Url::parse(&format!("http://list/?{query}")).unwrap();
-    let arg = |name: &str| {
-        url.query_pairs()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.into_owned())
-    };
+    let arg = |name: &str| query_arg(query, name);
     let time = |name: &str| arg(name).map(|v| DateTime::parse_from_rfc3339(&v).unwrap());
     let (start, end) = (time("start"), time("end"));
     let offset: usize = arg("offset").map_or(0, |v| v.parse().unwrap());
@@ -173,7 +188,7 @@ fn list_page(
 #[tokio::test(start_paused = true)]
 async fn a_sweep_stops_reading_chunks_once_the_list_fails() {
     use common::hostile::{Hostile, Reply, record};
-    use reka_inference::{Client, JobSetOptions, PollPolicy};
+    use reka_inference::JobSetOptions;
     use std::sync::Arc;
     use std::sync::atomic::{AtomicUsize, Ordering};
     use std::time::Duration;
@@ -190,38 +205,24 @@ async fn a_sweep_stops_reading_chunks_once_the_list_fails() {
         }
         // The placing read starts a minute before the first submit; a
         // chunk's read starts at one of the jobs' own times.
-        let url = reqwest::Url::parse(&format!("http://list/?{query}")).unwrap();
-        let start = url
-            .query_pairs()
-            .find(|(k, _)| k == "start")
-            .and_then(|(_, v)| chrono::DateTime::parse_from_rfc3339(&v).ok());
-        if start.is_some_and(|s| s >= created) {
+        if query_arg(query, "start")
+            .and_then(|v| chrono::DateTime::parse_from_rfc3339(&v).ok())
+            .is_some_and(|s| s >= created)
+        {
             counted.fetch_add(1, Ordering::SeqCst);
             return Reply::Raw(429, vec![("retry-after", "1".into())], "{}".into());
         }
         Reply::Json(200, list_page(&listed, query, |_| "IN_PROGRESS"))
     })
     .await;
-    let client = Client::builder()
-        .api_key("sk-hostile-test")
-        .base_url(&server.url)
-        .poll_policy(PollPolicy::default())
-        .build()
-        .unwrap();
     let concurrency = 2;
-    let mut set = client.job_set().with_options(
+    let set = set_of(
+        &server.url,
+        &jobs,
         JobSetOptions::default()
             .max_concurrency(concurrency)
             .timeout(Duration::from_secs(4)),
     );
-    for (id, at) in &jobs {
-        set.push(
-            client
-                .job_for("m/text-to-image", id)
-                .unwrap()
-                .with_submit_time(*at),
-        );
-    }
     let results = set.wait_all().await;
     assert_eq!(results.len(), 2000);
     let reads = chunk_reads.load(Ordering::SeqCst);
