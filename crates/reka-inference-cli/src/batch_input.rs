@@ -32,7 +32,8 @@ use crate::exit::{ExitClass, Failure};
 
 /// The names the batch keeps in its directory (`DIR`), and the prefixes
 /// of the files SQLite and the results rewrite put beside them
-/// (`journal.sqlite-wal`, `results.jsonl.tmp`): no line id may be one, in
+/// (`journal.sqlite-wal`, `results.jsonl.tmp`,
+/// `results.jsonl.rows`): no line id may be one, in
 /// any case (a case-insensitive file system makes `Journal.SQLite` the
 /// journal), and no id may start with a dot (`.lock`, `.input.jsonl.part`).
 pub const RESERVED_NAMES: [&str; 3] = ["journal.sqlite", "results.jsonl", "input.jsonl"];

@@ -104,6 +104,17 @@ impl Journal for RunJournal {
         }
     }
 
+    async fn load_page(
+        &self,
+        after: Option<&str>,
+        limit: usize,
+    ) -> reka_inference::Result<Vec<JournalEntry>> {
+        match self {
+            RunJournal::Sqlite(j) => j.load_page(after, limit).await,
+            RunJournal::Postgres(j) => j.load_page(after, limit).await,
+        }
+    }
+
     fn is_shared(&self) -> bool {
         matches!(self, RunJournal::Postgres(_))
     }

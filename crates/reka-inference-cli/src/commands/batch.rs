@@ -428,17 +428,22 @@ pub async fn run(
         Err(e) => return Err(e.into()),
     };
     let late = std::mem::take(&mut *late.lock().unwrap_or_else(|e| e.into_inner()));
-    // The journal's final word, and the results file rewritten from it.
-    let entries = journal.load().await?;
+    // The journal's final word, and the results file rewritten from it, a
+    // page of entries at a time: the batch's outputs are never all in
+    // memory.
     let mut bad = scan.bad.clone();
     bad.extend(late.iter().cloned());
-    batch_results::rewrite(&results_path, &entries, &scan.lines, &bad)?;
+    let mut standings = Standings::new();
+    batch_results::rewrite_from(&results_path, &*journal, &scan.lines, &bad, |entry| {
+        standings.insert(entry.key.clone(), (entry.state, entry.succeeded()));
+    })
+    .await?;
     let mut reporter = lock_reporter(&reporter);
     for b in &late {
         reporter.note(&format!("line {}: {}; skipped", b.line, b.reason));
     }
     let late_keys: HashSet<String> = late.iter().map(|b| b.key.clone()).collect();
-    let counts = Counts::of(&scan, &entries, &reporter.changed, &late_keys);
+    let counts = Counts::of(&scan, &standings, &reporter.changed, &late_keys);
     reporter.finish(&out_dir, &source, &summary, &counts, interrupted)
 }
 
@@ -551,6 +556,10 @@ async fn check_prices(
     ))
 }
 
+/// How each journal entry stands, by key: its state and whether it
+/// succeeded (all that the counts need of it).
+type Standings = HashMap<String, (EntryState, bool)>;
+
 /// Where each input line stands at the end of a run: they add up to the
 /// lines of the input.
 #[derive(Debug, Default, PartialEq)]
@@ -570,12 +579,10 @@ impl Counts {
     /// could not be hashed); they were never submitted.
     fn of(
         scan: &Scan,
-        entries: &[JournalEntry],
+        standings: &Standings,
         changed: &HashSet<String>,
         late: &HashSet<String>,
     ) -> Counts {
-        let by_key: HashMap<&str, &JournalEntry> =
-            entries.iter().map(|e| (e.key.as_str(), e)).collect();
         let mut c = Counts {
             lines: scan.good + scan.bad.len(),
             invalid: scan.bad.len(),
@@ -586,11 +593,11 @@ impl Counts {
                 c.changed += 1;
                 continue;
             }
-            if late.contains(key) && !by_key.contains_key(key.as_str()) {
+            if late.contains(key) && !standings.contains_key(key) {
                 c.invalid += 1;
                 continue;
             }
-            match by_key.get(key.as_str()).map(|e| (e.state, e.succeeded())) {
+            match standings.get(key).copied() {
                 Some((EntryState::Done | EntryState::Reported, true)) => c.succeeded += 1,
                 Some((EntryState::Done | EntryState::Reported, false)) => c.failed += 1,
                 Some((EntryState::Submitted, _)) => c.running += 1,
@@ -1096,7 +1103,7 @@ mod tests {
     #[test]
     fn counts_add_up_to_the_lines_of_the_input() {
         let scan = scan_of(&["a", "b", "c", "d", "e", "f", "g", "h"], 2);
-        let entries = vec![
+        let entries = [
             entry("a", EntryState::Reported, Some("COMPLETED")),
             entry("b", EntryState::Reported, Some("FAILED")),
             entry("c", EntryState::Submitted, None),
@@ -1108,7 +1115,11 @@ mod tests {
         ];
         let changed: HashSet<String> = ["f".to_owned()].into();
         let late: HashSet<String> = ["g".to_owned()].into();
-        let c = Counts::of(&scan, &entries, &changed, &late);
+        let standings: Standings = entries
+            .iter()
+            .map(|e| (e.key.clone(), (e.state, e.succeeded())))
+            .collect();
+        let c = Counts::of(&scan, &standings, &changed, &late);
         assert_eq!(
             c,
             Counts {

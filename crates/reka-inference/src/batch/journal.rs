@@ -25,9 +25,11 @@ use crate::error::Result;
 /// `save` must be durable (for the crash the caller cares about) when its
 /// future completes. [`MemoryJournal`] keeps entries in memory (tests,
 /// one-shot runs); `SqliteJournal` (feature `sqlite`) in a file. A journal
-/// in a database server takes an upsert by `key` and a select of every row.
+/// in a database server takes an upsert by `key`, a select of every row and
+/// one of a page of rows by key ([`load_page`](Journal::load_page)).
 ///
-/// A journal one run owns implements `load` and `save` only. A journal
+/// A journal one run owns implements `load` and `save` (and `load_page`
+/// when it can read a page faster than the whole). A journal
 /// *shared* by runs on several machines (`PostgresJournal`, feature
 /// `postgres`) also overrides the methods from
 /// [`is_shared`](Journal::is_shared) on: it holds the batch's items
@@ -55,6 +57,54 @@ pub trait Journal: Send + Sync + 'static {
 
     /// Saves `entry`, replacing the entry of the same `key`.
     fn save(&self, entry: &JournalEntry) -> impl Future<Output = Result<()>> + Send;
+
+    /// Up to `limit` entries, the first page (`after` = `None`) or the one
+    /// following the page whose last key was `after`: so that a caller
+    /// reading a journal of a million items holds one page, not the
+    /// batch. Pages come in an order of keys the journal chooses and keeps
+    /// between calls (byte order here, the database's collation in a
+    /// server); a page shorter than `limit` is the last.
+    ///
+    /// Default: [`load`](Journal::load), sorted and cut. It is right for
+    /// any journal but reads the whole journal for every page; a journal
+    /// in a database overrides it with a query by key (as `SqliteJournal`
+    /// and `PostgresJournal` do).
+    ///
+    /// ```
+    /// use reka_inference::batch::{Journal, JournalEntry, MemoryJournal};
+    ///
+    /// # async fn demo() -> reka_inference::Result<()> {
+    /// let journal = MemoryJournal::default();
+    /// for key in ["c", "a", "b"] {
+    ///     journal.save(&JournalEntry::new(key, "m/c", "fp", key)).await?;
+    /// }
+    /// let mut keys = Vec::new();
+    /// let mut after: Option<String> = None;
+    /// loop {
+    ///     let page = journal.load_page(after.as_deref(), 2).await?;
+    ///     keys.extend(page.iter().map(|e| e.key.clone()));
+    ///     match page.last() {
+    ///         Some(last) if page.len() == 2 => after = Some(last.key.clone()),
+    ///         _ => break,
+    ///     }
+    /// }
+    /// assert_eq!(keys, ["a", "b", "c"]);
+    /// # Ok(()) }
+    /// ```
+    fn load_page(
+        &self,
+        after: Option<&str>,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<JournalEntry>>> + Send {
+        async move {
+            let mut entries = self.load().await?;
+            entries.sort_unstable_by(|a, b| a.key.cmp(&b.key));
+            let start = after.map_or(0, |after| {
+                entries.partition_point(|e| e.key.as_str() <= after)
+            });
+            Ok(entries.into_iter().skip(start).take(limit).collect())
+        }
+    }
 
     /// Whether runs on other machines share this journal. A run of a
     /// shared journal puts its items in the journal, then takes the lines
@@ -264,6 +314,20 @@ impl Journal for MemoryJournal {
         entries.insert(entry.key.clone(), entry.clone());
         Ok(())
     }
+
+    async fn load_page(&self, after: Option<&str>, limit: usize) -> Result<Vec<JournalEntry>> {
+        let entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        let mut keys: Vec<&String> = entries
+            .keys()
+            .filter(|key| after.is_none_or(|after| key.as_str() > after))
+            .collect();
+        keys.sort_unstable();
+        Ok(keys
+            .into_iter()
+            .take(limit)
+            .filter_map(|key| entries.get(key).cloned())
+            .collect())
+    }
 }
 
 impl<J: Journal> Journal for std::sync::Arc<J> {
@@ -273,6 +337,14 @@ impl<J: Journal> Journal for std::sync::Arc<J> {
 
     fn save(&self, entry: &JournalEntry) -> impl Future<Output = Result<()>> + Send {
         (**self).save(entry)
+    }
+
+    fn load_page(
+        &self,
+        after: Option<&str>,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<JournalEntry>>> + Send {
+        (**self).load_page(after, limit)
     }
 
     fn is_shared(&self) -> bool {
@@ -302,5 +374,69 @@ impl<J: Journal> Journal for std::sync::Arc<J> {
 
     fn release(&self) -> impl Future<Output = Result<()>> + Send {
         (**self).release()
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    /// Keys whose byte order is not their order as numbers, as words or
+    /// in any case: a page boundary must fall between any two of them.
+    const KEYS: [&str; 9] = [
+        "line-10", "line-2", "a", "a-b", "ab", "B", "é", "line-1", "Z",
+    ];
+
+    /// Saves [`KEYS`] into `journal`, then reads it by pages of every size
+    /// from 1 to past its length: each reading is `load`'s entries, each
+    /// once, in byte order of keys, and only its last page is short.
+    pub(crate) async fn pages_cover_the_journal_once_in_key_order(journal: &impl Journal) {
+        for (i, key) in KEYS.iter().enumerate() {
+            let mut entry = JournalEntry::new(*key, "m/c", format!("fp-{i}"), *key);
+            entry.output = Some(serde_json::json!({ "n": i }));
+            journal.save(&entry).await.unwrap();
+        }
+        let mut whole = journal.load().await.unwrap();
+        whole.sort_by(|a, b| a.key.cmp(&b.key));
+        assert_eq!(whole.len(), KEYS.len());
+        for limit in 1..=KEYS.len() + 1 {
+            let mut read = Vec::new();
+            let mut after: Option<String> = None;
+            loop {
+                let page = journal.load_page(after.as_deref(), limit).await.unwrap();
+                assert!(page.len() <= limit, "a page of {limit} held {}", page.len());
+                let last_page = page.len() < limit;
+                read.extend(page);
+                if last_page {
+                    break;
+                }
+                after = read.last().map(|e| e.key.clone());
+            }
+            assert_eq!(read, whole, "read by pages of {limit}");
+        }
+        assert!(journal.load_page(Some("é"), 5).await.unwrap().is_empty());
+        assert!(journal.load_page(None, 0).await.unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_memory_journal_reads_by_pages() {
+        pages_cover_the_journal_once_in_key_order(&MemoryJournal::default()).await;
+    }
+
+    /// A journal that implements only `load` and `save` gets pages from
+    /// the trait's default.
+    #[tokio::test]
+    async fn a_journal_of_load_and_save_alone_reads_by_pages() {
+        #[derive(Default)]
+        struct Minimal(MemoryJournal);
+        impl Journal for Minimal {
+            async fn load(&self) -> Result<Vec<JournalEntry>> {
+                self.0.load().await
+            }
+            async fn save(&self, entry: &JournalEntry) -> Result<()> {
+                self.0.save(entry).await
+            }
+        }
+        pages_cover_the_journal_once_in_key_order(&Minimal::default()).await;
     }
 }

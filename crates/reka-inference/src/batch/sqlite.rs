@@ -90,15 +90,14 @@ impl SqliteJournal {
     }
 }
 
-impl Journal for SqliteJournal {
-    async fn load(&self) -> Result<Vec<JournalEntry>> {
+impl SqliteJournal {
+    /// The entries a query of `key, entry` rows selects.
+    fn read(&self, sql: &str, params: impl rusqlite::Params) -> Result<Vec<JournalEntry>> {
         let connection = self.lock();
         let failed = |e: rusqlite::Error| Error::Journal(format!("cannot read the journal: {e}"));
-        let mut statement = connection
-            .prepare("SELECT key, entry FROM entries")
-            .map_err(failed)?;
+        let mut statement = connection.prepare(sql).map_err(failed)?;
         let rows = statement
-            .query_map([], |row| {
+            .query_map(params, |row| {
                 Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?))
             })
             .map_err(failed)?;
@@ -113,6 +112,27 @@ impl Journal for SqliteJournal {
             entries.push(entry);
         }
         Ok(entries)
+    }
+}
+
+impl Journal for SqliteJournal {
+    async fn load(&self) -> Result<Vec<JournalEntry>> {
+        self.read("SELECT key, entry FROM entries", [])
+    }
+
+    /// By the primary key, in byte order (SQLite's `BINARY` collation).
+    async fn load_page(&self, after: Option<&str>, limit: usize) -> Result<Vec<JournalEntry>> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        match after {
+            None => self.read(
+                "SELECT key, entry FROM entries ORDER BY key LIMIT ?1",
+                [limit],
+            ),
+            Some(after) => self.read(
+                "SELECT key, entry FROM entries WHERE key > ?1 ORDER BY key LIMIT ?2",
+                rusqlite::params![after, limit],
+            ),
+        }
     }
 
     async fn save(&self, entry: &JournalEntry) -> Result<()> {
@@ -154,6 +174,13 @@ mod tests {
         assert_eq!(entries.len(), 2);
         assert_eq!(entries[0], a);
         assert_eq!(entries[1].state, EntryState::Submitting);
+    }
+
+    #[tokio::test]
+    async fn it_reads_by_pages_of_its_primary_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let journal = SqliteJournal::open(dir.path().join("journal.sqlite")).unwrap();
+        crate::batch::journal::tests::pages_cover_the_journal_once_in_key_order(&journal).await;
     }
 
     #[test]

@@ -381,3 +381,46 @@ async fn an_answer_of_the_server_is_not_retried_as_a_connection_failure() {
     assert!(matches!(e, Error::Journal(_)), "{e:?}");
     assert!(e.to_string().contains("no_such_db"), "{e}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_batch_reads_by_pages_each_entry_once() {
+    let pg = TestPostgres::start();
+    let url = pg.url();
+    let j = journal(&url, "b", 30_000).await;
+    let other = journal(&url, "other", 30_000).await;
+    j.add_items(&items(23), 0).await.unwrap();
+    other.add_items(&items(5), 0).await.unwrap();
+    let claimed = claim_all(&j).await;
+    assert_eq!(claimed.len(), 23);
+    // Lines no worker started have no entry, and are not read.
+    let mut saved = HashSet::new();
+    for key in claimed.iter().filter(|k| !k.ends_with('7')) {
+        j.save(&JournalEntry::new(key.as_str(), IMAGE, "fp", key.as_str()))
+            .await
+            .unwrap();
+        saved.insert(key.clone());
+    }
+    for key in claim_all(&other).await {
+        other
+            .save(&JournalEntry::new(key.as_str(), IMAGE, "fp", "of-other"))
+            .await
+            .unwrap();
+    }
+    for limit in [1, 4, 20, 21, 100] {
+        let mut read = Vec::new();
+        let mut after: Option<String> = None;
+        loop {
+            let page = j.load_page(after.as_deref(), limit).await.unwrap();
+            assert!(page.len() <= limit);
+            let last_page = page.len() < limit;
+            read.extend(page.into_iter().map(|e| e.key));
+            if last_page {
+                break;
+            }
+            after = read.last().cloned();
+        }
+        let once: HashSet<String> = read.iter().cloned().collect();
+        assert_eq!(once.len(), read.len(), "pages of {limit}: a key twice");
+        assert_eq!(once, saved, "pages of {limit}");
+    }
+}

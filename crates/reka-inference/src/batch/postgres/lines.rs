@@ -21,6 +21,16 @@ fn entry_json(entry: &JournalEntry) -> Result<Value> {
     serde_json::to_value(entry).map_err(|e| Error::Journal(format!("cannot encode an entry: {e}")))
 }
 
+/// The entry of a `key, entry` row.
+fn entry_of_row(row: &tokio_postgres::Row) -> Result<JournalEntry> {
+    let key: String = row.get(0);
+    serde_json::from_value(row.get::<_, Value>(1)).map_err(|e| {
+        Error::Journal(format!(
+            "the journal's entry for {key:?} is unreadable: {e}"
+        ))
+    })
+}
+
 impl Journal for PostgresJournal {
     /// Every entry of the batch (lines no worker started have none).
     async fn load(&self) -> Result<Vec<JournalEntry>> {
@@ -39,16 +49,30 @@ impl Journal for PostgresJournal {
                 }
             })
             .await?;
-        rows.iter()
-            .map(|row| {
-                let key: String = row.get(0);
-                serde_json::from_value(row.get::<_, Value>(1)).map_err(|e| {
-                    Error::Journal(format!(
-                        "the journal's entry for {key:?} is unreadable: {e}"
-                    ))
-                })
+        rows.iter().map(entry_of_row).collect()
+    }
+
+    /// By key, in the database's collation (the primary key's order).
+    async fn load_page(&self, after: Option<&str>, limit: usize) -> Result<Vec<JournalEntry>> {
+        let batch = self.inner.batch.clone();
+        let after = after.map(str::to_owned);
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let rows = self
+            .inner
+            .call("read the batch", move |c| {
+                let (batch, after) = (batch.clone(), after.clone());
+                async move {
+                    Ok(c.query(
+                        "SELECT key, entry FROM reka_batch_lines
+                         WHERE batch = $1 AND entry IS NOT NULL AND ($2::text IS NULL OR key > $2)
+                         ORDER BY key LIMIT $3",
+                        &[&batch, &after, &limit],
+                    )
+                    .await?)
+                }
             })
-            .collect()
+            .await?;
+        rows.iter().map(entry_of_row).collect()
     }
 
     /// Writes the entry if this worker still holds its line (its fencing
