@@ -106,8 +106,7 @@ impl Results {
     /// Opens `path` (created if missing), reads the ids already written,
     /// and cuts off a last line a crash left half-written.
     pub fn open(path: &Path) -> Result<Results, Failure> {
-        let failed =
-            |e: std::io::Error| Failure::new(ExitClass::Other, format!("{}: {e}", path.display()));
+        let failed = |e| io_failure(path, e);
         let mut file = OpenOptions::new()
             .read(true)
             .append(true)
@@ -242,7 +241,6 @@ pub struct Rewrite<'a> {
     lines: &'a HashMap<String, u64>,
     scratch_path: PathBuf,
     scratch: BufWriter<File>,
-    written: u64,
     /// Each row's line (`u64::MAX`: none), place and length in the scratch.
     index: Vec<(u64, u64, usize)>,
     /// Finished entries with no output: written last, with their old
@@ -265,7 +263,6 @@ impl<'a> Rewrite<'a> {
             lines,
             scratch_path,
             scratch: BufWriter::new(scratch),
-            written: 0,
             index: Vec::new(),
             without_output: Vec::new(),
         })
@@ -291,9 +288,9 @@ impl<'a> Rewrite<'a> {
         self.scratch
             .write_all(&text)
             .map_err(|e| io_failure(&self.scratch_path, e))?;
-        self.index
-            .push((line.unwrap_or(u64::MAX), self.written, text.len()));
-        self.written += text.len() as u64;
+        // Rows lie end to end: this one starts where the last ended.
+        let at = self.index.last().map_or(0, |&(_, at, len)| at + len as u64);
+        self.index.push((line.unwrap_or(u64::MAX), at, text.len()));
         Ok(())
     }
 
